@@ -1,0 +1,5 @@
+import sys
+
+from xbar.cli import main
+
+sys.exit(main())
