@@ -1,0 +1,661 @@
+"""Driver for the Digilent Analog Discovery 2 (AD2) through pydwf.
+
+The pydwf library object is injected (``pydwf.DwfLibrary()`` on the bench, a fake in tests and
+simulation), so nothing here loads the WaveForms runtime. The driver covers what the crossbar
+bench uses: the two AWG channels (DC levels, single rectangular pulses, one-shot arbitrary
+waveforms), the two scope channels (single triggered captures, quick samples), the 16 static
+digital I/O pins (the switch matrix) and the ±5 V supplies.
+
+Safety: every AWG voltage is checked against the bench's ``SafetyLimits.max_voltage`` and the
+AWG's ±5 V range, and supply voltages against 0…+5 V / −5…0 V, *before* any call reaches the
+device (``SafetyLimitError``, a ``ValueError``). ``close()`` (also on leaving a ``with`` block,
+even through an exception) drives both AWG outputs to 0 V and disables them, releases the DIO
+pins (switch matrix floating), turns the supplies off and closes the device; it never raises.
+
+Errors from pydwf become :class:`~instruments.errors.InstrumentError` (bad parameter, code =
+``DwfErrorCode`` value), :class:`~instruments.errors.InstrumentTimeout` (API lock timeout) or
+:class:`~instruments.errors.ConnectionLost` (anything else: the runtime cannot talk to the
+device), each naming the pydwf call that failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from pydwf import (
+    DwfAcquisitionMode,
+    DwfAnalogOutFunction,
+    DwfAnalogOutIdle,
+    DwfAnalogOutNode,
+    DwfDeviceID,
+    DwfErrorCode,
+    DwfLibraryError,
+    DwfState,
+    DwfTriggerSource,
+    PyDwfError,
+)
+from pydwf.utilities import openDwfDevice
+
+from instruments.errors import (
+    ConnectionLost,
+    InstrumentError,
+    InstrumentTimeout,
+    SafetyLimitError,
+    SafetyLimits,
+    fault_message,
+)
+
+__all__ = [
+    "AWG_CHANNELS",
+    "AWG_MAX_RATE",
+    "AWG_MAX_VOLTAGE",
+    "AWG_MIN_PULSE_S",
+    "AnalogDiscovery2",
+    "DIO_PINS",
+    "SCOPE_CHANNELS",
+    "SCOPE_MAX_RANGE",
+    "SCOPE_MAX_RATE",
+    "SUPPLY_MAX_VOLTAGE",
+]
+
+log = logging.getLogger(__name__)
+
+AWG_CHANNELS = (0, 1)
+"""AWG channel indices (W1, W2)."""
+SCOPE_CHANNELS = (0, 1)
+"""Scope channel indices (1+/1−, 2+/2−)."""
+AWG_MAX_VOLTAGE = 5.0
+"""AWG hardware output range, ±V."""
+AWG_MAX_RATE = 100e6
+"""AWG sample rate limit, samples/s."""
+AWG_MIN_PULSE_S = 100e-9
+"""Shortest pulse accepted, s (the AWG's ~12 MHz analog bandwidth distorts shorter ones)."""
+SCOPE_MAX_RATE = 100e6
+"""Scope sample rate limit, samples/s."""
+SCOPE_MAX_RANGE = 50.0
+"""Largest scope range (full-scale peak-to-peak span), V: the ±25 V input range."""
+DIO_PINS = 16
+"""Static digital I/O pins (DIO 0…15, 3.3 V CMOS)."""
+SUPPLY_MAX_VOLTAGE = 5.0
+"""The supplies span 0…+5 V (V+) and −5…0 V (V−)."""
+
+_CARRIER = DwfAnalogOutNode.Carrier
+_AWG_TRIGGER = {0: DwfTriggerSource.AnalogOut1, 1: DwfTriggerSource.AnalogOut2}
+_PULSE_MAX_SAMPLES = 16
+_PARAMETER_ERRORS = {
+    DwfErrorCode.InvalidParameter0,
+    DwfErrorCode.InvalidParameter1,
+    DwfErrorCode.InvalidParameter2,
+    DwfErrorCode.InvalidParameter3,
+    DwfErrorCode.InvalidParameter4,
+    DwfErrorCode.NotSupported,
+    DwfErrorCode.AlreadyOpened,
+}
+
+
+def _fmt_arg(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"<{value.size} samples>"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value)
+
+
+class AnalogDiscovery2:
+    """One Analog Discovery 2 on the bench.
+
+    :param dwf_library: the pydwf library object (``pydwf.DwfLibrary()``; a fake in tests).
+    :param serial_number: open the AD2 whose 12-digit serial ends with this (case-insensitive);
+        ``None``: the only AD2 connected.
+    :param limits: the bench limits; ``limits.max_voltage`` bounds every AWG voltage.
+    :param name: instrument name used in error messages.
+    :param clock: monotonic time source, s (injectable so tests need not wait).
+    :param sleep: ``sleep(seconds)`` used between status polls.
+    :param poll_interval_s: wait between status polls, s.
+
+    Use as a context manager (``with AnalogDiscovery2(...) as ad2:``) or call :meth:`open` and
+    :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        dwf_library: Any,
+        *,
+        serial_number: str | None = None,
+        limits: SafetyLimits,
+        name: str = "Analog Discovery 2",
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_interval_s: float = 1e-3,
+    ) -> None:
+        if not isinstance(limits, SafetyLimits):
+            raise TypeError(f"limits must be a SafetyLimits, got {limits!r}")
+        self._dwf = dwf_library
+        self.serial_number = serial_number
+        self.limits = limits
+        self.name = name
+        self._clock = clock
+        self._sleep = sleep
+        self.poll_interval_s = float(poll_interval_s)
+        self._device: Any = None
+        self._scope_buffer = (1, 0)
+        self._awg_samples = (1, 0)
+        self._awg_pending = dict.fromkeys(AWG_CHANNELS, False)
+        self._scope_enabled: set[int] = set()
+        self._dio_mask: int | None = None
+
+    # ------------------------------------------------------------------ session ------------
+    def __enter__(self) -> AnalogDiscovery2:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        """True between :meth:`open` and :meth:`close`."""
+        return self._device is not None
+
+    @property
+    def scope_buffer_max(self) -> int:
+        """Largest scope record the open device allows, samples."""
+        return self._scope_buffer[1]
+
+    @property
+    def awg_samples_max(self) -> int:
+        """Largest AWG custom waveform the open device allows, samples."""
+        return self._awg_samples[1]
+
+    def open(self) -> AnalogDiscovery2:
+        """Open the AD2 (``pydwf.utilities.openDwfDevice``, filtered to Analog Discovery 2 and
+        ``serial_number``) and read the scope/AWG buffer sizes. Idempotent; returns ``self``.
+
+        Raises ConnectionLost when no (or no unique) matching device answers.
+        """
+        if self._device is not None:
+            return self
+        command = f"openDwfDevice(serial_number_filter={self.serial_number!r})"
+        try:
+            device = openDwfDevice(
+                self._dwf,
+                serial_number_filter=self.serial_number,
+                device_id_filter=DwfDeviceID.Discovery2.value,
+            )
+        except PyDwfError as exc:
+            raise self._translate(exc, command) from exc
+        self._device = device
+        self._awg_pending = dict.fromkeys(AWG_CHANNELS, False)
+        self._scope_enabled = set()
+        self._dio_mask = None
+        try:
+            lo, hi = self._call("analogIn", "bufferSizeInfo")
+            self._scope_buffer = (int(lo), int(hi))
+            lo, hi = self._call("analogOut", "nodeDataInfo", 0, _CARRIER)
+            self._awg_samples = (int(lo), int(hi))
+        except Exception:
+            self._close_quietly(device)
+            self._device = None
+            raise
+        return self
+
+    def close(self) -> None:
+        """Make the bench safe and close the device; idempotent, never raises.
+
+        Order: both AWG outputs to 0 V (DC), then both disabled; DIO outputs low and undriven
+        (the switch matrix's ENABLE low: every crossbar line floating); supplies off; device
+        closed. A failing step (dead device) is logged and the next one still runs.
+        """
+        device = self._device
+        if device is None:
+            return
+        steps: list[tuple[str, Callable[[], None]]] = [
+            *[(f"AWG {ch + 1} to 0 V", lambda ch=ch: self._awg_zero(ch)) for ch in AWG_CHANNELS],
+            *[(f"AWG {ch + 1} off", lambda ch=ch: self._awg_disable(ch)) for ch in AWG_CHANNELS],
+            ("DIO release", self.dio_release),
+            ("supplies off", self.supplies_off),
+        ]
+        try:
+            for what, step in steps:
+                try:
+                    step()
+                except Exception as exc:  # noqa: BLE001 - close must not raise
+                    log.warning("%s: close: %s failed: %s", self.name, what, exc)
+        finally:
+            self._close_quietly(device)
+            self._device = None
+            self._dio_mask = None
+            self._awg_pending = dict.fromkeys(AWG_CHANNELS, False)
+            self._scope_enabled = set()
+
+    def _close_quietly(self, device: Any) -> None:
+        try:
+            device.close()
+        except Exception as exc:  # noqa: BLE001 - close must not raise
+            log.warning("%s: device.close() failed: %s", self.name, exc)
+
+    # ------------------------------------------------------------------ plumbing -----------
+    def _require_open(self) -> Any:
+        if self._device is None:
+            raise InstrumentError(
+                fault_message(self.name, None, "not open (call open() or use 'with')"),
+                instrument=self.name,
+            )
+        return self._device
+
+    def _call(self, api: str, method: str, *args: Any) -> Any:
+        """``device.<api>.<method>(*args)`` with pydwf errors translated."""
+        device = self._require_open()
+        try:
+            return getattr(getattr(device, api), method)(*args)
+        except PyDwfError as exc:
+            command = f"{api}.{method}({', '.join(_fmt_arg(a) for a in args)})"
+            raise self._translate(exc, command) from exc
+
+    def _translate(self, exc: PyDwfError, command: str) -> InstrumentError:
+        code = exc.code if isinstance(exc, DwfLibraryError) else None
+        message = fault_message(self.name, command, str(exc))
+        value = None if code is None else int(code.value)
+        if code in _PARAMETER_ERRORS:
+            return InstrumentError(message, instrument=self.name, command=command, code=value)
+        if code == DwfErrorCode.ApiLockTimeout:
+            return InstrumentTimeout(message, instrument=self.name, command=command, code=value)
+        return ConnectionLost(message, instrument=self.name, command=command, code=value)
+
+    def _wait_until(self, poll: Callable[[], bool], deadline: float, what: str) -> None:
+        """Poll until ``poll()`` is true; InstrumentTimeout once the clock passes ``deadline``."""
+        while not poll():
+            if self._clock() >= deadline:
+                raise InstrumentTimeout(
+                    fault_message(self.name, what, "timed out"),
+                    instrument=self.name,
+                    command=what,
+                )
+            self._sleep(self.poll_interval_s)
+
+    # ------------------------------------------------------------------ checks -------------
+    @staticmethod
+    def _check_awg_channel(channel: int) -> int:
+        if isinstance(channel, bool) or channel not in AWG_CHANNELS:
+            raise ValueError(f"AWG channel must be one of {AWG_CHANNELS}, got {channel!r}")
+        return int(channel)
+
+    def _check_awg_voltage(self, value: float, setting: str) -> float:
+        v = self.limits.check_voltage(value, setting)
+        if abs(v) > AWG_MAX_VOLTAGE:
+            raise SafetyLimitError(
+                f"{setting} = {v:g} V refused: beyond the AWG range ±{AWG_MAX_VOLTAGE:g} V",
+                setting=setting,
+                value=v,
+                limit=AWG_MAX_VOLTAGE,
+            )
+        return v
+
+    @staticmethod
+    def _positive(value: float, name: str, upper: float | None = None, unit: str = "") -> float:
+        v = float(value)
+        if not (math.isfinite(v) and v > 0) or (upper is not None and v > upper):
+            span = f"(0, {upper:g}] {unit}" if upper is not None else f"> 0 {unit}"
+            raise ValueError(f"{name} must be in {span}, got {value!r}")
+        return v
+
+    # ------------------------------------------------------------------ AWG ----------------
+    def awg_dc(self, channel: int, volts: float) -> None:
+        """Hold AWG ``channel`` (0 or 1) at a DC level of ``volts`` V (|V| ≤ min(5,
+        max_voltage)) until changed.
+
+        Calls: nodeFunctionSet(DC), nodeOffsetSet(volts), runSet(0) (run forever),
+        repeatSet(0), nodeEnableSet(1), configure(start=1).
+        """
+        ch = self._check_awg_channel(channel)
+        v = self._check_awg_voltage(volts, f"AWG {ch + 1} DC level")
+        self._require_open()
+        self._awg_pending[ch] = False
+        self._call("analogOut", "nodeFunctionSet", ch, _CARRIER, DwfAnalogOutFunction.DC)
+        self._call("analogOut", "nodeOffsetSet", ch, _CARRIER, v)
+        self._call("analogOut", "runSet", ch, 0.0)
+        self._call("analogOut", "repeatSet", ch, 0)
+        self._call("analogOut", "nodeEnableSet", ch, _CARRIER, 1)
+        self._call("analogOut", "configure", ch, 1)
+
+    def awg_pulse(
+        self,
+        channel: int,
+        amplitude: float,
+        width_s: float,
+        *,
+        baseline: float = 0.0,
+        start: bool = True,
+    ) -> None:
+        """One rectangular pulse on AWG ``channel``: ``baseline`` V → ``amplitude`` V for
+        ``width_s`` s → ``baseline`` V (both levels |V| ≤ min(5, max_voltage); width ≥ 100 ns).
+
+        Implementation (chosen over the ``Pulse`` function, whose level/duty semantics depend on
+        symmetry and frequency): the ``Custom`` function with a constant buffer of ±1,
+        amplitude ``|amplitude − baseline|`` and offset ``baseline``, played once
+        (``runSet(width_s)``, ``repeatSet(1)``, ``waitSet(0)``) with ``idleSet(Offset)`` so the
+        output sits at ``baseline`` before and after. The channel is stopped first
+        (``configure(ch, 0)``) so no intermediate setting reaches the output. With
+        ``start=False`` the pulse is armed but not played: :meth:`awg_start` or
+        :meth:`scope_capture` (``trigger_on_awg=channel``) plays it.
+        """
+        ch = self._check_awg_channel(channel)
+        level = self._check_awg_voltage(amplitude, f"AWG {ch + 1} pulse amplitude")
+        base = self._check_awg_voltage(baseline, f"AWG {ch + 1} pulse baseline")
+        width = self._positive(width_s, "pulse width_s", unit="s")
+        if width < AWG_MIN_PULSE_S:
+            raise ValueError(f"pulse width_s must be >= {AWG_MIN_PULSE_S:g} s, got {width_s!r}")
+        self._require_open()
+        step = level - base
+        n = int(np.clip(math.floor(width * AWG_MAX_RATE + 1e-6), 1, _PULSE_MAX_SAMPLES))
+        n = max(n, self._awg_samples[0])
+        data = np.full(n, -1.0 if step < 0 else 1.0)
+        self._awg_pending[ch] = False
+        self._call("analogOut", "configure", ch, 0)
+        self._call("analogOut", "idleSet", ch, DwfAnalogOutIdle.Offset)
+        self._call("analogOut", "nodeOffsetSet", ch, _CARRIER, base)
+        self._call("analogOut", "nodeFunctionSet", ch, _CARRIER, DwfAnalogOutFunction.Custom)
+        self._call("analogOut", "nodeDataSet", ch, _CARRIER, data)
+        self._call("analogOut", "nodeFrequencySet", ch, _CARRIER, 1.0 / width)
+        self._call("analogOut", "nodeAmplitudeSet", ch, _CARRIER, abs(step))
+        self._call("analogOut", "runSet", ch, width)
+        self._call("analogOut", "waitSet", ch, 0.0)
+        self._call("analogOut", "repeatSet", ch, 1)
+        self._call("analogOut", "nodeEnableSet", ch, _CARRIER, 1)
+        self._start_or_arm(ch, start)
+
+    def awg_arbitrary(
+        self,
+        channel: int,
+        samples: np.ndarray,
+        sample_rate: float,
+        *,
+        start: bool = True,
+    ) -> None:
+        """Play ``samples`` (V, 1-D, every |V| ≤ min(5, max_voltage)) once on AWG ``channel`` at
+        ``sample_rate`` samples/s (≤ 100 MS/s); the output returns to 0 V afterwards.
+
+        Custom function: ``nodeDataSet`` gets ``samples / max|samples|`` (±1), amplitude
+        ``max|samples|``, offset 0, buffer frequency ``sample_rate / len``, one run of
+        ``len / sample_rate`` s, idle at the offset (0 V). The length must fit the AWG buffer
+        (:attr:`awg_samples_max`, 4096 on the default AD2 configuration). ``start`` as in
+        :meth:`awg_pulse`.
+        """
+        ch = self._check_awg_channel(channel)
+        arr = np.asarray(samples, dtype=float)
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError(f"samples must be a non-empty 1-D array, got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise SafetyLimitError(
+                f"AWG {ch + 1} waveform refused: samples contain NaN or inf",
+                setting=f"AWG {ch + 1} waveform",
+            )
+        peak = float(np.max(np.abs(arr)))
+        self._check_awg_voltage(peak, f"AWG {ch + 1} waveform peak |V|")
+        rate = self._positive(sample_rate, "sample_rate", AWG_MAX_RATE, "samples/s")
+        self._require_open()
+        lo, hi = self._awg_samples
+        if not lo <= arr.size <= hi:
+            raise ValueError(f"waveform of {arr.size} samples outside the AWG buffer [{lo}, {hi}]")
+        data = arr / peak if peak > 0 else np.zeros_like(arr)
+        self._awg_pending[ch] = False
+        self._call("analogOut", "configure", ch, 0)
+        self._call("analogOut", "idleSet", ch, DwfAnalogOutIdle.Offset)
+        self._call("analogOut", "nodeOffsetSet", ch, _CARRIER, 0.0)
+        self._call("analogOut", "nodeFunctionSet", ch, _CARRIER, DwfAnalogOutFunction.Custom)
+        self._call("analogOut", "nodeDataSet", ch, _CARRIER, data)
+        self._call("analogOut", "nodeFrequencySet", ch, _CARRIER, rate / arr.size)
+        self._call("analogOut", "nodeAmplitudeSet", ch, _CARRIER, peak)
+        self._call("analogOut", "runSet", ch, arr.size / rate)
+        self._call("analogOut", "waitSet", ch, 0.0)
+        self._call("analogOut", "repeatSet", ch, 1)
+        self._call("analogOut", "nodeEnableSet", ch, _CARRIER, 1)
+        self._start_or_arm(ch, start)
+
+    def _start_or_arm(self, ch: int, start: bool) -> None:
+        if start:
+            self._call("analogOut", "configure", ch, 1)
+        else:
+            self._awg_pending[ch] = True
+
+    def awg_start(self, channel: int) -> None:
+        """Play the waveform configured on AWG ``channel`` (``configure(ch, 1)``)."""
+        ch = self._check_awg_channel(channel)
+        self._call("analogOut", "configure", ch, 1)
+        self._awg_pending[ch] = False
+
+    def awg_pending(self, channel: int) -> bool:
+        """True while a pulse/waveform configured with ``start=False`` waits to be played."""
+        return self._awg_pending[self._check_awg_channel(channel)]
+
+    def awg_wait(self, channel: int, timeout_s: float = 1.0) -> None:
+        """Poll ``analogOut.status(ch)`` until the one-shot output is ``Done`` (InstrumentTimeout
+        after ``timeout_s`` s)."""
+        ch = self._check_awg_channel(channel)
+        timeout = self._positive(timeout_s, "timeout_s", unit="s")
+        deadline = self._clock() + timeout
+        self._wait_until(
+            lambda: self._call("analogOut", "status", ch) == DwfState.Done,
+            deadline,
+            f"analogOut.status({ch}) == Done",
+        )
+
+    def awg_off(self, channel: int) -> None:
+        """Drive AWG ``channel`` to 0 V, then disable and stop it.
+
+        Calls: nodeFunctionSet(DC), nodeOffsetSet(0), configure(1) (0 V replaces any running
+        waveform), nodeEnableSet(0), configure(0).
+        """
+        ch = self._check_awg_channel(channel)
+        self._awg_zero(ch)
+        self._awg_disable(ch)
+
+    def _awg_zero(self, ch: int) -> None:
+        self._awg_pending[ch] = False
+        self._call("analogOut", "nodeFunctionSet", ch, _CARRIER, DwfAnalogOutFunction.DC)
+        self._call("analogOut", "nodeOffsetSet", ch, _CARRIER, 0.0)
+        self._call("analogOut", "configure", ch, 1)
+
+    def _awg_disable(self, ch: int) -> None:
+        self._call("analogOut", "nodeEnableSet", ch, _CARRIER, 0)
+        self._call("analogOut", "configure", ch, 0)
+
+    # ------------------------------------------------------------------ scope --------------
+    def scope_capture(
+        self,
+        channels: Sequence[int] = (0, 1),
+        *,
+        range_v: float = 5.0,
+        sample_rate: float = 1e6,
+        n_samples: int = 1000,
+        trigger_on_awg: int | None = 0,
+        timeout_s: float = 1.0,
+        pretrigger: float = 0.0,
+    ) -> np.ndarray:
+        """One single-shot capture; returns volts, shape ``(len(channels), n_samples)``.
+
+        :param channels: scope channels (0, 1), in the order of the returned rows.
+        :param range_v: full-scale peak-to-peak span, V, (0, 50]; the AD2 has a 5 V (±2.5 V)
+            and a 50 V (±25 V) range and takes the smallest that covers the request.
+        :param sample_rate: samples/s, (0, 100e6].
+        :param n_samples: samples per channel, 1 … :attr:`scope_buffer_max` (8192 by default).
+        :param trigger_on_awg: AWG channel to synchronise with. If a waveform is armed there
+            (``start=False``), the scope triggers on ``AnalogOut{ch+1}``, is armed, waits for
+            ``Armed`` (``status(False)``) and then starts that AWG channel, so the record begins
+            with the waveform. If nothing is armed there (or ``None``), the capture triggers at
+            once (``DwfTriggerSource.None_``) and records the present steady state — restarting
+            a finished pulse just to trigger on it would apply it to the device twice.
+        :param timeout_s: InstrumentTimeout (after stopping the acquisition) if not ``Done``.
+        :param pretrigger: fraction of the record before the trigger, [0, 1).
+
+        Calls: channelEnableSet for both channels, channelRangeSet per requested channel,
+        frequencySet, bufferSizeSet, acquisitionModeSet(Single), triggerSourceSet,
+        triggerPositionSet((0.5 − pretrigger)·n/rate), configure(False, True), status(True)
+        until Done, statusData(ch, n) per channel.
+        """
+        chans = self._check_scope_channels(channels)
+        rng = self._positive(range_v, "range_v", SCOPE_MAX_RANGE, "V")
+        rate = self._positive(sample_rate, "sample_rate", SCOPE_MAX_RATE, "samples/s")
+        timeout = self._positive(timeout_s, "timeout_s", unit="s")
+        if not 0.0 <= float(pretrigger) < 1.0:
+            raise ValueError(f"pretrigger must be in [0, 1), got {pretrigger!r}")
+        awg = None if trigger_on_awg is None else self._check_awg_channel(trigger_on_awg)
+        self._require_open()
+        n = int(n_samples)
+        if n != n_samples or not 1 <= n <= self._scope_buffer[1]:
+            raise ValueError(
+                f"n_samples must be an integer in [1, {self._scope_buffer[1]}], got {n_samples!r}"
+            )
+        start_awg = awg is not None and self._awg_pending[awg]
+        source = _AWG_TRIGGER[awg] if start_awg else DwfTriggerSource.None_
+
+        for ch in SCOPE_CHANNELS:
+            self._call("analogIn", "channelEnableSet", ch, ch in chans)
+        self._scope_enabled = set(chans)
+        for ch in chans:
+            self._call("analogIn", "channelRangeSet", ch, rng)
+        self._call("analogIn", "frequencySet", rate)
+        self._call("analogIn", "bufferSizeSet", n)
+        self._call("analogIn", "acquisitionModeSet", DwfAcquisitionMode.Single)
+        self._call("analogIn", "triggerSourceSet", source)
+        self._call("analogIn", "triggerPositionSet", (0.5 - float(pretrigger)) * n / rate)
+        deadline = self._clock() + timeout
+        self._call("analogIn", "configure", False, True)
+        try:
+            if start_awg:
+                self._wait_until(
+                    lambda: (
+                        self._call("analogIn", "status", False)
+                        in (DwfState.Armed, DwfState.Triggered, DwfState.Done)
+                    ),
+                    deadline,
+                    "analogIn.status(False) == Armed",
+                )
+                self.awg_start(awg)
+            self._wait_until(
+                lambda: self._call("analogIn", "status", True) == DwfState.Done,
+                deadline,
+                "analogIn.status(True) == Done",
+            )
+        except InstrumentTimeout:
+            try:
+                self._call("analogIn", "configure", False, False)
+            except InstrumentError as exc:
+                log.warning("%s: stopping the timed-out acquisition failed: %s", self.name, exc)
+            raise
+        return np.vstack([self._call("analogIn", "statusData", ch, n) for ch in chans])
+
+    def scope_sample(self, channel: int, *, range_v: float | None = None) -> float:
+        """Present voltage on scope ``channel``, V (``status(False)`` + ``statusSample``).
+
+        If the channel is not enabled yet (or ``range_v`` is given) it is first enabled with
+        ``range_v`` (default 5 V span) and the settings applied (``configure(True, False)``).
+        """
+        (ch,) = self._check_scope_channels((channel,))
+        if range_v is not None or ch not in self._scope_enabled:
+            rng = self._positive(5.0 if range_v is None else range_v, "range_v", SCOPE_MAX_RANGE)
+            self._call("analogIn", "channelEnableSet", ch, True)
+            self._call("analogIn", "channelRangeSet", ch, rng)
+            self._call("analogIn", "configure", True, False)
+            self._scope_enabled.add(ch)
+        self._call("analogIn", "status", False)
+        return float(self._call("analogIn", "statusSample", ch))
+
+    @staticmethod
+    def _check_scope_channels(channels: Sequence[int]) -> tuple[int, ...]:
+        chans = tuple(channels)
+        if (
+            not chans
+            or len(set(chans)) != len(chans)
+            or any(isinstance(c, bool) or c not in SCOPE_CHANNELS for c in chans)
+        ):
+            raise ValueError(
+                f"scope channels must be distinct values from {SCOPE_CHANNELS}, got {channels!r}"
+            )
+        return tuple(int(c) for c in chans)
+
+    # ------------------------------------------------------------------ digital I/O --------
+    @staticmethod
+    def _check_word(value: int, name: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int bit mask, got {value!r}")
+        if not 0 <= int(value) < 1 << DIO_PINS:
+            raise ValueError(f"{name} must be in [0, 0xFFFF] (DIO 0…15), got {value!r}")
+        return int(value)
+
+    def dio_write(self, bits: int, mask: int) -> None:
+        """Drive the DIO pins in ``mask`` to the levels in ``bits`` (bit i = DIO i); pins
+        outside ``mask`` are undriven.
+
+        Calls ``outputSet(bits & mask)`` and then, only when ``mask`` differs from the last one
+        written in this session, ``outputEnableSet(mask)``: levels are set before pins start
+        driving (no glitch), and a stream of words on the same pins (the switch matrix's shift
+        sequence) costs one USB transaction per word.
+        """
+        b = self._check_word(bits, "bits")
+        m = self._check_word(mask, "mask")
+        try:
+            self._call("digitalIO", "outputSet", b & m)
+            if m != self._dio_mask:
+                self._call("digitalIO", "outputEnableSet", m)
+                self._dio_mask = m
+        except Exception:
+            self._dio_mask = None
+            raise
+
+    def dio_read(self) -> int:
+        """Levels on all 16 DIO pins (bit i = DIO i): ``status()`` then ``inputStatus()``."""
+        self._call("digitalIO", "status")
+        return int(self._call("digitalIO", "inputStatus")) & ((1 << DIO_PINS) - 1)
+
+    def dio_release(self) -> None:
+        """All DIO outputs low, then undriven: ``outputSet(0)``, ``outputEnableSet(0)``.
+
+        Low first, so the switch matrix's ENABLE line is actively pulled low (every crossbar line
+        floating) before the pins go high-impedance; the board's pull-down keeps it there.
+        """
+        self._dio_mask = None
+        self._call("digitalIO", "outputSet", 0)
+        self._call("digitalIO", "outputEnableSet", 0)
+        self._dio_mask = 0
+
+    # ------------------------------------------------------------------ supplies -----------
+    def supplies(self, v_plus: float, v_minus: float) -> None:
+        """Turn on the supplies: V+ = ``v_plus`` (0…+5 V), V− = ``v_minus`` (−5…0 V).
+
+        Calls (INSTRUMENTS.md): channelNodeSet(0, 0, 1), (0, 1, v_plus), (1, 0, 1),
+        (1, 1, v_minus), then enableSet(True). Out-of-range values raise SafetyLimitError (a
+        ValueError) before anything is sent. (250 mW per supply on USB power.)
+        """
+        vp = self._check_supply(v_plus, 0.0, SUPPLY_MAX_VOLTAGE, "V+ supply")
+        vm = self._check_supply(v_minus, -SUPPLY_MAX_VOLTAGE, 0.0, "V- supply")
+        self._call("analogIO", "channelNodeSet", 0, 0, 1.0)
+        self._call("analogIO", "channelNodeSet", 0, 1, vp)
+        self._call("analogIO", "channelNodeSet", 1, 0, 1.0)
+        self._call("analogIO", "channelNodeSet", 1, 1, vm)
+        self._call("analogIO", "enableSet", True)
+
+    def supplies_off(self) -> None:
+        """Master-disable the supplies, then disable both channels."""
+        self._call("analogIO", "enableSet", False)
+        self._call("analogIO", "channelNodeSet", 0, 0, 0.0)
+        self._call("analogIO", "channelNodeSet", 1, 0, 0.0)
+
+    @staticmethod
+    def _check_supply(value: float, lo: float, hi: float, setting: str) -> float:
+        if isinstance(value, bool):
+            raise TypeError(f"{setting} must be a number in V, got {value!r}")
+        v = float(value)
+        if not (math.isfinite(v) and lo <= v <= hi):
+            limit = hi if hi > 0 else lo
+            raise SafetyLimitError(
+                f"{setting} = {value!r} V refused: the AD2 supply spans [{lo:g}, {hi:g}] V",
+                setting=setting,
+                value=v,
+                limit=limit,
+            )
+        return v
