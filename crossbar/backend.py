@@ -98,6 +98,19 @@ class Capabilities:
 ProgressFn = Callable[[int, int], None]  # (done, total)
 
 
+class OperationAborted(RuntimeError):
+    """A long operation (map read, sweep, programming, MVM batch) was stopped on request.
+
+    Raised by :class:`crossbar.core.Crossbar` after every output has been switched off.
+    ``partial`` holds what was acquired before the stop (e.g. a partial ``ProgramReport`` or a
+    conductance map with NaN where not read), or None.
+    """
+
+    def __init__(self, message: str = "operation aborted", *, partial: object = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
 class CrossbarBackend(ABC):
     """Primitive operations on a crossbar. Implementations must check :attr:`limits` before
     anything reaches an instrument and switch every output off in :meth:`shutdown`."""
@@ -177,6 +190,15 @@ class CrossbarBackend(ABC):
         """Every source output off (0 V), switch matrix released. Safe to call repeatedly and on
         a broken connection (never raises)."""
 
+    def outputs_off(self) -> None:
+        """Put every output at 0 V after an aborted or failed operation, keeping the bench usable
+        (the next operation switches outputs on again). Never raises. Default: :meth:`shutdown`;
+        backends whose shutdown also releases resources override this."""
+        try:
+            self.shutdown()
+        except Exception:  # shutdown must not raise; belt and braces for third-party backends
+            pass
+
     def now(self) -> float:
         """Backend time, s (virtual on simulated benches: the estimated real-bench time)."""
         return 0.0
@@ -222,6 +244,7 @@ class CellProgramReport:
     converged: bool
     stuck: bool  # G did not move over the whole budget
     history: list[tuple[float, float, float]] = field(default_factory=list)  # (amplitude V, width s, G S)
+    aborted: bool = False  # stopped by an abort request before converging or using the budget
 
     @property
     def rel_error(self) -> float:

@@ -1,0 +1,476 @@
+"""The crossbar facade: every operation on the array, recorded as it is acquired.
+
+:class:`Crossbar` wraps one :class:`~crossbar.backend.CrossbarBackend` (hardware, simulated bench
+or physics) and an optional :class:`~crossbar.datastore.DataStore`. Scripts, calibration,
+inference and the GUI use it rather than the backend, so that
+
+* every read, pulse, sweep point, forming and program-verify step and every MVM batch is written
+  to the data file the moment it is measured (through the backends' ``on_cell``/``on_point``
+  callbacks);
+* a run can be stopped from another thread with :meth:`Crossbar.abort`: the flag is checked
+  between cells, sweep points, pulses and MVM batches; the operation then switches every output
+  to 0 V and raises :class:`~crossbar.backend.OperationAborted` carrying what was acquired
+  (the abort request is consumed by that raise);
+* any error or Ctrl-C during an operation also switches outputs off before propagating, and the
+  context manager always shuts the backend down.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from crossbar import programming
+from crossbar.backend import (
+    Biasing,
+    Capabilities,
+    CellProgramReport,
+    CellReading,
+    CrossbarBackend,
+    OperationAborted,
+    ProgressFn,
+    SweepPoint,
+    SweepResult,
+)
+from crossbar.datastore import DataStore
+from crossbar.programming import ProgramReport, ProgramStep
+
+__all__ = ["Crossbar", "FormReport", "OperationAborted"]
+
+
+class _Stop(Exception):
+    """Internal: raised inside a backend callback to unwind an aborted operation."""
+
+
+@dataclass
+class FormReport:
+    """Outcome of :meth:`Crossbar.form` on one cell."""
+
+    row: int
+    col: int
+    formed: bool
+    g_initial: float  # S
+    g_final: float  # S
+    pulses: int
+    v_form: float | None  # V, amplitude of the pulse after which G rose (None: not formed)
+    history: list[tuple[float, float, float]] = field(default_factory=list)  # (V, s, G S)
+
+
+class Crossbar:
+    """All operations on one array, recorded to ``datastore`` (if given) as acquired.
+
+    Args:
+        backend: the bench (hardware, simulated or physics backend).
+        datastore: where every operation is appended; None records nothing.
+    """
+
+    def __init__(self, backend: CrossbarBackend, *, datastore: DataStore | None = None) -> None:
+        self.backend = backend
+        self.datastore = datastore
+        self._abort = threading.Event()
+
+    # -- information -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols)."""
+        return self.backend.shape
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The backend's capabilities."""
+        return self.backend.capabilities
+
+    def now(self) -> float:
+        """Backend time, s."""
+        return self.backend.now()
+
+    # -- abort -------------------------------------------------------------------------------
+    def abort(self) -> None:
+        """Ask the running operation to stop (thread-safe; e.g. from a GUI Stop button)."""
+        self._abort.set()
+
+    def reset_abort(self) -> None:
+        """Withdraw an abort request that no operation has consumed yet."""
+        self._abort.clear()
+
+    @property
+    def abort_requested(self) -> bool:
+        """True while an abort request is pending."""
+        return self._abort.is_set()
+
+    def _check(self) -> None:
+        if self._abort.is_set():
+            raise _Stop
+
+    @contextmanager
+    def _operation(self, what: str, partial: Callable[[], object]) -> Iterator[None]:
+        """Outputs off on any exception; an abort becomes OperationAborted(partial=...)."""
+        try:
+            yield
+        except _Stop:
+            self.backend.outputs_off()
+            self._flush_quietly()
+            self._abort.clear()
+            raise OperationAborted(f"{what} aborted", partial=partial()) from None
+        except BaseException:
+            self.backend.outputs_off()
+            self._flush_quietly()
+            raise
+
+    def _flush(self) -> None:
+        if self.datastore is not None and not self.datastore.closed:
+            self.datastore.flush()
+
+    def _flush_quietly(self) -> None:
+        try:
+            self._flush()
+        except Exception:  # never hide the original error behind a data-file error
+            pass
+
+    # -- single-cell operations --------------------------------------------------------------
+    def read_cell(
+        self, row: int, col: int, *, v_read: float = 0.2, biasing: Biasing | str = Biasing.V3
+    ) -> CellReading:
+        """Read one cell at ``v_read`` V (recorded as ``read``)."""
+        with self._operation("read", lambda: None):
+            reading = self.backend.read_cell(
+                row, col, v_read=v_read, biasing=Biasing.parse(biasing)
+            )
+            if self.datastore is not None:
+                self.datastore.record_reading(reading, "read")
+            return reading
+
+    def read_map(
+        self,
+        *,
+        v_read: float = 0.2,
+        biasing: Biasing | str = Biasing.V3,
+        progress: ProgressFn | None = None,
+    ) -> np.ndarray:
+        """Read every cell (rows, cols) S; each read recorded as acquired. An abort raises
+        OperationAborted with the partial map (NaN where not read)."""
+        rows, cols = self.shape
+        total = rows * cols
+        partial = np.full((rows, cols), np.nan)
+        done = [0]
+
+        def on_cell(reading: CellReading) -> None:
+            partial[reading.row, reading.col] = reading.conductance
+            if self.datastore is not None:
+                self.datastore.record_reading(reading, "read")
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], total)
+            self._check()
+
+        with self._operation("read map", lambda: partial.copy()):
+            self._check()
+            out = self.backend.read_map(
+                v_read=v_read, biasing=Biasing.parse(biasing), on_cell=on_cell
+            )
+            return out
+
+    def pulse(
+        self,
+        row: int,
+        col: int,
+        amplitude: float,
+        width: float,
+        *,
+        biasing: Biasing | str = Biasing.V2,
+        compliance: float | None = None,
+        read_after: bool = True,
+        v_read: float = 0.2,
+        read_biasing: Biasing | str = Biasing.V3,
+    ) -> CellReading | None:
+        """Apply one pulse (V, s; positive SET, negative RESET), optionally read after it.
+        Recorded as ``pulse`` with the read-after in the same record. Returns the read or None."""
+        with self._operation("pulse", lambda: None):
+            self._check()
+            t = self.backend.now()
+            self.backend.pulse(
+                row, col, amplitude, width, biasing=Biasing.parse(biasing), compliance=compliance
+            )
+            reading = None
+            if read_after:
+                reading = self.backend.read_cell(
+                    row, col, v_read=v_read, biasing=Biasing.parse(read_biasing)
+                )
+            if self.datastore is not None:
+                if reading is not None:
+                    self.datastore.record_reading(
+                        reading, "pulse", voltage=amplitude, pulse_width=width
+                    )
+                else:
+                    self.datastore.record(
+                        "pulse", time=t, row=row, col=col, voltage=amplitude, pulse_width=width
+                    )
+            return reading
+
+    def iv_sweep(
+        self,
+        row: int,
+        col: int,
+        voltages: Sequence[float],
+        *,
+        compliance: float,
+        cycles: int = 1,
+        nplc: float = 1.0,
+        biasing: Biasing | str = Biasing.GROUND,
+        name: str | None = None,
+        progress: ProgressFn | None = None,
+        on_point: Callable[[SweepPoint], None] | None = None,
+    ) -> SweepResult:
+        """Cyclic I-V sweep of one cell (see :meth:`CrossbarBackend.iv_sweep`). Each point is
+        written to ``/iv/<name>`` and ``/records`` as measured; ``on_point`` (e.g. a live plot)
+        sees it too. An abort raises OperationAborted with the partial ``SweepResult``."""
+        v = np.asarray(voltages, dtype=float).reshape(-1)
+        b = Biasing.parse(biasing)
+        # refuse a bad request before an empty sweep group is created in the data file
+        self.backend.check_cell(row, col)
+        self.backend.check_voltage(v, "sweep voltages")
+        self.backend.check_compliance(compliance, "sweep compliance")
+        if v.size == 0 or cycles < 1:
+            raise ValueError("an I-V sweep needs ≥ 1 voltage and ≥ 1 cycle")
+        total = v.size * cycles
+        cur = np.full((v.size, cycles), np.nan)
+        comp = np.zeros((v.size, cycles), dtype=bool)
+        writer = None
+        if self.datastore is not None:
+            writer = self.datastore.begin_iv(
+                row,
+                col,
+                v,
+                cycles=cycles,
+                compliance_a=compliance,
+                name=name,
+                nplc=float(nplc),
+                biasing=b.value,
+            )
+        done = [0]
+
+        def point(p: SweepPoint) -> None:
+            cur[p.index, p.cycle] = p.current
+            comp[p.index, p.cycle] = p.compliance
+            if writer is not None:
+                writer.point(p)
+            if on_point is not None:
+                on_point(p)
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], total)
+            self._check()
+
+        def partial() -> SweepResult:
+            return SweepResult(row, col, v, cur.copy(), comp.copy(), float(compliance))
+
+        with self._operation("I-V sweep", partial):
+            self._check()
+            return self.backend.iv_sweep(
+                row,
+                col,
+                v,
+                compliance=compliance,
+                cycles=cycles,
+                nplc=nplc,
+                biasing=b,
+                on_point=point,
+            )
+
+    def form(
+        self,
+        row: int,
+        col: int,
+        *,
+        v_start: float = 3.0,
+        v_step: float = 0.25,
+        v_max: float = 6.0,
+        width: float = 10e-3,
+        compliance: float = 1e-4,
+        rise_factor: float = 10.0,
+        g_formed: float | None = None,
+        max_pulses: int = 30,
+        v_read: float = 0.2,
+        biasing: Biasing | str = Biasing.V3,
+    ) -> FormReport:
+        """Electroforming: a train of positive pulses with a current compliance until G rises.
+
+        Starts at ``v_start`` (V, at the SET threshold of the ECM device) and steps the
+        amplitude by ``v_step`` after every pulse up to ``v_max`` (capped by the bench), each
+        pulse ``width`` s with the source limited at ``compliance`` A (the limit is what keeps
+        the first filament from growing into a hard breakdown). After each pulse the cell is
+        read at ``v_read``; forming succeeds when G ≥ ``rise_factor`` × the initial G (and
+        ≥ ``g_formed`` S if given). Every pulse is recorded as ``form`` with its read-after.
+        Stops after ``max_pulses``; an abort raises OperationAborted with the partial report.
+        """
+        cap = programming.pulse_cap(self.backend, v_max)
+        b = Biasing.parse(biasing)
+        rep: list[FormReport] = []
+
+        with self._operation("forming", lambda: rep[0] if rep else None):
+            first = self.backend.read_cell(row, col, v_read=v_read, biasing=b)
+            if self.datastore is not None:
+                self.datastore.record_reading(first, "form", voltage=0.0, pulse_width=0.0)
+            g0 = first.conductance
+            threshold = max(rise_factor * max(g0, 0.0), g_formed or 0.0)
+            report = FormReport(row, col, False, g0, g0, 0, None)
+            rep.append(report)
+            amp = min(v_start, cap)
+            for _ in range(max_pulses):
+                self._check()
+                self.backend.pulse(row, col, amp, width, biasing=b, compliance=compliance)
+                reading = self.backend.read_cell(row, col, v_read=v_read, biasing=b)
+                report.pulses += 1
+                report.g_final = reading.conductance
+                report.history.append((amp, width, reading.conductance))
+                if self.datastore is not None:
+                    self.datastore.record_reading(reading, "form", voltage=amp, pulse_width=width)
+                if reading.conductance >= threshold and reading.conductance > 0:
+                    report.formed, report.v_form = True, amp
+                    break
+                amp = min(amp + v_step, cap)
+            self._flush()
+            return report
+
+    # -- program-and-verify ------------------------------------------------------------------
+    def _record_step(self, step: ProgramStep) -> None:
+        if self.datastore is not None:
+            self.datastore.record_reading(
+                step.reading, "program-verify", voltage=step.amplitude, pulse_width=step.width
+            )
+
+    def program_cell(
+        self, row: int, col: int, target: float, **options: object
+    ) -> CellProgramReport:
+        """Program-and-verify one cell to ``target`` S (options: see
+        :func:`crossbar.programming.program_cell`); every step recorded as ``program-verify``."""
+        user_cb = options.pop("on_pulse", None)
+
+        def on_pulse(step: ProgramStep) -> None:
+            self._record_step(step)
+            if user_cb is not None:
+                user_cb(step)  # type: ignore[operator]
+
+        rep: list[CellProgramReport] = []
+        with self._operation("program-and-verify", lambda: rep[0] if rep else None):
+            self._check()
+            report = programming.program_cell(
+                self.backend,
+                row,
+                col,
+                target,
+                on_pulse=on_pulse,
+                should_abort=self._abort.is_set,
+                **options,  # type: ignore[arg-type]
+            )
+            rep.append(report)
+            if report.aborted:
+                raise _Stop
+            self._flush()
+            return report
+
+    def program_map(
+        self,
+        targets: np.ndarray,
+        *,
+        skip: set[tuple[int, int]] | None = None,
+        progress: ProgressFn | None = None,
+        on_cell: Callable[[CellProgramReport], None] | None = None,
+        **options: object,
+    ) -> ProgramReport:
+        """Program every non-NaN cell of ``targets`` (rows, cols) S; see
+        :func:`crossbar.programming.program_map`. An abort raises OperationAborted whose
+        ``partial`` is the ProgramReport so far (its cells can be passed as ``skip`` to resume)."""
+        user_cb = options.pop("on_pulse", None)
+
+        def on_pulse(step: ProgramStep) -> None:
+            self._record_step(step)
+            if user_cb is not None:
+                user_cb(step)  # type: ignore[operator]
+
+        rep: list[ProgramReport] = []
+        with self._operation("program map", lambda: rep[0] if rep else None):
+            self._check()
+            report = programming.program_map(
+                self.backend,
+                targets,
+                progress=progress,
+                should_abort=self._abort.is_set,
+                skip=skip,
+                on_pulse=on_pulse,
+                on_cell=on_cell,
+                **options,
+            )
+            rep.append(report)
+            if report.aborted:
+                raise _Stop
+            self._flush()
+            return report
+
+    # -- matrix-vector products --------------------------------------------------------------
+    def mvm(
+        self,
+        row_voltages: np.ndarray,
+        *,
+        batch_size: int = 256,
+        progress: ProgressFn | None = None,
+    ) -> np.ndarray:
+        """Column currents (batch, cols) A for row voltages (batch, rows) V (1-D: one vector,
+        returns (cols,)). Runs in chunks of ``batch_size`` vectors, checking for an abort and
+        recording each chunk (``/mvm`` inputs/outputs, plus one ``mvm`` record per vector with
+        voltage = max|V|, current = Σ column currents). An abort raises OperationAborted with the
+        currents computed so far (NaN rows for the rest)."""
+        v = np.asarray(row_voltages, dtype=float)
+        single = v.ndim == 1
+        v2 = np.atleast_2d(v)
+        rows, cols = self.shape
+        if v2.shape[1] != rows:
+            raise ValueError(f"row_voltages must have {rows} entries per vector, got {v2.shape}")
+        if batch_size < 1:
+            raise ValueError("batch_size must be ≥ 1")
+        out = np.full((v2.shape[0], cols), np.nan)
+        with self._operation("MVM", lambda: out.copy()):
+            for start in range(0, v2.shape[0], batch_size):
+                self._check()
+                chunk = v2[start : start + batch_size]
+                cur = np.asarray(self.backend.mvm(chunk), dtype=float).reshape(chunk.shape[0], -1)
+                out[start : start + chunk.shape[0]] = cur
+                if self.datastore is not None:
+                    t = self.backend.now()
+                    self.datastore.record_mvm(chunk, cur, time=t)
+                    vmax = np.max(np.abs(chunk), axis=1)
+                    isum = cur.sum(axis=1)
+                    for vm, i_tot in zip(vmax, isum):
+                        self.datastore.record(
+                            "mvm", time=t, voltage=vm, read_voltage=vm, current=i_tot
+                        )
+                if progress is not None:
+                    progress(min(start + batch_size, v2.shape[0]), v2.shape[0])
+            self._flush()
+        return out[0] if single else out
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Switch the bench off (never raises) and flush the data file."""
+        try:
+            self.backend.shutdown()
+        finally:
+            self._flush_quietly()
+
+    def close(self) -> None:
+        """Shut down and close the data file."""
+        try:
+            self.shutdown()
+        finally:
+            if self.datastore is not None:
+                self.datastore.close()
+
+    def __enter__(self) -> Crossbar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,340 @@
+"""Program-and-verify: bring cells to target conductances with incremental pulses.
+
+The algorithm (METHODS section 5; ArC's *converge-to-state*, NeuRRAM's incremental pulses):
+
+1. Read the cell (verify read at ``v_read``, unselected lines per ``biasing``).
+2. Stop when ``|G − target| ≤ tol·target`` (relative tolerance, 5 % default).
+3. Choose the direction: SET (positive pulse) when G is below the target, RESET (negative
+   pulse) when above.
+4. Amplitude: when the direction changes (and on the first pulse) start again at the start
+   amplitude of that polarity (``v_set_start``, ``v_reset_start``: just below the switching
+   thresholds, so the first pulses are gentle). After a **miss** — the last pulse closed less
+   than ``min_progress`` of the gap to the target, measured in ln G (it did not move G enough,
+   or moved it the wrong way) — step the amplitude up by ``v_step``; after a hit keep it. Amplitudes are capped at
+   ``v_max`` and at the backend's limits (``limits.max_voltage`` and
+   ``capabilities.max_pulse_voltage``), checked before every pulse.
+5. Pulse, read, repeat — at most ``max_pulses`` pulses.
+
+**Stuck cells.** A cell is declared stuck (and given up early) when the amplitude has been at
+its cap for ``stuck_patience`` consecutive pulses in one direction and G moved toward the target
+by less than ``stuck_rtol`` (relative) over them — a device that is stuck, or sits at the edge of
+its window and cannot follow the target any further. At the end of the budget a non-converged
+cell whose every read stayed within ``stuck_rtol`` of its first read is also stuck.
+
+Defaults are for the paper's Ag/perovskite-nanowire/Au ECM device (SET ≈ +3 V, RESET ≈ −2.2 V):
+start at +2.8 V / −2.0 V, 0.1 V steps, cap 4 V (NeuRRAM's range), 1 ms pulses, 60-pulse
+budget; pulses under V/3 biasing, which keeps every unselected cell at |V|/3 (≤ 1.33 V at 4 V),
+far below both thresholds (V/2 would put 2 V on half-selected cells, close to RESET); verify
+reads at 0.2 V with the unselected lines grounded (no switching risk at 0.2 V, and the sneak
+currents go to ground instead of into the sense amplifier).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from crossbar.backend import (
+    Biasing,
+    CellProgramReport,
+    CellReading,
+    CrossbarBackend,
+    ProgressFn,
+)
+from instruments.errors import SafetyLimitError
+
+__all__ = [
+    "DEFAULTS",
+    "ProgramReport",
+    "ProgramStep",
+    "converged_cells",
+    "pulse_cap",
+    "program_cell",
+    "program_map",
+]
+
+#: Default program-and-verify settings for the perovskite ECM device (see module docstring).
+DEFAULTS = dict(
+    tol=0.05,
+    v_set_start=2.8,
+    v_reset_start=2.0,
+    v_step=0.1,
+    v_max=4.0,
+    width=1e-3,
+    max_pulses=60,
+    v_read=0.2,
+    biasing=Biasing.V3,
+    read_biasing=Biasing.GROUND,
+    min_progress=0.3,
+    stuck_rtol=0.02,
+    stuck_patience=6,
+)
+
+
+@dataclass(frozen=True)
+class ProgramStep:
+    """One step of program-and-verify on one cell: the pulse just applied (``pulse`` ≥ 1) and
+    the verify read after it, or the initial read (``pulse`` = 0, amplitude = width = 0)."""
+
+    row: int
+    col: int
+    pulse: int
+    amplitude: float  # V (positive SET, negative RESET)
+    width: float  # s
+    reading: CellReading
+
+
+@dataclass
+class ProgramReport:
+    """Outcome of :func:`program_map`."""
+
+    shape: tuple[int, int]
+    targets: np.ndarray  # (rows, cols) S, NaN = not programmed
+    cells: list[CellProgramReport] = field(default_factory=list)
+    aborted: bool = False
+    skipped: set[tuple[int, int]] = field(default_factory=set)
+
+    @property
+    def n_stuck(self) -> int:
+        """Cells flagged stuck."""
+        return sum(c.stuck for c in self.cells)
+
+    @property
+    def n_converged(self) -> int:
+        """Cells that ended within tolerance."""
+        return sum(c.converged for c in self.cells)
+
+    @property
+    def fraction_converged(self) -> float:
+        """Converged cells / programmed non-stuck cells (NaN if there are none)."""
+        ok = [c for c in self.cells if not c.stuck]
+        return float(np.mean([c.converged for c in ok])) if ok else float("nan")
+
+    @property
+    def mean_pulses(self) -> float:
+        """Mean number of pulses per programmed cell (NaN if none)."""
+        return float(np.mean([c.pulses for c in self.cells])) if self.cells else float("nan")
+
+    @property
+    def total_pulses(self) -> int:
+        """All pulses applied."""
+        return sum(c.pulses for c in self.cells)
+
+    def final_map(self) -> np.ndarray:
+        """(rows, cols) S: last verify read of each programmed cell, NaN elsewhere."""
+        out = np.full(self.shape, np.nan)
+        for c in self.cells:
+            out[c.row, c.col] = c.final
+        return out
+
+    def stuck_cells(self) -> list[tuple[int, int]]:
+        """(row, col) of every stuck cell."""
+        return [(c.row, c.col) for c in self.cells if c.stuck]
+
+    def summary(self) -> str:
+        """One line for logs and the GUI."""
+        return (
+            f"{len(self.cells)} cells programmed, {self.n_converged} converged "
+            f"({100 * self.fraction_converged:.1f} % of non-stuck), {self.n_stuck} stuck, "
+            f"{self.mean_pulses:.1f} pulses per cell" + (" (aborted)" if self.aborted else "")
+        )
+
+
+def pulse_cap(backend: CrossbarBackend, v_max: float) -> float:
+    """Largest pulse magnitude allowed (V): min(v_max, bench limit, bench pulse capability)."""
+    return float(
+        min(abs(v_max), backend.limits.max_voltage, backend.capabilities.max_pulse_voltage)
+    )
+
+
+def _progress(g: float, g_new: float, target: float, d: int) -> float:
+    """Fraction of the gap to the target a pulse closed, measured in ln G (memristor conductance
+    moves multiplicatively); negative when G moved the wrong way."""
+    if g <= 0 or g_new <= 0:  # non-physical read (noise around 0): fall back to linear G
+        gap = abs(target - g)
+        return d * (g_new - g) / gap if gap > 0 else 1.0
+    gap = abs(np.log(target / g))
+    return float(d * np.log(g_new / g) / gap) if gap > 0 else 1.0
+
+
+def program_cell(
+    backend: CrossbarBackend,
+    row: int,
+    col: int,
+    target: float,
+    *,
+    tol: float = DEFAULTS["tol"],
+    v_set_start: float = DEFAULTS["v_set_start"],
+    v_reset_start: float = DEFAULTS["v_reset_start"],
+    v_step: float = DEFAULTS["v_step"],
+    v_max: float = DEFAULTS["v_max"],
+    width: float = DEFAULTS["width"],
+    max_pulses: int = DEFAULTS["max_pulses"],
+    v_read: float = DEFAULTS["v_read"],
+    biasing: Biasing | str = DEFAULTS["biasing"],
+    read_biasing: Biasing | str = DEFAULTS["read_biasing"],
+    compliance: float | None = None,
+    min_progress: float = DEFAULTS["min_progress"],
+    stuck_rtol: float = DEFAULTS["stuck_rtol"],
+    stuck_patience: int = DEFAULTS["stuck_patience"],
+    on_pulse: Callable[[ProgramStep], None] | None = None,
+    should_abort: Callable[[], bool] | None = None,
+) -> CellProgramReport:
+    """Program one cell to ``target`` S within ``tol`` (relative); see the module docstring.
+
+    ``v_set_start``/``v_reset_start`` are magnitudes (V; the RESET pulses are negative), ``v_max``
+    caps both polarities. ``biasing`` holds the unselected lines during pulses (V/3 default),
+    ``read_biasing`` during the verify reads (ground default: the sneak currents go to ground, so
+    the read is the most accurate one; V/2, V/3 reads add the noise of the half-selected cells). ``width`` is the pulse width (s), ``compliance`` the SET/RESET current
+    limit (A, None: the backend's default). ``on_pulse`` sees the initial read and every
+    pulse + verify read as it happens. ``should_abort`` is checked before every pulse; an abort
+    returns the report so far with ``aborted=True``. Raises ValueError for bad settings.
+    """
+    target = float(target)
+    if not (np.isfinite(target) and target > 0):
+        raise ValueError(f"target conductance must be > 0 S, got {target}")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
+    if not (v_step > 0 and abs(v_set_start) > 0 and abs(v_reset_start) > 0):
+        raise ValueError("v_step, v_set_start and v_reset_start must be non-zero")
+    if not (width > 0 and max_pulses >= 0 and stuck_patience >= 1):
+        raise ValueError("width must be > 0 s, max_pulses ≥ 0 and stuck_patience ≥ 1")
+    biasing = Biasing.parse(biasing)
+    read_biasing = Biasing.parse(read_biasing)
+    cap = pulse_cap(backend, v_max)
+    start = {+1: min(abs(v_set_start), cap), -1: min(abs(v_reset_start), cap)}
+
+    def read() -> CellReading:
+        return backend.read_cell(row, col, v_read=v_read, biasing=read_biasing)
+
+    first = read()
+    if on_pulse is not None:
+        on_pulse(ProgramStep(row, col, 0, 0.0, 0.0, first))
+    g0 = g = first.conductance
+    reads = [g]
+    report = CellProgramReport(row, col, target, g, 0, False, False)
+    direction = 0
+    amp = 0.0
+    miss = False
+    at_cap: list[float] = []  # G before each consecutive at-cap pulse in this direction
+
+    while True:
+        if abs(g - target) <= tol * target:
+            report.converged = True
+            break
+        if report.pulses >= max_pulses:
+            break
+        if should_abort is not None and should_abort():
+            report.aborted = True
+            break
+        d = 1 if g < target else -1
+        if d != direction:
+            direction, amp, at_cap = d, start[d], []
+        elif miss:
+            amp = min(amp + v_step, cap)
+        amplitude = d * amp
+        # Safety: never ask for more than the bench allows (the backend checks again).
+        if abs(amplitude) > cap * (1 + 1e-12):
+            raise SafetyLimitError(f"pulse {amplitude:g} V beyond the cap {cap:g} V")
+        if amp >= cap:
+            at_cap.append(g)
+        else:
+            at_cap = []
+        backend.pulse(row, col, amplitude, width, biasing=biasing, compliance=compliance)
+        reading = read()
+        report.pulses += 1
+        g_new = reading.conductance
+        report.history.append((amplitude, width, g_new))
+        if on_pulse is not None:
+            on_pulse(ProgramStep(row, col, report.pulses, amplitude, width, reading))
+        progress = _progress(g, g_new, target, d)
+        miss = progress < min_progress
+        g = g_new
+        reads.append(g)
+        if len(at_cap) >= stuck_patience:
+            moved = d * (g - at_cap[-stuck_patience]) / max(abs(at_cap[-stuck_patience]), 1e-300)
+            if moved < stuck_rtol and abs(g - target) > tol * target:
+                report.stuck = True
+                break
+    report.final = g
+    if not report.converged and not report.stuck and not report.aborted and report.pulses:
+        span = np.max(np.abs(np.asarray(reads) - g0)) / max(abs(g0), 1e-300)
+        report.stuck = bool(span < stuck_rtol)
+    return report
+
+
+def program_map(
+    backend: CrossbarBackend,
+    targets: np.ndarray,
+    *,
+    progress: ProgressFn | None = None,
+    should_abort: Callable[[], bool] | None = None,
+    skip: set[tuple[int, int]] | None = None,
+    on_pulse: Callable[[ProgramStep], None] | None = None,
+    on_cell: Callable[[CellProgramReport], None] | None = None,
+    **cell_options: object,
+) -> ProgramReport:
+    """Program every cell of ``targets`` (rows, cols) S, row by row; NaN = leave alone.
+
+    ``skip``: cells not to touch (e.g. already done when resuming a run, or known stuck).
+    ``progress(done, total)`` after each cell; ``on_cell`` gets each cell's report as soon as it
+    is done; ``on_pulse`` every pulse (see :func:`program_cell`, which receives
+    ``cell_options``). ``should_abort`` is checked between cells and between pulses; an abort
+    stops at once and returns the partial report with ``aborted=True``.
+    """
+    t = np.asarray(targets, dtype=float)
+    if t.shape != backend.shape:
+        raise ValueError(f"targets must have the array's shape {backend.shape}, got {t.shape}")
+    valid = np.isfinite(t)
+    if np.any(t[valid] <= 0):
+        raise ValueError("target conductances must be > 0 S (NaN to skip a cell)")
+    skip = {(int(r), int(c)) for r, c in (skip or set())}
+    cells = [(int(r), int(c)) for r, c in np.argwhere(valid) if (int(r), int(c)) not in skip]
+    report = ProgramReport(shape=backend.shape, targets=t.copy(), skipped=set(skip))
+    total = len(cells)
+    if progress is not None:
+        progress(0, total)
+    for done, (r, c) in enumerate(cells, start=1):
+        if should_abort is not None and should_abort():
+            report.aborted = True
+            break
+        cell = program_cell(
+            backend,
+            r,
+            c,
+            t[r, c],
+            on_pulse=on_pulse,
+            should_abort=should_abort,
+            **cell_options,  # type: ignore[arg-type]
+        )
+        report.cells.append(cell)
+        if on_cell is not None:
+            on_cell(cell)
+        if cell.aborted:
+            report.aborted = True
+            break
+        if progress is not None:
+            progress(done, total)
+    return report
+
+
+def converged_cells(
+    records: dict[str, np.ndarray], targets: np.ndarray, *, tol: float = DEFAULTS["tol"]
+) -> set[tuple[int, int]]:
+    """Cells whose LAST ``program-verify`` read in ``records`` (from
+    :func:`crossbar.datastore.read_records`) is within ``tol`` of ``targets`` (rows, cols) S —
+    the ``skip`` set to resume an interrupted :func:`program_map` from its data file."""
+    t = np.asarray(targets, dtype=float)
+    op = np.asarray(records["operation"])
+    sel = np.flatnonzero(op == "program-verify")
+    last: dict[tuple[int, int], float] = {}
+    for k in sel:  # records are in acquisition order: later reads overwrite earlier ones
+        last[(int(records["row"][k]), int(records["col"][k]))] = float(records["conductance"][k])
+    done = set()
+    for (r, c), g in last.items():
+        if 0 <= r < t.shape[0] and 0 <= c < t.shape[1] and np.isfinite(t[r, c]):
+            if abs(g - t[r, c]) <= tol * t[r, c]:
+                done.add((r, c))
+    return done

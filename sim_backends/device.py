@@ -1,0 +1,300 @@
+"""Vectorised, seeded model of an array of Ag/perovskite-nanowire/Au ECM memristors.
+
+Every cell has a filament state ``w ∈ [0, 1]`` (0: HRS, 1: LRS), a log conductance-level offset
+``δ`` and a log threshold offset ``ε`` (the cycle-to-cycle spreads each switching event leaves
+behind). All operations are numpy-vectorised over the cells; all randomness comes from one seeded
+generator.
+
+Read regime (no state change between the thresholds)::
+
+    I(V) = G(w) · e^δ · sinh(a·V) / a,      dI/dV = G(w) · e^δ · cosh(a·V)
+    G(w) = G0_off^(1−w) · G0_on^w            (log-linear between the cell's window edges)
+
+``G0`` is the low-field conductance, set so that the 0.1 V read conductance I/V of ``w = 0`` and
+``w = 1`` (``δ = 0``) equals the cell's ``g_off`` and ``g_on``: ``G0 = g · 0.1a / sinh(0.1a)``.
+
+Switching (VTEAM-like) for a voltage ``V`` held for ``t`` seconds, thresholds
+``V_set·e^ε > 0 > V_reset·e^ε``::
+
+    Δw = +k_on  · (V/V_set − 1)^α_on   · t · ξ     if V > V_set      (SET)
+    Δw = −k_off · (V/V_reset − 1)^α_off · t · ξ    if V < V_reset    (RESET)
+    Δw = 0 otherwise (reads, and half-selected cells at V/2, V/3 of a ±3 V pulse)
+
+``ξ = exp(c2c_sigma · N(0, 1))`` per event (cycle-to-cycle spread of each event's change). The rate
+is constant while ``V`` is held, so the update is the exact integral, clipped to ``[0, 1]``. With
+probability ``p_nonmonotonic`` a SET event moves the state DOWN by ``|Δw|`` (the filament
+ruptures while growing): the non-monotonic non-ideality; in a cyclic sweep it makes the
+conductance along the SET branch drop now and then and shortens the LCIS (METHODS section 1).
+
+Level and threshold spread: each event updates ``δ`` and ``ε`` by an Ornstein-Uhlenbeck step in
+the switching drive ``|Δw|`` (before clipping), ``x ← ρ·x + sqrt(1 − ρ²)·σ_x·N(0, 1)``,
+``ρ = exp(−|Δw| / level_decorrelation)``, with ``σ_δ = level_sigma`` and ``σ_ε = c2c_vth_sigma``:
+a full SET or RESET leaves a fresh log-normal conductance level and fresh thresholds, a tiny
+pulse barely changes them, reads never do. This is what makes the cycle-to-cycle σ of METHODS
+section 1.
+
+Compliance: a SET cannot raise the conductance beyond the one at which the cell current at the
+applied voltage equals ``i_compliance`` (the source's current limit stops the filament growth; a
+conductance already above is not lowered).
+
+Device-to-device variability, drawn at construction: ``V_set``, ``V_reset`` ×
+``exp(d2d_vth_sigma · N)``; ``g_off``, ``g_on`` × ``exp(d2d_g_sigma · N)`` (``g_on ≥ 1.5·g_off``
+kept); stuck-at-ON (``w ≡ 1``) and stuck-at-OFF (``w ≡ 0``) cells with probabilities
+``p_stuck_on``, ``p_stuck_off`` (masks ``stuck_on``, ``stuck_off``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sim_backends.profiles import DeviceProfile, get_profile
+
+__all__ = ["CELL_PARAMS", "V_READ_REF", "DeviceArray"]
+
+V_READ_REF = 0.1  # V, the read voltage at which g_off / g_on are specified
+
+#: Profile fields that may be given per cell (``cell_params``): vectorised what-if studies and
+#: fitting, where one array holds many device types at once.
+CELL_PARAMS = (
+    "v_set",
+    "v_reset",
+    "read_noise",
+    "c2c_sigma",
+    "level_sigma",
+    "c2c_vth_sigma",
+    "p_nonmonotonic",
+)
+
+
+def _sinh_over_a(a: float, v: np.ndarray) -> np.ndarray:
+    """sinh(a·v)/a, exact for a = 0 (= v)."""
+    if a == 0.0:
+        return np.array(v, dtype=float)
+    return np.sinh(a * v) * (1.0 / a)
+
+
+class DeviceArray:
+    """An array of memristors with per-cell parameters and state (all operations vectorised).
+
+    Args:
+        profile: a :class:`DeviceProfile` or a preset name.
+        shape: array shape, e.g. ``(10, 10)`` or ``(n,)``.
+        seed: int seed, a ``np.random.Generator`` (used and advanced), or None (fresh entropy).
+        cell_params: optional per-cell values (broadcast to ``shape``) replacing the profile's
+            fields named in :data:`CELL_PARAMS` (validated like the profile's).
+    """
+
+    def __init__(
+        self,
+        profile: DeviceProfile | str,
+        shape: tuple[int, ...] = (10, 10),
+        seed: int | np.random.Generator | None = 0,
+        *,
+        cell_params: dict[str, ArrayLike] | None = None,
+    ) -> None:
+        self.profile = p = get_profile(profile)
+        self.shape = tuple(int(s) for s in np.atleast_1d(shape))
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng, sh = self.rng, self.shape
+        self._par = self._cell_params(cell_params or {})
+        par = self._par
+        # device-to-device parameters
+        self.v_set = par["v_set"] * np.exp(p.d2d_vth_sigma * rng.standard_normal(sh))
+        self.v_reset = par["v_reset"] * np.exp(p.d2d_vth_sigma * rng.standard_normal(sh))
+        g_off = p.g_off * np.exp(p.d2d_g_sigma * rng.standard_normal(sh))
+        g_on = p.g_on * np.exp(p.d2d_g_sigma * rng.standard_normal(sh))
+        self._g_off = g_off
+        self._g_on = np.maximum(g_on, 1.5 * g_off)  # keep a window in every cell
+        a = float(p.nonlinearity)
+        self.a = a
+        ref = float(_sinh_over_a(a, np.array(V_READ_REF)) / V_READ_REF)  # sinh(0.1a)/(0.1a)
+        self._ln_g0_off = np.log(self._g_off / ref)
+        self._ln_ratio = np.log(self._g_on / self._g_off)
+        u = rng.random(sh)
+        self.stuck_on = u < p.p_stuck_on
+        self.stuck_off = (u >= p.p_stuck_on) & (u < p.p_stuck_on + p.p_stuck_off)
+        self._w = np.where(self.stuck_on, 1.0, 0.0)
+        self._delta = par["level_sigma"] * rng.standard_normal(sh)
+        self._eps = par["c2c_vth_sigma"] * rng.standard_normal(sh)  # log threshold offset (c2c)
+        self._vth: tuple[np.ndarray, np.ndarray] | None = None
+        self._free = ~(self.stuck_on | self.stuck_off)
+
+    def _cell_params(self, given: dict[str, ArrayLike]) -> dict[str, np.ndarray | float]:
+        unknown = sorted(set(given) - set(CELL_PARAMS))
+        if unknown:
+            raise ValueError(
+                f"cell_params: unknown field(s) {', '.join(unknown)}; allowed: {CELL_PARAMS}"
+            )
+        out: dict[str, np.ndarray | float] = {}
+        for name in CELL_PARAMS:
+            if name not in given:
+                out[name] = float(getattr(self.profile, name))
+                continue
+            arr = np.broadcast_to(np.asarray(given[name], dtype=float), self.shape).copy()
+            if name == "v_set":
+                ok = np.all(arr > 0)
+            elif name == "v_reset":
+                ok = np.all(arr < 0)
+            elif name == "p_nonmonotonic":
+                ok = np.all((arr >= 0) & (arr <= 1))
+            else:
+                ok = np.all(arr >= 0)
+            if not (ok and np.all(np.isfinite(arr))):
+                raise ValueError(f"cell_params[{name!r}] has values out of range")
+            out[name] = arr
+        return out
+
+    def cell_param(self, name: str) -> np.ndarray:
+        """The per-cell value of a :data:`CELL_PARAMS` field (profile value broadcast)."""
+        return np.broadcast_to(np.asarray(self._par[name], dtype=float), self.shape).copy()
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def state(self) -> np.ndarray:
+        """Filament state ``w`` per cell, in [0, 1] (a copy)."""
+        return self._w.copy()
+
+    @state.setter
+    def state(self, w: ArrayLike) -> None:
+        self.set_state(np.ones(self.shape, dtype=bool), w)
+
+    @property
+    def level(self) -> np.ndarray:
+        """Log conductance-level offset ``δ`` per cell (a copy)."""
+        return self._delta.copy()
+
+    @property
+    def g_on(self) -> np.ndarray:
+        """Per-cell LRS read conductance at 0.1 V (w = 1, δ = 0), S."""
+        return self._g_on.copy()
+
+    @property
+    def g_off(self) -> np.ndarray:
+        """Per-cell HRS read conductance at 0.1 V (w = 0, δ = 0), S."""
+        return self._g_off.copy()
+
+    def set_state(self, mask: ArrayLike, w: ArrayLike, *, level: ArrayLike | None = None) -> None:
+        """Set ``w`` (broadcast, clipped to [0, 1]) where ``mask``; stuck cells stay pinned.
+
+        ``level`` optionally sets ``δ`` there too (0: exactly on the nominal curve).
+        """
+        m = np.broadcast_to(np.asarray(mask, dtype=bool), self.shape)
+        wv = np.clip(np.broadcast_to(np.asarray(w, dtype=float), self.shape), 0.0, 1.0)
+        self._w = np.where(m, wv, self._w)
+        if level is not None:
+            lv = np.broadcast_to(np.asarray(level, dtype=float), self.shape)
+            self._delta = np.where(m, lv, self._delta)
+        self._pin()
+
+    def state_for_conductance(self, g: ArrayLike, v_read: float = V_READ_REF) -> np.ndarray:
+        """State ``w`` (unclipped) at which each cell reads ``g`` (S) at ``v_read`` (current δ)."""
+        ln_g0 = np.log(np.asarray(g, dtype=float) * v_read / _sinh_over_a(self.a, v_read))
+        return (ln_g0 - self._delta - self._ln_g0_off) / self._ln_ratio
+
+    def _pin(self) -> None:
+        self._w[self.stuck_on] = 1.0
+        self._w[self.stuck_off] = 0.0
+
+    def _g0(self) -> np.ndarray:
+        """Low-field conductance G(w)·e^δ per cell, S."""
+        return np.exp(self._ln_g0_off + self._w * self._ln_ratio + self._delta)
+
+    # -- read regime ---------------------------------------------------------------------------
+    def iv(self, v: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """Noise-free current and dI/dV at the voltage across each cell (a solver DeviceLaw).
+
+        ``v``: V, broadcastable to the array shape. Returns ``(I, dI/dV)`` in A and S.
+        """
+        v = np.broadcast_to(np.asarray(v, dtype=float), self.shape)
+        g0 = self._g0()
+        with np.errstate(over="ignore", invalid="ignore"):
+            return g0 * _sinh_over_a(self.a, v), g0 * np.cosh(self.a * v)
+
+    def current(self, v: ArrayLike) -> np.ndarray:
+        """Noise-free current (A) at the voltage ``v`` (V, broadcast) across each cell."""
+        return self._g0() * _sinh_over_a(self.a, np.asarray(v, dtype=float))
+
+    def conductance(self, v_read: float = V_READ_REF) -> np.ndarray:
+        """Noise-free read conductance I/V (S) of every cell at ``v_read`` (V, ≠ 0)."""
+        if v_read == 0:
+            raise ValueError("v_read must be non-zero (the conductance is I/V)")
+        return self._g0() * (_sinh_over_a(self.a, np.array(float(v_read))) / v_read)
+
+    def read(self, v: ArrayLike, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Current (A) at ``v`` with relative Gaussian read noise ``profile.read_noise``.
+
+        ``rng``: the generator to draw the noise from (default: the array's own).
+        """
+        rng = self.rng if rng is None else rng
+        i = self.current(v)
+        return i * (1.0 + self._par["read_noise"] * rng.standard_normal(i.shape))
+
+    # -- switching -----------------------------------------------------------------------------
+    def _thresholds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Current (c2c-perturbed) SET and RESET thresholds per cell, V."""
+        if self._vth is None:
+            scale = np.exp(self._eps)
+            self._vth = (self.v_set * scale, self.v_reset * scale)
+        return self._vth
+
+    def apply(
+        self, v: ArrayLike, duration_s: float, i_compliance: float | ArrayLike = np.inf
+    ) -> None:
+        """Hold ``v`` (V, per cell or broadcast) across each cell for ``duration_s`` seconds.
+
+        Cells beyond their thresholds switch (see the module docstring); ``i_compliance`` (A,
+        scalar or per cell, > 0) caps the state a SET can reach.
+        """
+        if duration_s < 0:
+            raise ValueError(f"duration_s must be >= 0, got {duration_s}")
+        v = np.asarray(v, dtype=float)
+        if v.shape != self.shape:
+            v = np.broadcast_to(v, self.shape)
+        v_set, v_reset = self._thresholds()
+        xs = v / v_set - 1.0  # > 0 beyond the SET threshold
+        xr = v / v_reset - 1.0  # > 0 beyond the RESET threshold (v_reset < 0)
+        on = xs > 0.0
+        off = xr > 0.0
+        if duration_s == 0 or not (on.any() or off.any()):
+            return  # nothing switches: no random numbers drawn either
+        p = self.profile
+        rng = self.rng
+        sh = self.shape
+        rate = p.k_on * np.maximum(xs, 0.0) ** p.alpha_on - p.k_off * np.maximum(xr, 0.0) ** (
+            p.alpha_off
+        )
+        par = self._par
+        z = rng.standard_normal((3,) + sh)
+        dw = np.clip(rate * (duration_s * np.exp(par["c2c_sigma"] * z[0])), -1.0, 1.0)
+        if np.any(par["p_nonmonotonic"]):
+            dw = np.where(on & (rng.random(sh) < par["p_nonmonotonic"]), -dw, dw)
+        w_old = self._w
+        w_new = np.clip(w_old + dw, 0.0, 1.0)
+        # the level left behind (and the next thresholds) decorrelate with the switching drive
+        # |Δw| (before clipping: a RESET pulse on a cell already at w = 0 still reshapes its gap)
+        drive = np.abs(dw)
+        rho = np.exp(-drive / p.level_decorrelation)
+        kick = np.sqrt(1.0 - rho * rho)
+        delta = rho * self._delta + (kick * par["level_sigma"]) * z[1]
+        # compliance: growth stops where the current at v reaches the limit; the cap acts on the
+        # conductance reached (state and level together) and never lowers one already above it
+        icc = np.asarray(i_compliance, dtype=float)
+        if np.any(np.isfinite(icc)):
+            ln_old = w_old * self._ln_ratio + self._delta
+            ln_new = w_new * self._ln_ratio + delta
+            capped = on & np.isfinite(icc) & (ln_new > ln_old)
+            if capped.any():
+                with np.errstate(divide="ignore", invalid="ignore"):  # used only where v > 0
+                    ln_cap = np.log(icc / _sinh_over_a(self.a, v)) - self._ln_g0_off
+                ln_lim = np.maximum(ln_old, ln_cap)
+                w_lim = np.clip((ln_lim - delta) / self._ln_ratio, 0.0, 1.0)
+                cut = capped & (ln_new > ln_lim)
+                w_new = np.where(cut, np.minimum(w_new, w_lim), w_new)
+        upd = (on | off) & (drive > 0) & self._free
+        self._w = np.where(upd, w_new, w_old)
+        self._delta = np.where(upd, delta, self._delta)
+        if np.any(par["c2c_vth_sigma"]):
+            eps = rho * self._eps + (kick * par["c2c_vth_sigma"]) * z[2]
+            self._eps = np.where(upd, eps, self._eps)
+            self._vth = None

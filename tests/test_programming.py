@@ -1,0 +1,157 @@
+"""Program-and-verify on the ideal test double (tests/fakes.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import IdealCrossbar
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crossbar.programming import ProgramStep, program_cell, program_map, pulse_cap
+from instruments.errors import SafetyLimits
+
+
+def test_program_cell_up_and_down_converges() -> None:
+    xb = IdealCrossbar(shape=(2, 2))  # cells start at 10 µS
+    steps: list[ProgramStep] = []
+    rep = program_cell(xb, 0, 1, 40e-6, on_pulse=steps.append)
+    assert rep.converged and not rep.stuck
+    assert abs(rep.final - 40e-6) <= 0.05 * 40e-6
+    assert rep.final == xb.g[0, 1]
+    assert 1 <= rep.pulses <= 60 and rep.pulses == len(rep.history) == len(xb.pulses)
+    # initial read + one step per pulse, in order
+    assert [s.pulse for s in steps] == list(range(rep.pulses + 1))
+    assert steps[0].amplitude == 0.0 and steps[1].amplitude == pytest.approx(2.8)
+    # the SET ramp: 2.8, 2.9, 3.0 … in 0.1 V steps while the pulses miss
+    amps = [a for _, _, a, _ in xb.pulses]
+    assert amps[:3] == pytest.approx([2.8, 2.9, 3.0])
+    rep2 = program_cell(xb, 0, 1, 3e-6)
+    assert rep2.converged and abs(rep2.rel_error) <= 0.05
+    assert all(a < 0 for a, _, _ in rep2.history[:1])
+    assert rep2.history[0][0] == pytest.approx(-2.0)  # RESET starts at −2.0 V
+
+
+def test_direction_change_resets_amplitude() -> None:
+    # a fast device and a tight tolerance: pulses overshoot, the direction flips and the
+    # amplitude restarts at the start value of the new polarity
+    xb = IdealCrossbar(shape=(1, 1), rate=5.0)
+    rep = program_cell(xb, 0, 0, 20e-6, tol=0.02, max_pulses=200)
+    amps = [a for a, _, _ in rep.history]
+    flips = [k for k in range(1, len(amps)) if np.sign(amps[k]) != np.sign(amps[k - 1])]
+    assert flips, amps
+    for k in flips:
+        assert abs(amps[k]) == pytest.approx(2.8 if amps[k] > 0 else 2.0)
+    assert rep.converged
+
+
+def test_already_within_tolerance_needs_no_pulse() -> None:
+    xb = IdealCrossbar(shape=(1, 1))
+    rep = program_cell(xb, 0, 0, xb.g[0, 0] * 1.03)
+    assert rep.converged and rep.pulses == 0 and xb.pulses == []
+
+
+def test_budget_respected_and_not_stuck_when_moving() -> None:
+    xb = IdealCrossbar(shape=(1, 1), rate=0.02)  # slow device: cannot reach in 10 pulses
+    rep = program_cell(xb, 0, 0, 90e-6, max_pulses=10)
+    assert rep.pulses == 10 and len(xb.pulses) == 10
+    assert not rep.converged and not rep.stuck
+
+
+def test_stuck_cell_detected_early() -> None:
+    xb = IdealCrossbar(shape=(2, 2), stuck=[(1, 1)])
+    rep = program_cell(xb, 1, 1, 50e-6, max_pulses=100)
+    assert rep.stuck and not rep.converged
+    # ramp 2.8 → 4.0 V (13 pulses, the last at the cap) then 5 more at the cap
+    assert rep.pulses == 18
+    assert max(abs(a) for a, _, _ in rep.history) == pytest.approx(4.0)
+
+
+def test_target_beyond_window_edge_is_stuck() -> None:
+    xb = IdealCrossbar(shape=(1, 1), g_on=1e-4)
+    rep = program_cell(xb, 0, 0, 300e-6, max_pulses=200)  # above g_on: saturates at the edge
+    assert rep.stuck and not rep.converged
+    assert rep.final == pytest.approx(1e-4, rel=0.02)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    vmax=st.floats(1.0, 6.0),
+    pulse_vmax=st.floats(1.0, 6.0),
+    v_max=st.floats(1.0, 8.0),
+    target=st.floats(1.5e-6, 90e-6),
+)
+def test_amplitude_never_above_limits(vmax, pulse_vmax, v_max, target) -> None:
+    xb = IdealCrossbar(
+        shape=(1, 1),
+        limits=SafetyLimits(max_voltage=vmax, max_compliance=1e-3),
+        max_pulse_voltage=pulse_vmax,
+    )
+    cap = min(vmax, pulse_vmax, v_max)
+    assert pulse_cap(xb, v_max) == cap
+    rep = program_cell(xb, 0, 0, target, v_max=v_max, max_pulses=40)
+    assert rep.pulses == len(xb.pulses) <= 40
+    assert all(abs(a) <= cap + 1e-12 for _, _, a, _ in xb.pulses)
+    if cap < 2.1:  # below both thresholds nothing can move: flagged, not looping forever
+        assert rep.stuck or rep.converged
+
+
+def test_program_map_converges_with_nan_skip_and_stuck() -> None:
+    rng = np.random.default_rng(0)
+    targets = np.exp(rng.uniform(np.log(2e-6), np.log(80e-6), size=(4, 5)))
+    targets[0, 0] = np.nan
+    xb = IdealCrossbar(shape=(4, 5), stuck=[(2, 2)])
+    calls: list[tuple[int, int]] = []
+    cells = []
+    rep = program_map(
+        xb, targets, progress=lambda d, t: calls.append((d, t)), on_cell=cells.append, skip={(3, 4)}
+    )
+    assert len(rep.cells) == 18 and rep.skipped == {(3, 4)}
+    assert calls[0] == (0, 18) and calls[-1] == (18, 18)
+    assert rep.stuck_cells() == [(2, 2)]
+    assert rep.fraction_converged == 1.0
+    assert rep.n_converged == 17
+    final = rep.final_map()
+    assert np.isnan(final[0, 0]) and np.isnan(final[3, 4])
+    ok = np.isfinite(final) & ~np.isin(np.arange(20).reshape(4, 5), [12])
+    rel = np.abs(final[ok] - targets[ok]) / targets[ok]
+    assert np.all(rel <= 0.05)
+    assert rep.mean_pulses == pytest.approx(np.mean([c.pulses for c in rep.cells]))
+    assert rep.total_pulses == len(xb.pulses)
+    assert xb.g[0, 0] == pytest.approx(1e-5) and xb.g[3, 4] == pytest.approx(1e-5)
+    assert "17 converged" in rep.summary()
+
+
+def test_program_map_abort_mid_map() -> None:
+    xb = IdealCrossbar(shape=(3, 3))
+    targets = np.full((3, 3), 50e-6)
+    stop = {"flag": False}
+
+    def on_cell(c):
+        if (c.row, c.col) == (1, 0):
+            stop["flag"] = True
+
+    rep = program_map(xb, targets, should_abort=lambda: stop["flag"], on_cell=on_cell)
+    assert rep.aborted
+    assert [(c.row, c.col) for c in rep.cells] == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    assert xb.g[2, 2] == pytest.approx(1e-5)  # never touched
+    # abort between pulses inside a cell
+    xb2 = IdealCrossbar(shape=(1, 1))
+    n = {"k": 0}
+
+    def should_abort() -> bool:
+        n["k"] += 1
+        return n["k"] > 3
+
+    rep2 = program_map(xb2, np.full((1, 1), 90e-6), should_abort=should_abort)
+    assert rep2.aborted and rep2.cells[0].aborted and rep2.cells[0].pulses == 2
+
+
+def test_bad_inputs() -> None:
+    xb = IdealCrossbar(shape=(2, 2))
+    with pytest.raises(ValueError, match="target conductance"):
+        program_cell(xb, 0, 0, -1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        program_map(xb, np.ones((3, 3)))
+    with pytest.raises(ValueError, match="> 0 S"):
+        program_map(xb, np.zeros((2, 2)))
