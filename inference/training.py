@@ -1,0 +1,746 @@
+"""ERM and BayesMulti training (METHODS section 3) with a BoTorch search of (p1, p2).
+
+* :func:`train_erm` — the network trained without noise (the baseline).
+* :func:`train_bayesmulti` — the same network and training with multinomial noise whose
+  ``(p1, p2)`` is chosen by Bayesian optimisation: a BoTorch ``SingleTaskGP`` surrogate on the
+  feasible triangle ``p1, p2 ≥ 0, p1 + p2 ≤ 0.95``, analytic ``LogExpectedImprovement``, ``n_init``
+  random initial points then ``n_iter`` sequential iterations (paper: 3 + 10). Each candidate
+  trains a model with that noise and is scored by the objective; the final model is the best
+  candidate of the trace.
+
+Decisions (METHODS section 3 and this module):
+
+* **Objective** (decision, default ``"hardware"``): mean *validation* accuracy under the
+  section-2 hardware-noise model at the target usability or device profile, averaged over
+  ``n_eval_trials`` noise trials. The noise seed is the same for every candidate (common random
+  numbers) so candidates differ only by their training noise. Option ``"train_accuracy"``: the
+  paper's objective, the clean (eval-mode) accuracy on the training set.
+* **Training** (decision): Adam on the cross-entropy, full batch by default (``batch_size`` for
+  minibatches), Kaiming-normal weights and zero biases, ``restarts`` initialisations of which the
+  one with the lowest clean training loss is kept (a 2-5-2 ReLU net otherwise lands in a poor
+  local minimum for ~5 % of seeds). ERM and every BayesMulti candidate use the same procedure and
+  the same training seed, so a candidate differs from ERM only by its noise.
+* **Acquisition** (decision): LogEI scored on a candidate grid of the triangle (step 0.01,
+  already-evaluated points excluded) rather than a gradient optimiser, which is exact enough for
+  two variables and respects the triangle constraint without penalties.
+* torch runs single-threaded during training (``num_threads=1``): these networks are tiny and
+  threading overhead dominates on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from calibration.profile import DeviceNoiseProfile
+
+from .data import Dataset
+from .models import MLP, MultinomialNoise, multinomial_eta, torch_threads
+from .noise import evaluate, sigma_from_usability
+
+P_TOTAL_MAX = 0.95  # feasible triangle p1 + p2 <= 0.95 (E[η] stays >= 0.05 + ...)
+OBJECTIVES = ("hardware", "train_accuracy")
+
+# Per-data-set training defaults (decision): full-batch Adam, a few hundred epochs.
+HYPERPARAMETERS: dict[str, dict[str, float | int]] = {
+    "moons": {"epochs": 300, "lr": 0.05, "restarts": 2},
+    "digits": {"epochs": 200, "lr": 0.01, "restarts": 1},
+}
+_FALLBACK_HYPER = {"epochs": 300, "lr": 0.01, "restarts": 1}
+
+Progress = Callable[[int, int, float, float, float], None]
+
+
+@dataclass
+class TrainedModel:
+    """A trained network plus everything needed to reproduce, deploy and report it."""
+
+    model: MLP
+    method: str  # "erm" or "bayesmulti"
+    sizes: tuple[int, ...]
+    activation: str
+    noise_site: str
+    p1: float
+    p2: float
+    data_name: str
+    data_seed: int
+    data_noise: float | None
+    feature_mean: np.ndarray
+    feature_std: np.ndarray
+    accuracies: dict[str, float]  # software (clean) accuracy on train / val / test, in [0, 1]
+    training: dict[str, Any]  # epochs, lr, seed, restarts, batch_size
+    objective: str | None = None  # BO objective (BayesMulti only)
+    target: dict[str, Any] | None = None  # {"usability": U} or {"profile": name, "sigma": σ, …}
+    n_eval_trials: int | None = None
+    bo_trace: list[dict[str, float]] = field(default_factory=list)  # p1, p2, objective, iteration
+
+    def predict(self, x_raw: np.ndarray) -> np.ndarray:
+        """Class predictions for raw (untransformed) features."""
+        x = (np.asarray(x_raw, dtype=np.float64) - self.feature_mean) / self.feature_std
+        return self.model.predict(x.astype(np.float32))
+
+    def augmented_weights(self) -> list[np.ndarray]:
+        """Each layer as ``[W | b]`` (see :meth:`MLP.augmented_weights`)."""
+        return self.model.augmented_weights()
+
+    @property
+    def n_params(self) -> int:
+        """Number of trainable parameters Θ."""
+        return int(sum(p.numel() for p in self.model.parameters()))
+
+
+def hyperparameters(data_name: str) -> dict[str, float | int]:
+    """Default epochs / lr / restarts for a data set name."""
+    return dict(HYPERPARAMETERS.get(data_name, _FALLBACK_HYPER))
+
+
+NoiseSpec = tuple[float, float] | None  # (p1, p2) of the training noise, None for ERM
+
+
+def fit_networks(
+    dataset: Dataset,
+    sizes: Sequence[int],
+    noises: Sequence[NoiseSpec],
+    *,
+    noise_site: str = "activations",
+    activation: str = "relu",
+    epochs: int = 300,
+    lr: float = 0.01,
+    seed: int = 0,
+    restarts: int = 1,
+    batch_size: int | None = None,
+    num_threads: int | None = 1,
+) -> list[MLP]:
+    """Train one network per noise spec, all at once as a batched ensemble (eval mode on return).
+
+    Every model (and every restart) is independent: its own parameters, its own torch
+    ``Generator`` (seed ``seed * 1000 + restart``) for the initialisation and the training noise;
+    the summed loss gives each model exactly its own gradient and Adam acts element-wise, so a
+    model trains as it would alone whatever else is in the batch. Batching only removes the
+    per-model Python overhead that dominates for these tiny networks.
+
+    Args:
+        dataset: training data (``x_train``, ``y_train``).
+        sizes: layer widths.
+        noises: one ``(p1, p2)`` (multinomial training noise) or None (ERM) per model.
+        noise_site: ``"activations"`` or ``"weights"`` (see :mod:`inference.models`).
+        epochs: passes over the training set (≥ 1); lr: Adam learning rate (> 0).
+        seed: training seed; restart ``r`` of every model uses ``seed * 1000 + r``.
+        restarts: initialisations per model (≥ 1); the lowest clean training loss wins.
+        batch_size: minibatch size (None: full batch); minibatch order from ``seed``.
+        num_threads: torch threads while training (default 1; None leaves the setting alone).
+
+    Returns:
+        One :class:`MLP` per entry of ``noises`` (with its :class:`MultinomialNoise` attached).
+    """
+    if int(epochs) < 1 or not (lr > 0) or int(restarts) < 1:
+        raise ValueError(f"need epochs >= 1, lr > 0, restarts >= 1; got {epochs}, {lr}, {restarts}")
+    with torch_threads(num_threads):
+        return _fit_networks(
+            dataset,
+            sizes,
+            noises,
+            noise_site=noise_site,
+            activation=activation,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+            restarts=restarts,
+            batch_size=batch_size,
+        )
+
+
+def _fit_networks(
+    dataset: Dataset,
+    sizes: Sequence[int],
+    noises: Sequence[NoiseSpec],
+    *,
+    noise_site: str,
+    activation: str,
+    epochs: int,
+    lr: float,
+    seed: int,
+    restarts: int,
+    batch_size: int | None,
+) -> list[MLP]:
+    sizes = tuple(int(k) for k in sizes)
+    # Validate every spec (and build the noise modules) before any work.
+    modules = [None if nz is None else MultinomialNoise(*nz) for nz in noises]
+    MLP(sizes, activation=activation, noise_site=noise_site)  # validates sizes / names
+    n_models, n_restarts = len(modules), int(restarts)
+    if n_models == 0:
+        return []
+    m_total = n_models * n_restarts  # index = model * restarts + restart
+    p1 = torch.tensor([0.0 if nz is None else nz.p1 for nz in modules for _ in range(n_restarts)])
+    p2 = torch.tensor([0.0 if nz is None else nz.p2 for nz in modules for _ in range(n_restarts)])
+    gens = [
+        torch.Generator().manual_seed(int(seed) * 1000 + r)
+        for _ in range(n_models)
+        for r in range(n_restarts)
+    ]
+    weights, biases = [], []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        std = math.sqrt(2.0 / a)  # Kaiming normal (ReLU gain), zero bias
+        w = torch.stack([torch.randn((b, a), generator=g) * std for g in gens])
+        weights.append(w.requires_grad_())
+        biases.append(torch.zeros((m_total, b), requires_grad=True))
+    params = weights + biases
+    opt = torch.optim.Adam(params, lr=float(lr))
+    x_all = torch.as_tensor(dataset.x_train, dtype=torch.float32)
+    y_all = torch.as_tensor(dataset.y_train, dtype=torch.int64)
+    n = x_all.shape[0]
+    n_layers = len(weights)
+    p1v, p2v = p1.view(-1, 1, 1), p2.view(-1, 1, 1)
+    act = torch.relu if activation == "relu" else torch.tanh
+
+    def eta(shape: tuple[int, ...]) -> torch.Tensor:
+        u = torch.stack([torch.rand(shape, generator=g) for g in gens])
+        return multinomial_eta(
+            u,
+            p1v if len(shape) == 2 else p1.view(-1, 1),
+            p2v if len(shape) == 2 else p2.view(-1, 1),
+        )
+
+    def forward(x: torch.Tensor, noisy: bool) -> torch.Tensor:
+        h = x  # (N, in), broadcast over models by the first matmul
+        for i in range(n_layers):
+            w, b = weights[i], biases[i]
+            if noisy and noise_site == "weights":
+                w = w * eta(tuple(w.shape[1:]))
+                b = b * eta(tuple(b.shape[1:]))
+            h = torch.matmul(h, w.transpose(1, 2)) + b[:, None, :]
+            if i < n_layers - 1:
+                h = act(h)
+                if noisy and noise_site == "activations":
+                    h = h * eta(tuple(h.shape[1:]))
+        return h  # (M, N, classes)
+
+    def loss_per_model(x: torch.Tensor, y: torch.Tensor, noisy: bool) -> torch.Tensor:
+        logits = forward(x, noisy)  # (M, N, C); classes on dim 1 is the fast CPU layout
+        ce = F.cross_entropy(
+            logits.transpose(1, 2), y.expand(logits.shape[0], -1), reduction="none"
+        )
+        return ce.mean(dim=1)
+
+    any_noise = bool((p1 > 0).any() or (p2 > 0).any())
+    perm_gen = torch.Generator().manual_seed(int(seed))
+    for _ in range(int(epochs)):
+        if batch_size is None or int(batch_size) >= n:
+            batches = [(x_all, y_all)]
+        else:
+            perm = torch.randperm(n, generator=perm_gen)
+            batches = [
+                (x_all[perm[s : s + int(batch_size)]], y_all[perm[s : s + int(batch_size)]])
+                for s in range(0, n, int(batch_size))
+            ]
+        for xb, yb in batches:
+            opt.zero_grad()
+            loss_per_model(xb, yb, any_noise).sum().backward()
+            opt.step()
+    with torch.no_grad():
+        clean = loss_per_model(x_all, y_all, False).view(n_models, n_restarts)
+        clean = torch.nan_to_num(clean, nan=math.inf)
+        pick = clean.argmin(dim=1)  # first restart on ties
+    out = []
+    for k, noise in enumerate(modules):
+        j = k * n_restarts + int(pick[k])
+        model = MLP(sizes, activation=activation, noise=noise, noise_site=noise_site)
+        with torch.no_grad():
+            for i, layer in enumerate(model.layers):
+                layer.weight.copy_(weights[i][j])
+                layer.bias.copy_(biases[i][j])
+        model.eval()
+        out.append(model)
+    return out
+
+
+def fit_network(
+    dataset: Dataset,
+    sizes: Sequence[int],
+    *,
+    noise: NoiseSpec | MultinomialNoise = None,
+    noise_site: str = "activations",
+    activation: str = "relu",
+    epochs: int = 300,
+    lr: float = 0.01,
+    seed: int = 0,
+    restarts: int = 1,
+    batch_size: int | None = None,
+) -> MLP:
+    """Train one network (see :func:`fit_networks`); ``noise`` is (p1, p2), a module or None."""
+    if isinstance(noise, MultinomialNoise):
+        noise = (noise.p1, noise.p2)
+    return fit_networks(
+        dataset,
+        sizes,
+        [noise],
+        noise_site=noise_site,
+        activation=activation,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        restarts=restarts,
+        batch_size=batch_size,
+    )[0]
+
+
+def _accuracies(model: MLP, dataset: Dataset) -> dict[str, float]:
+    return {
+        "train": model.accuracy(dataset.x_train, dataset.y_train),
+        "val": model.accuracy(dataset.x_val, dataset.y_val),
+        "test": model.accuracy(dataset.x_test, dataset.y_test),
+    }
+
+
+def _resolve(dataset: Dataset, epochs, lr, restarts) -> tuple[int, float, int]:
+    h = hyperparameters(dataset.name)
+    return (
+        int(h["epochs"] if epochs is None else epochs),
+        float(h["lr"] if lr is None else lr),
+        int(h["restarts"] if restarts is None else restarts),
+    )
+
+
+def _wrap(
+    model: MLP,
+    dataset: Dataset,
+    *,
+    method: str,
+    p1: float,
+    p2: float,
+    training: dict[str, Any],
+    **extra: Any,
+) -> TrainedModel:
+    return TrainedModel(
+        model=model,
+        method=method,
+        sizes=tuple(model.sizes),
+        activation=model.activation,
+        noise_site=model.noise_site,
+        p1=float(p1),
+        p2=float(p2),
+        data_name=dataset.name,
+        data_seed=int(dataset.seed),
+        data_noise=dataset.noise,
+        feature_mean=np.asarray(dataset.feature_mean, dtype=np.float64),
+        feature_std=np.asarray(dataset.feature_std, dtype=np.float64),
+        accuracies=_accuracies(model, dataset),
+        training=training,
+        **extra,
+    )
+
+
+def train_erm(
+    dataset: Dataset,
+    sizes: Sequence[int],
+    *,
+    epochs: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    activation: str = "relu",
+    restarts: int | None = None,
+    batch_size: int | None = None,
+    num_threads: int | None = 1,
+) -> TrainedModel:
+    """ERM baseline: the network trained without noise. ``None`` → per-data-set defaults."""
+    epochs, lr, restarts = _resolve(dataset, epochs, lr, restarts)
+    with torch_threads(num_threads):
+        model = fit_network(
+            dataset,
+            sizes,
+            noise=None,
+            activation=activation,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+            restarts=restarts,
+            batch_size=batch_size,
+        )
+    training = {
+        "epochs": epochs,
+        "lr": lr,
+        "seed": int(seed),
+        "restarts": restarts,
+        "batch_size": batch_size,
+    }
+    return _wrap(model, dataset, method="erm", p1=0.0, p2=0.0, training=training)
+
+
+# ----------------------------------------------------------------------------------------------
+# Bayesian optimisation of (p1, p2)
+
+
+def triangle_grid(step: float = 0.01, total_max: float = P_TOTAL_MAX) -> np.ndarray:
+    """All grid points ``(p1, p2)`` with spacing ``step``, ``p1, p2 ≥ 0``, ``p1 + p2 ≤ total_max``."""
+    k = int(round(total_max / step))
+    i, j = np.meshgrid(np.arange(k + 1), np.arange(k + 1), indexing="ij")
+    keep = (i + j) <= k
+    return np.stack([i[keep] * step, j[keep] * step], axis=1)
+
+
+def random_triangle_points(n: int, rng: np.random.Generator, total_max: float = P_TOTAL_MAX):
+    """``n`` points uniform in the triangle (reflection of the unit square's upper half)."""
+    u = rng.random((n, 2))
+    flip = u.sum(axis=1) > 1.0
+    u[flip] = 1.0 - u[flip]
+    return u * total_max
+
+
+def propose_next(
+    x_seen: np.ndarray,
+    y_seen: np.ndarray,
+    candidates: np.ndarray,
+    *,
+    total_max: float = P_TOTAL_MAX,
+) -> tuple[np.ndarray, float]:
+    """Fit a SingleTaskGP to the observations and return the candidate maximising LogEI.
+
+    Returns ``(point, log_ei)``. Observations are maximised. Already-seen points are excluded.
+    """
+    tx = torch.as_tensor(x_seen, dtype=torch.float64)
+    ty = torch.as_tensor(y_seen, dtype=torch.float64).reshape(-1, 1)
+    bounds = torch.tensor([[0.0, 0.0], [total_max, total_max]], dtype=torch.float64)
+    with warnings.catch_warnings(), torch_threads(1):
+        # botorch/gpytorch warn on import (torch.jit deprecation) and on tiny data sets;
+        # a 2-D GP on a dozen points is fastest single-threaded.
+        warnings.simplefilter("ignore")
+        from botorch.acquisition import LogExpectedImprovement
+        from botorch.fit import fit_gpytorch_mll
+        from botorch.models import SingleTaskGP
+        from botorch.models.transforms import Normalize, Standardize
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        gp = SingleTaskGP(
+            tx,
+            ty,
+            input_transform=Normalize(d=2, bounds=bounds),
+            outcome_transform=Standardize(m=1),
+        )
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
+        acq = LogExpectedImprovement(gp, best_f=ty.max())
+        dist = np.abs(candidates[:, None, :] - np.asarray(x_seen)[None, :, :]).max(axis=2)
+        fresh = candidates[dist.min(axis=1) > 1e-9]
+        with torch.no_grad():
+            values = acq(torch.as_tensor(fresh, dtype=torch.float64).unsqueeze(1))
+    i = int(torch.argmax(values))
+    return fresh[i], float(values[i])
+
+
+def bayes_opt_many(
+    objective_many: Callable[[list[tuple[int, float, float]]], list[float]],
+    n_problems: int,
+    *,
+    n_init: int = 3,
+    n_iter: int = 10,
+    seed: int = 0,
+    total_max: float = P_TOTAL_MAX,
+    grid_step: float = 0.01,
+    progress: Callable[[int, int, int, float, float, float], None] | None = None,
+) -> list[list[dict[str, float]]]:
+    """Run ``n_problems`` independent BO searches of (p1, p2) in lockstep; maximises.
+
+    Each problem ``k`` has its own numpy Generator (seed ``seed``), ``n_init`` uniform random
+    points in the triangle, then ``n_iter`` LogEI steps on its own GP, so each search is the same
+    as if it ran alone. Lockstep only lets ``objective_many`` evaluate one candidate of every
+    problem in a single batch: it receives ``[(k, p1, p2), …]`` and returns the scores in order.
+
+    Returns one trace per problem, in evaluation order, entries
+    ``{"iteration", "p1", "p2", "objective", "phase"}`` (phase "init" or "bo").
+    ``progress(problem, iteration, total, p1, p2, score)`` is called after each evaluation.
+    """
+    if int(n_init) < 1 or int(n_iter) < 0 or int(n_problems) < 1:
+        raise ValueError(
+            f"need n_init >= 1, n_iter >= 0, n_problems >= 1; got {n_init}, {n_iter}, {n_problems}"
+        )
+    total = int(n_init) + int(n_iter)
+    rngs = [np.random.default_rng(seed) for _ in range(int(n_problems))]
+    candidates = triangle_grid(grid_step, total_max)
+    traces: list[list[dict[str, float]]] = [[] for _ in range(int(n_problems))]
+
+    def run(points: list[tuple[int, np.ndarray]], phase: str) -> None:
+        batch = [(k, float(round(pt[0], 6)), float(round(pt[1], 6))) for k, pt in points]
+        scores = objective_many(batch)
+        for (k, p1, p2), score in zip(batch, scores):
+            trace = traces[k]
+            trace.append(
+                {
+                    "iteration": len(trace) + 1,
+                    "p1": p1,
+                    "p2": p2,
+                    "objective": float(score),
+                    "phase": phase,
+                }
+            )
+            if progress is not None:
+                progress(k, len(trace), total, p1, p2, float(score))
+
+    run(
+        [
+            (k, pt)
+            for k in range(int(n_problems))
+            for pt in random_triangle_points(int(n_init), rngs[k], total_max)
+        ],
+        "init",
+    )
+    for _ in range(int(n_iter)):
+        points = []
+        for k, trace in enumerate(traces):
+            xs = np.array([[t["p1"], t["p2"]] for t in trace])
+            ys = np.array([t["objective"] for t in trace])
+            try:
+                point, _ = propose_next(xs, ys, candidates, total_max=total_max)
+            except Exception:  # noqa: BLE001 - a failed GP fit must not end the search
+                point = random_triangle_points(1, rngs[k], total_max)[0]
+            points.append((k, point))
+        run(points, "bo")
+    return traces
+
+
+def bayes_opt_noise(
+    objective: Callable[[float, float], float],
+    *,
+    n_init: int = 3,
+    n_iter: int = 10,
+    seed: int = 0,
+    total_max: float = P_TOTAL_MAX,
+    grid_step: float = 0.01,
+    progress: Progress | None = None,
+) -> list[dict[str, float]]:
+    """Maximise ``objective(p1, p2)`` over the triangle (one search of :func:`bayes_opt_many`)."""
+
+    def many(batch: list[tuple[int, float, float]]) -> list[float]:
+        return [float(objective(p1, p2)) for _, p1, p2 in batch]
+
+    def prog(_k: int, it: int, total: int, p1: float, p2: float, score: float) -> None:
+        if progress is not None:
+            progress(it, total, p1, p2, score)
+
+    return bayes_opt_many(
+        many,
+        1,
+        n_init=n_init,
+        n_iter=n_iter,
+        seed=seed,
+        total_max=total_max,
+        grid_step=grid_step,
+        progress=prog,
+    )[0]
+
+
+def best_of_trace(trace: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The entry with the highest objective (the first one on ties)."""
+    if not trace:
+        raise ValueError("empty BO trace")
+    return max(trace, key=lambda t: (t["objective"], -t["iteration"]))
+
+
+Target = tuple[float | None, DeviceNoiseProfile | None]  # (usability, profile)
+
+
+def _target_dict(usability: float | None, profile: DeviceNoiseProfile | None) -> dict | None:
+    if usability is not None:
+        return {"usability": float(usability), "sigma": sigma_from_usability(usability)}
+    if profile is not None:
+        return {
+            "profile": profile.name,
+            "sigma": float(profile.sigma),
+            "usability": float(profile.usability),
+            "non_monotonic": bool(profile.non_monotonic),
+        }
+    return None
+
+
+def train_bayesmulti_many(
+    dataset: Dataset,
+    sizes: Sequence[int],
+    targets: Sequence[Target],
+    *,
+    n_init: int = 3,
+    n_iter: int = 10,
+    objective: str = "hardware",
+    n_eval_trials: int = 30,
+    seed: int = 0,
+    progress: Callable[[int, int, int, float, float, float], None] | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    activation: str = "relu",
+    noise_site: str = "activations",
+    restarts: int | None = None,
+    batch_size: int | None = None,
+    num_threads: int | None = 1,
+) -> list[TrainedModel]:
+    """BayesMulti for several targets ``(usability, profile)`` at once (one BO per target).
+
+    The searches run in lockstep (:func:`bayes_opt_many`) so each round trains one candidate per
+    target in a single batched ensemble; every result equals :func:`train_bayesmulti` run alone
+    for that target. ``progress(target_index, iteration, total, p1, p2, score)``.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    for usability, profile in targets:
+        if usability is not None and profile is not None:
+            raise ValueError("give at most one of usability= and profile= per target")
+        if objective == "hardware" and usability is None and profile is None:
+            raise ValueError("the hardware objective needs a target: usability= or profile=")
+        if usability is not None:
+            sigma_from_usability(usability)  # validates (0, 1]
+    if int(n_eval_trials) < 1:
+        raise ValueError(f"n_eval_trials must be >= 1, got {n_eval_trials}")
+    epochs, lr, restarts = _resolve(dataset, epochs, lr, restarts)
+    best: list[dict[str, Any]] = [{"score": -math.inf, "model": None} for _ in targets]
+
+    def objective_many(batch: list[tuple[int, float, float]]) -> list[float]:
+        models = fit_networks(
+            dataset,
+            sizes,
+            [(p1, p2) for _, p1, p2 in batch],
+            noise_site=noise_site,
+            activation=activation,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+            restarts=restarts,
+            batch_size=batch_size,
+        )
+        scores = []
+        for (k, _, _), model in zip(batch, models):
+            usability, profile = targets[k]
+            if objective == "hardware":
+                accs = evaluate(
+                    model,
+                    dataset.x_val,
+                    dataset.y_val,
+                    usability=usability,
+                    profile=profile,
+                    n_trials=int(n_eval_trials),
+                    seed=int(seed) + 7919,
+                )
+                value = float(np.mean(accs))
+            else:
+                value = model.accuracy(dataset.x_train, dataset.y_train)
+            if value > best[k]["score"]:  # strict: the first of equal scores is kept
+                best[k].update(score=value, model=model)
+            scores.append(value)
+        return scores
+
+    with torch_threads(num_threads):
+        traces = bayes_opt_many(
+            objective_many, len(targets), n_init=n_init, n_iter=n_iter, seed=seed, progress=progress
+        )
+    out = []
+    for k, (usability, profile) in enumerate(targets):
+        top = best_of_trace(traces[k])
+        training = {
+            "epochs": epochs,
+            "lr": lr,
+            "seed": int(seed),
+            "restarts": restarts,
+            "batch_size": batch_size,
+            "n_init": int(n_init),
+            "n_iter": int(n_iter),
+        }
+        out.append(
+            _wrap(
+                best[k]["model"],
+                dataset,
+                method="bayesmulti",
+                p1=top["p1"],
+                p2=top["p2"],
+                training=training,
+                objective=objective,
+                target=_target_dict(usability, profile),
+                n_eval_trials=int(n_eval_trials),
+                bo_trace=traces[k],
+            )
+        )
+    return out
+
+
+def train_bayesmulti(
+    dataset: Dataset,
+    sizes: Sequence[int],
+    *,
+    usability: float | None = None,
+    profile: DeviceNoiseProfile | None = None,
+    n_init: int = 3,
+    n_iter: int = 10,
+    objective: str = "hardware",
+    n_eval_trials: int = 30,
+    seed: int = 0,
+    progress: Progress | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    activation: str = "relu",
+    noise_site: str = "activations",
+    restarts: int | None = None,
+    batch_size: int | None = None,
+    num_threads: int | None = 1,
+) -> TrainedModel:
+    """BayesMulti: multinomial-noise training with (p1, p2) chosen by Bayesian optimisation.
+
+    Args:
+        dataset: the data (validation set scores the hardware objective).
+        sizes: layer widths.
+        usability: target usability U in (0, 1] (usability-only noise, σ = −ln U), or
+        profile: a calibrated device profile (σ and the non-monotonic mapping); exactly one of
+            the two for ``objective="hardware"``; optional for ``"train_accuracy"``.
+        n_init, n_iter: random initial points and BO iterations (paper 3 + 10).
+        objective: ``"hardware"`` (default, decision) or ``"train_accuracy"`` (the paper's).
+        n_eval_trials: noise trials averaged by the hardware objective.
+        seed: training seed of every candidate; also seeds the initial points and the
+            objective's noise.
+        progress: called as ``progress(iteration, total, p1, p2, score)`` after each candidate.
+        epochs, lr, restarts: None → per-data-set defaults (:data:`HYPERPARAMETERS`).
+
+    Returns:
+        The best candidate's :class:`TrainedModel` with the whole BO trace.
+    """
+
+    def prog(_k: int, it: int, total: int, p1: float, p2: float, score: float) -> None:
+        if progress is not None:
+            progress(it, total, p1, p2, score)
+
+    return train_bayesmulti_many(
+        dataset,
+        sizes,
+        [(usability, profile)],
+        n_init=n_init,
+        n_iter=n_iter,
+        objective=objective,
+        n_eval_trials=n_eval_trials,
+        seed=seed,
+        progress=prog,
+        epochs=epochs,
+        lr=lr,
+        activation=activation,
+        noise_site=noise_site,
+        restarts=restarts,
+        batch_size=batch_size,
+        num_threads=num_threads,
+    )[0]
+
+
+def robustness_radius(p1: float, p2: float, n_params: int, score: float) -> float:
+    """Theorem 1's bound on the number of parameters that may be perturbed (diagnostic).
+
+    ``r ≤ [ln(1.5 − f) − Θ·ln(1 − p2)] / [ln p1 − ln(1 − p2)]`` with Θ = ``n_params`` and
+    ``f`` = ``score`` the clean model's score in [0.5, 1]. Returns 0 when ``p1 = 0`` (the
+    denominator is −∞). Computed exactly as METHODS section 3 states it; a negative value means
+    the bound guarantees nothing. Requires ``p1 + p2 < 1``.
+    """
+    if not (0 <= p1 and 0 <= p2 and p1 + p2 < 1):
+        raise ValueError(f"need p1, p2 >= 0 and p1 + p2 < 1, got {p1}, {p2}")
+    if not (0.0 <= score <= 1.0):
+        raise ValueError(f"score must be in [0, 1], got {score}")
+    if p1 == 0.0:
+        return 0.0
+    num = math.log(1.5 - score) - n_params * math.log(1.0 - p2)
+    den = math.log(p1) - math.log(1.0 - p2)
+    return num / den
