@@ -1,0 +1,219 @@
+"""The one place a crossbar backend is built: :func:`open_backend`.
+
+From a :class:`~crossbar.config.BenchConfig` (or a bench file / built-in name):
+
+* ``backend = "instruments"``: a pyvisa session to the Keithley 6487, ``pydwf.DwfLibrary()``
+  for the Analog Discovery 2, the drivers and the switch matrix →
+  :class:`~crossbar.hardware.InstrumentBackend`;
+* ``backend = "twins"`` (the built-in ``sim`` bench): :func:`sim_backends.bench_sim.build_sim_bench`
+  → the SAME drivers over the twins → :class:`~crossbar.hardware.InstrumentBackend`, with the
+  twins' handles on ``backend.sim_handles`` (recorded command streams, the virtual clock, the
+  simulated array);
+* ``backend = "physics"``: :class:`crossbar.physics.PhysicsBackend` around a
+  :class:`sim_backends.array.SimulatedCrossbar` (injected), the fast path.
+
+Opening an instrument bench resets the 6487 (``*RST``, ``*CLS``), runs its zero correction and
+releases the switch matrix, so every session starts from a known, safe state. This module is the
+only crossbar module that imports :mod:`sim_backends` (import-linter exception).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Any
+
+from crossbar.backend import CrossbarBackend
+from crossbar.config import BenchConfig, BenchConfigError, load_bench_config
+from crossbar.hardware import InstrumentBackend
+from instruments.analog_discovery2 import AnalogDiscovery2
+from instruments.errors import ConnectionLost, InstrumentError
+from instruments.keithley6487 import Keithley6487
+from instruments.switch_matrix import Bus, SwitchMatrix, SwitchWiring
+from sim_backends.bench_sim import DEFAULT_BUS_CODES, SimHandles, build_sim_bench
+from sim_backends.clock import VirtualClock
+from sim_backends.faults import FaultPlan
+from sim_backends.profiles import PROFILES, get_profile
+
+__all__ = ["open_backend", "resolve_config", "sim_handles_of"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_config(config: BenchConfig | str | Path) -> BenchConfig:
+    """A BenchConfig as is; a built-in name or a TOML path loaded (BenchConfigError if bad)."""
+    if isinstance(config, BenchConfig):
+        return config
+    return load_bench_config(config)
+
+
+def open_backend(config: BenchConfig | str | Path = "sim") -> CrossbarBackend:
+    """Build the backend a bench describes (see the module docstring).
+
+    :param config: a BenchConfig, a built-in bench name (``"sim"``) or a bench TOML path.
+    :raises BenchConfigError: invalid bench description (file, key and allowed values named).
+    :raises InstrumentError: an instrument could not be reached (``ConnectionLost``) or
+        reported an error while being initialised.
+    """
+    cfg = resolve_config(config)
+    if cfg.backend == "instruments":
+        return _open_instruments(cfg)
+    if cfg.backend == "twins":
+        return _open_twins(cfg)
+    return _open_physics(cfg)
+
+
+def sim_handles_of(backend: CrossbarBackend) -> SimHandles | None:
+    """The twins' handles of a backend opened on the simulated bench (else None)."""
+    return getattr(backend, "sim_handles", None)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _wiring(cfg: BenchConfig) -> SwitchWiring:
+    w = cfg.wiring
+    return SwitchWiring(
+        data_pin=w.data_pin,
+        clk_pin=w.clk_pin,
+        latch_pin=w.latch_pin,
+        enable_pin=w.enable_pin,
+        rows=cfg.crossbar.rows,
+        cols=cfg.crossbar.cols,
+    )
+
+
+def _profile(cfg: BenchConfig) -> Any:
+    try:
+        return get_profile(cfg.simulation.profile)
+    except KeyError:
+        allowed = ", ".join(f'"{p}"' for p in sorted(PROFILES))
+        raise BenchConfigError(
+            f'{cfg.source}: [simulation] profile = "{cfg.simulation.profile}": allowed {allowed}'
+        ) from None
+
+
+def _compose(
+    cfg: BenchConfig,
+    keithley: Keithley6487,
+    ad2: AnalogDiscovery2,
+    *,
+    clock: Any = None,
+    poll_interval: float | None = None,
+) -> InstrumentBackend:
+    """Initialise the opened instruments and wrap them (closing them if that fails)."""
+    matrix = SwitchMatrix(ad2, _wiring(cfg))
+    backend = InstrumentBackend(
+        keithley, ad2, matrix, cfg, clock=clock, poll_interval=poll_interval
+    )
+    try:
+        matrix.release()
+        keithley.reset()
+        keithley.write("*CLS")
+        keithley.check_errors()
+        keithley.zero_correct()
+    except BaseException:
+        backend.close()
+        raise
+    return backend
+
+
+def _open_instruments(cfg: BenchConfig) -> InstrumentBackend:
+    import pydwf  # the WaveForms runtime is loaded only for a real bench
+
+    limits = cfg.safety_limits
+    inst = cfg.instruments
+    try:
+        keithley = Keithley6487(
+            inst.keithley_resource, limits=limits, timeout=inst.keithley_timeout_ms
+        )
+    except InstrumentError:
+        raise
+    except Exception as exc:  # pyvisa: no backend, unknown resource, ...
+        raise ConnectionLost(
+            f"Keithley 6487: cannot open {inst.keithley_resource!r} ({exc})",
+            instrument="Keithley 6487",
+        ) from exc
+    try:
+        try:
+            library = pydwf.DwfLibrary()
+        except pydwf.PyDwfError as exc:
+            raise ConnectionLost(
+                f"Analog Discovery 2: the WaveForms runtime (libdwf) cannot be loaded ({exc})",
+                instrument="Analog Discovery 2",
+            ) from exc
+        ad2 = AnalogDiscovery2(library, serial_number=inst.ad2_serial or None, limits=limits)
+        ad2.open()
+    except BaseException:
+        keithley.shutdown()
+        keithley.adapter.close()
+        raise
+    return _compose(cfg, keithley, ad2)
+
+
+def _open_twins(cfg: BenchConfig) -> InstrumentBackend:
+    sim = cfg.simulation
+    faults = {target: FaultPlan.from_mapping(settings) for target, settings in sim.faults.items()}
+    handles = build_sim_bench(
+        _profile(cfg),
+        seed=sim.seed,
+        shape=cfg.shape,
+        line_resistance=cfg.crossbar.line_resistance_ohm,
+        latency_s=sim.latency_s,
+        usb_latency_s=sim.usb_latency_s,
+        faults=faults or None,
+        tia_gain=cfg.wiring.tia_gain_ohm,
+        pins={
+            "data_pin": cfg.wiring.data_pin,
+            "clk_pin": cfg.wiring.clk_pin,
+            "latch_pin": cfg.wiring.latch_pin,
+            "enable_pin": cfg.wiring.enable_pin,
+        },
+        bus_codes={name: int(Bus[name]) for name in DEFAULT_BUS_CODES},
+        poll_wait_s=cfg.instruments.sweep_poll_s,
+        timeout_s=cfg.instruments.keithley_timeout_ms / 1000.0,
+        device_noise=sim.device_noise,
+    )
+    limits = cfg.safety_limits
+    keithley = Keithley6487(handles.adapter, limits=limits)
+    serial = cfg.instruments.ad2_serial or None
+    ad2 = AnalogDiscovery2(
+        handles.dwf_library,
+        serial_number=serial,
+        limits=limits,
+        clock=handles.clock.now,
+        sleep=handles.clock.advance,
+    )
+    ad2.open()
+    backend = _compose(cfg, keithley, ad2, clock=handles.clock, poll_interval=0.0)
+    backend.sim_handles = handles
+    return backend
+
+
+def _open_physics(cfg: BenchConfig) -> CrossbarBackend:
+    from crossbar.physics import PhysicsBackend
+    from sim_backends.array import SimulatedCrossbar
+
+    sim = cfg.simulation
+    crossbar = SimulatedCrossbar(
+        _profile(cfg),
+        cfg.shape,
+        seed=sim.seed,
+        r_row=cfg.crossbar.line_resistance_ohm,
+        r_col=cfg.crossbar.line_resistance_ohm,
+        clock=VirtualClock(),
+    )
+    offered = {
+        "limits": cfg.safety_limits,
+        "config": cfg,
+        "name": cfg.bench.name,
+        "row_drivers": cfg.wiring.row_drivers,
+        "max_read_voltage": cfg.limits.max_read_voltage,
+        "max_pulse_voltage": cfg.limits.max_voltage,
+    }
+    params = inspect.signature(PhysicsBackend).parameters
+    kwargs = {k: v for k, v in offered.items() if k in params}
+    backend = PhysicsBackend(crossbar, **kwargs)
+    backend.bench_config = cfg
+    return backend

@@ -1,0 +1,244 @@
+"""Bench configuration: the built-in sim bench, the example hardware file, strict validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tomllib
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crossbar.config import (
+    BenchConfig,
+    BenchConfigError,
+    builtin_bench_path,
+    load_bench_config,
+    parse_bench_config,
+)
+from instruments.errors import SafetyLimits
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "crossbar" / "benches" / "example_hardware.toml"
+
+
+def _write(tmp_path: Path, text: str, name: str = "bench.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_builtin_sim_bench_loads_with_its_values() -> None:
+    cfg = load_bench_config("sim")
+    assert cfg.backend == "twins"
+    assert cfg.name == "sim"
+    assert cfg.shape == (10, 10)
+    assert cfg.limits.max_voltage == 6.0
+    assert cfg.limits.max_compliance == 1e-3
+    assert cfg.limits.max_read_voltage == 0.3
+    assert cfg.wiring.pins == (0, 1, 2, 3)
+    assert cfg.wiring.tia_gain_ohm == 1e4
+    assert cfg.simulation.profile == "optimized"
+    assert cfg.simulation.latency_s == 0.003
+    assert cfg.safety_limits == SafetyLimits(6.0, 1e-3)
+    assert builtin_bench_path("sim").name == "sim.toml"
+    assert builtin_bench_path("sim").is_file()
+
+
+def test_example_hardware_file_loads() -> None:
+    cfg = load_bench_config(EXAMPLE)
+    assert cfg.backend == "instruments"
+    assert cfg.instruments.keithley_resource == "GPIB0::22::INSTR"
+    assert cfg.instruments.keithley_timeout_ms == 10_000
+    assert cfg.wiring.pulse_instrument == "keithley"
+    assert cfg.instruments.builtin_descending is False
+    assert cfg.source == str(EXAMPLE)
+
+
+def test_to_dict_round_trips_and_is_toml_shaped() -> None:
+    cfg = load_bench_config("sim")
+    d = cfg.to_dict()
+    assert set(d) == {"bench", "instruments", "wiring", "crossbar", "limits", "simulation"}
+    again = parse_bench_config(d, origin="<copy>")
+    assert again.to_dict() == d
+    assert again.wiring == cfg.wiring and again.limits == cfg.limits
+
+
+def test_faults_section_parses(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+[bench]
+backend = "twins"
+[simulation.faults.keithley]
+timeout_after = 12
+error_after = 3
+error_code = -222
+[simulation.faults.ad2]
+connection_lost_after = 40
+""",
+    )
+    cfg = load_bench_config(path)
+    k = cfg.simulation.faults["keithley"]
+    assert (k.timeout_after, k.error_after, k.error_code) == (12, 3, -222)
+    assert cfg.simulation.faults["ad2"].connection_lost_after == 40
+    assert k.active and cfg.simulation.faults["ad2"].active
+    d = cfg.to_dict()
+    assert d["simulation"]["faults"]["keithley"]["timeout_after"] == 12
+    assert parse_bench_config(d).simulation.faults == cfg.simulation.faults
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '[wiring]\npulse_instrument = "awg"\n',
+            'bench.toml: [wiring] pulse_instrument = "awg": allowed "ad2", "keithley"',
+        ),
+        (
+            '[bench]\nbackend = "hardware"\n',
+            'bench.toml: [bench] backend = "hardware": allowed "instruments", "twins", "physics"',
+        ),
+        (
+            "[wiring]\ntia_gain = 1e4\n",
+            "bench.toml: [wiring] unknown key 'tia_gain': allowed keys clk_pin, data_pin",
+        ),
+        (
+            '[crossbar]\nrows = "10"\n',
+            'bench.toml: [crossbar] rows = "10": allowed an integer in [1, 256]',
+        ),
+        (
+            "[crossbar]\nrows = 0\n",
+            "bench.toml: [crossbar] rows = 0: allowed an integer in [1, 256]",
+        ),
+        (
+            "[limits]\nmax_voltage = -1.0\n",
+            "bench.toml: [limits] max_voltage = -1.0: allowed a number in (0, 505]",
+        ),
+        (
+            "[limits]\nmax_compliance = 0.1\n",
+            "bench.toml: [limits] max_compliance = 0.1: allowed a number in (0, 0.025]",
+        ),
+        (
+            "[wiring]\ndata_pin = 16\n",
+            "bench.toml: [wiring] data_pin = 16: allowed an integer in [0, 15]",
+        ),
+        (
+            "[wiring]\nclk_pin = 0\n",
+            "bench.toml: [wiring] data_pin, clk_pin, latch_pin, enable_pin = [0, 0, 2, 3]: "
+            "allowed four distinct DIO pins 0..15",
+        ),
+        (
+            "[limits]\nmax_read_voltage = 7.0\nmax_voltage = 6.0\n",
+            "bench.toml: [limits] max_read_voltage = 7.0: allowed a number in (0, 5]",
+        ),
+        (
+            "[limits]\nmax_read_voltage = 2.0\nmax_voltage = 1.0\n",
+            "bench.toml: [limits] max_read_voltage = 2.0: allowed a number <= max_voltage (1)",
+        ),
+        (
+            "[simulation]\ndevice_noise = 1\n",
+            "bench.toml: [simulation] device_noise = 1: allowed true or false",
+        ),
+        (
+            "[instruments]\nkeithley_timeout_ms = 5.5\n",
+            "bench.toml: [instruments] keithley_timeout_ms = 5.5: allowed an integer in "
+            "[100, 600000]",
+        ),
+        (
+            "[simulation.faults.scope]\ntimeout_after = 1\n",
+            "bench.toml: unknown section [simulation.faults.scope]: allowed "
+            "[simulation.faults.keithley], [simulation.faults.ad2]",
+        ),
+        (
+            "[simulation.faults.keithley]\ntimeout_after = -1\n",
+            "bench.toml: [simulation.faults.keithley] timeout_after = -1: allowed an integer >= 0",
+        ),
+        (
+            "[hardware]\nx = 1\n",
+            "bench.toml: unknown section [hardware]: allowed [bench], [instruments], [wiring], "
+            "[crossbar], [limits], [simulation]",
+        ),
+        (
+            "[wiring]\nrow_drivers = 11\n",
+            "bench.toml: [wiring] row_drivers = 11: allowed an integer in [1, 10] (crossbar rows)",
+        ),
+    ],
+)
+def test_invalid_values_name_file_key_and_allowed(tmp_path: Path, text: str, expected: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(BenchConfigError) as info:
+        load_bench_config(path)
+    message = str(info.value)
+    assert message.replace(str(path), "bench.toml").startswith(expected), message
+
+
+def test_missing_file_and_bad_toml_and_unknown_builtin(tmp_path: Path) -> None:
+    with pytest.raises(BenchConfigError, match=r"nowhere\.toml: no such bench file .*\"sim\""):
+        load_bench_config(tmp_path / "nowhere.toml")
+    bad = _write(tmp_path, "[bench\nname = 1\n")
+    with pytest.raises(BenchConfigError, match="not valid TOML"):
+        load_bench_config(bad)
+    with pytest.raises(BenchConfigError, match="unknown built-in bench 'lab'"):
+        builtin_bench_path("lab")
+
+
+def test_bench_config_error_is_a_value_error() -> None:
+    assert issubclass(BenchConfigError, ValueError)
+
+
+def test_defaults_are_the_sim_values() -> None:
+    cfg = BenchConfig()
+    assert cfg.backend == "twins" and cfg.shape == (10, 10)
+    assert parse_bench_config({}).to_dict() == cfg.to_dict()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(-5, 300),
+    v=st.floats(allow_nan=True, allow_infinity=True, width=64),
+    pins=st.lists(st.integers(-2, 18), min_size=4, max_size=4),
+)
+def test_parsing_accepts_exactly_the_valid_values(rows: int, v: float, pins: list[int]) -> None:
+    data = {
+        "crossbar": {"rows": rows, "cols": 10},
+        "limits": {"max_voltage": v},
+        "wiring": dict(zip(("data_pin", "clk_pin", "latch_pin", "enable_pin"), pins)),
+    }
+    valid = (
+        1 <= rows <= 256
+        and v == v
+        and abs(v) != float("inf")
+        and 0 < v <= 505
+        and all(0 <= p <= 15 for p in pins)
+        and len(set(pins)) == 4
+        and v >= 0.3
+        and rows >= 2
+    )
+    if valid:
+        cfg = parse_bench_config(data)
+        assert cfg.crossbar.rows == rows and cfg.limits.max_voltage == v
+        assert tomllib.loads(_dump(cfg.to_dict())) == cfg.to_dict()
+    else:
+        with pytest.raises(BenchConfigError, match=r"<dict>: "):
+            parse_bench_config(data)
+
+
+def _dump(d: dict) -> str:
+    """Minimal TOML writer for the round-trip check (tables of scalars and one nesting)."""
+    lines: list[str] = []
+
+    def scalar(x: object) -> str:
+        if isinstance(x, bool):
+            return "true" if x else "false"
+        if isinstance(x, str):
+            return '"' + x.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(x, float):
+            return repr(x)
+        return str(x)
+
+    for section, table in d.items():
+        lines.append(f"[{section}]")
+        for key, value in table.items():
+            if not isinstance(value, dict):
+                lines.append(f"{key} = {scalar(value)}")
+    return "\n".join(lines) + "\n"

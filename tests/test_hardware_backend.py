@@ -1,0 +1,273 @@
+"""InstrumentBackend over the twins (the built-in ``sim`` bench): real drivers, simulated array.
+
+Assertions are on the simulated array's true state and on the command streams the twins
+recorded (``backend.sim_handles.adapter.commands``, ``.dwf_library.calls``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crossbar.backend import Biasing, SweepPoint
+from crossbar.bench import open_backend
+from crossbar.config import BenchConfigError, load_bench_config, parse_bench_config
+from crossbar.hardware import InstrumentBackend
+from instruments.errors import ConnectionLost, InstrumentError, InstrumentTimeout, SafetyLimitError
+from instruments.keithley6487 import cyclic_points
+
+
+def sim_config(**changes):
+    d = load_bench_config("sim").to_dict()
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        d.setdefault(section, {})[key] = value
+    return parse_bench_config(d, origin="test")
+
+
+@pytest.fixture
+def backend():
+    b = open_backend("sim")
+    yield b
+    b.close()
+
+
+def uniform(backend, w: float) -> np.ndarray:
+    xb = backend.sim_handles.crossbar
+    xb.devices.state = np.full(backend.shape, w)
+    return xb.true_conductance(0.2).copy()
+
+
+def sources(commands: list[str]) -> list[float]:
+    return [float(c.split()[1]) for c in commands if c.startswith("SOUR:VOLT ")]
+
+
+def assert_safe(backend) -> None:
+    h = backend.sim_handles
+    assert not h.adapter.output_on
+    assert h.sim_bench.routing() == (["FLOAT"] * 10, ["FLOAT"] * 10)
+    assert h.sim_bench.awg == [0.0, 0.0]
+
+
+def test_open_sim_gives_an_instrument_backend_on_the_twins(backend) -> None:
+    assert isinstance(backend, InstrumentBackend)
+    h = backend.sim_handles
+    assert h.adapter.commands[:2] == ["*RST", "*CLS"]
+    assert "SYST:ZCOR ON" in h.adapter.commands
+    assert backend.capabilities.rows == 10 and backend.capabilities.row_drivers == 2
+    assert backend.capabilities.max_pulse_voltage == 6.0  # pulse_instrument = "keithley"
+    assert backend.now() == h.clock.now() > 0
+
+
+def test_read_cell_is_the_true_conductance_under_v3(backend) -> None:
+    g = uniform(backend, 0.5)
+    # 1 % read noise on currents ≈ 4× the cell's own (9 half-selected cells at V/3): the
+    # differential read has ≈ 8 % rms; reading 10 times brings it to ≈ 2.5 %
+    for cell in [(0, 0), (4, 7), (9, 9)]:
+        reads = [backend.read_cell(*cell, v_read=0.2, biasing=Biasing.V3) for _ in range(10)]
+        assert np.mean([r.conductance for r in reads]) == pytest.approx(g[cell], rel=0.08)
+        r = reads[0]
+        assert r.current == pytest.approx(r.conductance * 0.2)
+        assert not r.compliance
+    backend.differential_read = False  # the single read's sneak bias, for contrast
+    single = backend.read_cell(4, 7, biasing=Biasing.V3)
+    assert single.conductance > 3 * g[4, 7]  # 9 half-selected cells at V/3 add ~3 G
+
+
+def test_read_map_and_time(backend) -> None:
+    g = uniform(backend, 0.5)
+    cells = []
+    t0 = backend.now()
+    m = backend.read_map(v_read=0.2, biasing="v/3", on_cell=cells.append)
+    assert len(cells) == 100
+    assert np.median(np.abs(m / g - 1)) < 0.1  # ≈ 8 % rms per differential read
+    assert abs(np.mean(m / g - 1)) < 0.03  # unbiased
+    elapsed = backend.now() - t0
+    assert 10.0 < elapsed < 60.0  # ≈ 0.2 s per cell on the real bench (routing dominates)
+    assert_safe(backend)
+
+
+def test_pulse_set_raises_g_and_spares_half_selected(backend) -> None:
+    g0 = uniform(backend, 0.2)
+    n0 = len(backend.sim_handles.adapter.commands)
+    backend.pulse(3, 3, 4.2, 1e-3, biasing=Biasing.V2)  # half-selected cells see 2.1 V
+    g1 = backend.sim_handles.crossbar.true_conductance(0.2)
+    assert g1[3, 3] > 2 * g0[3, 3]
+    mask = np.ones((10, 10), dtype=bool)
+    mask[3, 3] = False
+    np.testing.assert_array_equal(g1[mask], g0[mask])
+    assert sources(backend.sim_handles.adapter.commands[n0:]) == []  # the AD2 did it
+    awg = [c for c in backend.sim_handles.dwf_library.calls if c[0] == "analogOut.runSet"]
+    assert awg[-1][1] == (0, 1e-3)  # AWG1 played one 1 ms run
+    assert_safe(backend)
+
+
+def test_pulse_reset_under_v3_uses_the_dividers(backend) -> None:
+    uniform(backend, 0.9)
+    g0 = backend.sim_handles.crossbar.true_conductance(0.2).copy()
+    n0 = len(backend.sim_handles.adapter.commands)
+    backend.pulse(5, 2, -3.5, 2e-3, biasing="v/3")
+    g1 = backend.sim_handles.crossbar.true_conductance(0.2)
+    assert g1[5, 2] < 0.5 * g0[5, 2]
+    mask = np.ones((10, 10), dtype=bool)
+    mask[5, 2] = False
+    np.testing.assert_array_equal(g1[mask], g0[mask])
+    assert sources(backend.sim_handles.adapter.commands[n0:]) == [-3.5]
+    assert_safe(backend)
+
+
+def test_pulse_above_5v_goes_through_the_keithley(backend) -> None:
+    g0 = uniform(backend, 0.1)
+    h = backend.sim_handles
+    n0 = len(h.adapter.commands)
+    backend.pulse(1, 8, 5.5, 5e-3, biasing="v/3", compliance=2.5e-4)
+    new = h.adapter.commands[n0:]
+    assert "SOUR:VOLT:ILIM 0.00025" in new and sources(new) == [5.5]
+    i_on = new.index("SOUR:VOLT:STAT ON")
+    assert "SOUR:VOLT:STAT OFF" in new[i_on:]
+    assert new.index("SOUR:VOLT 5.5") < i_on
+    assert h.crossbar.true_conductance(0.2)[1, 8] > 2 * g0[1, 8]
+    assert_safe(backend)
+
+
+def test_pulse_beyond_the_awg_refused_when_the_bench_has_only_the_ad2() -> None:
+    with open_backend(sim_config(wiring__pulse_instrument="ad2")) as b:
+        assert b.capabilities.max_pulse_voltage == 5.0
+        h = b.sim_handles
+        n_k, n_d = len(h.adapter.commands), h.dwf_library.transactions
+        with pytest.raises(SafetyLimitError, match="pulse capability"):
+            b.pulse(0, 0, 5.5, 1e-3)
+        assert (len(h.adapter.commands), h.dwf_library.transactions) == (n_k, n_d)
+
+
+def test_iv_sweep_shape_compliance_and_points(backend) -> None:
+    uniform(backend, 0.0)
+    v = cyclic_points(6.0, -6.0, 0.25)
+    points: list[SweepPoint] = []
+    res = backend.iv_sweep(
+        2, 5, v, compliance=25e-6, cycles=2, nplc=0.1, biasing="ground", on_point=points.append
+    )
+    assert res.current.shape == (v.size, 2) and res.compliance.shape == (v.size, 2)
+    assert res.compliance_limit == 25e-6
+    assert not np.isnan(res.current).any()
+    assert res.compliance.any()  # the SET near +3 V hits the 25 µA limit
+    # ground: the column carries only the cell's current, the source limits the whole row
+    flagged = res.current[res.compliance]
+    assert np.all(np.abs(flagged) <= 25e-6 * 1.05)
+    assert [(p.cycle, p.index) for p in points] == [(c, k) for c in range(2) for k in range(v.size)]
+    assert all(p.voltage == pytest.approx(v[p.index]) for p in points)
+    np.testing.assert_allclose([p.current for p in points[: v.size]], res.current[:, 0])
+    times = [p.time for p in points]
+    assert times == sorted(times)
+    assert backend.sim_handles.adapter.commands.count("SOUR:VOLT:SWE:INIT") == 6  # 3 runs × 2
+    assert_safe(backend)
+
+
+def test_mvm_matches_v_g_with_25_captures_per_vector(backend) -> None:
+    g = uniform(backend, 0.5)
+    x = np.random.default_rng(1).uniform(0.0, 0.3, (3, 10))
+    x[2, :2] = 0.0  # the first row group is all zero for the last vector: skipped
+    c0 = backend.stats["captures"]
+    y = backend.mvm(x)
+    assert y.shape == (3, 10)
+    ideal = np.array(
+        [
+            backend.sim_handles.crossbar.devices.current(np.tile(r[:, None], (1, 10))).sum(0)
+            for r in x
+        ]
+    )
+    np.testing.assert_allclose(y, ideal, rtol=0.03)
+    assert backend.captures_per_vector() == 25
+    assert backend.stats["captures"] - c0 == 3 * 25 - 5
+    assert_safe(backend)
+    assert np.all(np.abs(x @ g - y) / (x @ g) < 0.05)
+
+
+def test_shutdown_leaves_everything_off_and_is_repeatable(backend) -> None:
+    h = backend.sim_handles
+    backend.read_cell(0, 0)
+    h.adapter.write("SOUR:VOLT:STAT ON")  # something left on behind the backend's back
+    backend.ad2.awg_dc(1, 0.5)
+    backend.shutdown()
+    backend.shutdown()
+    assert h.adapter.commands[-2:] == ["SOUR:VOLT:STAT OFF", "SYST:ZCH ON"]
+    assert_safe(backend)
+
+
+def test_exception_inside_with_still_shuts_down() -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        with open_backend("sim") as b:
+            h = b.sim_handles
+            b.read_cell(1, 1)
+            h.adapter.write("SOUR:VOLT:STAT ON")
+            raise RuntimeError("boom")
+    assert not h.adapter.output_on
+    assert "SOUR:VOLT:STAT OFF" in h.adapter.commands[-3:]
+    assert h.sim_bench.routing() == (["FLOAT"] * 10, ["FLOAT"] * 10)
+    assert h.dwf_library.device.closed
+
+
+def test_requests_beyond_limits_raise_before_any_command(backend) -> None:
+    h = backend.sim_handles
+
+    def counts():
+        return len(h.adapter.commands), h.dwf_library.transactions
+
+    before = counts()
+    with pytest.raises(SafetyLimitError):
+        backend.read_cell(0, 0, v_read=0.5)  # read limit 0.3 V
+    with pytest.raises(SafetyLimitError):
+        backend.pulse(0, 0, 6.5, 1e-3)  # bench limit 6 V
+    with pytest.raises(SafetyLimitError):
+        backend.pulse(0, 0, 3.0, 1e-3, compliance=1e-3)  # snaps to 2.5 mA > 1 mA
+    with pytest.raises(SafetyLimitError):
+        backend.iv_sweep(0, 0, [0, 3, 7], compliance=1e-4)
+    with pytest.raises(SafetyLimitError):
+        backend.iv_sweep(0, 0, [0, 1], compliance=2e-3)
+    with pytest.raises(SafetyLimitError):
+        backend.mvm(np.full((1, 10), 0.31))
+    with pytest.raises(IndexError):
+        backend.read_cell(10, 0)
+    assert counts() == before
+    assert max((abs(v) for v in sources(h.adapter.commands)), default=0.0) <= 6.0
+
+
+def test_timeout_fault_surfaces_and_shutdown_still_runs() -> None:
+    cfg = sim_config()
+    d = cfg.to_dict()
+    d["simulation"]["faults"] = {"keithley": {"timeout_after": 40}}
+    with open_backend(parse_bench_config(d)) as b:
+        h = b.sim_handles
+        with pytest.raises(InstrumentTimeout):
+            for _ in range(10):
+                b.read_cell(0, 0, biasing="ground")
+        b.shutdown()
+        assert not h.adapter.output_on
+
+
+def test_connection_lost_shutdown_never_raises() -> None:
+    cfg = sim_config()
+    d = cfg.to_dict()
+    d["simulation"]["faults"] = {"keithley": {"connection_lost_after": 30}}
+    b = open_backend(parse_bench_config(d))
+    with pytest.raises(ConnectionLost):
+        for _ in range(10):
+            b.read_cell(0, 0, biasing="ground")
+    b.shutdown()
+    b.close()
+    assert b.sim_handles.sim_bench.routing() == (["FLOAT"] * 10, ["FLOAT"] * 10)
+
+
+def test_physics_backend_and_bad_profile() -> None:
+    b = open_backend(sim_config(bench__backend="physics"))
+    assert type(b).__name__ == "PhysicsBackend"
+    assert b.shape == (10, 10) and b.bench_config.backend == "physics"
+    with pytest.raises(BenchConfigError, match=r'\[simulation\] profile = "great": allowed'):
+        open_backend(sim_config(simulation__profile="great"))
+
+
+def test_instruments_backend_without_instruments_raises_connection_lost() -> None:
+    cfg = sim_config(bench__backend="instruments", instruments__keithley_timeout_ms=100)
+    with pytest.raises(InstrumentError) as info:
+        open_backend(cfg)
+    assert isinstance(info.value, ConnectionLost)
+    assert "Keithley 6487" in str(info.value) or "WaveForms" in str(info.value)

@@ -1,0 +1,404 @@
+"""The Keithley 6487 twin: SCPI behaviour, the real driver over it, its virtual clock, faults."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from instruments.errors import (
+    ConnectionLost,
+    GarbledReply,
+    InstrumentErrorQueue,
+    InstrumentTimeout,
+    SafetyLimitError,
+    SafetyLimits,
+)
+from instruments.keithley6487 import Keithley6487, cyclic_points, parse_readings
+from sim_backends.faults import FaultPlan
+from sim_backends.keithley_twin import IDN, Keithley6487Twin, ResistorLoad
+
+LIMITS = SafetyLimits(max_voltage=8.0, max_compliance=2.5e-3)
+
+
+def twin(r: float = 1e6, **kw) -> Keithley6487Twin:
+    return Keithley6487Twin(ResistorLoad(r), **kw)
+
+
+def ask(t: Keithley6487Twin, command: str) -> str:
+    t.write(command)
+    return t.read()
+
+
+def errors(t: Keithley6487Twin) -> list[int]:
+    out = []
+    while True:
+        code = int(ask(t, "SYST:ERR?").split(",")[0])
+        if code == 0:
+            return out
+        out.append(code)
+
+
+# ------------------------------------------------------------------------------ raw SCPI
+
+
+def test_idn_and_empty_error_queue() -> None:
+    t = twin()
+    assert ask(t, "*IDN?") == IDN
+    assert ask(t, "SYST:ERR?") == '0,"No error"'
+
+
+def test_garbage_gives_113_and_syst_err_pops_in_order() -> None:
+    t = twin()
+    t.write("FOO:BAR 3")
+    t.write("SOURC:VOLT 1")  # not a short or long form
+    t.write("SOUR:VOLT 20")  # beyond the 10 V range
+    t.write("SOUR:VOLT:STAT MAYBE")
+    t.write("FORM:ELEM READ,BOGUS")
+    t.write("SOUR:VOLT:ILIM 1")
+    t.write("SOUR:VOLT")  # missing parameter
+    t.write("TRAC:CLE 3")  # parameter not allowed
+    assert ask(t, "SYST:ERR?") == '-113,"Undefined header"'
+    assert errors(t) == [-113, -222, -224, -224, -222, -109, -108]
+    assert t.source_voltage == 0.0 and not t.operate  # nothing bad was applied
+
+
+def test_error_queue_overflows_at_ten_with_350() -> None:
+    t = twin()
+    for _ in range(13):
+        t.write("NOPE")
+    assert errors(t) == [-113] * 9 + [-350]
+
+
+def test_long_forms_and_optional_nodes() -> None:
+    t = twin()
+    t.write("SOURce:VOLTage:LEVel:IMMediate:AMPLitude 1.5")
+    t.write("SENSe1:CURRent:DC:NPLCycles 2")
+    t.write(":sens:curr:rang:auto off")
+    assert t.source_voltage == 1.5 and t.nplc == 2.0 and not t.autorange
+    assert float(ask(t, "SOUR:VOLT?")) == 1.5
+    assert float(ask(t, "NPLC?")) == 2.0
+    assert errors(t) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    forms=st.lists(st.sampled_from(["short", "long"]), min_size=3, max_size=3),
+    upper=st.lists(st.booleans(), min_size=3, max_size=3),
+    v=st.floats(-10.1, 10.1, allow_nan=False),
+)
+def test_any_mix_of_short_and_long_forms_sets_the_level(forms, upper, v) -> None:
+    words = [("SOUR", "SOURce"), ("VOLT", "VOLTage"), ("LEV", "LEVel")]
+    nodes = [w[0] if f == "short" else w[1] for w, f in zip(words, forms)]
+    nodes = [n.upper() if u else n.lower() for n, u in zip(nodes, upper)]
+    t = twin()
+    t.write(":".join(nodes) + f" {v:.6g}")
+    assert errors(t) == []
+    assert t.source_voltage == pytest.approx(float(f"{v:.6g}"))
+
+
+def test_ilim_clamps_and_vso_reports_minus_999() -> None:
+    t = twin(1e3)  # 1 V across 1 kΩ wants 1 mA
+    for c in ("SOUR:VOLT:ILIM 2e-5", "SOUR:VOLT 1", "SOUR:VOLT:STAT ON", "SYST:ZCH OFF"):
+        t.write(c)
+    t.write("FORM:ELEM READ,UNIT,VSO")
+    assert float(ask(t, "SOUR:VOLT:ILIM?")) == 25e-6  # 20 µA snapped up to 25 µA
+    reply = ask(t, "READ?")
+    current, vso = reply.split(",")
+    assert current.endswith("A")
+    assert float(current[:-1]) == pytest.approx(25e-6, rel=1e-3)
+    assert float(vso.rstrip("V")) == -999.0
+    t.write("SOUR:VOLT:ILIM 2.5e-3")
+    current, vso = ask(t, "READ?").split(",")
+    assert float(current[:-1]) == pytest.approx(1e-3, rel=1e-3)
+    assert float(vso.rstrip("V")) == 1.0
+
+
+def test_form_elem_all_gives_time_status_and_units() -> None:
+    t = twin(1e3, latency_s=1e-3)
+    for c in ("SOUR:VOLT:ILIM 2e-5", "SOUR:VOLT 1", "SOUR:VOLT:STAT ON", "SYST:ZCH OFF"):
+        t.write(c)
+    t.write("NPLC 0.6")
+    t.write("FORM:ELEM ALL")
+    assert ask(t, "FORM:ELEM?") == "READ,UNIT,TIME,STAT,VSO"
+    reply = ask(t, "READ?")
+    current, stamp, status, vso = reply.split(",")
+    assert current.endswith("A") and stamp.endswith("SECS") and vso.endswith("V")
+    (r,) = parse_readings(reply, "READ,UNIT,TIME,STAT,VSO")
+    assert r.time == pytest.approx(t.clock.now())  # end of the 0.6 PLC integration
+    assert r.status == 8 and r.compliance  # twin's status word: bit 3 = compliance
+    t.write("FORM:ELEM VSO,READ")  # the order given is the order sent
+    vso, current = ask(t, "READ?").split(",")
+    assert float(vso) == -999.0 and float(current) == pytest.approx(25e-6, rel=1e-3)
+
+
+def test_overflow_sentinel_beyond_a_fixed_range() -> None:
+    t = twin(1e6)  # 1 µA
+    for c in ("SOUR:VOLT 1", "SOUR:VOLT:STAT ON", "SYST:ZCH OFF", "RANG 2e-9", "FORM:ELEM READ"):
+        t.write(c)
+    assert ask(t, "READ?") == "+9.900000E+37"
+    t.write("RANG:AUTO ON")
+    assert float(ask(t, "READ?")) == pytest.approx(1e-6, rel=1e-3)
+
+
+def test_zero_check_reads_about_zero() -> None:
+    t = twin(1e6)
+    for c in ("SOUR:VOLT 1", "SOUR:VOLT:STAT ON", "FORM:ELEM READ"):
+        t.write(c)
+    assert abs(float(ask(t, "READ?"))) < 1e-13  # zero check is on after *RST
+    t.write("SYST:ZCH OFF")
+    assert float(ask(t, "READ?")) == pytest.approx(1e-6, rel=1e-3)
+
+
+def test_nplc_noise_falls_as_one_over_sqrt_nplc() -> None:
+    t = twin(1e6, noise_ppm=200.0)  # 1 µA on the 2 µA range: σ = 0.4 nA at 1 PLC
+    for c in ("SOUR:VOLT 1", "SOUR:VOLT:STAT ON", "SYST:ZCH OFF", "FORM:ELEM READ"):
+        t.write(c)
+    t.write("TRIG:COUN 2000")
+
+    def spread(nplc: float) -> float:
+        t.write(f"NPLC {nplc}")
+        values = np.array([float(x) for x in ask(t, "READ?").split(",")])
+        assert values.size == 2000
+        assert np.mean(values) == pytest.approx(1e-6, rel=1e-3)
+        return float(np.std(values))
+
+    s_fast, s_slow = spread(0.06), spread(6.0)
+    assert s_fast / s_slow == pytest.approx(10.0, rel=0.1)  # sqrt(6 / 0.06)
+    assert s_slow == pytest.approx(200e-6 * 2e-6 / math.sqrt(6), rel=0.1)
+
+
+def test_builtin_sweep_fills_the_buffer_and_refuses_840_while_running() -> None:
+    t = twin(1e4, latency_s=3e-3, poll_wait_s=0.05)
+    for c in (
+        "SOUR:VOLT:ILIM 2.5e-3",
+        "SOUR:VOLT:SWE:STAR 0",
+        "SOUR:VOLT:SWE:STOP 1",
+        "SOUR:VOLT:SWE:STEP 0.1",
+        "SOUR:VOLT:SWE:DEL 0.01",
+        "NPLC 1",
+        "FORM:ELEM READ,VSO",
+        "TRIG:COUN 11",
+        "TRAC:CLE",
+        "TRAC:POIN 11",
+        "TRAC:FEED SENS",
+        "TRAC:FEED:CONT NEXT",
+        "SYST:ZCH OFF",
+        "SOUR:VOLT:SWE:INIT",
+    ):
+        t.write(c)
+    assert t.output_on and t.source_voltage == 0.0  # SWE:INIT puts the source in operate
+    t.write("INIT")
+    assert ask(t, "SOUR:VOLT:SWE:STAT?") == "1"
+    t.write("SOUR:VOLT 2")
+    t.write("TRAC:CLE")
+    t.write("INIT")
+    assert ask(t, "SOUR:VOLT:SWE:STAT?") == "1"
+    polls = 1
+    while ask(t, "SOUR:VOLT:SWE:STAT?") == "1":
+        polls += 1
+    step = 0.01 + 1 / 60 + 1e-3
+    assert polls == pytest.approx(11 * step / (0.05 + 3e-3), abs=2)
+    assert errors(t) == [840, 840, 840]
+    values = np.array([float(x) for x in ask(t, "TRAC:DATA?").split(",")]).reshape(-1, 2)
+    assert values.shape == (11, 2)
+    np.testing.assert_allclose(values[:, 1], np.linspace(0, 1, 11), atol=1e-9)
+    np.testing.assert_allclose(values[:, 0], values[:, 1] / 1e4, atol=2e-8)
+    assert int(ask(t, "TRAC:POIN:ACT?")) == 11
+    assert t.source_voltage == 1.0  # a completed sweep leaves the last level
+
+
+def test_descending_sweep_and_abort() -> None:
+    t = twin(1e4, poll_wait_s=0.05)
+    for c in ("SOUR:VOLT:SWE:STAR 1", "SOUR:VOLT:SWE:STOP -1", "SOUR:VOLT:SWE:STEP 0.5"):
+        t.write(c)
+    for c in ("SYST:ZCH OFF", "FORM:ELEM READ,VSO", "TRAC:POIN 5", "SOUR:VOLT:SWE:INIT", "INIT"):
+        t.write(c)
+    while ask(t, "SOUR:VOLT:SWE:STAT?") == "1":
+        pass
+    values = np.array([float(x) for x in ask(t, "TRAC:DATA?").split(",")]).reshape(-1, 2)
+    np.testing.assert_allclose(values[:, 1], [1, 0.5, 0, -0.5, -1], atol=1e-12)
+    t.write("SOUR:VOLT:SWE:INIT")
+    t.write("INIT")
+    t.write("SOUR:VOLT:SWE:ABOR")
+    assert ask(t, "SOUR:VOLT:SWE:STAT?") == "0"
+    assert not t.output_on  # ABORt puts the source in standby
+    assert errors(t) == []
+
+
+def test_interlock_on_the_high_ranges() -> None:
+    t = twin(interlock_closed=False)
+    t.write("SOUR:VOLT:RANG 50")
+    t.write("SOUR:VOLT:INT OFF")
+    t.write("SOUR:VOLT:STAT ON")
+    assert errors(t) == [-221]
+    assert not t.output_on and ask(t, "SOUR:VOLT:INT:FAIL?") == "1"
+    t.write("SOUR:VOLT:RANG 10")
+    assert t.output_on and ask(t, "SOUR:VOLT:INT:FAIL?") == "0"
+
+
+def test_adapter_plumbing_bytes_flush_and_close() -> None:
+    t = twin()
+    t.write_bytes(b"*IDN?")
+    assert t.read_bytes(-1) == IDN.encode()
+    t.write("*IDN?")
+    t.flush_read_buffer()
+    t.write("*IDN?")
+    assert t.read() == IDN
+    t.close()
+    assert t.connection.closed
+    assert t.commands == ["*IDN?", "*IDN?", "*IDN?"]
+
+
+def test_unread_query_is_interrupted_410() -> None:
+    t = twin()
+    t.write("*IDN?")
+    t.write("*RST")
+    assert errors(t) == [-410]
+
+
+# ------------------------------------------------------------------------------ the driver
+
+
+def test_driver_round_trip_measure_sweep_and_shutdown() -> None:
+    t = twin(1e4, poll_wait_s=0.05)
+    k = Keithley6487(t, limits=LIMITS)
+    assert k.identity.model == "6487"
+    k.zero_correct()
+    r = k.measure_at(1.0, compliance=2.5e-4, nplc=1)
+    assert r.current == pytest.approx(1e-4, rel=1e-4) and r.voltage_source == 1.0
+    assert not r.compliance
+    k.source_voltage = 2.5
+    assert k.source_voltage == 2.5
+    points = cyclic_points(2.0, -2.0, 0.1)
+    seen: list[int] = []
+    readings = k.sweep_points(
+        points,
+        compliance=2.5e-4,
+        on_reading=lambda i, _: seen.append(i),
+        builtin_descending=True,
+        poll_interval=0,
+    )
+    assert seen == list(range(points.size))
+    currents = np.array([x.current for x in readings])
+    np.testing.assert_allclose(currents, points / 1e4, atol=3e-8)
+    assert [x.voltage_source for x in readings] == pytest.approx(list(points))
+    assert t.commands.count("SOUR:VOLT:SWE:INIT") == 3  # three monotonic runs
+    k.shutdown()
+    assert t.commands[-2:] == ["SOUR:VOLT:STAT OFF", "SYST:ZCH ON"]
+    assert not t.output_on
+    assert max(abs(float(c.split()[1])) for c in t.commands if c.startswith("SOUR:VOLT ")) <= 8.0
+
+
+def test_driver_reports_compliance_through_vso() -> None:
+    t = twin(1e3)
+    k = Keithley6487(t, limits=LIMITS)
+    r = k.measure_at(2.0, compliance=25e-6, nplc=0.1)
+    assert r.compliance and math.isnan(r.voltage_source)
+    assert r.current == pytest.approx(25e-6, rel=1e-3)
+
+
+def test_driver_overflow_reading() -> None:
+    t = twin(1e6)
+    k = Keithley6487(t, limits=LIMITS)
+    k.current_range = 2e-9
+    r = k.measure_at(1.0, compliance=2.5e-4)
+    assert r.overflow and r.current == math.inf
+
+
+def test_safety_refusal_reaches_no_bus() -> None:
+    t = twin()
+    k = Keithley6487(t, limits=LIMITS)
+    with pytest.raises(SafetyLimitError):
+        k.measure_at(9.0, compliance=1e-4)
+    with pytest.raises(SafetyLimitError):
+        k.sweep_points([0, 5, 10], compliance=1e-4)
+    assert t.commands == []
+
+
+def test_driver_error_queue_after_a_bad_setting() -> None:
+    t = twin()
+    k = Keithley6487(t, limits=SafetyLimits(max_voltage=400.0, max_compliance=2.5e-3))
+    with pytest.raises(InstrumentErrorQueue) as info:
+        k.source_voltage = 20.0  # beyond the 10 V range: the instrument refuses it
+    assert info.value.code == -222
+    assert t.source_voltage == 0.0
+
+
+# ------------------------------------------------------------------------------ the clock
+
+
+def test_each_transaction_costs_latency_and_readings_integration() -> None:
+    t = twin(latency_s=3e-3)
+    assert t.clock.now() == 0.0
+    ask(t, "*IDN?")
+    assert t.clock.now() == pytest.approx(3e-3)
+    k = Keithley6487(t, limits=LIMITS)
+    n0, t0 = t.transactions, t.clock.now()
+    k.measure_at(0.5, compliance=2.5e-4, nplc=2)
+    n = t.transactions - n0
+    assert n == 8  # NPLC, ILIM, SOUR:VOLT, STAT ON, ZCH OFF, FORM:ELEM, READ?, SYST:ERR?
+    assert t.clock.now() - t0 == pytest.approx(n * 3e-3 + 2 / 60)
+
+
+def test_builtin_sweep_time_on_the_clock() -> None:
+    t = twin(1e4, latency_s=1e-3, poll_wait_s=0.02)
+    k = Keithley6487(t, limits=LIMITS)
+    k.nplc = 1
+    t0 = t.clock.now()
+    k.sweep(0.0, 3.0, 0.1, compliance=2.5e-4, poll_interval=0)
+    elapsed = t.clock.now() - t0
+    n = 31
+    assert elapsed >= n * (1 / 60 + 1e-3)
+    assert elapsed <= n * (1 / 60 + 1e-3) + 0.02 + t.transactions * 1e-3 + 1e-9
+
+
+# ------------------------------------------------------------------------------ faults
+
+
+def test_timeout_surfaces_as_instrument_timeout_and_costs_the_timeout() -> None:
+    t = twin(faults=FaultPlan(timeout_after=0), timeout_s=2.0)
+    k = Keithley6487(t, limits=LIMITS)
+    with pytest.raises(InstrumentTimeout) as info:
+        _ = k.identity
+    assert info.value.command == "*IDN?"
+    assert t.clock.now() == pytest.approx(2.0 + 3e-3)
+    assert k.identity.model == "6487"  # one-shot
+
+
+def test_garbled_reply_surfaces_as_garbled_reply() -> None:
+    t = twin(faults=FaultPlan(garbled_after=3, seed=4))
+    k = Keithley6487(t, limits=LIMITS)
+    with pytest.raises(GarbledReply):
+        k.measure_at(0.1, compliance=2.5e-4)  # 5 writes, then READ? (the 6th) is garbled
+    assert t.faults.fired[0][1] == "garbled"
+
+
+def test_connection_lost_after_n_transactions() -> None:
+    t = twin(faults=FaultPlan(connection_lost_after=5))
+    k = Keithley6487(t, limits=LIMITS)
+    with pytest.raises(ConnectionLost):
+        k.measure_at(0.1, compliance=2.5e-4, nplc=1)
+    with pytest.raises(ConnectionLost):
+        _ = k.identity
+    k.shutdown()  # never raises on a dead bus
+    assert len(t.commands) == 5
+    assert t.failed[-2:] == ["SOUR:VOLT:STAT OFF", "SYST:ZCH ON"]
+
+
+def test_injected_error_code_is_queued() -> None:
+    t = twin(faults=FaultPlan(error_after=2, error_code=-350))
+    k = Keithley6487(t, limits=LIMITS)
+    with pytest.raises(InstrumentErrorQueue) as info:
+        k.measure_at(0.1, compliance=2.5e-4)
+    assert info.value.code == -350
+
+
+def test_forced_compliance_hits() -> None:
+    t = twin(1e6, faults=FaultPlan(compliance_after=0))
+    k = Keithley6487(t, limits=LIMITS)
+    r = k.measure_at(0.1, compliance=2.5e-4)
+    assert r.compliance and r.current == pytest.approx(2.5e-4, rel=1e-4)
