@@ -370,6 +370,10 @@ class InstrumentBackend(CrossbarBackend):
             if b is Biasing.V2:
                 self.ad2.awg_dc(1, amp / 2)
             if uses_keithley:  # the 6487 feeds the V/3, 2V/3 dividers (routed nowhere else)
+                # A read may have left the cell routing latched (selected row on SMU_SOURCE,
+                # other lines grounded): raising the source to the pulse amplitude under it
+                # would pulse the whole row. Release first; the new routing connects later.
+                self.matrix.release()
                 self.keithley.source_current_limit = self.read_compliance
                 self.keithley.source_voltage = amp
                 self.keithley.source_enabled = True

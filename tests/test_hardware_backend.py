@@ -271,3 +271,21 @@ def test_instruments_backend_without_instruments_raises_connection_lost() -> Non
         open_backend(cfg)
     assert isinstance(info.value, ConnectionLost)
     assert "Keithley 6487" in str(info.value) or "WaveForms" in str(info.value)
+
+
+def test_programming_a_cell_leaves_its_row_and_column_alone() -> None:
+    """Regression: a V/3 AD2 pulse right after a grounded verify read used to raise the 6487 to
+    the pulse amplitude while the read routing was still latched, pulsing the whole row."""
+    from crossbar.bench import open_backend
+    from crossbar.programming import program_cell
+
+    backend = open_backend("sim")
+    sim = backend.sim_handles.crossbar
+    g0 = sim.true_conductance(0.2)
+    report = program_cell(backend, 0, 0, 10e-6, tol=0.03)
+    g1 = sim.true_conductance(0.2)
+    assert report.converged
+    others = np.ones_like(g0, dtype=bool)
+    others[0, 0] = False
+    assert np.max(np.abs(g1[others] / g0[others] - 1)) < 0.01
+    assert abs(g1[0, 0] / 10e-6 - 1) < 0.05
