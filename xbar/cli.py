@@ -18,6 +18,8 @@ import sys
 from collections.abc import Sequence
 
 import xbar.commands
+from crossbar.backend import OperationAborted
+from instruments.errors import InstrumentError, SafetyLimitError
 
 from .errors import UserError
 
@@ -46,9 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except UserError as exc:
+    except (UserError, SafetyLimitError) as exc:
         print(f"xbar {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except InstrumentError as exc:
+        print(f"xbar {args.command}: instrument fault: {exc} (outputs switched off)", file=sys.stderr)
+        return 1
+    except OperationAborted as exc:
+        print(f"xbar {args.command}: aborted: {exc} (outputs switched off)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"xbar {args.command}: interrupted; outputs switched off", file=sys.stderr)
         return 130

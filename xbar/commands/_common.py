@@ -1,0 +1,43 @@
+"""Helpers shared by the CLI commands that open a bench."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from crossbar.bench import open_backend
+from crossbar.config import BenchConfig, BenchConfigError, load_bench_config
+from crossbar.core import Crossbar
+from crossbar.datastore import DataStore
+
+from ..errors import UserError
+
+
+def bench_config(bench: str, *, profile: str | None = None, seed: int | None = None) -> BenchConfig:
+    """Load a bench ("sim" or a TOML path), optionally overriding the simulated device profile
+    and seed. Bad files become UserError (exit 2)."""
+    try:
+        cfg = load_bench_config(bench)
+    except BenchConfigError as exc:
+        raise UserError(str(exc)) from exc
+    except OSError as exc:
+        raise UserError(f"cannot read bench file {bench}: {exc.strerror or exc}") from exc
+    sim = cfg.simulation
+    if profile is not None:
+        sim = dataclasses.replace(sim, profile=profile)
+    if seed is not None:
+        sim = dataclasses.replace(sim, seed=seed)
+    return dataclasses.replace(cfg, simulation=sim)
+
+
+def open_crossbar(cfg: BenchConfig, *, datafile: Path | None = None, **metadata: object) -> Crossbar:
+    """Open the bench's backend with a data file (HDF5, appended as acquired)."""
+    try:
+        backend = open_backend(cfg)
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"cannot open bench {cfg.name!r}: {exc}") from exc
+    store = None
+    if datafile is not None:
+        datafile.parent.mkdir(parents=True, exist_ok=True)
+        store = DataStore(datafile, metadata=dict(metadata), bench_config=cfg.to_dict())
+    return Crossbar(backend, datastore=store)

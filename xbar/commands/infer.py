@@ -1,0 +1,174 @@
+"""``xbar infer``: run a trained classifier's MVMs on a crossbar and compare with software.
+
+Examples::
+
+    xbar infer --bench sim --model models/moons-bm --test-points 200
+    xbar infer --bench sim --model m/erm --model m/bm --profile optimized --profile typical --seeds 5
+
+Each (profile, seed, model) run opens a fresh bench (the same seed gives the same devices, so the
+models meet identical arrays), maps the weights to conductances, programs them with
+program-and-verify, runs every MVM on the bench (activations and argmax stay digital) and
+reports software versus hardware accuracy. Writes ``summary.json``, one PNG per profile (the
+paper's figure 7b/7c), one HDF5 data file per run and the per-run JSON/NPZ into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from inference.data import load_dataset
+from inference.deploy import DeploymentResult, DeployOptions, result_dict, run_on_crossbar
+from inference.figures import plot_deployment
+from inference.storage import ModelFileError, load_model
+from inference.training import TrainedModel
+
+from ..errors import UserError
+from ._common import bench_config, open_crossbar
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "infer",
+        help="deploy a trained model on a crossbar and compare software vs hardware accuracy",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--bench", default="sim", help='"sim" (built-in simulated bench) or BENCH.toml')
+    p.add_argument("--model", action="append", required=True, metavar="M",
+                   help="trained model (STEM, STEM.pt or STEM.json); repeat to compare")
+    p.add_argument("--test-points", type=int, default=200, metavar="N")
+    p.add_argument("--profile", action="append", metavar="NAME",
+                   help="simulated device profile (optimized|typical|poor); repeatable; "
+                   "default: the bench's")
+    p.add_argument("--seeds", type=int, default=1, help="simulated benches to average (seeds 0..K-1)")
+    p.add_argument("--tol", type=float, default=DeployOptions.tol,
+                   help=f"program-and-verify tolerance (default {DeployOptions.tol})")
+    p.add_argument("--out", default="xbar-out/infer", help="output folder")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def _load(paths: list[str]) -> list[TrainedModel]:
+    models = []
+    for path in paths:
+        try:
+            models.append(load_model(path))
+        except ModelFileError as exc:
+            raise UserError(str(exc)) from exc
+    return models
+
+
+def deploy_all(
+    models: list[TrainedModel],
+    *,
+    bench: str,
+    profiles: list[str | None],
+    seeds: int,
+    test_points: int,
+    out: Path,
+    options: DeployOptions,
+    log=print,
+) -> list[dict]:
+    """Run every model on every (profile, seed); returns summary rows (and writes files)."""
+    if test_points < 1:
+        raise UserError(f"--test-points must be >= 1, got {test_points}")
+    if seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {seeds}")
+    rows = []
+    for profile in profiles:
+        first: list[DeploymentResult] = []
+        for seed in range(seeds):
+            cfg = bench_config(bench, profile=profile, seed=seed if seeds > 1 else None)
+            for m in models:
+                ds = load_dataset(m.data_name, seed=m.data_seed, noise=m.data_noise or 0.2)
+                n = min(test_points, len(ds.y_test))
+                if n < test_points:
+                    log(f"note: the test split has {len(ds.y_test)} points; using all of them")
+                tag = f"{cfg.simulation.profile}-s{cfg.simulation.seed}-{m.method}"
+                with open_crossbar(cfg, datafile=out / f"{tag}.h5", model=m.method) as xb:
+                    r = run_on_crossbar(
+                        xb, m, ds.x_test[:n], ds.y_test[:n], x_train=ds.x_train, options=options
+                    )
+                r.save(out / tag)
+                if seed == 0:
+                    first.append(r)
+                row = {"profile": cfg.simulation.profile, "seed": cfg.simulation.seed,
+                       **r.summary()}
+                rows.append(row)
+                log(
+                    f"{cfg.simulation.profile:10s} seed {cfg.simulation.seed}  {m.method:10s} "
+                    f"software {100 * r.software_accuracy:5.1f} %  hardware "
+                    f"{100 * r.hardware_accuracy:5.1f} %  loss {100 * r.relative_degradation:5.1f} %"
+                    f"  ({r.programming.get('mean_pulses', 0):.1f} pulses/cell, "
+                    f"{r.bench_time_s:.0f} s bench time)"
+                )
+        name = first[0] and rows[-1]["profile"]
+        plot_deployment(first, out / f"deploy-{name}.png", title=f"profile {name}, seed 0")
+    return rows
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Mean over seeds per (profile, method)."""
+    out = []
+    keys = sorted({(r["profile"], r["method"]) for r in rows})
+    for profile, method in keys:
+        sel = [r for r in rows if r["profile"] == profile and r["method"] == method]
+        out.append({
+            "profile": profile,
+            "method": method,
+            "seeds": len(sel),
+            "software_accuracy": float(np.mean([r["software_accuracy"] for r in sel])),
+            "hardware_accuracy": float(np.mean([r["hardware_accuracy"] for r in sel])),
+            "relative_degradation": float(np.mean([r["relative_degradation"] for r in sel])),
+            "relative_degradation_std": float(np.std([r["relative_degradation"] for r in sel])),
+            "output_error_std": float(np.mean([r["output_error_std"] for r in sel])),
+            "energy_per_mvm_j": float(np.mean([r["energy_per_mvm_j"] for r in sel])),
+            "vs_v100": float(np.mean([r["vs_v100"] for r in sel])),
+        })
+    return out
+
+
+def format_table(agg: list[dict]) -> str:
+    lines = [f"{'profile':10s} {'method':10s} {'seeds':>5s} {'software':>9s} {'hardware':>9s} "
+             f"{'loss':>12s} {'out.err σ':>9s} {'E/MVM':>9s} {'×V100':>7s}"]
+    for a in agg:
+        lines.append(
+            f"{a['profile']:10s} {a['method']:10s} {a['seeds']:5d} "
+            f"{100 * a['software_accuracy']:8.1f}% {100 * a['hardware_accuracy']:8.1f}% "
+            f"{100 * a['relative_degradation']:5.1f}±{100 * a['relative_degradation_std']:4.1f}% "
+            f"{a['output_error_std']:9.3f} {a['energy_per_mvm_j']:9.2e} {a['vs_v100']:7.0f}"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    models = _load(args.model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    rows = deploy_all(
+        models,
+        bench=args.bench,
+        profiles=args.profile or [None],
+        seeds=args.seeds,
+        test_points=args.test_points,
+        out=out,
+        options=DeployOptions(tol=args.tol),
+        log=log,
+    )
+    agg = aggregate(rows)
+    (out / "summary.json").write_text(json.dumps({"runs": rows, "mean": agg}, indent=1))
+    if args.json:
+        print(json.dumps({"runs": rows, "mean": agg}, indent=1))
+    else:
+        print()
+        print(format_table(agg))
+        print(f"\nwrote {out / 'summary.json'}, figures deploy-*.png, data files *.h5")
+    return 0
+
+
+__all__ = ["aggregate", "deploy_all", "format_table", "register", "result_dict", "run"]
