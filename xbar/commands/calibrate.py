@@ -39,16 +39,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="I-V files or directories")
+    p.add_argument("files", nargs="*", metavar="FILE", help="I-V files or directories")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--report", metavar="DIR", help="write a PNG per device and a summary CSV")
     p.add_argument(
         "--profile-out", metavar="DIR", help="write a DeviceNoiseProfile JSON per device"
     )
     add_calibration_options(p)
-    # TODO(crossbar): a live source (`--bench` with the cell and cycle count) goes here once the
-    # crossbar layer exists: sweep the cell, then pass (name, V, I) to
-    # calibration.batch.calibrate_arrays exactly as the file path does in _calibrate below.
+    live = p.add_argument_group(
+        "live", "sweep a cell of a bench instead of reading files (e.g. --bench sim --cell 0,0)"
+    )
+    live.add_argument("--bench", help='"sim" (built-in simulated bench) or BENCH.toml')
+    live.add_argument("--cell", type=_cell, metavar="R,C", help="cell to sweep (0-based)")
+    live.add_argument("--cycles", type=int, default=10, help="sweep cycles (default 10, >= 2)")
+    live.add_argument("--vmax", type=float, default=6.0, help="positive turning point, V")
+    live.add_argument("--vmin", type=float, default=-6.0, help="negative turning point, V (<= 0)")
+    live.add_argument("--step", type=float, default=0.1, help="staircase step, V (> 0)")
+    live.add_argument("--compliance", type=float, default=25e-6, help="current limit, A")
+    live.add_argument("--nplc", type=float, default=1.0, help="integration time, PLC")
+    live.add_argument("--profile", dest="sim_profile", metavar="NAME",
+                      help="simulated benches: device profile (optimized|typical|poor)")
+    live.add_argument("--seed", type=int, help="simulated benches: seed")
+    live.add_argument("--data", metavar="FILE.h5",
+                      help="data file the sweep is written to as measured "
+                      "(default xbar-out/calibrate-<bench>.h5)")
     p.set_defaults(func=run)
 
 
@@ -88,13 +102,20 @@ def options_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from calibration.batch import calibrate_paths
+    from calibration.batch import BatchResult, calibrate_paths
     from calibration.io import find_iv_files
 
-    files = find_iv_files(args.files)
-    if not files:
-        raise UserError(f"no I-V files found in {', '.join(args.files)}")
-    batch = calibrate_paths(files, options_from_args(args), jobs=_jobs())
+    if args.bench is not None or args.cell is not None:
+        if args.files:
+            raise UserError("give either FILEs or --bench/--cell (a live sweep), not both")
+        batch = BatchResult(devices=[_live(args)], failures=[])
+    else:
+        if not args.files:
+            raise UserError("give I-V FILEs or directories, or --bench and --cell for a live sweep")
+        files = find_iv_files(args.files)
+        if not files:
+            raise UserError(f"no I-V files found in {', '.join(args.files)}")
+        batch = calibrate_paths(files, options_from_args(args), jobs=_jobs())
     for _name, message in batch.failures:
         print(f"xbar calibrate: error: {message}", file=sys.stderr)
     for dev in batch.devices:
@@ -124,6 +145,55 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     return 0
+
+
+def _live(args: argparse.Namespace):
+    """Sweep one cell of a bench through the crossbar layer and calibrate it."""
+    from calibration.io import CalibrationInputError
+    from calibration.live import calibrate_cell
+
+    from ._common import bench_config, open_crossbar
+
+    if args.bench is None or args.cell is None:
+        raise UserError("a live calibration needs both --bench and --cell R,C")
+    if args.cycles < 2:
+        raise UserError(f"--cycles must be >= 2 (section 1 needs two cycles), got {args.cycles}")
+    if not args.step > 0:
+        raise UserError(f"--step must be > 0 V, got {args.step:g}")
+    if not args.vmax > 0 or args.vmin > 0:
+        raise UserError(f"need --vmax > 0 and --vmin <= 0, got {args.vmax:g} / {args.vmin:g}")
+    cfg = bench_config(args.bench, profile=args.sim_profile, seed=args.seed)
+    rows, cols = cfg.shape
+    r, c = args.cell
+    if not (0 <= r < rows and 0 <= c < cols):
+        raise UserError(f"--cell {r},{c} is outside the {rows}x{cols} array of bench {cfg.name!r}")
+    for v, what in ((args.vmax, "--vmax"), (args.vmin, "--vmin")):
+        if abs(v) > cfg.limits.max_voltage:
+            raise UserError(f"{what} {v:g} V exceeds the bench limit of {cfg.limits.max_voltage:g} V")
+    if not 0 < args.compliance <= cfg.limits.max_compliance:
+        raise UserError(
+            f"--compliance {args.compliance:g} A is outside (0, {cfg.limits.max_compliance:g}] A"
+        )
+    data = Path(args.data) if args.data else Path("xbar-out") / f"calibrate-{cfg.name}.h5"
+    print(f"xbar calibrate: sweeping cell ({r}, {c}) on bench {cfg.name!r}: {args.cycles} cycles "
+          f"0 -> {args.vmax:g} -> 0 -> {args.vmin:g} -> 0 V, step {args.step:g} V; data -> {data}",
+          file=sys.stderr)
+    with open_crossbar(cfg, datafile=data, operation="calibrate") as xb:
+        try:
+            return calibrate_cell(
+                xb, r, c, cycles=args.cycles, v_max=args.vmax, v_min=args.vmin, step=args.step,
+                compliance=args.compliance, nplc=args.nplc, options=options_from_args(args),
+            )
+        except CalibrationInputError as exc:
+            raise UserError(str(exc)) from exc
+
+
+def _cell(text: str) -> tuple[int, int]:
+    try:
+        r, c = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not R,C (two integers)") from None
+    return r, c
 
 
 def _write_profiles(devices, out: Path) -> int:
