@@ -1,0 +1,513 @@
+"""The main window of the crossbar lab application, and ``main(argv)``.
+
+Layout: the bench chooser and the EMERGENCY STOP button on top; the panels (I-V sweep, Crossbar,
+Calibration, Inference) as tabs; a log pane; a status bar with the running operation, its
+progress and an Abort button.
+
+Threading: every long operation is a :class:`gui.workers.Task` run by the window's
+:class:`gui.workers.TaskRunner` on one worker thread (one operation at a time). The window holds
+no instrument logic: it opens a :class:`gui.backend_chooser.BenchSession` (backend + recording
+:class:`crossbar.core.Crossbar`) and hands the crossbar to the panels.
+
+Safety:
+
+* **EMERGENCY STOP** aborts the running operation, waits briefly for the worker to leave the
+  instrument (≤ 0.5 s), then calls the backend's ``shutdown()`` (every output off, switch matrix
+  released) even if the worker has not stopped; the bench stays connected, outputs off.
+* **Abort** stops the running operation; the crossbar layer switches outputs off.
+* **Closing the window** aborts running work and shuts the backend down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import html
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QCloseEvent, QFont, QKeySequence
+from PyQt6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui import plotting
+from gui.backend_chooser import BenchChooser, BenchSession, close_session, open_session
+from gui.settings import Settings
+from gui.workers import Task, TaskContext, TaskRunner
+
+__all__ = ["MainWindow", "create_app", "main"]
+
+_LEVEL_COLOURS = {"info": "#202020", "warning": "#b36b00", "error": "#c00000", "ok": "#1a7f1a"}
+
+
+class MainWindow(QMainWindow):
+    """The application window (see the module docstring)."""
+
+    session_changed = pyqtSignal(object)  # BenchSession | None
+    log_message = pyqtSignal(str, str)  # text, level
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        bench: str | None = None,
+        data_dir: str | Path | None = None,
+        update_interval_ms: int = 50,
+    ) -> None:
+        super().__init__()
+        plotting.configure()
+        self.settings = settings or Settings()
+        if bench is not None:
+            self.settings.bench = bench
+        if data_dir is not None:
+            self.settings.data_dir = data_dir
+        self.session: BenchSession | None = None
+        self.runner = TaskRunner(self, update_interval_ms=update_interval_ms)
+        self.estop_count = 0
+        self._estopped = False
+        self._closing = False
+        self._closed = False
+        self.setWindowTitle("xbar — perovskite crossbar lab")
+        self.resize(1400, 900)
+        self._build()
+        self.runner.started.connect(self._task_started)
+        self.runner.progress.connect(self._task_progress)
+        self.runner.message.connect(self.op_label.setText)
+        self.runner.finished.connect(self._task_finished)
+        self.runner.busy_changed.connect(self._busy_changed)
+        self.log(f"Data folder: {self.settings.data_dir}")
+
+    # -- layout ----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        central = QWidget()
+        self.setCentralWidget(central)
+        v = QVBoxLayout(central)
+
+        top = QHBoxLayout()
+        self.chooser = BenchChooser(self.settings.bench, self.settings.last_dir("bench"))
+        self.chooser.connect_requested.connect(self.connect_bench)
+        self.chooser.disconnect_requested.connect(self.disconnect_bench)
+        top.addWidget(self.chooser, 1)
+        self.estop = QPushButton("EMERGENCY STOP")
+        self.estop.setToolTip(
+            "Abort the running operation, switch every output off and release the switch "
+            "matrix (Ctrl+Space)"
+        )
+        self.estop.setMinimumSize(190, 44)
+        self.estop.setStyleSheet(
+            "QPushButton { background: #d00000; color: white; font-weight: bold; "
+            "font-size: 13pt; border: 2px solid #700000; border-radius: 6px; padding: 4px 10px }"
+            "QPushButton:pressed { background: #900000 }"
+        )
+        self.estop.clicked.connect(self.emergency_stop)
+        top.addWidget(self.estop)
+        v.addLayout(top)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        v.addWidget(split, 1)
+        self.tabs = QTabWidget()
+        split.addWidget(self.tabs)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.log_view.setFont(QFont("monospace", 9))
+        self.log_view.setPlaceholderText("log")
+        split.addWidget(self.log_view)
+        split.setStretchFactor(0, 5)
+        split.setStretchFactor(1, 1)
+        split.setSizes([720, 150])
+
+        from gui.panels.calibration import CalibrationPanel
+        from gui.panels.crossbar_map import CrossbarPanel
+        from gui.panels.inference import InferencePanel
+        from gui.panels.iv_sweep import IVSweepPanel
+
+        self.iv_panel = IVSweepPanel(self)
+        self.crossbar_panel = CrossbarPanel(self)
+        self.calibration_panel = CalibrationPanel(self)
+        self.inference_panel = InferencePanel(self)
+        self.panels = [
+            self.iv_panel,
+            self.crossbar_panel,
+            self.calibration_panel,
+            self.inference_panel,
+        ]
+        for p in self.panels:
+            self.tabs.addTab(p, p.title)
+        self.crossbar_panel.focus_changed.connect(self.iv_panel.set_cell)
+        self.iv_panel.sweep_measured.connect(self.calibration_panel.add_measured_sweep)
+
+        sb = self.statusBar()
+        self.op_label = QLabel("Idle")
+        self.op_label.setMinimumWidth(360)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(320)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("%v / %m")
+        self.abort_button = QPushButton("Abort")
+        self.abort_button.setEnabled(False)
+        self.abort_button.setToolTip("Stop the running operation (outputs off) (Esc)")
+        self.abort_button.clicked.connect(self.abort)
+        self.elapsed = QLabel("")
+        sb.addWidget(self.op_label, 1)
+        sb.addPermanentWidget(self.elapsed)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.abort_button)
+        self._t0 = 0.0
+        self._tick = QTimer(self)
+        self._tick.setInterval(250)
+        self._tick.timeout.connect(self._update_elapsed)
+
+        act = QAction("Abort", self)
+        act.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        act.triggered.connect(self.abort)
+        self.addAction(act)
+        act = QAction("Emergency stop", self)
+        act.setShortcut(QKeySequence("Ctrl+Space"))
+        act.triggered.connect(self.emergency_stop)
+        self.addAction(act)
+
+        menu = self.menuBar().addMenu("&File")
+        a = menu.addAction("Data folder…")
+        a.triggered.connect(self._choose_data_dir)
+        a = menu.addAction("Quit")
+        a.triggered.connect(self.close)
+
+    # -- log -------------------------------------------------------------------------------------
+    def log(self, text: str, level: str = "info") -> None:
+        """Append a timestamped line to the log pane (``level``: info, ok, warning, error)."""
+        stamp = _dt.datetime.now().strftime("%H:%M:%S")
+        colour = _LEVEL_COLOURS.get(level, _LEVEL_COLOURS["info"])
+        tag = "" if level in ("info", "ok") else f"{level.upper()}: "
+        self.log_view.appendHtml(
+            f"<span style='color:#808080'>{stamp}</span> "
+            f"<span style='color:{colour}'>{html.escape(tag + text)}</span>"
+        )
+        self.log_message.emit(text, level)
+
+    def log_lines(self) -> list[str]:
+        """The log pane's text, one entry per line (tests)."""
+        return self.log_view.toPlainText().splitlines()
+
+    # -- tasks -----------------------------------------------------------------------------------
+    def run_task(self, task: Task) -> bool:
+        """Run a task that does not need the bench (calibration, training)."""
+        if self._closing:
+            return False
+        if self.runner.busy:
+            cur = self.runner.current
+            self.log(f"Busy with '{cur.name if cur else '?'}'; wait or abort it first.", "warning")
+            return False
+        return self.runner.submit(task)
+
+    def run_bench_task(self, task: Task) -> bool:
+        """Run a task on the connected bench: its abort also calls ``Crossbar.abort``, and
+        every output is switched off when it ends (``backend.outputs_off``)."""
+        session = self.session
+        if session is None:
+            self.log("Connect a bench first.", "warning")
+            return False
+        crossbar = session.crossbar
+        backend = session.backend
+        fn = task.fn
+
+        def wrapped(ctx: TaskContext):
+            crossbar.reset_abort()  # a stale request must not stop this new operation
+            try:
+                return fn(ctx)
+            finally:
+                # Idle-safe between operations: single-cell reads and pulses leave the source
+                # on at the read voltage with the cell routed; nothing stays driven while the
+                # user thinks (outputs_off never raises and keeps the bench usable).
+                backend.outputs_off()
+
+        task.fn = wrapped
+        if task.abort_hook is None:
+            task.abort_hook = crossbar.abort
+        return self.run_task(task)
+
+    def abort(self) -> None:
+        """Abort the running operation (outputs are switched off by the crossbar layer)."""
+        if self.runner.busy:
+            cur = self.runner.current
+            self.log(f"Abort requested: {cur.name if cur else ''}", "warning")
+            self.op_label.setText(f"Aborting {cur.name if cur else ''}…")
+            self.runner.abort()
+
+    def _task_started(self, name: str) -> None:
+        if self._estopped and self.session is not None:
+            self._estopped = False
+            rows, cols = self.session.shape
+            self.chooser.set_status(f"connected: {self.session.name} ({rows}×{cols})", "#1a7f1a")
+        self.op_label.setText(f"Running: {name}")
+        self.progress.setRange(0, 0)  # busy indicator until the first progress report
+        self._t0 = time.monotonic()
+        self._tick.start()
+        self.abort_button.setEnabled(True)
+
+    def _task_progress(self, done: int, total: int) -> None:
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(min(done, total))
+
+    def _task_finished(self, name: str, outcome: str) -> None:
+        self._tick.stop()
+        self._update_elapsed()
+        self.op_label.setText(f"{name}: {outcome}")
+        self.abort_button.setEnabled(False)
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1 if outcome == "done" else 0)
+
+    def _update_elapsed(self) -> None:
+        self.elapsed.setText(f"{time.monotonic() - self._t0:.1f} s")
+
+    def _busy_changed(self, busy: bool) -> None:
+        self.chooser.set_busy(busy)
+        for p in self.panels:
+            p.busy_changed(busy)
+
+    # -- bench -----------------------------------------------------------------------------------
+    def connect_bench(self, bench: str | None = None) -> bool:
+        """Open ``bench`` ("sim" or a TOML path; default: the chooser's) on the worker thread."""
+        if self.session is not None:
+            return False
+        bench = bench if bench is not None else self.chooser.bench()
+        if not bench:
+            self.log("Choose a bench file first.", "warning")
+            return False
+        data_dir = self.settings.data_dir
+        self.chooser.set_status(f"connecting to {bench}…", "#b36b00")
+
+        def run(ctx: TaskContext) -> BenchSession:
+            ctx.message(f"Opening bench {bench}…")
+            return open_session(bench, data_dir)
+
+        def done(session: BenchSession) -> None:
+            if self._closing or self._closed:
+                close_session(session)
+                return
+            self.session = session
+            self.settings.bench = bench
+            if bench != "sim":
+                self.settings.set_last_dir("bench", bench)
+            rows, cols = session.shape
+            kind = "simulated" if session.is_simulated else "hardware"
+            self.chooser.set_connected(True)
+            self.chooser.set_status(f"connected: {session.name} ({kind}, {rows}×{cols})", "#1a7f1a")
+            self.log(f"Connected to bench '{session.name}' ({kind}, {rows}×{cols})", "ok")
+            if session.data_path is not None:
+                self.log(f"Recording to {session.data_path}")
+            self._notify_session()
+
+        def failed(exc: BaseException) -> None:
+            self.chooser.set_status("connection failed", "#c00000")
+            self.log(f"Cannot open bench {bench}: {exc}", "error")
+
+        return self.run_task(
+            Task(
+                f"Connect to {bench}",
+                run,
+                on_done=done,
+                on_error=failed,
+                on_aborted=lambda _: failed(RuntimeError("aborted")),
+                uses_bench=False,
+            )
+        )
+
+    def attach_session(self, session: BenchSession) -> None:
+        """Use an already open session (scripts and tests with a custom backend)."""
+        if self.session is not None:
+            raise RuntimeError("a bench is already connected")
+        self.session = session
+        rows, cols = session.shape
+        self.chooser.set_connected(True)
+        self.chooser.set_status(f"connected: {session.name} ({rows}×{cols})", "#1a7f1a")
+        self.log(f"Connected to bench '{session.name}' ({rows}×{cols})", "ok")
+        if session.data_path is not None:
+            self.log(f"Recording to {session.data_path}")
+        self._notify_session()
+
+    def disconnect_bench(self) -> bool:
+        """Shut the bench down and close the data file (on the worker thread)."""
+        session = self.session
+        if session is None:
+            return False
+
+        def run(ctx: TaskContext) -> None:
+            close_session(session)
+
+        def done(_=None) -> None:
+            self._drop_session("disconnected")
+            self.log("Disconnected; outputs off, data file closed", "ok")
+
+        return self.run_task(Task("Disconnect", run, on_done=done, on_error=lambda e: done()))
+
+    def _drop_session(self, status: str, colour: str = "grey") -> None:
+        self.session = None
+        self.chooser.set_connected(False)
+        self.chooser.set_status(status, colour)
+        self._notify_session()
+
+    def _notify_session(self) -> None:
+        for p in self.panels:
+            p.session_changed(self.session)
+        self.session_changed.emit(self.session)
+
+    def emergency_stop(self) -> None:
+        """Abort everything, switch every output off and release the switch matrix.
+
+        The running operation is aborted; the worker gets up to 0.5 s to leave the instrument,
+        then ``backend.shutdown()`` runs from the UI thread regardless (and once more when the
+        worker has unwound, if it had not). The bench stays connected with every output off.
+        """
+        self.estop_count += 1
+        session = self.session
+        running = self.runner.busy
+        self.runner.abort()
+        if session is None:
+            self.log("EMERGENCY STOP: no bench connected", "warning")
+            return
+        stopped = self.runner.wait_worker(0.5) if running else True
+        self._shutdown_backend(session)
+        if not stopped:  # shut down again once the worker has unwound
+
+            def again(_name: str, _outcome: str) -> None:
+                self.runner.finished.disconnect(again)
+                self._shutdown_backend(session)
+
+            self.runner.finished.connect(again)
+        self.log(
+            "EMERGENCY STOP: every output off, switch matrix released"
+            + ("" if stopped else " (the running operation is being aborted)"),
+            "error",
+        )
+        self.chooser.set_status("EMERGENCY STOP — outputs off", "#c00000")
+        self._estopped = True
+
+    @staticmethod
+    def _shutdown_backend(session: BenchSession) -> None:
+        try:
+            session.backend.shutdown()  # never raises by contract
+        except Exception:  # noqa: BLE001 - belt and braces for third-party backends
+            pass
+
+    # -- settings / close ------------------------------------------------------------------------
+    def _choose_data_dir(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Data folder", str(self.settings.data_dir))
+        if d:
+            self.settings.data_dir = d
+            self.log(f"Data folder: {d} (used from the next connection)")
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        """Abort running work, shut the bench down (outputs off), save settings."""
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """What closing the window does (idempotent)."""
+        if self._closed:
+            return
+        self._closing = True
+        for p in self.panels:
+            try:
+                p.save_settings()
+            except Exception:  # noqa: BLE001 - never block closing
+                pass
+        self.settings.bench = self.chooser.bench() or "sim"
+        self.settings.sync()
+        session = self.session
+        if self.runner.busy:
+            self.runner.abort()
+        self.runner.stop(10.0)
+        if session is not None:
+            close_session(session)
+            self.session = None
+        self._closed = True
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def create_app(argv: Sequence[str] | None = None) -> QApplication:
+    """The QApplication (reused if one exists)."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
+        app.setOrganizationName("perovskite-xbar")
+        app.setApplicationName("xbar-gui")
+    return app  # type: ignore[return-value]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xbar gui", description="Open the crossbar lab GUI.")
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``xbar gui`` (shared with the CLI module)."""
+    p.add_argument(
+        "--bench",
+        default="sim",
+        metavar="sim|FILE",
+        help="bench to connect to: the built-in simulated bench 'sim' (default) or a bench TOML",
+    )
+    p.add_argument(
+        "--screenshots",
+        metavar="DIR",
+        help="populate every panel on the bench, save a PNG of each into DIR, then exit",
+    )
+    p.add_argument("--data-dir", metavar="DIR", help="folder for the data files")
+    p.add_argument(
+        "--iv-data",
+        metavar="DIR",
+        help="I-V files for the calibration panel in --screenshots mode "
+        "(default: ../shared/data/perovskite_iv beside the project, if present)",
+    )
+    p.add_argument("--no-connect", action="store_true", help="do not connect at start")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the window (or take screenshots) with parsed ``args``; returns an exit code."""
+    app = create_app()
+    if args.screenshots:
+        from gui.screenshots import take_screenshots
+
+        paths = take_screenshots(
+            args.screenshots, bench=args.bench, data_dir=args.data_dir, iv_data=args.iv_data
+        )
+        for p in paths:
+            print(p)
+        return 0 if paths else 1
+    window = MainWindow(bench=args.bench, data_dir=args.data_dir)
+    window.show()
+    if not args.no_connect:
+        window.connect_bench(args.bench)
+    return int(app.exec())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m gui.app [--bench sim|FILE] [--screenshots DIR]``."""
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    return run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

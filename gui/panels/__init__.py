@@ -1,0 +1,1 @@
+"""The main window's panels: I-V sweep, crossbar map, calibration, inference."""

@@ -1,0 +1,861 @@
+"""Inference panel: train ERM / BayesMulti on two moons, deploy on the bench, compare.
+
+* Train (worker thread) with :func:`inference.training.train_erm` or
+  :func:`inference.training.train_bayesmulti`; BayesMulti's Bayesian-optimisation trace appears
+  live as a scatter of (p1, p2) coloured by the objective. The BO target is a usability or the
+  device selected in the calibration panel (its noise profile).
+* Load / save models (:mod:`inference.storage`).
+* Deploy a model on the connected bench with
+  ``inference.deploy.run_on_crossbar(crossbar, model, dataset, n_test_points, progress,
+  should_abort)``: software versus hardware accuracy, the decision boundary with the test points
+  (× = misclassified on hardware), and the histogram of hardware − software output errors for
+  every deployed model (the paper's ERM versus BayesMulti comparison).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui import plotting
+from gui.panels.base import AppServices, Panel
+from gui.workers import Task, TaskAborted, TaskContext
+
+__all__ = ["DeployView", "InferencePanel", "ModelEntry", "decision_grid", "deploy_available"]
+
+
+def deploy_available() -> bool:
+    """True when ``inference.deploy.run_on_crossbar`` can be imported."""
+    try:
+        from inference.deploy import run_on_crossbar  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def call_run_on_crossbar(
+    run_on_crossbar: Callable[..., Any],
+    crossbar: Any,
+    model: Any,
+    dataset: Any,
+    n_test_points: int,
+    ctx: TaskContext,
+) -> Any:
+    """Call ``inference.deploy.run_on_crossbar`` on the first ``n_test_points`` test points.
+
+    Two call forms are supported: ``(crossbar, model, x_test, y_test, *, x_train, progress,
+    should_abort)`` with ``progress(stage, done, total)`` (the module as written), and
+    ``(crossbar, model, dataset, n_test_points, progress, should_abort)`` with
+    ``progress(done, total)`` (the form first planned).
+    """
+
+    def progress(*args: Any) -> None:
+        if len(args) == 3:
+            stage, done, total = args
+            ctx.message(f"Deploying: {stage} {done}/{total}")
+        else:
+            done, total = args[-2:]
+        ctx.progress(int(done), int(total))
+
+    params = inspect.signature(run_on_crossbar).parameters
+    n = int(n_test_points)
+    if "x_test" in params:
+        kwargs: dict[str, Any] = {"progress": progress, "should_abort": ctx.should_abort}
+        if "x_train" in params:
+            kwargs["x_train"] = dataset.x_train
+        return run_on_crossbar(crossbar, model, dataset.x_test[:n], dataset.y_test[:n], **kwargs)
+    return run_on_crossbar(
+        crossbar,
+        model,
+        dataset,
+        n_test_points=n,
+        progress=progress,
+        should_abort=ctx.should_abort,
+    )
+
+
+def decision_grid(
+    model: Any, dataset: Any, n: int = 160
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Software class predictions on an ``n × n`` grid of raw features around the data.
+
+    Returns ``(x_edges (2,), y_edges (2,), classes (n, n))`` with ``classes[iy, ix]``.
+    """
+    x_all = np.concatenate([dataset.x_train, dataset.x_val, dataset.x_test]).astype(float)
+    raw = x_all * dataset.feature_std + dataset.feature_mean
+    lo, hi = raw.min(axis=0), raw.max(axis=0)
+    pad = 0.08 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    xs = np.linspace(lo[0], hi[0], n)
+    ys = np.linspace(lo[1], hi[1], n)
+    gx, gy = np.meshgrid(xs, ys)
+    pts = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    classes = np.asarray(model.predict(pts)).reshape(n, n)
+    return np.array([lo[0], hi[0]]), np.array([lo[1], hi[1]]), classes
+
+
+@dataclass
+class DeployView:
+    """What the panel shows of one deployment (from the deploy result, with fallbacks)."""
+
+    software_accuracy: float
+    hardware_accuracy: float
+    outputs_sw: np.ndarray  # (n, classes)
+    outputs_hw: np.ndarray  # (n, classes)
+    x_raw: np.ndarray  # (n, 2) raw test features
+    labels: np.ndarray  # (n,)
+    pred_hw: np.ndarray  # (n,)
+    raw: Any = None
+
+    @property
+    def errors(self) -> np.ndarray:
+        """Hardware − software outputs, flattened."""
+        return (np.asarray(self.outputs_hw) - np.asarray(self.outputs_sw)).ravel()
+
+
+def _first(obj: Any, names: tuple[str, ...]) -> Any:
+    for n in names:
+        v = obj.get(n) if isinstance(obj, dict) else getattr(obj, n, None)
+        if v is not None:
+            return v
+    return None
+
+
+def view_of(result: Any, dataset: Any, n_points: int) -> DeployView:
+    """Normalise a deploy result (object or dict) for display."""
+    sw = float(_first(result, ("software_accuracy",)))
+    hw = float(_first(result, ("hardware_accuracy",)))
+    out_sw = np.atleast_2d(
+        np.asarray(_first(result, ("outputs_software", "outputs_sw")), dtype=float)
+    )
+    out_hw = np.atleast_2d(
+        np.asarray(_first(result, ("outputs_hardware", "outputs_hw")), dtype=float)
+    )
+    n = out_hw.shape[0]
+    x = _first(result, ("x_raw", "inputs_raw"))
+    if x is None:
+        xt = _first(result, ("x", "x_test", "inputs"))
+        if xt is None:
+            xt = dataset.x_test[:n]
+        x = np.asarray(xt, dtype=float) * dataset.feature_std + dataset.feature_mean
+    y = _first(result, ("labels", "y", "y_test", "targets"))
+    if y is None:
+        y = dataset.y_test[:n]
+    pred = _first(result, ("predictions_hardware", "predictions_hw", "pred_hw"))
+    if pred is None:
+        pred = np.argmax(out_hw, axis=1)
+    return DeployView(
+        sw, hw, out_sw, out_hw, np.asarray(x, dtype=float), np.asarray(y), np.asarray(pred), result
+    )
+
+
+@dataclass
+class ModelEntry:
+    """A trained or loaded model in the panel's table."""
+
+    name: str
+    model: Any  # inference.training.TrainedModel
+    dataset: Any  # inference.data.Dataset
+    boundary: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    deploys: list[DeployView] = field(default_factory=list)
+
+    @property
+    def last(self) -> DeployView | None:
+        return self.deploys[-1] if self.deploys else None
+
+
+MODEL_COLUMNS = ("model", "p1", "p2", "software acc.", "hardware acc.")
+
+
+class InferencePanel(Panel):
+    """Train, load, deploy and compare classifiers."""
+
+    title = "Inference"
+
+    def __init__(self, app: AppServices, parent: QWidget | None = None) -> None:
+        super().__init__(app, parent)
+        self.models: list[ModelEntry] = []
+        self.current: ModelEntry | None = None
+        self.bo_points: list[tuple[float, float, float]] = []
+        self._build()
+        self.session_changed(None)
+
+    # -- layout ----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        outer = QHBoxLayout(self)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        outer.addWidget(split)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 4, 0)
+        self.controls_scroll = scroll = QScrollArea()  # never forces the window taller
+        self._reveal = QTimer(self)  # child timer: dies with the panel
+        self._reveal.setSingleShot(True)
+        self._reveal.setInterval(50)
+        self._reveal.timeout.connect(lambda: scroll.ensureWidgetVisible(self.acc_label, 0, 0))
+        scroll.setWidget(left)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(400)
+        left_split = QSplitter(Qt.Orientation.Vertical)  # controls (scrolling) over the models
+        left_split.addWidget(scroll)
+        split.addWidget(left_split)
+
+        g = QGroupBox("Data: two moons")
+        f = QFormLayout(g)
+        self.data_seed = QSpinBox()
+        self.data_seed.setRange(0, 10_000)
+        self.data_noise = _dspin(0.0, 1.0, 0.2, 0.05, 2)
+        self.hidden = QSpinBox()
+        self.hidden.setRange(1, 64)
+        self.hidden.setValue(5)
+        self.hidden.setToolTip("Hidden units (2-H-2 network; H ≤ 5 fits the 10×10 array)")
+        row = QHBoxLayout()
+        for label, w in (
+            ("Seed", self.data_seed),
+            ("Noise", self.data_noise),
+            ("Hidden", self.hidden),
+        ):
+            row.addWidget(QLabel(label))
+            row.addWidget(w, 1)
+        f.addRow(row)
+        lv.addWidget(g)
+
+        g = QGroupBox("Training")
+        f = QFormLayout(g)
+        self.method = QComboBox()
+        self.method.addItem("ERM (no noise)", "erm")
+        self.method.addItem("BayesMulti (BO of p1, p2)", "bayesmulti")
+        self.method.currentIndexChanged.connect(self._method_changed)
+        self.target_u = _dspin(0.05, 1.0, 0.5, 0.05, 2)
+        self.target_u.setToolTip("Target device usability for the BO objective (σ = −ln U)")
+        self.use_device = QCheckBox("use the device selected in Calibration")
+        self.n_init = QSpinBox()
+        self.n_init.setRange(1, 20)
+        self.n_init.setValue(3)
+        self.n_iter = QSpinBox()
+        self.n_iter.setRange(0, 100)
+        self.n_iter.setValue(10)
+        self.eval_trials = QSpinBox()
+        self.eval_trials.setRange(1, 200)
+        self.eval_trials.setValue(10)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(0, 5000)
+        self.epochs.setValue(0)
+        self.epochs.setSpecialValueText("default")
+        self.train_seed = QSpinBox()
+        self.train_seed.setRange(0, 10_000)
+        f.addRow("Method", self.method)
+        f.addRow("Target U", self.target_u)
+        f.addRow(self.use_device)
+        f.addRow("BO initial points", self.n_init)
+        f.addRow("BO iterations", self.n_iter)
+        f.addRow("Noise trials", self.eval_trials)
+        f.addRow("Epochs", self.epochs)
+        f.addRow("Seed", self.train_seed)
+        self.train_btn = QPushButton("Train")
+        self.train_btn.setStyleSheet("font-weight: bold; padding: 5px")
+        self.train_btn.clicked.connect(self.train)
+        row = QHBoxLayout()
+        self.load_btn = QPushButton("Load…")
+        self.save_btn = QPushButton("Save…")
+        self.load_btn.setToolTip("Load a saved model (.json + .pt)")
+        self.save_btn.setToolTip("Save the selected model (.json + .pt)")
+        self.load_btn.clicked.connect(self._load_dialog)
+        self.save_btn.clicked.connect(self._save_dialog)
+        row.addWidget(self.train_btn, 2)
+        row.addWidget(self.load_btn, 1)
+        row.addWidget(self.save_btn, 1)
+        f.addRow(row)
+        lv.addWidget(g)
+
+        g = QGroupBox("Deploy on the bench")
+        f = QFormLayout(g)
+        self.n_test = QSpinBox()
+        self.n_test.setRange(1, 400)
+        self.n_test.setValue(20)
+        f.addRow("Test points", self.n_test)
+        self.deploy_btn = QPushButton("Run on bench")
+        self.deploy_btn.setStyleSheet("font-weight: bold; padding: 5px")
+        self.deploy_btn.clicked.connect(self.deploy)
+        f.addRow(self.deploy_btn)
+        self.acc_label = QLabel("—")
+        self.acc_label.setWordWrap(True)
+        self.acc_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        f.addRow(self.acc_label)
+        lv.addWidget(g)
+
+        self.table = QTableWidget(0, len(MODEL_COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(MODEL_COLUMNS))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for j in range(1, len(MODEL_COLUMNS)):
+            hh.setSectionResizeMode(j, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.itemSelectionChanged.connect(self._table_selection)
+        self.table.setMinimumHeight(110)
+        lv.addStretch(1)
+        left_split.addWidget(self.table)
+        left_split.setStretchFactor(0, 4)
+        left_split.setStretchFactor(1, 1)
+        left_split.setCollapsible(0, False)
+        left_split.setSizes([600, 130])
+
+        plotting.configure()
+        self.plots = pg.GraphicsLayoutWidget()
+        split.addWidget(self.plots)
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setSizes([430, 950])
+
+        self.p_bo = self.plots.addPlot(row=0, col=0, title="BayesMulti search: (p1, p2)")
+        self.p_bo.setLabel("bottom", "p1 = P(η = 0)")
+        self.p_bo.setLabel("left", "p2 = P(η = 0.5)")
+        plotting.grid(self.p_bo)
+        plotting.no_si_prefix(self.p_bo)
+        self.p_bo.setXRange(0, 0.95, padding=0.03)
+        self.p_bo.setYRange(0, 0.95, padding=0.03)
+        self.p_bo.plot([0, 0.95], [0.95, 0], pen=pg.mkPen("#999999", style=Qt.PenStyle.DashLine))
+        self.bo_cmap = pg.colormap.get("viridis")
+        self.bo_scatter = pg.ScatterPlotItem(size=11, pen=pg.mkPen("k", width=0.8))
+        self.p_bo.addItem(self.bo_scatter)
+        self.bo_best = pg.ScatterPlotItem(
+            size=22, symbol="star", pen=pg.mkPen("#d62728", width=2), brush=None
+        )
+        self.p_bo.addItem(self.bo_best)
+        self.bo_bar = pg.ColorBarItem(
+            values=(0.0, 1.0),
+            colorMap=self.bo_cmap,
+            interactive=False,
+            width=14,
+            pen="k",
+            label="objective",
+        )
+        self.p_bo.layout.addItem(self.bo_bar, 2, 5)
+        self.p_bo.layout.setColumnFixedWidth(4, 5)
+
+        self.p_db = self.plots.addPlot(row=0, col=1, title="Decision boundary and test points")
+        self.p_db.setLabel("bottom", "x₁")
+        self.p_db.setLabel("left", "x₂")
+        self.db_image = pg.ImageItem(axisOrder="row-major")
+        lut = np.array([[200, 220, 245, 255], [250, 215, 190, 255]], dtype=np.ubyte)
+        self.db_image.setLookupTable(lut)
+        self.p_db.addItem(self.db_image)
+        plotting.no_si_prefix(self.p_db)
+        self.db_points: list[pg.ScatterPlotItem] = []
+        self.p_db.addLegend(offset=(10, 10), labelTextSize="8pt")
+
+        self.p_err = self.plots.addPlot(
+            row=1, col=0, colspan=2, title="Output error: hardware − software"
+        )
+        self.p_err.setLabel("bottom", "output error (logit units)")
+        self.p_err.setLabel("left", "count")
+        plotting.grid(self.p_err)
+        self.p_err.addLegend(offset=(10, 10), labelTextSize="9pt")
+        plotting.no_si_prefix(self.p_err)
+        self._err_hint()
+        self.p_db.setMinimumWidth(440)  # the BO plot carries a colour bar; keep both readable
+        self.plots.ci.layout.setRowStretchFactor(0, 3)
+        self.plots.ci.layout.setRowStretchFactor(1, 2)
+        self._method_changed()
+
+    # -- state -----------------------------------------------------------------------------------
+    def _method_changed(self) -> None:
+        bm = self.method.currentData() == "bayesmulti"
+        for w in (self.target_u, self.use_device, self.n_init, self.n_iter, self.eval_trials):
+            w.setEnabled(bm)
+
+    def session_changed(self, session) -> None:
+        self._update_enabled()
+
+    def busy_changed(self, busy: bool) -> None:
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        idle = not self.app.runner.busy
+        self.train_btn.setEnabled(idle)
+        self.load_btn.setEnabled(idle)
+        self.save_btn.setEnabled(self.current is not None)
+        self.deploy_btn.setEnabled(
+            idle and self.app.session is not None and self.current is not None
+        )
+        self.deploy_btn.setToolTip(
+            "" if deploy_available() else "inference.deploy is not available in this installation"
+        )
+
+    def dataset(self):
+        """The moons data set of the panel's settings."""
+        from inference.data import make_moons_dataset
+
+        return make_moons_dataset(seed=self.data_seed.value(), noise=self.data_noise.value())
+
+    # -- training --------------------------------------------------------------------------------
+    def train(self) -> bool:
+        """Train with the panel's settings on the worker thread."""
+        method = self.method.currentData()
+        sizes = (2, self.hidden.value(), 2)
+        seed = self.train_seed.value()
+        epochs = self.epochs.value() or None
+        profile = None
+        usability = self.target_u.value()
+        if method == "bayesmulti" and self.use_device.isChecked():
+            cal = getattr(self.app, "calibration_panel", None)
+            dev = cal.selected_device() if cal is not None else None
+            if dev is None:
+                self.app.log("Select a calibrated device first (Calibration panel).", "warning")
+                return False
+            try:
+                profile = dev.to_profile()
+            except ValueError as exc:
+                self.app.log(f"Device profile: {exc}", "error")
+                return False
+            usability = None
+        n_init, n_iter, trials = self.n_init.value(), self.n_iter.value(), self.eval_trials.value()
+        data_seed, data_noise = self.data_seed.value(), self.data_noise.value()
+
+        def run(ctx: TaskContext):
+            from inference.data import make_moons_dataset
+            from inference.training import train_bayesmulti, train_erm
+
+            ds = make_moons_dataset(seed=data_seed, noise=data_noise)
+            if method == "erm":
+                ctx.message("Training ERM…")
+                model = train_erm(ds, sizes, epochs=epochs, seed=seed)
+            else:
+
+                def progress(i: int, total: int, p1: float, p2: float, score: float) -> None:
+                    ctx.emit((p1, p2, score))
+                    ctx.progress(i, total)
+                    if ctx.should_abort():
+                        raise TaskAborted()
+
+                model = train_bayesmulti(
+                    ds,
+                    sizes,
+                    usability=usability,
+                    profile=profile,
+                    n_init=n_init,
+                    n_iter=n_iter,
+                    n_eval_trials=trials,
+                    seed=seed,
+                    epochs=epochs,
+                    progress=progress,
+                )
+            return model, ds, decision_grid(model, ds)
+
+        if method == "bayesmulti":
+            self.bo_points = []
+            self._draw_bo()
+        target = (
+            f"device {Path(profile.name).stem[:24]}"
+            if profile is not None
+            else f"U = {usability:g}"
+        )
+        name = f"ERM 2-{sizes[1]}-2" if method == "erm" else f"BayesMulti 2-{sizes[1]}-2, {target}"
+        return self.app.run_task(
+            Task(
+                f"Train {name}",
+                run,
+                on_items=self._on_bo,
+                on_done=self._trained(name),
+                on_aborted=lambda _: self.app.log("Training aborted", "warning"),
+                on_error=lambda e: self.app.log(f"Training failed: {e}", "error"),
+                uses_bench=False,
+            )
+        )
+
+    def _on_bo(self, items: list) -> None:
+        self.bo_points.extend(items)
+        self._draw_bo()
+
+    def _draw_bo(self) -> None:
+        if not self.bo_points:
+            self.bo_scatter.setData([], [])
+            self.bo_best.setData([], [])
+            return
+        pts = np.array(self.bo_points, dtype=float)
+        obj = pts[:, 2]
+        lo, hi = float(obj.min()), float(obj.max())
+        if hi - lo < 1e-6:
+            lo, hi = lo - 0.01, hi + 0.01
+        colours = self.bo_cmap.map((obj - lo) / (hi - lo), mode="qcolor")
+        self.bo_scatter.setData(pts[:, 0], pts[:, 1], brush=[pg.mkBrush(c) for c in colours])
+        best = int(np.argmax(obj))
+        self.bo_best.setData([pts[best, 0]], [pts[best, 1]])
+        self.bo_bar.setLevels((lo, hi))
+        self.p_bo.setTitle(
+            f"BayesMulti search: {len(pts)} candidates, best {obj[best]:.3f} at "
+            f"p1 = {pts[best, 0]:.2f}, p2 = {pts[best, 1]:.2f}",
+            size="10pt",
+        )
+
+    def bo_data(self) -> np.ndarray:
+        """(n, 3) array of the plotted BO points (p1, p2, objective)."""
+        return np.array(self.bo_points, dtype=float).reshape(-1, 3)
+
+    def _trained(self, name: str):
+        def done(payload) -> None:
+            model, ds, grid = payload
+            self.add_model(name, model, ds, grid)
+            acc = model.accuracies
+            self.app.log(
+                f"Trained {name}: accuracy train {acc['train']:.3f}, val {acc['val']:.3f}, "
+                f"test {acc['test']:.3f}"
+                + (
+                    f"; p1 = {model.p1:.2f}, p2 = {model.p2:.2f}"
+                    if model.method == "bayesmulti"
+                    else ""
+                ),
+                "ok",
+            )
+
+        return done
+
+    def add_model(self, name: str, model: Any, dataset: Any, grid=None) -> ModelEntry:
+        """Add a model to the table and make it current."""
+        entry = ModelEntry(name, model, dataset, grid)
+        if model.bo_trace and not self.bo_points:
+            self.bo_points = [(t["p1"], t["p2"], t["objective"]) for t in model.bo_trace]
+            self._draw_bo()
+        self.models.append(entry)
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        self._fill_row(row, entry)
+        self.table.selectRow(row)
+        self.set_current(entry)
+        return entry
+
+    def _fill_row(self, row: int, e: ModelEntry) -> None:
+        m = e.model
+        last = e.last
+        texts = [
+            e.name,
+            f"{m.p1:.2f}",
+            f"{m.p2:.2f}",
+            f"{last.software_accuracy:.3f}" if last else f"{m.accuracies.get('test', np.nan):.3f}",
+            f"{last.hardware_accuracy:.3f}" if last else "—",
+        ]
+        for j, t in enumerate(texts):
+            it = QTableWidgetItem(t)
+            if j:
+                it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.setItem(row, j, it)
+        self.table.item(row, 0).setToolTip(e.name)
+
+    def _table_selection(self) -> None:
+        rows = {i.row() for i in self.table.selectedItems()}
+        if rows:
+            self.set_current(self.models[min(rows)])
+
+    def set_current(self, entry: ModelEntry) -> None:
+        self.current = entry
+        self._draw_boundary()
+        self._update_acc_label()
+        self._update_enabled()
+
+    # -- plots -----------------------------------------------------------------------------------
+    def _draw_boundary(self) -> None:
+        e = self.current
+        for it in self.db_points:
+            self.p_db.removeItem(it)
+        self.db_points = []
+        if self.p_db.legend is not None:
+            self.p_db.legend.clear()
+        if e is None:
+            return
+        if e.boundary is None:
+            e.boundary = decision_grid(e.model, e.dataset)
+        xe, ye, classes = e.boundary
+        self.db_image.setImage(classes.astype(float), autoLevels=False, levels=(0, 1))
+        self.db_image.setRect(
+            float(xe[0]), float(ye[0]), float(xe[1] - xe[0]), float(ye[1] - ye[0])
+        )
+        d = e.last
+        if d is not None:
+            x, y, pred = d.x_raw, d.labels, d.pred_hw
+        else:
+            n = self.n_test.value()
+            x = (
+                np.asarray(e.dataset.x_test[:n], float) * e.dataset.feature_std
+                + e.dataset.feature_mean
+            )
+            y = e.dataset.y_test[:n]
+            pred = None
+        for cls in (0, 1):
+            colour = plotting.colour(0 if cls == 0 else 1)
+            ok = (y == cls) if pred is None else (y == cls) & (pred == y)
+            bad = np.zeros_like(ok) if pred is None else (y == cls) & (pred != y)
+            item = pg.ScatterPlotItem(
+                x[ok, 0],
+                x[ok, 1],
+                size=9,
+                brush=pg.mkBrush(colour),
+                pen=pg.mkPen("k", width=0.8),
+                name=f"class {cls}",
+            )
+            self.p_db.addItem(item)
+            self.db_points.append(item)
+            if bad.any():
+                item = pg.ScatterPlotItem(
+                    x[bad, 0],
+                    x[bad, 1],
+                    size=13,
+                    symbol="x",
+                    brush=pg.mkBrush(colour),
+                    pen=pg.mkPen(colour, width=2),
+                    name=f"class {cls}, wrong on hardware",
+                )
+                self.p_db.addItem(item)
+                self.db_points.append(item)
+        self.p_db.setTitle(
+            "Decision boundary (software)" + ("" if d is None else ", points on hardware"),
+            size="10pt",
+        )
+        self.p_db.autoRange()
+
+    def _err_hint(self) -> None:
+        hint = pg.TextItem(
+            "Deploy a model on the bench to compare its hardware and software outputs here",
+            color="#777777",
+            anchor=(0.5, 0.5),
+        )
+        self.p_err.addItem(hint)
+        hint.setPos(0.5, 0.5)
+        self.p_err.setXRange(0, 1)
+        self.p_err.setYRange(0, 1)
+
+    def _draw_errors(self) -> None:
+        self.p_err.clear()
+        if self.p_err.legend is not None:
+            self.p_err.legend.clear()
+        deployed = [e for e in self.models if e.last is not None]
+        if not deployed:
+            self._err_hint()
+            return
+        allerr = np.concatenate([e.last.errors for e in deployed])
+        allerr = allerr[np.isfinite(allerr)]
+        if allerr.size == 0:
+            return
+        lim = float(np.max(np.abs(allerr))) or 1.0
+        edges = np.linspace(-lim * 1.05, lim * 1.05, 31)
+        for k, e in enumerate(deployed):
+            err = e.last.errors
+            err = err[np.isfinite(err)]
+            hist, _ = np.histogram(err, bins=edges)
+            c = pg.mkColor(plotting.colour(k))
+            fill = pg.mkColor(c)
+            fill.setAlpha(70)
+            self.p_err.plot(
+                edges,
+                hist,
+                stepMode="center",
+                fillLevel=0,
+                brush=fill,
+                pen=pg.mkPen(c, width=2),
+                name=f"{e.name}: mean |err| {np.mean(np.abs(err)):.3g}",
+            )
+        self.p_err.enableAutoRange()
+
+    def _update_acc_label(self) -> None:
+        e = self.current
+        if e is None:
+            self.acc_label.setText("—")
+            return
+        d = e.last
+        if d is None:
+            self.acc_label.setText(
+                f"<b>{e.name}</b><br>software test accuracy {e.model.accuracies['test']:.3f}"
+                "<br>not deployed yet"
+            )
+            return
+        self.acc_label.setText(
+            f"<b>{e.name}</b> on {d.labels.size} test points<br>"
+            f"<b>software accuracy {d.software_accuracy:.3f}</b><br>"
+            f"<b>hardware accuracy {d.hardware_accuracy:.3f}</b> "
+            f"(Δ = {d.hardware_accuracy - d.software_accuracy:+.3f})" + _extras(d.raw)
+        )
+
+    # -- deploy ----------------------------------------------------------------------------------
+    def deploy(self) -> bool:
+        """Run the current model's MVMs on the bench (``inference.deploy.run_on_crossbar``)."""
+        s = self.app.session
+        e = self.current
+        if s is None or e is None:
+            self.app.log("Connect a bench and train or load a model first.", "warning")
+            return False
+        if not deploy_available():
+            self.app.log("Deployment is not available: inference.deploy is missing", "error")
+            return False
+        n = self.n_test.value()
+        crossbar = s.crossbar
+
+        def run(ctx: TaskContext):
+            from inference.deploy import run_on_crossbar
+
+            result = call_run_on_crossbar(run_on_crossbar, crossbar, e.model, e.dataset, n, ctx)
+            return view_of(result, e.dataset, n)
+
+        def done(view: DeployView) -> None:
+            e.deploys.append(view)
+            self._fill_row(self.models.index(e), e)
+            if self.current is e:
+                self._draw_boundary()
+                self._update_acc_label()
+            self._draw_errors()
+            self._reveal.start()  # show the result once the label's new size is laid out
+            self.app.log(
+                f"{e.name} on the bench ({view.labels.size} points): software "
+                f"{view.software_accuracy:.3f}, hardware {view.hardware_accuracy:.3f}",
+                "ok",
+            )
+
+        return self.app.run_bench_task(
+            Task(
+                f"Deploy {e.name}",
+                run,
+                on_done=done,
+                on_aborted=lambda _: self.app.log("Deployment aborted; outputs off", "warning"),
+                on_error=lambda exc: self.app.log(f"Deployment failed: {exc}", "error"),
+            )
+        )
+
+    # -- load / save -----------------------------------------------------------------------------
+    def load_model(self, path: str | Path) -> bool:
+        """Load a model saved by :func:`inference.storage.save_model` (worker thread)."""
+        try:
+            from inference.storage import load_model
+        except ImportError:
+            self.app.log("Model files are not supported: inference.storage is missing", "error")
+            return False
+
+        def run(ctx: TaskContext):
+            from inference.data import load_dataset
+
+            model = load_model(path)
+            ds = load_dataset(
+                model.data_name,
+                seed=model.data_seed,
+                noise=model.data_noise if model.data_noise is not None else 0.2,
+            )
+            return model, ds, decision_grid(model, ds)
+
+        def done(payload) -> None:
+            model, ds, grid = payload
+            self.add_model(Path(path).stem, model, ds, grid)
+            self.app.log(f"Loaded model {path} ({model.method}, sizes {model.sizes})")
+
+        self.app.settings.set_last_dir("models", path)
+        return self.app.run_task(
+            Task(
+                f"Load {Path(path).name}",
+                run,
+                on_done=done,
+                on_error=lambda exc: self.app.log(f"Cannot load {path}: {exc}", "error"),
+                uses_bench=False,
+            )
+        )
+
+    def save_model(self, path: str | Path) -> bool:
+        """Save the current model (:func:`inference.storage.save_model`)."""
+        if self.current is None:
+            return False
+        try:
+            from inference.storage import save_model
+        except ImportError:
+            self.app.log("Model files are not supported: inference.storage is missing", "error")
+            return False
+        try:
+            out = save_model(self.current.model, path)
+        except (OSError, ValueError) as exc:
+            self.app.log(f"Cannot save {path}: {exc}", "error")
+            return False
+        self.app.settings.set_last_dir("models", path)
+        files = out if isinstance(out, (tuple, list)) else [out if out is not None else path]
+        self.app.log("Model saved to " + ", ".join(str(f) for f in files))
+        return True
+
+    def _load_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Load model",
+            self.app.settings.last_dir("models"),
+            "Models (*.json *.pt);;All files (*)",
+        )
+        if path:
+            self.load_model(path)
+
+    def _save_dialog(self) -> None:
+        if self.current is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Save model",
+            str(Path(self.app.settings.last_dir("models")) / f"{self.current.model.method}"),
+            "Models (*.pt);;All files (*)",
+        )
+        if path:
+            self.save_model(path)
+
+
+def _extras(result: Any) -> str:
+    """Programming and energy figures of a deploy result, when it has them (HTML lines)."""
+    out = []
+    prog = _first(result, ("programming",))
+    if isinstance(prog, dict) and prog.get("cells"):
+        conv = prog.get("fraction_converged", float("nan"))
+        out.append(
+            f"programmed {int(prog['cells'])} cells, {100 * conv:.0f} % converged, "
+            f"{int(prog.get('stuck', 0))} stuck"
+        )
+    e = _first(result, ("energy_per_mvm_j",))
+    eff = _first(result, ("vs_v100",))
+    if e is not None:
+        line = f"array energy per MVM {plotting.si(float(e), 'J')}"
+        if eff is not None and np.isfinite(eff):
+            line += f" (≈{float(eff):.0f}× a V100's efficiency)"
+        out.append(line)
+    return "".join(f"<br>{t}" for t in out)
+
+
+def _dspin(lo: float, hi: float, value: float, step: float, decimals: int) -> QDoubleSpinBox:
+    sb = QDoubleSpinBox()
+    sb.setRange(lo, hi)
+    sb.setDecimals(decimals)
+    sb.setSingleStep(step)
+    sb.setValue(value)
+    sb.setKeyboardTracking(False)
+    return sb

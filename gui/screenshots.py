@@ -1,0 +1,186 @@
+"""Populate every panel on a bench and save a PNG of each (``xbar gui --screenshots DIR``).
+
+The run: connect to the bench; an I-V sweep; read all, program a 2×2 block and pulse a cell on
+the crossbar; calibrate a few I-V files (the shared data set if present) plus the measured sweep,
+and build a fabrication history with suggestions; train ERM and BayesMulti and deploy both on
+the bench (when :mod:`inference.deploy` exists). Then each tab is shown and the window grabbed.
+
+Settings go to a temporary INI file and data files to a temporary folder unless given, so taking
+screenshots never touches the user's settings.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from PyQt6.QtCore import Qt
+
+from gui.panels.calibration import U_COLUMN
+from gui.settings import Settings
+from gui.workers import process_events_for
+
+__all__ = ["SHOTS", "default_iv_data", "populate", "save_panel_pngs", "take_screenshots"]
+
+#: (file stem, attribute of the main window, calibration sub-tab or None)
+SHOTS = (
+    ("iv_sweep", "iv_panel", None),
+    ("crossbar", "crossbar_panel", None),
+    ("calibration", "calibration_panel", 0),
+    ("calibration_fabrication", "calibration_panel", 1),
+    ("inference", "inference_panel", None),
+)
+
+
+def default_iv_data() -> Path | None:
+    """``$XBAR_IV_DATA`` or ``../shared/data/perovskite_iv`` beside the project, if it exists."""
+    env = os.environ.get("XBAR_IV_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "perovskite_iv")
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+def _wait(window, what: str, timeout: float = 300.0) -> None:
+    if not window.runner.wait_idle(timeout):
+        raise TimeoutError(f"screenshots: '{what}' did not finish within {timeout:g} s")
+
+
+def _run(window, what: str, started: bool, timeout: float = 300.0) -> None:
+    if not started:
+        raise RuntimeError(f"screenshots: could not start '{what}' (see the log)")
+    _wait(window, what, timeout)
+
+
+def populate(
+    window,
+    *,
+    iv_data: str | Path | None = None,
+    n_iv_files: int = 8,
+    quick: bool = False,
+    log=print,
+) -> None:
+    """Drive every panel of a connected ``window`` into a populated state.
+
+    ``quick`` uses smaller sweeps and trainings (tests).
+    """
+    t0 = time.monotonic()
+    if window.session is None:
+        _run(window, "connect", window.connect_bench())
+    if window.session is None:
+        raise RuntimeError("screenshots: the bench did not connect (see the log)")
+    if not window.session.is_simulated:
+        raise RuntimeError("screenshots sweep and program cells: use a simulated bench")
+
+    iv = window.iv_panel
+    iv.set_cell(2, 3)
+    iv.step.setValue(0.5 if quick else 0.1)
+    iv.cycles.setValue(2 if quick else 5)
+    _run(window, "I-V sweep", iv.start_sweep())
+    log(f"  sweep done ({time.monotonic() - t0:.1f} s)")
+
+    xb = window.crossbar_panel
+    _run(window, "read all", xb.read_all())
+    xb.select_block(4, 4, 5, 5)
+    xb.target_us.setValue(10.0)
+    _run(window, "program", xb.program_selected())
+    xb.set_selection({(1, 7)})
+    xb.amplitude.setValue(3.4)
+    xb.repeat.setValue(3 if quick else 6)
+    _run(window, "SET pulses", xb.pulse_selected(+1))
+    xb.amplitude.setValue(2.6)
+    _run(window, "RESET pulses", xb.pulse_selected(-1))
+    xb.select_block(4, 4, 5, 5)
+    xb.set_focus(4, 4)
+    log(f"  crossbar done ({time.monotonic() - t0:.1f} s)")
+
+    cal = window.calibration_panel
+    iv_dir = Path(iv_data) if iv_data else default_iv_data()
+    if iv_dir is not None and iv_dir.is_dir():
+        files = sorted(iv_dir.glob("*.xlsx"))[: (3 if quick else n_iv_files)]
+        if files:
+            _run(window, "calibration", cal.calibrate_paths(files))
+        cond = iv_dir / "conditions.csv"
+        if cond.is_file() and not quick:
+            _run(window, "fabrication history", cal.build_history(cond), 600)
+            _run(window, "fabrication suggestions", cal.suggest())
+    if iv.last is not None and cal.find_row("sweep ") < 0:
+        cal.add_measured_sweep(iv.last)
+    if cal.table.rowCount():
+        cal.table.sortItems(U_COLUMN, Qt.SortOrder.DescendingOrder)
+        cal.select_row(0)
+    log(f"  calibration done ({time.monotonic() - t0:.1f} s)")
+
+    inf = window.inference_panel
+    inf.method.setCurrentIndex(inf.method.findData("erm"))
+    if quick:
+        inf.epochs.setValue(80)
+    _run(window, "train ERM", inf.train())
+    inf.method.setCurrentIndex(inf.method.findData("bayesmulti"))
+    inf.target_u.setValue(0.5)
+    inf.n_init.setValue(2 if quick else 3)
+    inf.n_iter.setValue(1 if quick else 7)
+    inf.eval_trials.setValue(3 if quick else 10)
+    _run(window, "train BayesMulti", inf.train(), 900)
+    from gui.panels.inference import deploy_available
+
+    if deploy_available():
+        rows = [len(inf.models) - 1] if quick else range(len(inf.models))
+        for row in rows:
+            inf.table.selectRow(row)
+            _run(window, f"deploy {inf.models[row].name}", inf.deploy(), 900)
+    log(f"  inference done ({time.monotonic() - t0:.1f} s)")
+
+
+def save_panel_pngs(window, out_dir: str | Path) -> list[Path]:
+    """Show each panel (and the calibration sub-tabs) and save the window as ``<name>.png``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for stem, attr, subtab in SHOTS:
+        panel = getattr(window, attr)
+        window.tabs.setCurrentWidget(panel)
+        if subtab is not None:
+            panel.tabs.setCurrentIndex(subtab)
+        process_events_for(0.3)
+        path = out / f"{stem}.png"
+        if not window.grab().save(str(path)):
+            raise OSError(f"cannot write {path}")
+        paths.append(path)
+    window.calibration_panel.tabs.setCurrentIndex(0)
+    return paths
+
+
+def take_screenshots(
+    out_dir: str | Path,
+    *,
+    bench: str = "sim",
+    data_dir: str | Path | None = None,
+    iv_data: str | Path | None = None,
+    settings: Settings | None = None,
+    quick: bool = False,
+    size: tuple[int, int] = (1500, 960),
+) -> list[Path]:
+    """Open the window on ``bench``, populate it, save the PNGs; returns their paths."""
+    from gui.app import MainWindow, create_app
+
+    create_app()
+    tmp = tempfile.TemporaryDirectory(prefix="xbar-gui-shots-")
+    try:
+        settings = settings or Settings(Path(tmp.name) / "settings.ini")
+        window = MainWindow(settings, bench=bench, data_dir=data_dir or Path(tmp.name) / "data")
+        window.resize(*size)
+        window.show()
+        try:
+            populate(window, iv_data=iv_data, quick=quick)
+            return save_panel_pngs(window, out_dir)
+        finally:
+            window.close()
+            window.deleteLater()
+            process_events_for(0.05)
+    finally:
+        tmp.cleanup()

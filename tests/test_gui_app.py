@@ -1,0 +1,98 @@
+"""The ``xbar gui`` command, the main window's bench handling, and screenshots."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+from PyQt6.QtGui import QImage
+
+from gui.testing import open_main_window
+from xbar.cli import main
+
+
+def test_xbar_help_does_not_import_qt() -> None:
+    code = (
+        "import sys\n"
+        "from xbar.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('QT' if any(m.startswith(('PyQt6', 'pyqtgraph')) for m in sys.modules) else 'NOQT')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "gui" in out.stdout
+    assert out.stdout.strip().endswith("NOQT")
+
+
+def test_xbar_gui_help(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["gui", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--bench" in out and "--screenshots" in out
+
+
+def test_xbar_gui_rejects_a_missing_bench_file(capsys, tmp_path) -> None:
+    assert main(["gui", "--bench", str(tmp_path / "nope.toml")]) == 2
+    assert "no such bench file" in capsys.readouterr().err
+
+
+def test_window_connects_to_the_simulated_bench_and_records(qtbot, tmp_path) -> None:
+    w = open_main_window(tmp_path)
+    qtbot.addWidget(w)
+    try:
+        s = w.session
+        assert s is not None and s.is_simulated and s.shape == (10, 10)
+        assert s.data_path.parent == tmp_path / "data" and s.data_path.is_file()
+        assert "connected" in w.chooser.status.text()
+        assert w.chooser.connect_button.text() == "Disconnect"
+        assert any(str(s.data_path) in line for line in w.log_lines())
+        assert w.disconnect_bench()
+        assert w.runner.wait_idle(30)
+        assert w.session is None and s.closed and s.datastore.closed
+    finally:
+        w.shutdown()
+    assert w.settings.bench == "sim"
+
+
+def test_a_bad_bench_file_is_reported(qtbot, tmp_path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[bench]\nbackend = "awg"\n')
+    w = open_main_window(tmp_path, connect=False)
+    qtbot.addWidget(w)
+    try:
+        assert w.connect_bench(str(bad))
+        assert w.runner.wait_idle(30)
+        assert w.session is None
+        assert "Cannot open bench" in w.log_lines()[-1] and "backend" in w.log_lines()[-1]
+        assert "failed" in w.chooser.status.text()
+    finally:
+        w.shutdown()
+
+
+@pytest.mark.slow
+def test_screenshots_of_every_panel(qtbot, tmp_path, shared_iv_dir) -> None:
+    from gui.screenshots import SHOTS, take_screenshots
+
+    paths = take_screenshots(tmp_path / "shots", iv_data=shared_iv_dir, quick=True)
+    assert [p.stem for p in paths] == [s[0] for s in SHOTS]
+    for p in paths:
+        img = QImage(str(p))
+        assert img.width() >= 1400 and img.height() >= 900, p
+        # a populated panel is not a blank window: many distinct colours
+        ptr = img.convertToFormat(QImage.Format.Format_RGB32).constBits()
+        ptr.setsize(img.width() * img.height() * 4)
+        px = np.frombuffer(ptr, np.uint8).reshape(-1, 4)[::97]
+        assert len(np.unique(px, axis=0)) > 50, p
+
+
+def test_screenshots_refused_on_a_real_instrument_bench(capsys) -> None:
+    example = REPO / "crossbar" / "benches" / "example_hardware.toml"
+    assert main(["gui", "--bench", str(example), "--screenshots", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "refused on the real-instrument bench" in err

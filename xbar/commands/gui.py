@@ -1,0 +1,62 @@
+"""``xbar gui [--bench sim|FILE] [--screenshots DIR]``: the desktop application.
+
+Opens the PyQt6 window connected to the built-in simulated bench (default) or to the bench a
+TOML file describes. ``--screenshots DIR`` drives every panel into a populated state on the
+bench (simulated benches only: it sweeps and programs cells), saves one PNG per panel into DIR
+and exits. Qt is imported only when the command runs, so ``xbar --help`` never loads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from xbar.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gui",
+        help="open the desktop application (crossbar map, I-V, calibration, inference)",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--bench",
+        default="sim",
+        metavar="sim|FILE",
+        help="the built-in simulated bench 'sim' (default) or a bench TOML file",
+    )
+    p.add_argument(
+        "--screenshots",
+        metavar="DIR",
+        help="populate every panel, save a PNG of each into DIR, then exit",
+    )
+    p.add_argument("--data-dir", metavar="DIR", help="folder for the HDF5 data files")
+    p.add_argument(
+        "--iv-data",
+        metavar="DIR",
+        help="I-V files shown in the calibration panel with --screenshots "
+        "(default: ../shared/data/perovskite_iv beside the project, if present)",
+    )
+    p.add_argument("--no-connect", action="store_true", help="do not connect at start")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from crossbar.config import BenchConfigError, load_bench_config
+
+    try:
+        config = load_bench_config(args.bench)
+    except BenchConfigError as exc:
+        raise UserError(str(exc)) from None
+    if args.screenshots and config.backend == "instruments":
+        raise UserError(
+            f"--screenshots drives the bench (sweeps to ±6 V, programming): refused on the "
+            f"real-instrument bench {config.name!r}; use a simulated bench (e.g. --bench sim)"
+        )
+    if args.iv_data and not Path(args.iv_data).is_dir():
+        raise UserError(f"--iv-data {args.iv_data}: no such folder")
+    from gui.app import run as run_gui  # Qt is loaded here, not at `xbar --help`
+
+    return run_gui(args)
