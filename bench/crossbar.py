@@ -1,0 +1,134 @@
+"""``xbar bench crossbar``: MVM throughput on the physics backend, programming and read-map cost
+on the simulated bench (estimated real-bench time from the twins' virtual clock).
+
+Cases:
+
+* ``mvm-physics-batch1000``: 1000 MVMs (10×10, random row voltages within ±0.3 V, 5 Ω lines)
+  through the physics backend's batched path, against a plain numpy loop that solves the same
+  circuit (same solver, same linearised conductances) one vector at a time; ratio = our MVMs/s
+  over the loop's.
+* ``program-map-10x10``: program-and-verify of a random 10×10 target map (1–20 µS) on the
+  simulated bench (`optimized`); mean pulses per cell, the fraction within ±5 % of target (true
+  conductances) and the estimated real-bench time.
+* ``read-map-10x10``: a V/3 read map on the simulated bench; estimated real-bench time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+
+from bench._report import Row
+from crossbar.backend import Biasing
+from crossbar.bench import open_backend
+from crossbar.config import load_bench_config
+from crossbar.core import Crossbar
+from sim_backends.array import SimulatedCrossbar
+from sim_backends.solver import End, LineEnds
+
+DESCRIPTION = "MVM throughput (physics backend), program/read-map cost (simulated bench)"
+
+
+def _physics_backend(line_resistance: float):
+    cfg = load_bench_config("sim")
+    cfg = dataclasses.replace(
+        cfg,
+        bench=dataclasses.replace(cfg.bench, backend="physics"),
+        crossbar=dataclasses.replace(cfg.crossbar, line_resistance_ohm=line_resistance),
+    )
+    return open_backend(cfg)
+
+
+def _mvm_case(n: int = 1000) -> list[Row]:
+    rng = np.random.default_rng(0)
+    backend = _physics_backend(5.0)
+    sim: SimulatedCrossbar = backend.sim
+    sim.devices.state = rng.uniform(0.2, 0.8, size=sim.shape)
+    v = rng.uniform(-0.3, 0.3, size=(n, sim.shape[0]))
+    backend.mvm(v[:10])  # warm the factorisation cache
+    t0 = time.perf_counter()
+    ours = backend.mvm(v)
+    t_ours = time.perf_counter() - t0
+
+    # peer: the same circuit and linearised conductances, one solve per vector
+    g = sim.devices.conductance(float(np.max(np.abs(v))))
+    rows, cols = sim.shape
+    cols_end = LineEnds.uniform(cols, End.VGROUND)
+    t0 = time.perf_counter()
+    peer = np.empty((n, cols))
+    for k in range(n):
+        peer[k] = sim.circuit.solve(g, LineEnds.driven(v[k]), cols_end).column_currents
+    t_peer = time.perf_counter() - t0
+    rel = float(np.max(np.abs(ours - peer)) / np.max(np.abs(peer)))
+    return [
+        Row("mvm-physics-batch1000", "throughput", n / t_ours, "MVM/s",
+            "numpy per-vector loop", n / t_peer, t_peer / t_ours),
+        Row("mvm-physics-batch1000", "max_rel_diff_vs_peer (read noise incl.)", rel, "1"),
+    ]
+
+
+def _program_case() -> list[Row]:
+    rng = np.random.default_rng(1)
+    backend = open_backend("sim")
+    sim = backend.sim_handles.crossbar
+    targets = np.exp(rng.uniform(np.log(1e-6), np.log(20e-6), size=sim.shape))
+    with Crossbar(backend) as xb:
+        t0 = xb.now()
+        w0 = time.perf_counter()
+        report = xb.program_map(targets, tol=0.03)
+        wall = time.perf_counter() - w0
+        est = xb.now() - t0
+    g = sim.true_conductance(0.2)
+    ok = ~(sim.devices.stuck_on | sim.devices.stuck_off)
+    within = float(np.mean(np.abs(g[ok] / targets[ok] - 1) <= 0.05))
+    return [
+        Row("program-map-10x10", "mean pulses per cell", report.mean_pulses, "pulses"),
+        Row("program-map-10x10", "non-stuck cells within ±5 % (true G)", 100 * within, "%"),
+        Row("program-map-10x10", "est. real-bench time", est, "s"),
+        Row("program-map-10x10", "simulation wall time", wall, "s"),
+    ]
+
+
+def _read_case() -> list[Row]:
+    backend = open_backend("sim")
+    sim = backend.sim_handles.crossbar
+    with Crossbar(backend) as xb:
+        t0 = xb.now()
+        g = xb.read_map(v_read=0.2, biasing=Biasing.V3)
+        est = xb.now() - t0
+    err = float(np.median(np.abs(g / sim.true_conductance(0.2) - 1)))
+    return [
+        Row("read-map-10x10", "est. real-bench time (V/3)", est, "s"),
+        Row("read-map-10x10", "median |G_read/G_true - 1|", err, "1"),
+    ]
+
+
+def _accuracy_cases() -> list[Row]:
+    """Read-map error per biasing scheme and MVM error against ideal V·G (physics backend)."""
+    rows: list[Row] = []
+    rng = np.random.default_rng(2)
+    backend = _physics_backend(0.0)
+    sim = backend.sim
+    sim.devices.state = rng.uniform(0.2, 0.8, size=sim.shape)
+    g_true = sim.true_conductance(0.2)
+    for b in Biasing:
+        g = backend.read_map(v_read=0.2, biasing=b)
+        rows.append(Row("read-map-10x10", f"median |G_read/G_true - 1| ({b.value}, physics)",
+                        float(np.median(np.abs(g / g_true - 1))), "1"))
+    v = rng.uniform(-0.3, 0.3, size=(200, sim.shape[0]))
+    for r_line in (0.0, 5.0, 20.0):
+        be = _physics_backend(r_line)
+        be.sim.devices.state = sim.devices.state.copy()
+        ideal = v @ be.sim.devices.conductance(0.3)
+        i = be.mvm(v)
+        err = float(np.sqrt(np.mean((i - ideal) ** 2)) / np.sqrt(np.mean(ideal**2)))
+        rows.append(Row("mvm-vs-ideal", f"relative rms error vs V·G ({r_line:g} Ω lines)",
+                        err, "1"))
+    return rows
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    return _mvm_case() + _program_case() + _read_case() + _accuracy_cases()
