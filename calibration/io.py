@@ -158,8 +158,34 @@ def read_iv_all(path: str | Path, *, min_cycles: int = MIN_CYCLES) -> list[IVDat
     else:
         sweeps = _read_hdf5(path)
     for s in sweeps:
+        check_values(s.name, s.voltage, s.currents)
         check_cycles(s.name, s.currents, s.cycle_numbers, min_cycles)
     return sweeps
+
+
+#: Largest plausible |voltage| (V) and |current| (A) in an I-V file: orders of magnitude beyond
+#: any source of the bench (the 6487: 505 V, 25 mA; the real exports stay within 8 V and
+#: 0.1 A); larger values are corrupt data or the 6487's overflow sentinel (9.9e37).
+MAX_ABS_VOLTAGE = 1e4
+MAX_ABS_CURRENT = 1e3
+
+
+def check_values(name: str, voltage: np.ndarray, currents: np.ndarray) -> None:
+    """Raise CalibrationInputError for an infinite or implausibly large voltage or current
+    (see :data:`MAX_ABS_VOLTAGE`, :data:`MAX_ABS_CURRENT`); NaN (missing) is fine."""
+    for what, arr, limit, unit in (
+        ("voltage", np.asarray(voltage, dtype=float), MAX_ABS_VOLTAGE, "V"),
+        ("current", np.asarray(currents, dtype=float), MAX_ABS_CURRENT, "A"),
+    ):
+        with np.errstate(invalid="ignore"):
+            bad = np.isinf(arr) | (np.abs(arr) > limit)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            where = f"point {idx[0] + 1}" + (f", cycle column {idx[1] + 1}" if len(idx) > 1 else "")
+            raise CalibrationInputError(
+                f"{name}: {what} {arr[idx]:g} {unit} at {where} is not plausible "
+                f"(|{what}| <= {limit:g} {unit}): corrupt data or an overflow reading"
+            )
 
 
 def check_cycles(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from instruments.errors import SafetyLimitError, SafetyLimits
+from instruments.errors import ComplianceError, SafetyLimitError, SafetyLimits
 
 
 class Biasing(str, enum.Enum):
@@ -224,6 +224,17 @@ class CrossbarBackend(ABC):
             raise SafetyLimitError(
                 f"{what}: compliance {i:g} A is outside (0, {self.limits.max_compliance:g}] A"
             )
+
+    def compliance_error(self, reading: CellReading, what: str) -> ComplianceError:
+        """The error for a read whose source hit its current limit during ``what`` (e.g. "read
+        map", "program-and-verify read"): such a reading is a clamped current, not a
+        conductance. Backends over instruments name the instrument and the command."""
+        return ComplianceError(
+            f"{self.name}: read of cell ({reading.row}, {reading.col}) at {reading.voltage:g} V "
+            f"-> in compliance during {what} (the current limit clamped the reading)",
+            instrument=self.name,
+            command=f"read ({reading.row}, {reading.col}) at {reading.voltage:g} V",
+        )
 
     def __enter__(self) -> CrossbarBackend:
         return self

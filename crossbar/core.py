@@ -152,7 +152,10 @@ class Crossbar:
         progress: ProgressFn | None = None,
     ) -> np.ndarray:
         """Read every cell (rows, cols) S; each read recorded as acquired. An abort raises
-        OperationAborted with the partial map (NaN where not read)."""
+        OperationAborted with the partial map (NaN where not read). A read in compliance (the
+        source hit its current limit: the current is clamped, the conductance unknown) is
+        recorded with its compliance flag, then the map stops with
+        :class:`~instruments.errors.ComplianceError` (outputs off)."""
         rows, cols = self.shape
         total = rows * cols
         partial = np.full((rows, cols), np.nan)
@@ -165,6 +168,8 @@ class Crossbar:
             done[0] += 1
             if progress is not None:
                 progress(done[0], total)
+            if reading.compliance:  # recorded (flagged) above; a clamped read is no conductance
+                raise self.backend.compliance_error(reading, "read map")
             self._check()
 
         with self._operation("read map", lambda: partial.copy()):

@@ -63,7 +63,7 @@ from crossbar.backend import (
     SweepResult,
 )
 from crossbar.config import BenchConfig
-from instruments.errors import SafetyLimitError
+from instruments.errors import ComplianceError, GarbledReply, SafetyLimitError, fault_message
 from instruments.keithley6487 import CURRENT_LIMITS, Reading
 from instruments.switch_matrix import Bus
 
@@ -73,6 +73,12 @@ log = logging.getLogger(__name__)
 
 AWG_MAX_V = 5.0  # V, AD2 waveform generator range
 KEITHLEY_10V_RANGE = 10.1  # V, largest level on the 6487's 10 V source range
+HIGH_RANGE_MAX_LIMIT = 2.5e-3  # A, largest 6487 current limit on its 50 V and 500 V ranges
+
+
+def _written(x: float) -> float:
+    """A level as the 6487 receives it (the driver writes ``%g``: 6 significant digits)."""
+    return float(format(float(x), "g"))
 
 
 class WallClock:
@@ -141,7 +147,7 @@ class InstrumentBackend(CrossbarBackend):
                 else min(AWG_MAX_V, self.limits.max_voltage)
             ),
         )
-        allowed = [c for c in CURRENT_LIMITS if c <= self.limits.max_compliance * (1 + 1e-12)]
+        allowed = [c for c in CURRENT_LIMITS if c <= self.limits.max_compliance]  # as the driver
         #: current limit used for reads and AD2-side bias sourcing (A): the largest 6487 limit
         #: the bench allows
         self.read_compliance = max(allowed) if allowed else self.limits.max_compliance
@@ -165,11 +171,35 @@ class InstrumentBackend(CrossbarBackend):
                 limit=self.max_read_voltage,
             )
         self.check_voltage(v, what)
+        self._check_written(v, self.max_read_voltage, what, "[limits] max_read_voltage")
+
+    def check_voltage(self, v: float | np.ndarray, what: str) -> None:
+        """The bench limit on the values as requested AND as the 6487 is sent them (``%g``, 6
+        significant digits: a level at a non-round limit would be written rounded up and then
+        refused by the driver in the middle of an operation, after the routing)."""
+        super().check_voltage(v, what)
+        self._check_written(v, self.limits.max_voltage, what, "[limits] max_voltage")
+
+    @staticmethod
+    def _check_written(v: float | np.ndarray, limit: float, what: str, name: str) -> None:
+        arr = np.asarray(v, dtype=float).ravel()
+        if arr.size == 0:
+            return
+        for x in (float(arr.max()), float(arr.min())):  # %g rounding is monotonic
+            sent = _written(x)
+            if abs(sent) > limit:
+                raise SafetyLimitError(
+                    f"{what}: {x:.10g} V would be written to the 6487 as {sent:g} V (6 significant "
+                    f"digits), beyond the bench limit of {limit:.10g} V ({name})",
+                    setting=what,
+                    value=x,
+                    limit=limit,
+                )
 
     def _snap_compliance(self, compliance: float, what: str) -> float:
         """The 6487 limit a request snaps up to (A); SafetyLimitError if beyond the bench's."""
         snapped = next((c for c in CURRENT_LIMITS if c >= compliance * (1 - 1e-9)), None)
-        if snapped is None or snapped > self.limits.max_compliance * (1 + 1e-12):
+        if snapped is None or snapped > self.limits.max_compliance:
             raise SafetyLimitError(
                 f"{what}: {compliance:g} A snaps up to the 6487 current limit "
                 f"{snapped if snapped is not None else 'above 25 mA'} A, beyond the bench limit "
@@ -179,6 +209,21 @@ class InstrumentBackend(CrossbarBackend):
                 limit=self.limits.max_compliance,
             )
         return snapped
+
+    @staticmethod
+    def _check_high_range(v_abs: float, limit: float, what: str) -> None:
+        """ValueError (before anything is sent) for a current limit the 6487's 50/500 V ranges
+        lack (> 2.5 mA) on a level beyond its 10 V range."""
+        if v_abs > KEITHLEY_10V_RANGE and limit > HIGH_RANGE_MAX_LIMIT:
+            raise ValueError(
+                f"{what}: {v_abs:g} V needs the 6487's 50 V range, where the current limit is at "
+                f"most {HIGH_RANGE_MAX_LIMIT:g} A (asked {limit:g} A)"
+            )
+
+    def _check_read_limit(self, what: str) -> None:
+        """SafetyLimitError (before anything is sent) when no 6487 current limit fits the
+        bench's ``max_compliance`` (below 25 µA): the 6487 cannot source reads or biases."""
+        self._snap_compliance(self.read_compliance, what)
 
     def _route_cell(self, row: int, col: int, biasing: Biasing, *, source: Bus, sense: Bus) -> None:
         self.matrix.select_cell(row, col, biasing.value, source=source, sense=sense)
@@ -269,6 +314,7 @@ class InstrumentBackend(CrossbarBackend):
         b = Biasing.parse(biasing)
         v = float(v_read)
         self._check_read_voltage(v, "read voltage")
+        self._check_read_limit("read current limit")
         if v == 0:
             raise ValueError("v_read must be non-zero (G = I / v_read)")
         self._route_cell(row, col, b, source=Bus.SMU_SOURCE, sense=Bus.SMU_SENSE)
@@ -290,6 +336,7 @@ class InstrumentBackend(CrossbarBackend):
         b = Biasing.parse(biasing)
         v = float(v_read)
         self._check_read_voltage(v, "read voltage")
+        self._check_read_limit("read current limit")
         if v == 0:
             raise ValueError("v_read must be non-zero (G = I / v_read)")
         rows, cols = self.shape
@@ -304,6 +351,22 @@ class InstrumentBackend(CrossbarBackend):
                     if on_cell is not None:
                         on_cell(reading)
         return out
+
+    def compliance_error(self, reading: CellReading, what: str) -> ComplianceError:
+        """The 6487 was in compliance (its current limit, :attr:`read_compliance`) while
+        reading a cell: the current is clamped, so there is no conductance to report."""
+        command = f"SOUR:VOLT {reading.voltage:g}; READ?"
+        return ComplianceError(
+            fault_message(
+                self.keithley.name,
+                command,
+                f"source in compliance at the {self.read_compliance:g} A current limit reading "
+                f"cell ({reading.row}, {reading.col}) during {what} (|G| beyond "
+                f"{self.read_compliance / abs(reading.voltage):.3g} S: not measurable)",
+            ),
+            instrument=self.keithley.name,
+            command=command,
+        )
 
     # ------------------------------------------------------------------ pulses
     def pulse(
@@ -338,10 +401,14 @@ class InstrumentBackend(CrossbarBackend):
             )
         if compliance is not None:
             self.check_compliance(compliance, "pulse compliance")
-            self._snap_compliance(compliance, "pulse compliance")
+            snapped = self._snap_compliance(compliance, "pulse compliance")
+            if abs(amp) > AWG_MAX_V:
+                self._check_high_range(abs(amp), snapped, "pulse")
         w = float(width)
         if not (math.isfinite(w) and w > 0):
             raise ValueError(f"pulse width must be > 0 s, got {width!r}")
+        if compliance is None and (b is Biasing.V3 or abs(amp) > AWG_MAX_V):
+            self._check_read_limit("pulse current limit")  # the 6487 sources at read_compliance
         if compliance is None and abs(amp) <= AWG_MAX_V:
             self._pulse_ad2(row, col, amp, w, b)
         else:
@@ -388,6 +455,8 @@ class InstrumentBackend(CrossbarBackend):
         limit = self.read_compliance if compliance is None else float(compliance)
         k = self.keithley
         high = abs(amp) > KEITHLEY_10V_RANGE
+        if high and compliance is None:  # the 50/500 V ranges have at most 2.5 mA
+            limit = min(limit, HIGH_RANGE_MAX_LIMIT)
         with self._session():
             self._source_off()
             self._route_cell(row, col, b, source=Bus.SMU_SOURCE, sense=Bus.SMU_SENSE)
@@ -433,6 +502,7 @@ class InstrumentBackend(CrossbarBackend):
         if not 0.01 <= nplc <= 6.0:
             raise ValueError(f"nplc must be in [0.01, 6], got {nplc!r}")
         snapped = self._snap_compliance(compliance, "sweep compliance")
+        self._check_high_range(float(np.max(np.abs(v))), snapped, "sweep")
         current = np.full((v.size, int(cycles)), np.nan)
         comp = np.zeros((v.size, int(cycles)), dtype=bool)
         k = self.keithley
@@ -516,8 +586,51 @@ class InstrumentBackend(CrossbarBackend):
                             trigger_on_awg=None,
                         )
                         self.stats["captures"] += 1
+                        self._check_capture(volts, pair)
                         out[b, pair] += -np.mean(volts, axis=1) / w.tia_gain_ohm
         return out
+
+    def _check_capture(self, volts: np.ndarray, pair: Sequence[int]) -> None:
+        """Refuse a TIA capture that cannot be a column current (the MVM's inputs are DC
+        levels, so each channel must be flat: mean ± noise).
+
+        * spread (standard deviation) beyond 1/20 of the scope span — 0.25 V on the 5 V span,
+          ~500× the TIA/scope noise — is not a DC level: :class:`GarbledReply` (a corrupted
+          capture, or a bench so noisy that the mean means nothing);
+        * a sample at the edge of the scope span: the TIA output was clipped, so the column
+          current is beyond ±span/2/gain: :class:`ComplianceError` (the MVM's "compliance hit":
+          its current is out of the measurable range; lower the inputs or the TIA gain).
+        """
+        w = self.config.wiring
+        span = 5.0 if w.scope_range_v <= 5.0 + 1e-12 else 50.0  # the AD2's two input spans
+        v = np.asarray(volts, dtype=float).reshape(len(pair), -1)
+        name = getattr(self.ad2, "name", "Analog Discovery 2")
+        for k, col in enumerate(pair):
+            command = f"analogIn.statusData({k}, {v.shape[1]})"
+            spread = float(np.std(v[k]))
+            if not np.all(np.isfinite(v[k])) or spread > span / 20:
+                raise GarbledReply(
+                    fault_message(
+                        name,
+                        command,
+                        f"TIA{k + 1} capture (column {col}) is not a DC level: standard deviation "
+                        f"{spread:.3g} V > {span / 20:g} V (garbled capture)",
+                    ),
+                    instrument=name,
+                    command=command,
+                )
+            peak = float(np.max(np.abs(v[k])))
+            if peak >= span / 2 * (1 - 1e-3):
+                raise ComplianceError(
+                    fault_message(
+                        name,
+                        command,
+                        f"TIA{k + 1} output clipped at the scope's ±{span / 2:g} V (column {col} "
+                        f"current beyond ±{span / 2 / w.tia_gain_ohm:.3g} A): MVM out of range",
+                    ),
+                    instrument=name,
+                    command=command,
+                )
 
     def captures_per_vector(self) -> int:
         """Scope captures one input vector needs (all row groups non-zero)."""

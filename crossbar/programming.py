@@ -143,10 +143,18 @@ class ProgramReport:
 
 
 def pulse_cap(backend: CrossbarBackend, v_max: float) -> float:
-    """Largest pulse magnitude allowed (V): min(v_max, bench limit, bench pulse capability)."""
-    return float(
+    """Largest pulse magnitude allowed (V): min(v_max, bench limit, bench pulse capability),
+    rounded DOWN to 6 significant digits — instruments take levels as decimal text (the 6487:
+    ``%g``, 6 digits), and a cap at a non-round limit (e.g. 0.9750079926 V) would otherwise be
+    written rounded up, beyond the limit, and refused in the middle of programming."""
+    cap = float(
         min(abs(v_max), backend.limits.max_voltage, backend.capabilities.max_pulse_voltage)
     )
+    if cap <= 0 or not np.isfinite(cap):
+        return cap
+    scale = 10.0 ** (5 - int(np.floor(np.log10(cap))))
+    floored = np.floor(cap * scale * (1 + 1e-12)) / scale
+    return float(min(floored, cap))
 
 
 def _progress(g: float, g_new: float, target: float, d: int) -> float:
@@ -191,6 +199,12 @@ def program_cell(
     limit (A, None: the backend's default). ``on_pulse`` sees the initial read and every
     pulse + verify read as it happens. ``should_abort`` is checked before every pulse; an abort
     returns the report so far with ``aborted=True``. Raises ValueError for bad settings.
+
+    A verify read in compliance (the read source hit its current limit: the cell conducts far
+    more than any target, e.g. a short or a runaway SET) stops programming with
+    :class:`~instruments.errors.ComplianceError` from ``backend.compliance_error`` after the
+    read has been passed to ``on_pulse`` — pulsing on blind could damage the cell or its
+    neighbours; the operator decides (a resumed map skips the cells already converged).
     """
     target = float(target)
     if not (np.isfinite(target) and target > 0):
@@ -212,6 +226,8 @@ def program_cell(
     first = read()
     if on_pulse is not None:
         on_pulse(ProgramStep(row, col, 0, 0.0, 0.0, first))
+    if first.compliance:
+        raise backend.compliance_error(first, "program-and-verify")
     g0 = g = first.conductance
     reads = [g]
     report = CellProgramReport(row, col, target, g, 0, False, False)
@@ -249,6 +265,8 @@ def program_cell(
         report.history.append((amplitude, width, g_new))
         if on_pulse is not None:
             on_pulse(ProgramStep(row, col, report.pulses, amplitude, width, reading))
+        if reading.compliance:  # passed to on_pulse (recorded) first: nothing measured is lost
+            raise backend.compliance_error(reading, "program-and-verify")
         progress = _progress(g, g_new, target, d)
         miss = progress < min_progress
         g = g_new

@@ -29,6 +29,10 @@ lost connection makes that call and every later one fail with
 ``DwfLibraryError`` with ``DwfErrorCode(error_code)`` (``UnknownError`` if the value is not a
 pydwf code); a garbled reply is a capture of random samples. The AD2 has no current limit, so
 ``compliance_after`` does nothing here.
+
+A lost connection is modelled as an unplugged AD2 (it is powered by its USB cable): from the
+failing call on, its outputs are dead — both AWG buses at 0 V and the DIO pins undriven, so the
+switch matrix's ENABLE pull-down (see ``instruments.switch_matrix``) floats every crossbar line.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ class TwinDwfLibrary(FakeDwfLibrary):
         self._acq_ready: float | None = None
         self._capture: np.ndarray | None = None
         self._garble_capture = False
+        self._gone = False
         super().__init__(
             devices,
             polls_until_done=1,
@@ -101,6 +106,7 @@ class TwinDwfLibrary(FakeDwfLibrary):
         self.faults.transaction()
         if self.faults.connection_lost:
             self.calls.append((name, args))
+            self._unplugged()
             raise DwfLibraryError(DwfErrorCode.UnknownError, "Device communication failure")
         if self.faults.take_timeout():
             self.calls.append((name, args))
@@ -120,6 +126,15 @@ class TwinDwfLibrary(FakeDwfLibrary):
             wait = self._acq_ready - self.clock.now()
             if wait > 0:
                 self.clock.advance(wait)  # the record takes buffer/frequency seconds
+
+    def _unplugged(self) -> None:
+        """The device is gone: AWG outputs dead (0 V), DIO pins undriven (ENABLE pulled low)."""
+        if self._gone:
+            return
+        self._gone = True
+        for ch in range(2):
+            self.bench.set_awg(ch, 0.0)
+        self.bench.on_dio(0)
 
     @property
     def transactions(self) -> int:

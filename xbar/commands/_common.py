@@ -8,7 +8,7 @@ from pathlib import Path
 from crossbar.bench import open_backend
 from crossbar.config import BenchConfig, BenchConfigError, load_bench_config
 from crossbar.core import Crossbar
-from crossbar.datastore import DataStore
+from crossbar.datastore import DataStore, DataStoreError
 
 from ..errors import UserError
 
@@ -30,14 +30,36 @@ def bench_config(bench: str, *, profile: str | None = None, seed: int | None = N
     return dataclasses.replace(cfg, simulation=sim)
 
 
-def open_crossbar(cfg: BenchConfig, *, datafile: Path | None = None, **metadata: object) -> Crossbar:
-    """Open the bench's backend with a data file (HDF5, appended as acquired)."""
-    try:
-        backend = open_backend(cfg)
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"cannot open bench {cfg.name!r}: {exc}") from exc
+def open_crossbar(
+    cfg: BenchConfig,
+    *,
+    datafile: Path | None = None,
+    recover: bool = False,
+    **metadata: object,
+) -> Crossbar:
+    """Open the bench's backend with a data file (HDF5, appended as acquired).
+
+    The data file is opened first, so a bad ``datafile`` (not an xbar data file, a directory,
+    no permission) is a UserError before any instrument is touched; ``recover=True`` appends to
+    a file a crashed run left open (see :class:`crossbar.datastore.DataStore`). If the bench
+    cannot be opened the data file is closed again."""
     store = None
     if datafile is not None:
-        datafile.parent.mkdir(parents=True, exist_ok=True)
-        store = DataStore(datafile, metadata=dict(metadata), bench_config=cfg.to_dict())
+        try:
+            datafile.parent.mkdir(parents=True, exist_ok=True)
+            store = DataStore(
+                datafile, metadata=dict(metadata), bench_config=cfg.to_dict(), recover=recover
+            )
+        except DataStoreError as exc:
+            raise UserError(f"data file: {exc}") from exc
+        except OSError as exc:
+            raise UserError(f"data file {datafile}: {exc.strerror or exc}") from exc
+    try:
+        backend = open_backend(cfg)
+    except BaseException as exc:
+        if store is not None:
+            store.close()
+        if isinstance(exc, (KeyError, ValueError)):
+            raise UserError(f"cannot open bench {cfg.name!r}: {exc}") from exc
+        raise
     return Crossbar(backend, datastore=store)
