@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
 
@@ -147,14 +148,12 @@ def pulse_cap(backend: CrossbarBackend, v_max: float) -> float:
     rounded DOWN to 6 significant digits — instruments take levels as decimal text (the 6487:
     ``%g``, 6 digits), and a cap at a non-round limit (e.g. 0.9750079926 V) would otherwise be
     written rounded up, beyond the limit, and refused in the middle of programming."""
-    cap = float(
-        min(abs(v_max), backend.limits.max_voltage, backend.capabilities.max_pulse_voltage)
-    )
+    cap = float(min(abs(v_max), backend.limits.max_voltage, backend.capabilities.max_pulse_voltage))
     if cap <= 0 or not np.isfinite(cap):
         return cap
-    scale = 10.0 ** (5 - int(np.floor(np.log10(cap))))
-    floored = np.floor(cap * scale * (1 + 1e-12)) / scale
-    return float(min(floored, cap))
+    exact = Decimal(cap)  # the float's exact decimal value
+    floored = exact.quantize(Decimal(1).scaleb(exact.adjusted() - 5), rounding=ROUND_FLOOR)
+    return float(min(float(floored), cap))
 
 
 def _progress(g: float, g_new: float, target: float, d: int) -> float:
