@@ -35,20 +35,27 @@ def open_crossbar(
     *,
     datafile: Path | None = None,
     recover: bool = False,
+    flush_every: int = 16,
     **metadata: object,
 ) -> Crossbar:
     """Open the bench's backend with a data file (HDF5, appended as acquired).
 
     The data file is opened first, so a bad ``datafile`` (not an xbar data file, a directory,
     no permission) is a UserError before any instrument is touched; ``recover=True`` appends to
-    a file a crashed run left open (see :class:`crossbar.datastore.DataStore`). If the bench
-    cannot be opened the data file is closed again."""
+    a file a crashed run left open (see :class:`crossbar.datastore.DataStore`); ``flush_every``
+    records per flush to disk (1: every record is on disk as soon as it is measured, so even a
+    killed process loses at most the measurement in flight). If the bench cannot be opened the
+    data file is closed again."""
     store = None
     if datafile is not None:
         try:
             datafile.parent.mkdir(parents=True, exist_ok=True)
             store = DataStore(
-                datafile, metadata=dict(metadata), bench_config=cfg.to_dict(), recover=recover
+                datafile,
+                metadata=dict(metadata),
+                bench_config=cfg.to_dict(),
+                recover=recover,
+                flush_every=flush_every,
             )
         except DataStoreError as exc:
             raise UserError(f"data file: {exc}") from exc

@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         skip = converged_cells(records, targets, tol=tol)
         resumed = True
     meta = {"operation": "program", "targets": str(args.targets), "tol": tol}
-    with open_crossbar(cfg, datafile=data, recover=resumed, **meta) as xb:
+    with open_crossbar(cfg, datafile=data, recover=resumed, flush_every=1, **meta) as xb:
         if not args.json:
             start = (
                 f"resuming {data}: {len(skip)} of {len(wanted)} cells already converged"

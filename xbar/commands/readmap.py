@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             ) from None
     data = data_path(args, cfg, "read-map")
     meta = {"operation": "read-map", "v_read": v_read, "biasing": biasing.value}
-    with open_crossbar(cfg, datafile=data, **meta) as xb:
+    with open_crossbar(cfg, datafile=data, flush_every=1, **meta) as xb:
         g = xb.read_map(v_read=v_read, biasing=biasing)
     if csv_path is not None:
         try:

@@ -265,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
     biasing = parse_biasing(args.biasing)
     data = data_path(args, cfg, "sweep")
     meta = {"operation": "sweep", "cell": f"{row},{col}", "cycles": cycles}
-    with open_crossbar(cfg, datafile=data, **meta) as xb:
+    with open_crossbar(cfg, datafile=data, flush_every=1, **meta) as xb:
         assert xb.datastore is not None
         before = set(xb.datastore.file["iv"])
         result = xb.iv_sweep(
