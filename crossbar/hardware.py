@@ -263,7 +263,7 @@ class InstrumentBackend(CrossbarBackend):
                     log.warning("%s: %s failed: %s", self.name, what, exc)
 
     def _source_off(self) -> None:
-        self.keithley.source_enabled = False
+        self.keithley.source_off()
 
     # ------------------------------------------------------------------ reads
     _UNSELECTED_ROW_BUS = {Biasing.V2: Bus.BIAS_HALF, Biasing.V3: Bus.BIAS_THIRD}

@@ -49,6 +49,7 @@ from gui import plotting
 from gui.backend_chooser import BenchChooser, BenchSession, close_session, open_session
 from gui.settings import Settings
 from gui.workers import Task, TaskContext, TaskRunner
+from instruments.errors import ConnectionLost
 
 __all__ = ["MainWindow", "create_app", "main"]
 
@@ -238,9 +239,29 @@ class MainWindow(QMainWindow):
                 backend.outputs_off()
 
         task.fn = wrapped
+        on_error = task.on_error
+
+        def failed(exc: BaseException) -> None:
+            if on_error is not None:
+                on_error(exc)
+            if isinstance(exc, ConnectionLost):
+                self._instrument_lost(exc)
+
+        task.on_error = failed
         if task.abort_hook is None:
             task.abort_hook = crossbar.abort
         return self.run_task(task)
+
+    def _instrument_lost(self, exc: ConnectionLost) -> None:
+        """An instrument stopped answering: say what that means and how to go on."""
+        who = exc.instrument or "an instrument"
+        self.log(
+            f"{who} could not be reached to switch it off: check it (its output may still be "
+            "on); every other output is off and the switch matrix is released. Disconnect and "
+            "connect again to go on.",
+            "error",
+        )
+        self.chooser.set_status(f"{who} lost — check it, then reconnect", "#c00000")
 
     def abort(self) -> None:
         """Abort the running operation (outputs are switched off by the crossbar layer)."""

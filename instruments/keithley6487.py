@@ -28,6 +28,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -391,6 +392,20 @@ def _positive_step(value: object, values: tuple[float, float]) -> float:
     return step
 
 
+#: the query whose reply a ``get_process`` parser is looking at (set by :meth:`Keithley6487.write`),
+#: so a garbled property reply names its command like every other fault
+_QUERY: ContextVar[str | None] = ContextVar("keithley6487_query", default=None)
+
+
+def _garbled(what: str, reply: object) -> GarbledReply:
+    command = _QUERY.get()
+    return GarbledReply(
+        fault_message(MODEL, command, f"garbled reply: expected {what}, got {reply!r}"),
+        instrument=MODEL,
+        command=command,
+    )
+
+
 def _on_off(value: bool) -> str:
     return "ON" if value else "OFF"
 
@@ -402,10 +417,7 @@ def _to_bool(reply: object) -> bool:
     try:
         return bool(float(text))
     except ValueError:
-        raise GarbledReply(
-            fault_message(MODEL, None, f"expected a boolean reply (0/1/ON/OFF), got {reply!r}"),
-            instrument=MODEL,
-        ) from None
+        raise _garbled("a boolean (0/1/ON/OFF)", reply) from None
 
 
 def _to_float(reply: object) -> float:
@@ -414,17 +426,13 @@ def _to_float(reply: object) -> float:
     try:
         return float(str(reply).strip())
     except ValueError:
-        raise GarbledReply(
-            fault_message(MODEL, None, f"expected a number, got {reply!r}"), instrument=MODEL
-        ) from None
+        raise _garbled("a number", reply) from None
 
 
 def _to_int(reply: object) -> int:
     value = _to_float(reply)
     if value != int(value):
-        raise GarbledReply(
-            fault_message(MODEL, None, f"expected an integer, got {reply!r}"), instrument=MODEL
-        )
+        raise _garbled("an integer", reply)
     return int(value)
 
 
@@ -433,9 +441,7 @@ def _filter_type(reply: object) -> str:
     for name in ("REP", "MOV"):
         if text.startswith(name):
             return name
-    raise GarbledReply(
-        fault_message(MODEL, None, f"expected REP or MOV, got {reply!r}"), instrument=MODEL
-    )
+    raise _garbled("REP or MOV", reply)
 
 
 def _bool_control(name: str, docs: str, **kwargs):
@@ -678,6 +684,7 @@ class Keithley6487(SCPIMixin, Instrument):
     def write(self, command: str, **kwargs) -> None:
         """Write a command; VISA/serial failures become ConnectionLost or InstrumentTimeout."""
         self._last_written = command
+        _QUERY.set(command)
         if command != "SYST:ERR?":
             self._last_command = command
         try:
@@ -1014,6 +1021,14 @@ class Keithley6487(SCPIMixin, Instrument):
         get_process=_to_bool,
         cast=str,
     )
+
+    def source_off(self) -> None:
+        """Switch the source off (``SOUR:VOLT:STAT OFF``), aborting first a built-in sweep this
+        driver armed and did not see finish (``SOUR:VOLT:SWE:ABOR``): after a fault mid-sweep
+        the 6487 would otherwise refuse the next sweep with +840 "Not allowed with sweep on"."""
+        if self._sweep_armed:
+            self.abort_sweep()
+        self.source_enabled = False
 
     def abort_sweep(self) -> None:
         """Abort a running built-in sweep (``SOUR:VOLT:SWE:ABOR``; puts the source in standby)."""

@@ -597,6 +597,21 @@ def test_shutdown_aborts_a_sweep_left_running():
     assert inst.isShutdown
 
 
+def test_source_off_aborts_a_sweep_left_running_and_names_the_garbled_query():
+    """A garbled status poll names its command; source_off then aborts the armed sweep first,
+    so the next sweep is not refused with +840 "Not allowed with sweep on"."""
+    pairs = builtin_pairs("0", "1", "0.5", 3, "unused", polls=("maybe",))[:-3] + [
+        ("SOUR:VOLT:SWE:ABOR", None),
+        ("SOUR:VOLT:STAT OFF", None),
+        ("SOUR:VOLT:STAT OFF", None),
+    ]
+    with protocol(pairs) as inst:
+        with pytest.raises(GarbledReply, match=r"'SOUR:VOLT:SWE:STAT\?' -> garbled reply"):
+            inst.sweep(0, 1, 0.5, compliance=1e-4, poll_interval=0)
+        inst.source_off()
+        inst.source_off()  # nothing armed any more: only the switch-off
+
+
 def test_sweep_configuration_error_stops_before_arming():
     pairs = builtin_pairs("0", "1", "0.5", 3, "unused")[:12] + [
         ("SYST:ERR?", '+840,"Not allowed with sweep on"'),
