@@ -175,9 +175,12 @@ class CrossbarBackend(ABC):
         nplc: float = 1.0,
         biasing: Biasing = Biasing.GROUND,
         on_point: Callable[[SweepPoint], None] | None = None,
+        delay: float = 0.0,
     ) -> SweepResult:
         """Cyclic I-V sweep of a cell through ``voltages`` (V), ``cycles`` times, with the
-        source's current limit at ``compliance`` (A). ``on_point`` sees every point as measured."""
+        source's current limit at ``compliance`` (A). Each point: ``delay`` s (0 … 999.9999) of
+        settling at the new level, then an ``nplc``-PLC reading. ``on_point`` sees every point as
+        measured."""
 
     @abstractmethod
     def mvm(self, row_voltages: np.ndarray) -> np.ndarray:

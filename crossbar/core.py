@@ -229,6 +229,7 @@ class Crossbar:
         name: str | None = None,
         progress: ProgressFn | None = None,
         on_point: Callable[[SweepPoint], None] | None = None,
+        delay: float = 0.0,
     ) -> SweepResult:
         """Cyclic I-V sweep of one cell (see :meth:`CrossbarBackend.iv_sweep`). Each point is
         written to ``/iv/<name>`` and ``/records`` as measured; ``on_point`` (e.g. a live plot)
@@ -255,6 +256,7 @@ class Crossbar:
                 name=name,
                 nplc=float(nplc),
                 biasing=b.value,
+                delay_s=float(delay),
             )
         done = [0]
 
@@ -284,6 +286,7 @@ class Crossbar:
                 nplc=nplc,
                 biasing=b,
                 on_point=point,
+                delay=delay,
             )
 
     def form(

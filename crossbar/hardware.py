@@ -483,6 +483,7 @@ class InstrumentBackend(CrossbarBackend):
         nplc: float = 1.0,
         biasing: Biasing = Biasing.GROUND,
         on_point: Callable[[SweepPoint], None] | None = None,
+        delay: float = 0.0,
     ) -> SweepResult:
         """Cyclic I-V sweep through the 6487 (built-in staircases where the list allows).
 
@@ -536,6 +537,7 @@ class InstrumentBackend(CrossbarBackend):
                     v,
                     compliance=compliance,
                     on_reading=deliver,
+                    delay=float(delay),
                     builtin_descending=self.config.instruments.builtin_descending,
                     poll_interval=self.poll_interval,
                 )

@@ -317,9 +317,10 @@ class PhysicsBackend(CrossbarBackend):
         nplc: float = 1.0,
         biasing: Biasing = Biasing.GROUND,
         on_point: Callable[[SweepPoint], None] | None = None,
+        delay: float = 0.0,
     ) -> SweepResult:
-        """Point-by-point cyclic sweep; each point held ``nplc/60`` s (1 PLC = 1/60 s) with the
-        source limited at ``compliance`` A; current = selected column's current."""
+        """Point-by-point cyclic sweep; each point held ``delay + nplc/60`` s (1 PLC = 1/60 s)
+        with the source limited at ``compliance`` A; current = selected column's current."""
         self.check_cell(row, col)
         biasing = Biasing.parse(biasing)
         v = np.asarray(voltages, dtype=float).reshape(-1)
@@ -329,7 +330,9 @@ class PhysicsBackend(CrossbarBackend):
         self.check_compliance(compliance, "sweep compliance")
         if not (0 < nplc <= 60):
             raise ValueError(f"nplc must be in (0, 60], got {nplc}")
-        dwell = nplc * PLC_S
+        if not 0.0 <= delay <= 999.9999:
+            raise ValueError(f"delay must be in [0, 999.9999] s, got {delay}")
+        dwell = nplc * PLC_S + float(delay)
         cur = np.full((v.size, cycles), np.nan)
         comp = np.zeros((v.size, cycles), dtype=bool)
         self.outputs_on = True

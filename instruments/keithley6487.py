@@ -1133,15 +1133,19 @@ class Keithley6487(SCPIMixin, Instrument):
         self, voltages: np.ndarray, compliance: float, delay: float
     ) -> Iterator[Reading]:
         """Point-by-point run: full configuration once, then ``SOUR:VOLT v`` + ``READ?`` per
-        point (``delay`` s between them); the error queue is checked at the end of the run."""
+        point; a ``delay`` > 0 is the instrument's trigger delay (``TRIG:DEL``, so every READ?
+        settles ``delay`` s at the new level before integrating; set back to 0 at the end); the
+        error queue is checked at the end of the run."""
         for k, v in enumerate(voltages):
             if k == 0:
                 self._configure_point(float(v), compliance)
+                if delay > 0:
+                    self.write(f"TRIG:DEL {_fmt(delay)}")
             else:
                 self.write(f"SOUR:VOLT {_fmt(v)}")
-            if delay > 0:
-                time.sleep(delay)
             yield self._read_one()
+        if delay > 0:
+            self.write("TRIG:DEL 0")
         self.check_errors(
             f"sweep_points: SOUR:VOLT:ILIM {_fmt(compliance)} ... SOUR:VOLT {_fmt(voltages[-1])}, READ?"
         )

@@ -137,6 +137,7 @@ class IdealCrossbar(CrossbarBackend):
         nplc: float = 1.0,
         biasing: Biasing = Biasing.GROUND,
         on_point: Callable[[SweepPoint], None] | None = None,
+        delay: float = 0.0,
     ) -> SweepResult:
         self.check_cell(row, col)
         v = np.asarray(voltages, dtype=float)

@@ -29,7 +29,14 @@ n_cycles, branch_points, lcis_start_v, lcis_stop_v, lcis_length, l_min, alpha_nm
 n_residuals, sigma_hat, sigma_up, usability; non-finite numbers as null).
 
 A file that cannot be calibrated prints one error line on stderr and the batch goes
-on. Exit code: 0 when every file calibrated, 2 when any failed (or none was found)."""
+on. Exit code: 0 when every file calibrated, 2 when any failed (or none was found).
+
+Live: --bench B --cell R,C [--cell R,C ...] sweeps each cell in turn through the
+crossbar layer (every point written to --data as measured) and calibrates it; with
+several cells the table ends with their median U. --point-time stretches each point
+(settling delay + reading; default: the bare --nplc reading). The other lines
+are grounded by default (the selected row is swept with the cell: its states are
+lost); --biasing v/3 keeps them but adds the column's leakage at V/3."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,19 +57,45 @@ def register(sub: argparse._SubParsersAction) -> None:
         "live", "sweep a cell of a bench instead of reading files (e.g. --bench sim --cell 0,0)"
     )
     live.add_argument("--bench", help='"sim" (built-in simulated bench) or BENCH.toml')
-    live.add_argument("--cell", type=_cell, metavar="R,C", help="cell to sweep (0-based)")
+    live.add_argument(
+        "--cell",
+        type=_cell,
+        action="append",
+        metavar="R,C",
+        help="cell to sweep (0-based); repeat for several cells",
+    )
+    live.add_argument(
+        "--biasing",
+        default="ground",
+        choices=("ground", "v/3", "v/2", "float"),
+        help="unselected lines during the sweep (default ground; v/3: half-selected see |V|/3)",
+    )
+    live.add_argument(
+        "--point-time",
+        type=float,
+        default=None,
+        metavar="S",
+        help="time per sweep point, s (settling delay + reading; default: the bare reading)",
+    )
     live.add_argument("--cycles", type=int, default=10, help="sweep cycles (default 10, >= 2)")
     live.add_argument("--vmax", type=float, default=6.0, help="positive turning point, V")
     live.add_argument("--vmin", type=float, default=-6.0, help="negative turning point, V (<= 0)")
     live.add_argument("--step", type=float, default=0.1, help="staircase step, V (> 0)")
     live.add_argument("--compliance", type=float, default=25e-6, help="current limit, A")
     live.add_argument("--nplc", type=float, default=1.0, help="integration time, PLC")
-    live.add_argument("--profile", dest="sim_profile", metavar="NAME",
-                      help="simulated benches: device profile (optimized|typical|poor)")
+    live.add_argument(
+        "--profile",
+        dest="sim_profile",
+        metavar="NAME",
+        help="simulated benches: device profile (optimized|typical|poor)",
+    )
     live.add_argument("--seed", type=int, help="simulated benches: seed")
-    live.add_argument("--data", metavar="FILE.h5",
-                      help="data file the sweep is written to as measured "
-                      "(default xbar-out/calibrate-<bench>.h5)")
+    live.add_argument(
+        "--data",
+        metavar="FILE.h5",
+        help="data file the sweep is written to as measured "
+        "(default xbar-out/calibrate-<bench>.h5)",
+    )
     p.set_defaults(func=run)
 
 
@@ -108,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bench is not None or args.cell is not None:
         if args.files:
             raise UserError("give either FILEs or --bench/--cell (a live sweep), not both")
-        batch = BatchResult(devices=[_live(args)], failures=[])
+        batch = BatchResult(devices=_live(args), failures=[])
     else:
         if not args.files:
             raise UserError("give I-V FILEs or directories, or --bench and --cell for a live sweep")
@@ -137,6 +170,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([d.to_json_dict() for d in devices], indent=1, allow_nan=False))
     else:
         print(format_table(devices))
+        if args.cell is not None and len(devices) > 1:
+            u = sorted(d.result.usability for d in devices)
+            median = (u[(len(u) - 1) // 2] + u[len(u) // 2]) / 2
+            print(f"median U over {len(u)} cells: {median:.4f} (min {u[0]:.4f}, max {u[-1]:.4f})")
     if failed:
         print(
             f"xbar calibrate: {failed} of {len(batch.devices) + len(batch.failures)} "
@@ -164,28 +201,57 @@ def _live(args: argparse.Namespace):
         raise UserError(f"need --vmax > 0 and --vmin <= 0, got {args.vmax:g} / {args.vmin:g}")
     cfg = bench_config(args.bench, profile=args.sim_profile, seed=args.seed)
     rows, cols = cfg.shape
-    r, c = args.cell
-    if not (0 <= r < rows and 0 <= c < cols):
-        raise UserError(f"--cell {r},{c} is outside the {rows}x{cols} array of bench {cfg.name!r}")
+    cells = list(dict.fromkeys(args.cell))  # each cell once, in the order given
+    for r, c in cells:
+        if not (0 <= r < rows and 0 <= c < cols):
+            raise UserError(
+                f"--cell {r},{c} is outside the {rows}x{cols} array of bench {cfg.name!r}"
+            )
     for v, what in ((args.vmax, "--vmax"), (args.vmin, "--vmin")):
         if abs(v) > cfg.limits.max_voltage:
-            raise UserError(f"{what} {v:g} V exceeds the bench limit of {cfg.limits.max_voltage:g} V")
+            raise UserError(
+                f"{what} {v:g} V exceeds the bench limit of {cfg.limits.max_voltage:g} V"
+            )
     if not 0 < args.compliance <= cfg.limits.max_compliance:
         raise UserError(
             f"--compliance {args.compliance:g} A is outside (0, {cfg.limits.max_compliance:g}] A"
         )
     data = Path(args.data) if args.data else Path("xbar-out") / f"calibrate-{cfg.name}.h5"
-    print(f"xbar calibrate: sweeping cell ({r}, {c}) on bench {cfg.name!r}: {args.cycles} cycles "
-          f"0 -> {args.vmax:g} -> 0 -> {args.vmin:g} -> 0 V, step {args.step:g} V; data -> {data}",
-          file=sys.stderr)
+    where = ", ".join(f"({r}, {c})" for r, c in cells)
+    if args.point_time is not None and not args.nplc / 60 <= args.point_time <= 999:
+        raise UserError(
+            f"--point-time {args.point_time:g} s must hold the --nplc {args.nplc:g} reading "
+            f"({args.nplc / 60:.4g} s) and be at most 999 s"
+        )
+    print(
+        f"xbar calibrate: sweeping cell(s) {where} on bench {cfg.name!r} ({args.biasing} "
+        f"biasing): {args.cycles} cycles 0 -> {args.vmax:g} -> 0 -> {args.vmin:g} -> 0 V, "
+        f"step {args.step:g} V; data -> {data}",
+        file=sys.stderr,
+    )
+    devices = []
     with open_crossbar(cfg, datafile=data, operation="calibrate") as xb:
-        try:
-            return calibrate_cell(
-                xb, r, c, cycles=args.cycles, v_max=args.vmax, v_min=args.vmin, step=args.step,
-                compliance=args.compliance, nplc=args.nplc, options=options_from_args(args),
-            )
-        except CalibrationInputError as exc:
-            raise UserError(str(exc)) from exc
+        for r, c in cells:
+            try:
+                devices.append(
+                    calibrate_cell(
+                        xb,
+                        r,
+                        c,
+                        cycles=args.cycles,
+                        v_max=args.vmax,
+                        v_min=args.vmin,
+                        step=args.step,
+                        compliance=args.compliance,
+                        nplc=args.nplc,
+                        biasing=args.biasing,
+                        point_time=args.point_time,
+                        options=options_from_args(args),
+                    )
+                )
+            except CalibrationInputError as exc:
+                raise UserError(str(exc)) from exc
+    return devices
 
 
 def _cell(text: str) -> tuple[int, int]:
