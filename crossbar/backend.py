@@ -34,10 +34,29 @@ class Biasing(str, enum.Enum):
     V3 = "v/3"  # unselected rows at V/3, unselected columns at 2V/3
     GROUND = "ground"  # unselected lines at 0 V
     FLOAT = "float"  # unselected lines left open (sneak paths)
+    # unselected rows at 0 V, unselected columns at 2V/3: the selected cell's row mates see
+    # V/3 (no SET), its column mates 0 V (the sensed current is the cell's alone), the other
+    # cells -2V/3. For V >= 0 only (at V < 0 the others would see +2|V|/3 and SET).
+    COLS_2V3 = "cols-2v/3"
+
+    @property
+    def positive_only(self) -> bool:
+        """True for a scheme that must not be used at negative voltages."""
+        return self is Biasing.COLS_2V3
+
+    def check_polarity(self, voltages: object, what: str) -> None:
+        """ValueError when this scheme is positive-only and ``voltages`` (V) has a value < 0."""
+        import numpy as np
+
+        if self.positive_only and np.any(np.asarray(voltages, dtype=float) < 0):
+            raise ValueError(
+                f"{what}: biasing {self.value!r} is for V >= 0 only (at V < 0 the unselected "
+                "cells would see +2|V|/3 and SET); use v/3 for the negative points"
+            )
 
     @classmethod
     def parse(cls, text: str | Biasing) -> Biasing:
-        """Accept a Biasing or its text ("v/2", "v/3", "ground", "float")."""
+        """Accept a Biasing or its text ("v/2", "v/3", "ground", "float", "cols-2v/3")."""
         if isinstance(text, Biasing):
             return text
         for b in cls:
@@ -257,7 +276,9 @@ class CellProgramReport:
     pulses: int
     converged: bool
     stuck: bool  # G did not move over the whole budget
-    history: list[tuple[float, float, float]] = field(default_factory=list)  # (amplitude V, width s, G S)
+    history: list[tuple[float, float, float]] = field(
+        default_factory=list
+    )  # (amplitude V, width s, G S)
     aborted: bool = False  # stopped by an abort request before converging or using the budget
 
     @property

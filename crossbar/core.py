@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -138,7 +138,7 @@ class Crossbar:
         """Read one cell at ``v_read`` V (recorded as ``read``)."""
         with self._operation("read", lambda: None):
             reading = self.backend.read_cell(
-                row, col, v_read=v_read, biasing=Biasing.parse(biasing)
+                row, col, v_read=v_read, biasing=_polar(biasing, v_read, "read voltage")
             )
             if self.datastore is not None:
                 self.datastore.record_reading(reading, "read")
@@ -175,7 +175,7 @@ class Crossbar:
         with self._operation("read map", lambda: partial.copy()):
             self._check()
             out = self.backend.read_map(
-                v_read=v_read, biasing=Biasing.parse(biasing), on_cell=on_cell
+                v_read=v_read, biasing=_polar(biasing, v_read, "read voltage"), on_cell=on_cell
             )
             return out
 
@@ -198,12 +198,17 @@ class Crossbar:
             self._check()
             t = self.backend.now()
             self.backend.pulse(
-                row, col, amplitude, width, biasing=Biasing.parse(biasing), compliance=compliance
+                row,
+                col,
+                amplitude,
+                width,
+                biasing=_polar(biasing, amplitude, "pulse amplitude"),
+                compliance=compliance,
             )
             reading = None
             if read_after:
                 reading = self.backend.read_cell(
-                    row, col, v_read=v_read, biasing=Biasing.parse(read_biasing)
+                    row, col, v_read=v_read, biasing=_polar(read_biasing, v_read, "read voltage")
                 )
             if self.datastore is not None:
                 if reading is not None:
@@ -230,16 +235,34 @@ class Crossbar:
         progress: ProgressFn | None = None,
         on_point: Callable[[SweepPoint], None] | None = None,
         delay: float = 0.0,
+        reset_compliance: float | None = None,
+        reset_biasing: Biasing | str | None = None,
     ) -> SweepResult:
         """Cyclic I-V sweep of one cell (see :meth:`CrossbarBackend.iv_sweep`). Each point is
         written to ``/iv/<name>`` and ``/records`` as measured; ``on_point`` (e.g. a live plot)
-        sees it too. An abort raises OperationAborted with the partial ``SweepResult``."""
+        sees it too. An abort raises OperationAborted with the partial ``SweepResult``.
+
+        ``reset_compliance`` (A) and ``reset_biasing``: the current limit and the biasing for the
+        points below 0 V (the RESET branch), ``compliance`` and ``biasing`` staying on the
+        others. A cell's RESET can need more current than the compliance its SET was formed
+        under; with one limit on both branches such a cell is held below its RESET voltage by
+        its own source and stays in the LRS. A positive-only biasing (``cols-2v/3``) needs
+        another one below 0 V. With either given, each cycle is run as one backend sweep per
+        run of same-setting points (the source is switched off between them, at 0 V). Default
+        None: one setting on every point, one backend sweep."""
         v = np.asarray(voltages, dtype=float).reshape(-1)
         b = Biasing.parse(biasing)
+        split = reset_compliance is not None or reset_biasing is not None
+        rb = b if reset_biasing is None else Biasing.parse(reset_biasing)
+        r_icc = compliance if reset_compliance is None else reset_compliance
         # refuse a bad request before an empty sweep group is created in the data file
         self.backend.check_cell(row, col)
         self.backend.check_voltage(v, "sweep voltages")
         self.backend.check_compliance(compliance, "sweep compliance")
+        if reset_compliance is not None:
+            self.backend.check_compliance(reset_compliance, "sweep reset compliance")
+        b.check_polarity(v[v >= 0] if split else v, "sweep voltages")
+        rb.check_polarity(v[v < 0], "sweep voltages below 0 V")
         if v.size == 0 or cycles < 1:
             raise ValueError("an I-V sweep needs ≥ 1 voltage and ≥ 1 cycle")
         total = v.size * cycles
@@ -257,6 +280,8 @@ class Crossbar:
                 nplc=float(nplc),
                 biasing=b.value,
                 delay_s=float(delay),
+                reset_compliance_a=float(r_icc),
+                reset_biasing=rb.value,
             )
         done = [0]
 
@@ -277,17 +302,42 @@ class Crossbar:
 
         with self._operation("I-V sweep", partial):
             self._check()
-            return self.backend.iv_sweep(
-                row,
-                col,
-                v,
-                compliance=compliance,
-                cycles=cycles,
-                nplc=nplc,
-                biasing=b,
-                on_point=point,
-                delay=delay,
-            )
+            if not split:
+                return self.backend.iv_sweep(
+                    row,
+                    col,
+                    v,
+                    compliance=compliance,
+                    cycles=cycles,
+                    nplc=nplc,
+                    biasing=b,
+                    on_point=point,
+                    delay=delay,
+                )
+            limit = 0.0
+            for cycle in range(cycles):
+                for start, stop, neg in _sign_runs(v):
+                    c, seg_b = (r_icc, rb) if neg else (compliance, b)
+
+                    def segment_point(
+                        p: SweepPoint, start: int = start, cycle: int = cycle
+                    ) -> None:
+                        point(replace(p, cycle=cycle, index=start + p.index))
+
+                    res = self.backend.iv_sweep(
+                        row,
+                        col,
+                        v[start:stop],
+                        compliance=c,
+                        cycles=1,
+                        nplc=nplc,
+                        biasing=seg_b,
+                        on_point=segment_point,
+                        delay=delay,
+                    )
+                    if not neg:
+                        limit = res.compliance_limit
+            return SweepResult(row, col, v, cur.copy(), comp.copy(), float(limit or compliance))
 
     def form(
         self,
@@ -482,3 +532,22 @@ class Crossbar:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _polar(biasing: Biasing | str, voltage: float, what: str) -> Biasing:
+    """The parsed biasing, refused (ValueError) when positive-only and ``voltage`` < 0."""
+    b = Biasing.parse(biasing)
+    b.check_polarity(voltage, what)
+    return b
+
+
+def _sign_runs(v: np.ndarray) -> list[tuple[int, int, bool]]:
+    """``(start, stop, negative)`` runs of consecutive points below 0 V or not."""
+    neg = v < 0
+    runs: list[tuple[int, int, bool]] = []
+    start = 0
+    for k in range(1, v.size + 1):
+        if k == v.size or neg[k] != neg[start]:
+            runs.append((start, k, bool(neg[start])))
+            start = k
+    return runs

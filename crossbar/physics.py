@@ -215,6 +215,8 @@ class PhysicsBackend(CrossbarBackend):
             return end.DRIVE, v / 3, end.DRIVE, 2 * v / 3
         if biasing is Biasing.GROUND:
             return end.GROUND, 0.0, end.GROUND, 0.0
+        if biasing is Biasing.COLS_2V3:
+            return end.GROUND, 0.0, end.DRIVE, 2 * v / 3
         return end.FLOAT, 0.0, end.FLOAT, 0.0
 
     def _ends(
@@ -319,8 +321,9 @@ class PhysicsBackend(CrossbarBackend):
         on_point: Callable[[SweepPoint], None] | None = None,
         delay: float = 0.0,
     ) -> SweepResult:
-        """Point-by-point cyclic sweep; each point held ``delay + nplc/60`` s (1 PLC = 1/60 s)
-        with the source limited at ``compliance`` A; current = selected column's current."""
+        """Point-by-point cyclic sweep; each point held ``delay`` s, then read over ``nplc/60`` s
+        (1 PLC = 1/60 s), with the source limited at ``compliance`` A; current = selected
+        column's current (its mean over the reading)."""
         self.check_cell(row, col)
         biasing = Biasing.parse(biasing)
         v = np.asarray(voltages, dtype=float).reshape(-1)
@@ -332,17 +335,25 @@ class PhysicsBackend(CrossbarBackend):
             raise ValueError(f"nplc must be in (0, 60], got {nplc}")
         if not 0.0 <= delay <= 999.9999:
             raise ValueError(f"delay must be in [0, 999.9999] s, got {delay}")
-        dwell = nplc * PLC_S + float(delay)
         cur = np.full((v.size, cycles), np.nan)
         comp = np.zeros((v.size, cycles), dtype=bool)
         self.outputs_on = True
         for c in range(cycles):
             for k, vk in enumerate(v):
                 left, bottom = self._ends(row, col, float(vk), biasing, sense=True, v_sel=None)
-                res = self.sim.bias(
+                if delay > 0:  # the source delay: the level is held, nothing is read
+                    self.sim.bias(
+                        left,
+                        bottom,
+                        duration_s=float(delay),
+                        i_compliance=float(compliance),
+                        noisy=False,
+                        compliance_terminal=("row_left", int(row)),
+                    )
+                res = self.sim.bias(  # the reading, integrated over nplc power-line cycles
                     left,
                     bottom,
-                    duration_s=dwell,
+                    duration_s=nplc * PLC_S,
                     i_compliance=float(compliance),
                     noisy=True,
                     compliance_terminal=("row_left", int(row)),

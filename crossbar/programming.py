@@ -216,6 +216,11 @@ def program_cell(
         raise ValueError("width must be > 0 s, max_pulses ≥ 0 and stuck_patience ≥ 1")
     biasing = Biasing.parse(biasing)
     read_biasing = Biasing.parse(read_biasing)
+    if biasing.positive_only:
+        raise ValueError(
+            f"pulse biasing {biasing.value!r} is for V >= 0 only and programming pulses both "
+            "ways; use v/3"
+        )
     cap = pulse_cap(backend, v_max)
     start = {+1: min(abs(v_set_start), cap), -1: min(abs(v_reset_start), cap)}
 

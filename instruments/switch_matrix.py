@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 BITS_PER_LINE = 4
 """Selection bits per line (codes 0…15)."""
 
-SCHEMES = ("v/2", "v/3", "ground", "float")
+SCHEMES = ("v/2", "v/3", "ground", "float", "cols-2v/3")
 """Single-cell access schemes for the unselected lines."""
 
 
@@ -210,9 +210,10 @@ def cell_routing(
 
     The selected row goes to ``source``, the selected column to ``sense``; unselected lines by
     ``scheme``: ``"v/2"`` all to BIAS_HALF; ``"v/3"`` rows to BIAS_THIRD, columns to
-    BIAS_TWO_THIRDS; ``"ground"`` GND; ``"float"`` FLOAT. The bias buses are derived from the
-    SMU source voltage: with another ``source`` (e.g. an AWG) the V/2 and V/3 schemes are only
-    right if the SMU sources the same voltage.
+    BIAS_TWO_THIRDS; ``"ground"`` GND; ``"float"`` FLOAT; ``"cols-2v/3"`` rows to GND, columns to
+    BIAS_TWO_THIRDS (for V >= 0: no unselected cell feeds the sensed column). The bias buses
+    are derived from the SMU source voltage: with another ``source`` (e.g. an AWG) the V/2 and
+    V/3 schemes are only right if the SMU sources the same voltage.
     """
     if (
         isinstance(row, bool)
@@ -231,6 +232,7 @@ def cell_routing(
         "v/3": (Bus.BIAS_THIRD, Bus.BIAS_TWO_THIRDS),
         "ground": (Bus.GND, Bus.GND),
         "float": (Bus.FLOAT, Bus.FLOAT),
+        "cols-2v/3": (Bus.GND, Bus.BIAS_TWO_THIRDS),
     }
     if scheme not in unselected:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")

@@ -38,8 +38,9 @@ TERMINALS = ("row_left", "row_right", "col_bottom", "col_top")
 class BiasResult:
     """The outcome of one :meth:`SimulatedCrossbar.bias`.
 
-    ``solution`` holds node voltages (V) and currents (A) at the start of the bias (for a read,
-    what the meters see; with ``noisy`` the currents carry read noise). ``compliance`` is True
+    ``solution`` holds node voltages (V) and currents (A) over the bias (for a read, what the
+    meters see: the start, or the mean of start and end when devices switched during it; with
+    ``noisy`` the currents carry read noise). ``compliance`` is True
     when the limited source could not deliver its voltage; ``source_scale`` is then the fraction
     of its programmed voltage it actually applied (1.0 otherwise). ``time`` is the clock after
     the bias (s).
@@ -139,7 +140,9 @@ class SimulatedCrossbar:
            ``compliance`` is True too. The clock advances by ``duration_s``.
         4. ``noisy``: device and terminal currents get relative Gaussian read noise.
 
-        The returned solution is the one at the start of the bias.
+        The returned solution is the one at the start of the bias when no device changed, else
+        the mean of the solutions at its start and its end (a meter integrating over the bias,
+        by the trapezoid rule).
         """
         if duration_s < 0:
             raise ValueError(f"duration_s must be >= 0, got {duration_s}")
@@ -164,17 +167,18 @@ class SimulatedCrossbar:
                 raise ValueError(f"compliance_terminal {compliance_terminal} is not a DRIVE end")
             if not i_compliance > 0:
                 raise ValueError(f"i_compliance must be > 0 A, got {i_compliance}")
+            v0 = float(end.voltage[index])
+
+            def solve_at(s: float) -> Solution:
+                end.voltage[index] = s * v0
+                try:
+                    return self._solve(row_left, col_bottom, row_right, col_top)
+                finally:
+                    end.voltage[index] = v0
+
             current = _terminal_current(sol, group, index)
             if abs(current) > i_compliance:
                 in_compliance = True
-                v0 = float(end.voltage[index])
-
-                def solve_at(s: float) -> Solution:
-                    end.voltage[index] = s * v0
-                    try:
-                        return self._solve(row_left, col_bottom, row_right, col_top)
-                    finally:
-                        end.voltage[index] = v0
 
                 def excess(s: float) -> float:
                     return abs(_terminal_current(solve_at(s), group, index)) - i_compliance
@@ -190,13 +194,23 @@ class SimulatedCrossbar:
             others = max(abs(_terminal_current(sol, group, index)) - i_line.sum(), 0.0)
             cap[line] = np.maximum(i_compliance - others - (i_line.sum() - i_line), 1e-15)
         if duration_s > 0:
-            self.devices.apply(sol.v_row - sol.v_col, duration_s, cap)
+            changed = self.devices.apply(sol.v_row - sol.v_col, duration_s, cap)
             self.clock.advance(duration_s)
-            if compliance_terminal is not None and np.isfinite(i_compliance) and not in_compliance:
-                # did the source reach its limit during the bias (the cell grew into it)?
-                end_sol = self._solve(row_left, col_bottom, row_right, col_top)
-                reached = abs(_terminal_current(end_sol, group, index))
-                in_compliance = reached >= i_compliance * (1.0 - 1e-6)
+            if changed:
+                if scale < 1.0:
+                    end_sol = solve_at(scale)
+                else:
+                    end_sol = self._solve(row_left, col_bottom, row_right, col_top)
+                if (
+                    compliance_terminal is not None
+                    and np.isfinite(i_compliance)
+                    and not in_compliance
+                ):
+                    # did the source reach its limit during the bias (the cell grew into it)?
+                    reached = abs(_terminal_current(end_sol, group, index))
+                    in_compliance = reached >= i_compliance * (1.0 - 1e-6)
+                # a meter integrating over the bias: trapezoid rule over its start and end
+                sol = _mean_solution(sol, end_sol)
         if noisy and self.profile.read_noise > 0:
             sol = self._noisy(sol)
         return BiasResult(
@@ -300,3 +314,17 @@ class SimulatedCrossbar:
 
 def _terminal_current(sol: Solution, group: str, index: int) -> float:
     return float(getattr(sol, "i_" + group)[index])
+
+
+def _mean_solution(a: Solution, b: Solution) -> Solution:
+    """The element-wise mean of two solutions (voltages and currents)."""
+    return Solution(
+        v_row=0.5 * (a.v_row + b.v_row),
+        v_col=0.5 * (a.v_col + b.v_col),
+        i_device=0.5 * (a.i_device + b.i_device),
+        i_row_left=0.5 * (a.i_row_left + b.i_row_left),
+        i_row_right=0.5 * (a.i_row_right + b.i_row_right),
+        i_col_bottom=0.5 * (a.i_col_bottom + b.i_col_bottom),
+        i_col_top=0.5 * (a.i_col_top + b.i_col_top),
+        iterations=max(a.iterations, b.iterations),
+    )

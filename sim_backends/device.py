@@ -26,6 +26,12 @@ probability ``p_nonmonotonic`` a SET event moves the state DOWN by ``|Δw|`` (th
 ruptures while growing): the non-monotonic non-ideality; in a cyclic sweep it makes the
 conductance along the SET branch drop now and then and shortens the LCIS (METHODS section 1).
 
+An *event* is one voltage level held beyond a threshold: a sweep step, a pulse. Consecutive
+``apply`` calls at the same voltage (within :data:`EVENT_TOL`) continue the event with its ξ,
+its non-monotonic draw and its thresholds, so holding a level for 50 ms in one call or as
+33 ms + 17 ms (a source delay, then the reading's integration) switches the cell alike; a call
+where the cell does not switch (a read) or a new level starts a new event.
+
 Level and threshold spread: each event updates ``δ`` and ``ε`` by an Ornstein-Uhlenbeck step in
 the switching drive ``|Δw|`` (before clipping), ``x ← ρ·x + sqrt(1 − ρ²)·σ_x·N(0, 1)``,
 ``ρ = exp(−|Δw| / level_decorrelation)``, with ``σ_δ = level_sigma`` and ``σ_ε = c2c_vth_sigma``:
@@ -50,9 +56,10 @@ from numpy.typing import ArrayLike
 
 from sim_backends.profiles import DeviceProfile, get_profile
 
-__all__ = ["CELL_PARAMS", "V_READ_REF", "DeviceArray"]
+__all__ = ["CELL_PARAMS", "EVENT_TOL", "V_READ_REF", "DeviceArray"]
 
 V_READ_REF = 0.1  # V, the read voltage at which g_off / g_on are specified
+EVENT_TOL = 1e-3  # V, a held level within this of the event's level continues the event
 
 #: Profile fields that may be given per cell (``cell_params``): vectorised what-if studies and
 #: fitting, where one array holds many device types at once.
@@ -119,6 +126,11 @@ class DeviceArray:
         self._eps = par["c2c_vth_sigma"] * rng.standard_normal(sh)  # log threshold offset (c2c)
         self._vth: tuple[np.ndarray, np.ndarray] | None = None
         self._free = ~(self.stuck_on | self.stuck_off)
+        # the switching event each cell is in (level V, NaN: none), with its draws and thresholds
+        self._ev_v = np.full(sh, np.nan)
+        self._ev_xi = np.ones(sh)
+        self._ev_flip = np.zeros(sh, dtype=bool)
+        self._ev_vth = (np.ones(sh), -np.ones(sh))
 
     def _cell_params(self, given: dict[str, ArrayLike]) -> dict[str, np.ndarray | float]:
         unknown = sorted(set(given) - set(CELL_PARAMS))
@@ -240,24 +252,34 @@ class DeviceArray:
 
     def apply(
         self, v: ArrayLike, duration_s: float, i_compliance: float | ArrayLike = np.inf
-    ) -> None:
+    ) -> bool:
         """Hold ``v`` (V, per cell or broadcast) across each cell for ``duration_s`` seconds.
 
         Cells beyond their thresholds switch (see the module docstring); ``i_compliance`` (A,
-        scalar or per cell, > 0) caps the state a SET can reach.
+        scalar or per cell, > 0) caps the state a SET can reach. Returns whether any cell's
+        state or level was updated.
         """
         if duration_s < 0:
             raise ValueError(f"duration_s must be >= 0, got {duration_s}")
+        if duration_s == 0:
+            return False
         v = np.asarray(v, dtype=float)
         if v.shape != self.shape:
             v = np.broadcast_to(v, self.shape)
+        # a cell still at its event's level continues that event (same thresholds and draws)
+        same = np.abs(v - self._ev_v) <= EVENT_TOL  # False where no event (NaN)
         v_set, v_reset = self._thresholds()
+        if same.any():
+            v_set = np.where(same, self._ev_vth[0], v_set)
+            v_reset = np.where(same, self._ev_vth[1], v_reset)
         xs = v / v_set - 1.0  # > 0 beyond the SET threshold
         xr = v / v_reset - 1.0  # > 0 beyond the RESET threshold (v_reset < 0)
         on = xs > 0.0
         off = xr > 0.0
-        if duration_s == 0 or not (on.any() or off.any()):
-            return  # nothing switches: no random numbers drawn either
+        if not (on.any() or off.any()):
+            if not np.all(np.isnan(self._ev_v)):
+                self._ev_v = np.full(self.shape, np.nan)
+            return False  # nothing switches: no random numbers drawn either
         p = self.profile
         rng = self.rng
         sh = self.shape
@@ -266,9 +288,17 @@ class DeviceArray:
         )
         par = self._par
         z = rng.standard_normal((3,) + sh)
-        dw = np.clip(rate * (duration_s * np.exp(par["c2c_sigma"] * z[0])), -1.0, 1.0)
+        xi = np.where(same, self._ev_xi, np.exp(par["c2c_sigma"] * z[0]))
+        dw = np.clip(rate * (duration_s * xi), -1.0, 1.0)
+        flip = self._ev_flip
         if np.any(par["p_nonmonotonic"]):
-            dw = np.where(on & (rng.random(sh) < par["p_nonmonotonic"]), -dw, dw)
+            flip = np.where(same, flip, rng.random(sh) < par["p_nonmonotonic"])
+            dw = np.where(on & flip, -dw, dw)
+        switching = on | off
+        self._ev_v = np.where(switching, v, np.nan)
+        self._ev_xi = xi
+        self._ev_flip = flip
+        self._ev_vth = (v_set, v_reset)
         w_old = self._w
         w_new = np.clip(w_old + dw, 0.0, 1.0)
         # the level left behind (and the next thresholds) decorrelate with the switching drive
@@ -291,10 +321,11 @@ class DeviceArray:
                 w_lim = np.clip((ln_lim - delta) / self._ln_ratio, 0.0, 1.0)
                 cut = capped & (ln_new > ln_lim)
                 w_new = np.where(cut, np.minimum(w_new, w_lim), w_new)
-        upd = (on | off) & (drive > 0) & self._free
+        upd = switching & (drive > 0) & self._free
         self._w = np.where(upd, w_new, w_old)
         self._delta = np.where(upd, delta, self._delta)
         if np.any(par["c2c_vth_sigma"]):
             eps = rho * self._eps + (kick * par["c2c_vth_sigma"]) * z[2]
             self._eps = np.where(upd, eps, self._eps)
             self._vth = None
+        return bool(upd.any())

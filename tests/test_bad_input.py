@@ -234,6 +234,11 @@ CASES: list[Case] = [
     ("cli-compliance", lambda d: _sweep(d, "--compliance", "1"), ("--compliance 1", "0.001")),
     ("cli-vmax-nan", lambda d: _sweep(d, "--vmax", "nan"), ("--vmax nan", "finite")),
     ("cli-nplc", lambda d: _sweep(d, "--nplc", "60"), ("--nplc 60",)),
+    (
+        "cli-biasing-negative",
+        lambda d: _sweep(d, "--biasing", "cols-2v/3"),
+        ("--biasing cols-2v/3", "V >= 0 only"),
+    ),
     ("cli-vread-beyond", lambda d: _read(d, "--v-read", "0.5"), ("--v-read 0.5", "0.3 V")),
     ("cli-vread-zero", lambda d: _read(d, "--v-read", "0"), ("--v-read 0", "non-zero")),
     ("cli-biasing", lambda d: _read(d, "--biasing", "v/4"), ("'v/4'", "v/3")),

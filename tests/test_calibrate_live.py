@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 
 from calibration.io import read_iv
+from calibration.live import calibrate_cell
+from crossbar.bench import open_backend
+from crossbar.core import Crossbar
 from xbar.cli import main
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("profile", "target"), [("optimized", 0.9), ("poor", 0.15)])
-def test_live_sweep_reproduces_profile_usability(profile, target, tmp_path, capsys) -> None:
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize(
+    ("profile", "target"), [("optimized", 0.9), ("typical", 0.5), ("poor", 0.15)]
+)
+def test_live_sweep_reproduces_profile_usability(profile, target, seed, tmp_path, capsys) -> None:
     data = tmp_path / "cal.h5"
     code = main(
         [
@@ -27,6 +33,8 @@ def test_live_sweep_reproduces_profile_usability(profile, target, tmp_path, caps
             "10",
             "--profile",
             profile,
+            "--seed",
+            str(seed),
             "--data",
             str(data),
             "--json",
@@ -83,13 +91,53 @@ def test_live_several_cells_biasing_and_point_time(tmp_path, capsys) -> None:
     captured = capsys.readouterr()
     assert "cell (1, 2)" in captured.out and "cell (6, 3)" in captured.out
     assert "median U over 2 cells:" in captured.out
-    assert "(v/3 biasing)" in captured.err
+    assert "(v/3 biasing, v/3 below 0 V)" in captured.err
     with h5py.File(data, "r") as f:
         groups = [f["iv"][name] for name in sorted(f["iv"])]
         assert len(groups) == 2
         for g in groups:
             assert g.attrs["biasing"] == "v/3"
+            assert g.attrs["reset_biasing"] == "v/3"
+            assert g.attrs["compliance_a"] == pytest.approx(25e-6)
+            assert g.attrs["reset_compliance_a"] == pytest.approx(250e-6)
             assert g.attrs["delay_s"] == pytest.approx(0.05 - 1 / 60)
     # a point too short for its reading is refused before anything is swept
     assert main(["calibrate", "--bench", "sim", "--cell", "0,0", "--point-time", "0.001"]) == 2
     assert "must hold the --nplc 1 reading" in capsys.readouterr().err
+
+
+def test_default_protocol_routes_and_limits_each_branch(tmp_path) -> None:
+    """On the sim bench's twins: SET-branch points (V >= 0) run with the unselected rows at
+    0 V, the unselected columns at 2V/3 and 25 uA; RESET-branch points under v/3 with 250 uA;
+    every point lasts 50 ms of bench time."""
+    seen = []
+    be = open_backend("sim")
+    h = be.sim_handles
+    t0 = h.clock.now()
+    with Crossbar(be) as xb:
+
+        def probe(p) -> None:
+            rows, cols = h.sim_bench.routing()
+            seen.append((p.voltage, rows, cols, h.sim_bench.smu_limit, p.time))
+
+        dev = calibrate_cell(xb, 2, 6, cycles=2, step=1.0, on_point=probe)
+    assert dev.result.n_cycles == 2
+    assert len(seen) == 2 * 25
+    for v, rows, cols, limit, _ in seen:
+        others_r = rows[:2] + rows[3:]
+        others_c = cols[:6] + cols[7:]
+        assert rows[2] == "SMU_SOURCE" and cols[6] == "SMU_SENSE"
+        if v >= 0:
+            assert set(others_r) == {"GND"} and set(others_c) == {"BIAS_TWO_THIRDS"}, v
+            assert limit == pytest.approx(25e-6)
+        else:
+            assert set(others_r) == {"BIAS_THIRD"} and set(others_c) == {"BIAS_TWO_THIRDS"}, v
+            assert limit == pytest.approx(250e-6)
+    elapsed = h.clock.now() - t0  # 50 points of 50 ms, plus the bus traffic around them
+    assert 2.5 <= elapsed < 5.0, elapsed
+    # the SET-branch scheme is refused where it would SET the other cells
+    with Crossbar(open_backend("sim")) as xb:
+        with pytest.raises(ValueError, match="for V >= 0 only"):
+            calibrate_cell(xb, 0, 0, cycles=2, step=1.0, reset_biasing="cols-2v/3")
+        with pytest.raises(ValueError, match="for V >= 0 only"):
+            xb.pulse(0, 0, -2.0, 1e-3, biasing="cols-2v/3")

@@ -271,3 +271,23 @@ def test_apply_validates_duration() -> None:
         dev.apply(4.0, -1.0)
     with pytest.raises(ValueError, match="non-zero"):
         dev.conductance(0.0)
+
+
+def test_a_held_level_switches_alike_in_one_call_or_in_pieces() -> None:
+    """One event per held level: 50 ms at 3.4 V in one call, or 33 ms + 17 ms (a source delay
+    then the reading), moves the state by the same Δw (same ξ, same thresholds)."""
+    prof = PROFILES["typical"].replace(level_sigma=0.0, p_nonmonotonic=0.0)
+    whole = DeviceArray(prof, (50,), seed=3)
+    split = DeviceArray(prof, (50,), seed=3)
+    v = np.full(50, 3.4)
+    assert whole.apply(v, 0.05)
+    split.apply(v, 0.0333)
+    split.apply(v, 0.0167)
+    assert np.ptp(whole.state) > 0.01  # the cells' c2c factors differ
+    np.testing.assert_allclose(split.state, whole.state, rtol=1e-12, atol=1e-12)
+    # a read between two pulses at the same level ends the event: the next pulse redraws ξ
+    again = DeviceArray(prof, (50,), seed=3)
+    again.apply(v, 0.0333)
+    assert not again.apply(np.full(50, 0.1), 1e-3)
+    again.apply(v, 0.0167)
+    assert not np.allclose(again.state, whole.state, rtol=1e-6)

@@ -60,6 +60,8 @@ def test_read_schemes_against_true_conductance() -> None:
     err = {b: rel_err(be.read_map(v_read=0.2, biasing=b), true) for b in Biasing}
     # grounded: only the 1 % read noise; V/3 (differential): half-selected noise, a few %
     assert np.median(err[Biasing.GROUND]) < 0.015 and err[Biasing.GROUND].max() < 0.05
+    # rows grounded, columns at 2V/3: no unselected cell feeds the sensed column either
+    assert np.median(err[Biasing.COLS_2V3]) < 0.015 and err[Biasing.COLS_2V3].max() < 0.05
     assert np.median(err[Biasing.V3]) < 0.08
     assert np.median(err[Biasing.V2]) < 0.12
     # floating lines: the sneak paths add several times the cell's own conductance

@@ -179,3 +179,19 @@ def test_ground_scheme_reads_the_cell_alone() -> None:
     # floating unselected lines add sneak currents
     sneak = xb.read_cell(4, 7, 0.1, scheme="float", noisy=False)
     assert sneak > i
+
+
+def test_a_reading_while_the_cell_switches_is_the_mean_of_start_and_end() -> None:
+    """The meter integrates over the bias: when devices switch during it, the reading is the
+    trapezoid of the currents at its start and its end; without switching, the start."""
+    xb = SimulatedCrossbar(QUIET, seed=4)
+    rows, cols = LineEnds.uniform(10, End.GROUND), LineEnds.uniform(10, End.GROUND)
+    rows.mode[2], rows.voltage[2] = End.DRIVE, 3.4
+    cols.mode[5] = End.VGROUND
+    i_start = float(xb.devices.current(np.full((10, 10), 3.4))[2, 5])
+    res = xb.bias(rows, cols, duration_s=0.02, noisy=False)
+    i_end = float(xb.devices.current(np.full((10, 10), 3.4))[2, 5])
+    assert i_end > 2 * i_start  # the cell SET during the bias
+    assert res.solution.column_currents[5] == pytest.approx(0.5 * (i_start + i_end), rel=1e-9)
+    held = xb.bias(rows, cols, duration_s=0.0, noisy=False)
+    assert held.solution.column_currents[5] == pytest.approx(i_end, rel=1e-9)

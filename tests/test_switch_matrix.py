@@ -109,6 +109,7 @@ UNSELECTED = {
     "v/3": (Bus.BIAS_THIRD, Bus.BIAS_TWO_THIRDS),
     "ground": (Bus.GND, Bus.GND),
     "float": (Bus.FLOAT, Bus.FLOAT),
+    "cols-2v/3": (Bus.GND, Bus.BIAS_TWO_THIRDS),
 }
 
 

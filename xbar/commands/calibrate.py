@@ -33,10 +33,13 @@ on. Exit code: 0 when every file calibrated, 2 when any failed (or none was foun
 
 Live: --bench B --cell R,C [--cell R,C ...] sweeps each cell in turn through the
 crossbar layer (every point written to --data as measured) and calibrates it; with
-several cells the table ends with their median U. --point-time stretches each point
-(settling delay + reading; default: the bare --nplc reading). The other lines
-are grounded by default (the selected row is swept with the cell: its states are
-lost); --biasing v/3 keeps them but adds the column's leakage at V/3."""
+several cells the table ends with their median U. The default protocol measures the cell as
+the device profiles are defined on an isolated device: 50 ms per point (--point-time; 0 for
+the bare --nplc reading), 25 uA compliance on the SET branch with the unselected rows at 0 V
+and the unselected columns at 2V/3 (--biasing cols-2v/3: the sensed current is the cell's
+alone and its row mates stay below SET), and the RESET branch (V < 0) under v/3 with a
+250 uA limit (--reset-biasing, --reset-compliance), so that a cell whose RESET needs more
+current than its SET compliance does not stay stuck in the LRS."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,18 +67,34 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="R,C",
         help="cell to sweep (0-based); repeat for several cells",
     )
+    schemes = ("cols-2v/3", "v/3", "ground", "v/2", "float")
     live.add_argument(
         "--biasing",
-        default="ground",
-        choices=("ground", "v/3", "v/2", "float"),
-        help="unselected lines during the sweep (default ground; v/3: half-selected see |V|/3)",
+        default="cols-2v/3",
+        choices=schemes,
+        help="unselected lines on the SET branch, V >= 0 (default cols-2v/3: rows 0 V, "
+        "columns 2V/3)",
+    )
+    live.add_argument(
+        "--reset-biasing",
+        default="v/3",
+        choices=schemes,
+        help="unselected lines on the RESET branch, V < 0 (default v/3)",
+    )
+    live.add_argument(
+        "--reset-compliance",
+        type=float,
+        default=250e-6,
+        metavar="A",
+        help="current limit on the RESET branch, A (default 250e-6)",
     )
     live.add_argument(
         "--point-time",
         type=float,
-        default=None,
+        default=0.05,
         metavar="S",
-        help="time per sweep point, s (settling delay + reading; default: the bare reading)",
+        help="time per sweep point, s (settling delay + reading; default 0.05; 0: the bare "
+        "reading)",
     )
     live.add_argument("--cycles", type=int, default=10, help="sweep cycles (default 10, >= 2)")
     live.add_argument("--vmax", type=float, default=6.0, help="positive turning point, V")
@@ -212,20 +231,31 @@ def _live(args: argparse.Namespace):
             raise UserError(
                 f"{what} {v:g} V exceeds the bench limit of {cfg.limits.max_voltage:g} V"
             )
-    if not 0 < args.compliance <= cfg.limits.max_compliance:
+    for icc, what in (
+        (args.compliance, "--compliance"),
+        (args.reset_compliance, "--reset-compliance"),
+    ):
+        if not 0 < icc <= cfg.limits.max_compliance:
+            raise UserError(
+                f"{what} {icc:g} A is outside (0, {cfg.limits.max_compliance:g}] A "
+                f"(bench {cfg.name!r})"
+            )
+    if args.biasing == "cols-2v/3" and args.biasing == args.reset_biasing and args.vmin < 0:
         raise UserError(
-            f"--compliance {args.compliance:g} A is outside (0, {cfg.limits.max_compliance:g}] A"
+            "--reset-biasing cols-2v/3 is for V >= 0 only (at V < 0 the unselected cells would "
+            "see +2|V|/3 and SET); use v/3"
         )
     data = Path(args.data) if args.data else Path("xbar-out") / f"calibrate-{cfg.name}.h5"
     where = ", ".join(f"({r}, {c})" for r, c in cells)
-    if args.point_time is not None and not args.nplc / 60 <= args.point_time <= 999:
+    point_time = args.point_time or None  # 0: the bare reading
+    if point_time is not None and not args.nplc / 60 <= point_time <= 999:
         raise UserError(
             f"--point-time {args.point_time:g} s must hold the --nplc {args.nplc:g} reading "
             f"({args.nplc / 60:.4g} s) and be at most 999 s"
         )
     print(
         f"xbar calibrate: sweeping cell(s) {where} on bench {cfg.name!r} ({args.biasing} "
-        f"biasing): {args.cycles} cycles 0 -> {args.vmax:g} -> 0 -> {args.vmin:g} -> 0 V, "
+        f"biasing, {args.reset_biasing} below 0 V): {args.cycles} cycles 0 -> {args.vmax:g} -> 0 -> {args.vmin:g} -> 0 V, "
         f"step {args.step:g} V; data -> {data}",
         file=sys.stderr,
     )
@@ -243,9 +273,11 @@ def _live(args: argparse.Namespace):
                         v_min=args.vmin,
                         step=args.step,
                         compliance=args.compliance,
+                        reset_compliance=args.reset_compliance,
                         nplc=args.nplc,
                         biasing=args.biasing,
-                        point_time=args.point_time,
+                        reset_biasing=args.reset_biasing,
+                        point_time=point_time,
                         options=options_from_args(args),
                     )
                 )

@@ -200,7 +200,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--nplc", default="1", help="integration time, PLC (0.01..6; default 1)")
     p.add_argument(
-        "--biasing", default="ground", help="unselected lines: ground (default), float, v/2, v/3"
+        "--biasing",
+        default="ground",
+        help="unselected lines: ground (default), float, v/2, v/3, cols-2v/3 (V >= 0 only)",
     )
     add_bench_arguments(p, "data file (HDF5, appended; default xbar-out/sweep-<bench>.h5)")
     p.set_defaults(func=run)
@@ -263,6 +265,11 @@ def run(args: argparse.Namespace) -> int:
     cycles = integer(args.cycles, "--cycles", lo=1, hi=MAX_CYCLES)
     nplc = finite(args.nplc, "--nplc", lo=0.01, hi=6.0, unit="PLC")
     biasing = parse_biasing(args.biasing)
+    if biasing.positive_only and voltages.min() < 0:
+        raise UserError(
+            f"--biasing {biasing.value} is for V >= 0 only (at V < 0 the unselected cells would "
+            "see +2|V|/3 and SET): use --vmin 0 or another biasing"
+        )
     data = data_path(args, cfg, "sweep")
     meta = {"operation": "sweep", "cell": f"{row},{col}", "cycles": cycles}
     with open_crossbar(cfg, datafile=data, flush_every=1, **meta) as xb:
