@@ -23,9 +23,13 @@ isolated device (0.1 V steps, 50 ms per point, 25 µA compliance on the SET bran
   was formed under; with 25 µA there too, the source holds such a cell below its RESET voltage
   and it stays in the LRS for the rest of the run.
 
-Measured on the built-in simulated bench (cell (3, 4), seeds 0-4 of the physics model): the
-``optimized`` / ``typical`` / ``poor`` profiles grade 0.92 / 0.51 / 0.19 (mean), against
-0.92 / 0.50 / 0.14 for isolated devices.
+Measured with these defaults on the built-in simulated bench (``xbar calibrate --bench sim
+--profile P --seed S --cycles 10`` on cells (3, 4), (5, 7), (1, 8), (7, 1), (9, 5); median U for
+seeds 0 / 1 / 2): ``optimized`` 0.928 / 0.936 / 0.923, ``typical`` 0.501 / 0.526 / 0.542,
+``poor`` 0.086 / 0.095 / 0.139; isolated devices of the profiles grade 0.92 ± 0.01,
+0.50 ± 0.05, 0.14 ± 0.06. A single cell scatters as its device does (a poor cell 0.12 … 0.27),
+and a cell whose row holds a stuck-ON cell reads low (that cell, at V/3, drives the source into
+compliance).
 """
 
 from __future__ import annotations
