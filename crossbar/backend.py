@@ -46,8 +46,6 @@ class Biasing(str, enum.Enum):
 
     def check_polarity(self, voltages: object, what: str) -> None:
         """ValueError when this scheme is positive-only and ``voltages`` (V) has a value < 0."""
-        import numpy as np
-
         if self.positive_only and np.any(np.asarray(voltages, dtype=float) < 0):
             raise ValueError(
                 f"{what}: biasing {self.value!r} is for V >= 0 only (at V < 0 the unselected "

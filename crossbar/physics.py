@@ -349,6 +349,7 @@ class PhysicsBackend(CrossbarBackend):
                         i_compliance=float(compliance),
                         noisy=False,
                         compliance_terminal=("row_left", int(row)),
+                        reading=False,
                     )
                 res = self.sim.bias(  # the reading, integrated over nplc power-line cycles
                     left,

@@ -123,6 +123,7 @@ class SimulatedCrossbar:
         i_compliance: float = np.inf,
         noisy: bool = True,
         compliance_terminal: tuple[str, int] | None = None,
+        reading: bool = True,
     ) -> BiasResult:
         """Apply a biasing for ``duration_s`` seconds (0: an instantaneous read).
 
@@ -142,7 +143,9 @@ class SimulatedCrossbar:
 
         The returned solution is the one at the start of the bias when no device changed, else
         the mean of the solutions at its start and its end (a meter integrating over the bias,
-        by the trapezoid rule).
+        by the trapezoid rule). ``reading=False`` (a hold whose result the caller discards):
+        no end-of-bias solve, so the solution stays the start one and ``compliance`` reports
+        only a source limited from the start.
         """
         if duration_s < 0:
             raise ValueError(f"duration_s must be >= 0, got {duration_s}")
@@ -196,7 +199,7 @@ class SimulatedCrossbar:
         if duration_s > 0:
             changed = self.devices.apply(sol.v_row - sol.v_col, duration_s, cap)
             self.clock.advance(duration_s)
-            if changed:
+            if changed and reading:
                 if scale < 1.0:
                     end_sol = solve_at(scale)
                 else:

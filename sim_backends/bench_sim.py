@@ -278,6 +278,7 @@ class SimBench:
             i_compliance=limit,
             noisy=noisy and self.device_noise,
             compliance_terminal=terminal if math.isfinite(limit) else None,
+            reading=noisy,
         )
         if scale < 1.0 and not result.compliance:
             result = _with_compliance(result)

@@ -98,6 +98,10 @@ def test_live_several_cells_biasing_and_point_time(tmp_path, capsys) -> None:
     # a point too short for its reading is refused before anything is swept
     assert main(["calibrate", "--bench", "sim", "--cell", "0,0", "--point-time", "0.001"]) == 2
     assert "must hold the --nplc 1 reading" in capsys.readouterr().err
+    # a positive-only scheme on the RESET branch is refused before anything is swept
+    argv = ["calibrate", "--bench", "sim", "--cell", "0,0", "--reset-biasing", "cols-2v/3"]
+    assert main(argv) == 2
+    assert "--reset-biasing cols-2v/3 is for V >= 0 only" in capsys.readouterr().err
 
 
 def test_default_protocol_routes_and_limits_each_branch(tmp_path) -> None:

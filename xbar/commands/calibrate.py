@@ -207,6 +207,7 @@ def _live(args: argparse.Namespace):
     """Sweep one cell of a bench through the crossbar layer and calibrate it."""
     from calibration.io import CalibrationInputError
     from calibration.live import calibrate_cell
+    from crossbar.backend import Biasing
 
     from ._common import bench_config, open_crossbar
 
@@ -240,10 +241,10 @@ def _live(args: argparse.Namespace):
                 f"{what} {icc:g} A is outside (0, {cfg.limits.max_compliance:g}] A "
                 f"(bench {cfg.name!r})"
             )
-    if args.biasing == "cols-2v/3" and args.biasing == args.reset_biasing and args.vmin < 0:
+    if Biasing.parse(args.reset_biasing).positive_only and args.vmin < 0:
         raise UserError(
-            "--reset-biasing cols-2v/3 is for V >= 0 only (at V < 0 the unselected cells would "
-            "see +2|V|/3 and SET); use v/3"
+            f"--reset-biasing {args.reset_biasing} is for V >= 0 only (at V < 0 the unselected "
+            "cells would see +2|V|/3 and SET); use v/3"
         )
     data = Path(args.data) if args.data else Path("xbar-out") / f"calibrate-{cfg.name}.h5"
     where = ", ".join(f"({r}, {c})" for r, c in cells)
@@ -255,8 +256,8 @@ def _live(args: argparse.Namespace):
         )
     print(
         f"xbar calibrate: sweeping cell(s) {where} on bench {cfg.name!r} ({args.biasing} "
-        f"biasing, {args.reset_biasing} below 0 V): {args.cycles} cycles 0 -> {args.vmax:g} -> 0 -> {args.vmin:g} -> 0 V, "
-        f"step {args.step:g} V; data -> {data}",
+        f"biasing, {args.reset_biasing} below 0 V): {args.cycles} cycles "
+        f"0 -> {args.vmax:g} -> 0 -> {args.vmin:g} -> 0 V, step {args.step:g} V; data -> {data}",
         file=sys.stderr,
     )
     devices = []
