@@ -96,7 +96,7 @@ def calibrate_cell(
         delay=delay,
         reset_compliance=reset_compliance,
         reset_biasing=reset_biasing,
-        name=f"cell-{row}-{col}",
+        name=None,  # the data file's own unique name: a repeat run appends, never collides
         on_point=on_point,
     )
     return calibrate_arrays(

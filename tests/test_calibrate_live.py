@@ -81,6 +81,7 @@ def test_live_several_cells_biasing_and_point_time(tmp_path, capsys) -> None:
         "--data",
         str(data),
     ]
+    argv_again = list(argv)
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "cell (1, 2)" in captured.out and "cell (6, 3)" in captured.out
@@ -98,6 +99,11 @@ def test_live_several_cells_biasing_and_point_time(tmp_path, capsys) -> None:
     # a point too short for its reading is refused before anything is swept
     assert main(["calibrate", "--bench", "sim", "--cell", "0,0", "--point-time", "0.001"]) == 2
     assert "must hold the --nplc 1 reading" in capsys.readouterr().err
+    # the same cells again into the same data file: appended as new sweeps, nothing lost
+    assert main(argv_again) == 0
+    assert "median U over 2 cells:" in capsys.readouterr().out
+    with h5py.File(data, "r") as f:
+        assert len(f["iv"]) == 4
     # a positive-only scheme on the RESET branch is refused before anything is swept
     argv = ["calibrate", "--bench", "sim", "--cell", "0,0", "--reset-biasing", "cols-2v/3"]
     assert main(argv) == 2
