@@ -23,9 +23,10 @@ import numpy as np
 
 from bench._report import Row
 from crossbar.backend import Biasing
-from crossbar.bench import open_backend
 from crossbar.config import load_bench_config
 from crossbar.core import Crossbar
+from crossbar.policy import CrossbarPolicy
+from lab import open_backend
 from sim_backends.array import SimulatedCrossbar
 from sim_backends.solver import End, LineEnds
 
@@ -115,7 +116,7 @@ def _accuracy_cases() -> list[Row]:
     sim.devices.state = rng.uniform(0.2, 0.8, size=sim.shape)
     g_true = sim.true_conductance(0.2)
     for b in Biasing:
-        g = backend.read_map(v_read=0.2, biasing=b)
+        g = CrossbarPolicy(backend).read_map(v_read=0.2, biasing=b)
         rows.append(Row("read-map-10x10", f"median |G_read/G_true - 1| ({b.value}, physics)",
                         float(np.median(np.abs(g / g_true - 1))), "1"))
     v = rng.uniform(-0.3, 0.3, size=(200, sim.shape[0]))

@@ -161,8 +161,8 @@ class Probe:
     """Counts what the backend measured and captures the twins of every bench opened, by
     wrapping (for the duration of a ``with`` block):
 
-    * ``crossbar.bench._open_twins`` → :attr:`backends` (with their SimHandles);
-    * ``InstrumentBackend._cell_reading`` → :attr:`reads` (every cell reading made: read map,
+    * ``lab._open_twins`` → :attr:`backends` (with their SimHandles);
+    * ``CrossbarPolicy._reading`` → :attr:`reads` (every cell reading made: read map,
       program-and-verify);
     * ``Keithley6487.sweep_points``' ``on_reading`` → :attr:`sweep_points`;
     * ``InstrumentBackend.mvm`` → :attr:`mvm_vectors` (vectors returned), and :attr:`marks`
@@ -185,13 +185,14 @@ class Probe:
         return h.adapter.faults.count, h.dwf_library.faults.count
 
     def __enter__(self) -> Probe:
-        import crossbar.bench as cbench
+        import lab as cbench
         from crossbar.hardware import InstrumentBackend
+        from crossbar.policy import CrossbarPolicy
         from instruments.keithley6487 import Keithley6487
 
         probe = self
         orig_open = cbench._open_twins
-        orig_cell = InstrumentBackend._cell_reading
+        orig_cell = CrossbarPolicy._reading
         orig_mvm = InstrumentBackend.mvm
         orig_sweep = Keithley6487.sweep_points
 
@@ -223,7 +224,7 @@ class Probe:
 
         for owner, name, new in (
             (cbench, "_open_twins", open_twins),
-            (InstrumentBackend, "_cell_reading", cell_reading),
+            (CrossbarPolicy, "_reading", cell_reading),
             (InstrumentBackend, "mvm", mvm),
             (Keithley6487, "sweep_points", sweep_points),
         ):

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from bench._report import Row
-from crossbar.bench import open_backend
 from crossbar.config import load_bench_config, parse_bench_config
+from crossbar.policy import CrossbarPolicy
 from instruments.keithley6487 import cyclic_points, parse_readings
+from lab import open_backend
 
 DESCRIPTION = (
     "bus transactions and est. real-bench time on the twins: 121-point I-V sweep (built-in vs "
@@ -58,7 +59,7 @@ def _open(args: argparse.Namespace) -> Any:
     if getattr(args, "usb_latency", None) is not None:
         d["simulation"]["usb_latency_s"] = float(args.usb_latency)
     backend = open_backend(parse_bench_config(d, origin="bench io"))
-    backend.matrix.select_cell(0, 0, "ground")  # the cell under test, as iv_sweep routes it
+    backend.matrix.select_cell(0, 0)  # the cell under test, as iv_sweep routes it
     backend.keithley.nplc = NPLC
     return backend
 
@@ -119,7 +120,7 @@ def _map_rows(args: argparse.Namespace) -> list[Row]:
         backend.matrix.release()
         n0, d0, t0 = h.adapter.transactions, h.dwf_library.transactions, h.clock.now()
         w0 = time.perf_counter()
-        backend.read_map(v_read=0.2, biasing=biasing)
+        CrossbarPolicy(backend).read_map(v_read=0.2, biasing=biasing)
         out[biasing] = (
             h.clock.now() - t0,
             h.adapter.transactions - n0,

@@ -115,9 +115,9 @@ def soak(
     log=None,
 ) -> SoakResult:
     """Run the soak (see the module docstring) and return its figures."""
-    from crossbar.bench import open_backend
     from crossbar.core import Crossbar
     from crossbar.datastore import DataStore, read_mvm, read_records
+    from lab import open_backend
 
     if mvms < 0 or programs < 0 or batch < 1:
         raise ValueError("need mvms >= 0, programs >= 0 and batch >= 1")

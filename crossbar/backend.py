@@ -1,66 +1,63 @@
-"""The one interface every crossbar backend implements.
+"""The contract between the crossbar layer and a bench: thin line-level primitives.
 
-Three implementations exist (chosen in one place, :mod:`crossbar.bench`, from the bench
-configuration):
+A backend does one thing: apply what it is told to the array and report what it measured.
+Every access arrives as :class:`~crossbar.biasing.LineLevels` (each row and column driven at a
+fraction of V, grounded, floating or sensed) with already-validated values: the rules — which
+scheme, which voltages and current limits the bench allows, the differential read, sign-split
+sweeps, cycles, read maps — live once, in :class:`crossbar.policy.CrossbarPolicy`, which checks
+every request against the backend's :class:`Capabilities` before anything reaches it. So a
+backend trusts its arguments and stays small:
 
-* the hardware backend over the instrument drivers (on real instruments, or on their simulated
-  twins: the *simulated bench*, which exercises the whole driver stack);
-* the physics backend, which calls the simulation directly (the fast path for Monte Carlo and
-  training-time evaluation).
+* :meth:`CrossbarBackend.read`: route the lines, source V, integrate once, the sensed column's
+  current;
+* :meth:`CrossbarBackend.sweep`: route the lines, step V through a list (each point a settling
+  delay then a reading), ``cycles`` times, under a current limit;
+* :meth:`CrossbarBackend.pulse`: one rectangular pulse on the lines;
+* :meth:`CrossbarBackend.mvm`: a batch of matrix-vector products (rows driven, columns at
+  virtual ground);
+* :meth:`CrossbarBackend.release`, :meth:`~CrossbarBackend.wait`,
+  :meth:`~CrossbarBackend.shutdown`, :meth:`~CrossbarBackend.now`.
 
-Everything above this layer (:class:`crossbar.core.Crossbar`, calibration, inference, the GUI)
-talks to a :class:`CrossbarBackend` and does not know which one it has.
+Implementations: the hardware backend over the instrument drivers
+(:class:`crossbar.hardware.InstrumentBackend`, on real instruments or on their simulated
+twins) and the physics backend on the simulation
+(:class:`sim_backends.physics_backend.PhysicsBackend`); :func:`lab.open_backend` builds the one
+a bench file names. Tests add recording doubles (``tests/fakes.py``).
 
-Conventions: rows are word lines (driven), columns are bit lines (sensed at virtual ground).
-Voltages in V, currents in A, conductances in S, times in s. Cell indices are 0-based.
+Conventions: voltages in V, currents in A, conductances in S, times in s; cells 0-based.
 """
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from instruments.errors import ComplianceError, SafetyLimitError, SafetyLimits
+from crossbar.biasing import Biasing, BiasScheme, LineLevels
+from instruments.errors import ComplianceError, SafetyLimits
+
+__all__ = [
+    "Biasing",
+    "Capabilities",
+    "CellReading",
+    "CrossbarBackend",
+    "Measurement",
+    "OperationAborted",
+    "SweepPoint",
+    "SweepResult",
+]
 
 
-class Biasing(str, enum.Enum):
-    """How unselected lines are held during single-cell access (METHODS section 5)."""
+@dataclass(frozen=True)
+class Measurement:
+    """One reading of the sensed line: ``current`` (A; ±inf on overflow), whether the source
+    was in ``compliance`` (its current limit clamped the reading), ``time`` (s, backend clock)."""
 
-    V2 = "v/2"  # unselected rows and columns at V/2
-    V3 = "v/3"  # unselected rows at V/3, unselected columns at 2V/3
-    GROUND = "ground"  # unselected lines at 0 V
-    FLOAT = "float"  # unselected lines left open (sneak paths)
-    # unselected rows at 0 V, unselected columns at 2V/3: the selected cell's row mates see
-    # V/3 (no SET), its column mates 0 V (the sensed current is the cell's alone), the other
-    # cells -2V/3. For V >= 0 only (at V < 0 the others would see +2|V|/3 and SET).
-    COLS_2V3 = "cols-2v/3"
-
-    @property
-    def positive_only(self) -> bool:
-        """True for a scheme that must not be used at negative voltages."""
-        return self is Biasing.COLS_2V3
-
-    def check_polarity(self, voltages: object, what: str) -> None:
-        """ValueError when this scheme is positive-only and ``voltages`` (V) has a value < 0."""
-        if self.positive_only and np.any(np.asarray(voltages, dtype=float) < 0):
-            raise ValueError(
-                f"{what}: biasing {self.value!r} is for V >= 0 only (at V < 0 the unselected "
-                "cells would see +2|V|/3 and SET); use v/3 for the negative points"
-            )
-
-    @classmethod
-    def parse(cls, text: str | Biasing) -> Biasing:
-        """Accept a Biasing or its text ("v/2", "v/3", "ground", "float", "cols-2v/3")."""
-        if isinstance(text, Biasing):
-            return text
-        for b in cls:
-            if b.value == str(text).lower():
-                return b
-        raise ValueError(f"unknown biasing {text!r}; choose one of {[b.value for b in cls]}")
+    current: float
+    compliance: bool = False
+    time: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -102,17 +99,62 @@ class SweepResult:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend's bench can do (the crossbar layer adapts to it)."""
+    """What a bench can do; the policy validates every request against it.
+
+    :param rows, cols: array size.
+    :param row_drivers: rows driven at once in an MVM; ``col_sensors``: columns sensed at once.
+    :param max_pulse_voltage: largest pulse magnitude the bench can apply (V).
+    :param max_read_voltage: largest read and MVM input magnitude (V).
+    :param read_compliance: current limit of reads and of pulses given no limit (A); None when
+        no limit of the bench's source fits the bench's ``max_compliance`` (then reads are
+        refused).
+    :param drive_fractions: the fractions of V a line can be driven at (the hardware's bias
+        buses); None: any.
+    :param can_float: lines can be left open.
+    :param nplc_range: integration time of a reading (power-line cycles), inclusive.
+    :param delay_range: settling delay before a sweep reading (s), inclusive.
+    :param compliance_levels: the source's discrete current limits (A), ascending; a request
+        snaps up to the next one. None: any limit in (0, max_compliance].
+    :param compliance_ceilings: ``(|V| up to, largest limit A)`` pairs, ascending in V: a
+        source range's largest current limit (the 6487: 25 mA to 10.1 V, 2.5 mA beyond).
+    :param pulse_width_range: shortest and longest pulse (s).
+    :param level_digits: significant digits a level is written with (the 6487 takes ``%g``:
+        6); a level is checked against the limits as it will be written. None: exact.
+    """
 
     rows: int
     cols: int
-    row_drivers: int  # how many rows can be driven at once in an MVM (AWG channels)
-    col_sensors: int  # how many columns can be sensed at once
-    max_pulse_voltage: float  # V, largest pulse amplitude the bench can apply
-    biasings: tuple[Biasing, ...] = tuple(Biasing)
+    row_drivers: int
+    col_sensors: int
+    max_pulse_voltage: float
+    max_read_voltage: float
+    read_compliance: float | None
+    drive_fractions: tuple[float, ...] | None = None
+    can_float: bool = True
+    nplc_range: tuple[float, float] = (0.01, 6.0)
+    delay_range: tuple[float, float] = (0.0, 999.9999)
+    compliance_levels: tuple[float, ...] | None = None
+    compliance_ceilings: tuple[tuple[float, float], ...] = ()
+    pulse_width_range: tuple[float, float] = (1e-9, 10.0)
+    level_digits: int | None = None
 
+    def realises(self, lines: LineLevels) -> bool:
+        """True when every level of ``lines`` is one this bench can apply."""
+        if lines.floats() and not self.can_float:
+            return False
+        if self.drive_fractions is None:
+            return True
+        return all(any(abs(f - g) < 1e-12 for g in self.drive_fractions) for f in lines.fractions())
 
-ProgressFn = Callable[[int, int], None]  # (done, total)
+    def supports(self, scheme: BiasScheme) -> bool:
+        """True when ``scheme`` (with its differential baseline) can run on this bench."""
+        probe = scheme.lines((2, 2), 0, 0)
+        return self.realises(probe) and self.realises(scheme.baseline_lines((2, 2), 0, 0))
+
+    @property
+    def biasings(self) -> tuple[BiasScheme, ...]:
+        """The schemes of the table this bench can run."""
+        return tuple(b for b in Biasing if self.supports(b))
 
 
 class OperationAborted(RuntimeError):
@@ -129,8 +171,9 @@ class OperationAborted(RuntimeError):
 
 
 class CrossbarBackend(ABC):
-    """Primitive operations on a crossbar. Implementations must check :attr:`limits` before
-    anything reaches an instrument and switch every output off in :meth:`shutdown`."""
+    """Line-level primitives on one bench (see the module docstring). Arguments arrive
+    validated by :class:`crossbar.policy.CrossbarPolicy`; a backend switches every output off
+    in :meth:`shutdown` and never raises there."""
 
     limits: SafetyLimits
     capabilities: Capabilities
@@ -141,74 +184,56 @@ class CrossbarBackend(ABC):
         """(rows, cols) of the array."""
         return self.capabilities.rows, self.capabilities.cols
 
-    # -- primitives -------------------------------------------------------------------------
     @abstractmethod
-    def read_cell(
-        self, row: int, col: int, *, v_read: float = 0.2, biasing: Biasing = Biasing.V3
-    ) -> CellReading:
-        """Read one cell at ``v_read`` (V, |v| ≤ limits) with unselected lines per ``biasing``."""
+    def read(self, lines: LineLevels, voltage: float) -> Measurement:
+        """Connect ``lines``, source ``voltage`` V (limit: ``capabilities.read_compliance``),
+        take one reading of the sensed column. The source may stay on (see :meth:`release`)."""
 
-    def read_map(
+    @abstractmethod
+    def sweep(
         self,
+        lines: LineLevels,
+        voltages: np.ndarray,
         *,
-        v_read: float = 0.2,
-        biasing: Biasing = Biasing.V3,
-        on_cell: Callable[[CellReading], None] | None = None,
-    ) -> np.ndarray:
-        """Read every cell; returns conductances (rows, cols) in S. ``on_cell`` sees each read
-        as soon as it is made (so it can be written to the data file)."""
-        rows, cols = self.shape
-        out = np.empty((rows, cols))
-        for r in range(rows):
-            for c in range(cols):
-                reading = self.read_cell(r, c, v_read=v_read, biasing=biasing)
-                out[r, c] = reading.conductance
-                if on_cell is not None:
-                    on_cell(reading)
-        return out
+        compliance: float,
+        nplc: float,
+        delay: float,
+        cycles: int,
+        on_point: Callable[[int, int, Measurement], None],
+    ) -> None:
+        """Connect ``lines`` and step the source through ``voltages`` (V) ``cycles`` times, the
+        current limited at ``compliance`` A; each point: ``delay`` s at the new level, then an
+        ``nplc``-PLC reading of the sensed column, passed at once to
+        ``on_point(cycle, index, measurement)``. Source off and lines released at the end."""
 
     @abstractmethod
     def pulse(
-        self,
-        row: int,
-        col: int,
-        amplitude: float,
-        width: float,
-        *,
-        biasing: Biasing = Biasing.V2,
-        compliance: float | None = None,
+        self, lines: LineLevels, amplitude: float, width: float, *, compliance: float | None
     ) -> None:
-        """Apply one rectangular pulse (V, s) to a cell: positive = SET, negative = RESET."""
-
-    @abstractmethod
-    def iv_sweep(
-        self,
-        row: int,
-        col: int,
-        voltages: Sequence[float],
-        *,
-        compliance: float,
-        cycles: int = 1,
-        nplc: float = 1.0,
-        biasing: Biasing = Biasing.GROUND,
-        on_point: Callable[[SweepPoint], None] | None = None,
-        delay: float = 0.0,
-    ) -> SweepResult:
-        """Cyclic I-V sweep of a cell through ``voltages`` (V), ``cycles`` times, with the
-        source's current limit at ``compliance`` (A). Each point: ``delay`` s (0 … 999.9999) of
-        settling at the new level, then an ``nplc``-PLC reading. ``on_point`` sees every point as
-        measured."""
+        """One rectangular pulse of ``amplitude`` V for ``width`` s on ``lines`` (the sensed
+        column is the pulse current's return, at ground), the source limited at ``compliance`` A (None: the bench's default
+        pulse path and limit, ``capabilities.read_compliance`` where a limit applies)."""
 
     @abstractmethod
     def mvm(self, row_voltages: np.ndarray) -> np.ndarray:
-        """Matrix-vector products: ``row_voltages`` (batch, rows) V, |V| ≤ the read limit; columns
-        at virtual ground. Returns column currents (batch, cols) A. Rows beyond the bench's drivers
-        are applied in groups and the currents summed (superposition)."""
+        """Column currents (batch, cols) A for row voltages (batch, rows) V, columns at
+        virtual ground. Rows beyond the bench's drivers are applied in groups and the currents
+        summed (superposition)."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """End of a run of accesses: every line floating, the sources at 0 V/off. Never
+        raises (a failing step is logged)."""
 
     @abstractmethod
     def shutdown(self) -> None:
-        """Every source output off (0 V), switch matrix released. Safe to call repeatedly and on
+        """Every source output off (0 V), every line released. Safe to call repeatedly and on
         a broken connection (never raises)."""
+
+    @abstractmethod
+    def wait(self, seconds: float) -> None:
+        """Let ``seconds`` s pass with the outputs as they are (virtual time on a simulated
+        bench, so an hour of retention costs no wall time)."""
 
     def outputs_off(self) -> None:
         """Put every output at 0 V after an aborted or failed operation, keeping the bench usable
@@ -222,28 +247,6 @@ class CrossbarBackend(ABC):
     def now(self) -> float:
         """Backend time, s (virtual on simulated benches: the estimated real-bench time)."""
         return 0.0
-
-    # -- helpers shared by implementations --------------------------------------------------
-    def check_cell(self, row: int, col: int) -> None:
-        """Raise IndexError for a cell outside the array."""
-        rows, cols = self.shape
-        if not (0 <= row < rows and 0 <= col < cols):
-            raise IndexError(f"cell ({row}, {col}) is outside the {rows}×{cols} array")
-
-    def check_voltage(self, v: float | np.ndarray, what: str) -> None:
-        """Raise SafetyLimitError when any |v| exceeds the bench's max voltage."""
-        vmax = float(np.max(np.abs(v))) if np.size(v) else 0.0
-        if not np.isfinite(vmax) or vmax > self.limits.max_voltage:
-            raise SafetyLimitError(
-                f"{what}: |V| = {vmax:g} V exceeds the bench limit of {self.limits.max_voltage:g} V"
-            )
-
-    def check_compliance(self, i: float, what: str) -> None:
-        """Raise SafetyLimitError for a compliance ≤ 0 or above the bench's max compliance."""
-        if not (np.isfinite(i) and 0 < i <= self.limits.max_compliance):
-            raise SafetyLimitError(
-                f"{what}: compliance {i:g} A is outside (0, {self.limits.max_compliance:g}] A"
-            )
 
     def compliance_error(self, reading: CellReading, what: str) -> ComplianceError:
         """The error for a read whose source hit its current limit during ``what`` (e.g. "read
@@ -261,25 +264,3 @@ class CrossbarBackend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
-
-
-@dataclass
-class CellProgramReport:
-    """Outcome of program-and-verify on one cell."""
-
-    row: int
-    col: int
-    target: float  # S
-    final: float  # S, last verify read
-    pulses: int
-    converged: bool
-    stuck: bool  # G did not move over the whole budget
-    history: list[tuple[float, float, float]] = field(
-        default_factory=list
-    )  # (amplitude V, width s, G S)
-    aborted: bool = False  # stopped by an abort request before converging or using the budget
-
-    @property
-    def rel_error(self) -> float:
-        """(final − target) / target."""
-        return (self.final - self.target) / self.target

@@ -43,7 +43,7 @@ Loading is strict: an unknown section or key, a value of the wrong type or out o
 :class:`BenchConfigError` naming the file, the section, the key and what is allowed, e.g.
 ``bench.toml: [wiring] pulse_instrument = "awg": allowed "ad2", "keithley"``.
 
-This module only describes the bench; :func:`crossbar.bench.open_backend` builds it.
+This module only describes the bench; :func:`lab.open_backend` builds it.
 """
 
 from __future__ import annotations

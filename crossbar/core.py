@@ -20,24 +20,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from crossbar import programming
 from crossbar.backend import (
-    Biasing,
     Capabilities,
-    CellProgramReport,
     CellReading,
     CrossbarBackend,
     OperationAborted,
-    ProgressFn,
     SweepPoint,
     SweepResult,
 )
+from crossbar.biasing import Biasing, BiasScheme
 from crossbar.datastore import DataStore
-from crossbar.programming import ProgramReport, ProgramStep
+from crossbar.policy import CrossbarPolicy
+from crossbar.programming import CellProgramReport, ProgramReport, ProgramStep
+
+ProgressFn = Callable[[int, int], None]  # (done, total)
 
 __all__ = ["Crossbar", "FormReport", "OperationAborted"]
 
@@ -66,10 +67,19 @@ class Crossbar:
     Args:
         backend: the bench (hardware, simulated or physics backend).
         datastore: where every operation is appended; None records nothing.
+        differential_read: cancel the half-selected cells' current in V/2, V/3 reads (see
+            :mod:`crossbar.policy`).
     """
 
-    def __init__(self, backend: CrossbarBackend, *, datastore: DataStore | None = None) -> None:
+    def __init__(
+        self,
+        backend: CrossbarBackend,
+        *,
+        datastore: DataStore | None = None,
+        differential_read: bool = True,
+    ) -> None:
         self.backend = backend
+        self.policy = CrossbarPolicy(backend, differential_read=differential_read)
         self.datastore = datastore
         self._abort = threading.Event()
 
@@ -133,13 +143,12 @@ class Crossbar:
 
     # -- single-cell operations --------------------------------------------------------------
     def read_cell(
-        self, row: int, col: int, *, v_read: float = 0.2, biasing: Biasing | str = Biasing.V3
+        self, row: int, col: int, *, v_read: float = 0.2, biasing: BiasScheme | str = Biasing.V3
     ) -> CellReading:
-        """Read one cell at ``v_read`` V (recorded as ``read``)."""
+        """Read one cell at ``v_read`` V (recorded as ``read``); see
+        :meth:`CrossbarPolicy.read_cell <crossbar.policy.CrossbarPolicy.read_cell>`."""
         with self._operation("read", lambda: None):
-            reading = self.backend.read_cell(
-                row, col, v_read=v_read, biasing=_polar(biasing, v_read, "read voltage")
-            )
+            reading = self.policy.read_cell(row, col, v_read=v_read, biasing=biasing)
             if self.datastore is not None:
                 self.datastore.record_reading(reading, "read")
             return reading
@@ -148,7 +157,7 @@ class Crossbar:
         self,
         *,
         v_read: float = 0.2,
-        biasing: Biasing | str = Biasing.V3,
+        biasing: BiasScheme | str = Biasing.V3,
         progress: ProgressFn | None = None,
     ) -> np.ndarray:
         """Read every cell (rows, cols) S; each read recorded as acquired. An abort raises
@@ -169,15 +178,12 @@ class Crossbar:
             if progress is not None:
                 progress(done[0], total)
             if reading.compliance:  # recorded (flagged) above; a clamped read is no conductance
-                raise self.backend.compliance_error(reading, "read map")
+                raise self.policy.compliance_error(reading, "read map")
             self._check()
 
         with self._operation("read map", lambda: partial.copy()):
             self._check()
-            out = self.backend.read_map(
-                v_read=v_read, biasing=_polar(biasing, v_read, "read voltage"), on_cell=on_cell
-            )
-            return out
+            return self.policy.read_map(v_read=v_read, biasing=biasing, on_cell=on_cell)
 
     def pulse(
         self,
@@ -186,30 +192,21 @@ class Crossbar:
         amplitude: float,
         width: float,
         *,
-        biasing: Biasing | str = Biasing.V2,
+        biasing: BiasScheme | str = Biasing.V2,
         compliance: float | None = None,
         read_after: bool = True,
         v_read: float = 0.2,
-        read_biasing: Biasing | str = Biasing.V3,
+        read_biasing: BiasScheme | str = Biasing.V3,
     ) -> CellReading | None:
         """Apply one pulse (V, s; positive SET, negative RESET), optionally read after it.
         Recorded as ``pulse`` with the read-after in the same record. Returns the read or None."""
         with self._operation("pulse", lambda: None):
             self._check()
             t = self.backend.now()
-            self.backend.pulse(
-                row,
-                col,
-                amplitude,
-                width,
-                biasing=_polar(biasing, amplitude, "pulse amplitude"),
-                compliance=compliance,
-            )
+            self.policy.pulse(row, col, amplitude, width, biasing=biasing, compliance=compliance)
             reading = None
             if read_after:
-                reading = self.backend.read_cell(
-                    row, col, v_read=v_read, biasing=_polar(read_biasing, v_read, "read voltage")
-                )
+                reading = self.policy.read_cell(row, col, v_read=v_read, biasing=read_biasing)
             if self.datastore is not None:
                 if reading is not None:
                     self.datastore.record_reading(
@@ -230,58 +227,52 @@ class Crossbar:
         compliance: float,
         cycles: int = 1,
         nplc: float = 1.0,
-        biasing: Biasing | str = Biasing.GROUND,
+        biasing: BiasScheme | str = Biasing.GROUND,
         name: str | None = None,
         progress: ProgressFn | None = None,
         on_point: Callable[[SweepPoint], None] | None = None,
         delay: float = 0.0,
         reset_compliance: float | None = None,
-        reset_biasing: Biasing | str | None = None,
+        reset_biasing: BiasScheme | str | None = None,
     ) -> SweepResult:
-        """Cyclic I-V sweep of one cell (see :meth:`CrossbarBackend.iv_sweep`). Each point is
-        written to ``/iv/<name>`` and ``/records`` as measured; ``on_point`` (e.g. a live plot)
-        sees it too. An abort raises OperationAborted with the partial ``SweepResult``.
-
-        ``reset_compliance`` (A) and ``reset_biasing``: the current limit and the biasing for the
-        points below 0 V (the RESET branch), ``compliance`` and ``biasing`` staying on the
-        others. A cell's RESET can need more current than the compliance its SET was formed
-        under; with one limit on both branches such a cell is held below its RESET voltage by
-        its own source and stays in the LRS. A positive-only biasing (``cols-2v/3``) needs
-        another one below 0 V. With either given, each cycle is run as one backend sweep per
-        run of same-setting points (the source is switched off between them, at 0 V). Default
-        None: one setting on every point, one backend sweep."""
-        v = np.asarray(voltages, dtype=float).reshape(-1)
-        b = Biasing.parse(biasing)
-        split = reset_compliance is not None or reset_biasing is not None
-        rb = b if reset_biasing is None else Biasing.parse(reset_biasing)
-        r_icc = compliance if reset_compliance is None else reset_compliance
-        # refuse a bad request before an empty sweep group is created in the data file
-        self.backend.check_cell(row, col)
-        self.backend.check_voltage(v, "sweep voltages")
-        self.backend.check_compliance(compliance, "sweep compliance")
-        if reset_compliance is not None:
-            self.backend.check_compliance(reset_compliance, "sweep reset compliance")
-        b.check_polarity(v[v >= 0] if split else v, "sweep voltages")
-        rb.check_polarity(v[v < 0], "sweep voltages below 0 V")
-        if v.size == 0 or cycles < 1:
-            raise ValueError("an I-V sweep needs ≥ 1 voltage and ≥ 1 cycle")
-        total = v.size * cycles
-        cur = np.full((v.size, cycles), np.nan)
-        comp = np.zeros((v.size, cycles), dtype=bool)
+        """Cyclic I-V sweep of one cell (see
+        :meth:`CrossbarPolicy.iv_sweep <crossbar.policy.CrossbarPolicy.iv_sweep>`: limits,
+        ``reset_compliance``/``reset_biasing`` for the points below 0 V). Each point is written
+        to ``/iv/<name>`` and ``/records`` as measured; ``on_point`` (e.g. a live plot) sees it
+        too. A bad request is refused before the data file is touched. An abort raises
+        OperationAborted with the partial ``SweepResult``."""
+        plan = self.policy.plan_sweep(
+            row,
+            col,
+            voltages,
+            compliance=compliance,
+            cycles=cycles,
+            nplc=nplc,
+            biasing=biasing,
+            delay=delay,
+            reset_compliance=reset_compliance,
+            reset_biasing=reset_biasing,
+        )
+        v = plan.voltages
+        total = v.size * plan.cycles
+        cur = np.full((v.size, plan.cycles), np.nan)
+        comp = np.zeros((v.size, plan.cycles), dtype=bool)
         writer = None
         if self.datastore is not None:
             writer = self.datastore.begin_iv(
                 row,
                 col,
                 v,
-                cycles=cycles,
+                cycles=plan.cycles,
                 compliance_a=compliance,
                 name=name,
-                nplc=float(nplc),
-                biasing=b.value,
-                delay_s=float(delay),
-                reset_compliance_a=float(r_icc),
-                reset_biasing=rb.value,
+                nplc=plan.nplc,
+                biasing=plan.scheme.name,
+                delay_s=plan.delay,
+                reset_compliance_a=float(
+                    compliance if reset_compliance is None else reset_compliance
+                ),
+                reset_biasing=plan.reset_scheme.name,
             )
         done = [0]
 
@@ -298,46 +289,11 @@ class Crossbar:
             self._check()
 
         def partial() -> SweepResult:
-            return SweepResult(row, col, v, cur.copy(), comp.copy(), float(compliance))
+            return SweepResult(row, col, v, cur.copy(), comp.copy(), plan.compliance_limit)
 
         with self._operation("I-V sweep", partial):
             self._check()
-            if not split:
-                return self.backend.iv_sweep(
-                    row,
-                    col,
-                    v,
-                    compliance=compliance,
-                    cycles=cycles,
-                    nplc=nplc,
-                    biasing=b,
-                    on_point=point,
-                    delay=delay,
-                )
-            limit = 0.0
-            for cycle in range(cycles):
-                for start, stop, neg in _sign_runs(v):
-                    c, seg_b = (r_icc, rb) if neg else (compliance, b)
-
-                    def segment_point(
-                        p: SweepPoint, start: int = start, cycle: int = cycle
-                    ) -> None:
-                        point(replace(p, cycle=cycle, index=start + p.index))
-
-                    res = self.backend.iv_sweep(
-                        row,
-                        col,
-                        v[start:stop],
-                        compliance=c,
-                        cycles=1,
-                        nplc=nplc,
-                        biasing=seg_b,
-                        on_point=segment_point,
-                        delay=delay,
-                    )
-                    if not neg:
-                        limit = res.compliance_limit
-            return SweepResult(row, col, v, cur.copy(), comp.copy(), float(limit or compliance))
+            return self.policy.run_sweep(plan, point)
 
     def form(
         self,
@@ -353,7 +309,7 @@ class Crossbar:
         g_formed: float | None = None,
         max_pulses: int = 30,
         v_read: float = 0.2,
-        biasing: Biasing | str = Biasing.V3,
+        biasing: BiasScheme | str = Biasing.V3,
     ) -> FormReport:
         """Electroforming: a train of positive pulses with a current compliance until G rises.
 
@@ -365,12 +321,12 @@ class Crossbar:
         ≥ ``g_formed`` S if given). Every pulse is recorded as ``form`` with its read-after.
         Stops after ``max_pulses``; an abort raises OperationAborted with the partial report.
         """
-        cap = programming.pulse_cap(self.backend, v_max)
+        cap = programming.pulse_cap(self.policy, v_max)
         b = Biasing.parse(biasing)
         rep: list[FormReport] = []
 
         with self._operation("forming", lambda: rep[0] if rep else None):
-            first = self.backend.read_cell(row, col, v_read=v_read, biasing=b)
+            first = self.policy.read_cell(row, col, v_read=v_read, biasing=b)
             if self.datastore is not None:
                 self.datastore.record_reading(first, "form", voltage=0.0, pulse_width=0.0)
             g0 = first.conductance
@@ -380,8 +336,8 @@ class Crossbar:
             amp = min(v_start, cap)
             for _ in range(max_pulses):
                 self._check()
-                self.backend.pulse(row, col, amp, width, biasing=b, compliance=compliance)
-                reading = self.backend.read_cell(row, col, v_read=v_read, biasing=b)
+                self.policy.pulse(row, col, amp, width, biasing=b, compliance=compliance)
+                reading = self.policy.read_cell(row, col, v_read=v_read, biasing=b)
                 report.pulses += 1
                 report.g_final = reading.conductance
                 report.history.append((amp, width, reading.conductance))
@@ -401,35 +357,36 @@ class Crossbar:
                 step.reading, "program-verify", voltage=step.amplitude, pulse_width=step.width
             )
 
-    def program_cell(
-        self, row: int, col: int, target: float, **options: object
-    ) -> CellProgramReport:
-        """Program-and-verify one cell to ``target`` S (options: see
-        :func:`crossbar.programming.program_cell`); every step recorded as ``program-verify``."""
+    def _programming(self, what: str, options: dict, run: Callable[..., object]) -> object:
+        """Run ``run(policy, on_pulse=, should_abort=, **options)`` recording every step; an
+        abort raises OperationAborted with the report so far."""
         user_cb = options.pop("on_pulse", None)
 
         def on_pulse(step: ProgramStep) -> None:
             self._record_step(step)
             if user_cb is not None:
-                user_cb(step)  # type: ignore[operator]
+                user_cb(step)
 
-        rep: list[CellProgramReport] = []
-        with self._operation("program-and-verify", lambda: rep[0] if rep else None):
+        rep: list = []
+        with self._operation(what, lambda: rep[0] if rep else None):
             self._check()
-            report = programming.program_cell(
-                self.backend,
-                row,
-                col,
-                target,
-                on_pulse=on_pulse,
-                should_abort=self._abort.is_set,
-                **options,  # type: ignore[arg-type]
-            )
+            report = run(self.policy, on_pulse=on_pulse, should_abort=self._abort.is_set, **options)
             rep.append(report)
-            if report.aborted:
+            if report.aborted:  # type: ignore[attr-defined]
                 raise _Stop
             self._flush()
             return report
+
+    def program_cell(
+        self, row: int, col: int, target: float, **options: object
+    ) -> CellProgramReport:
+        """Program-and-verify one cell to ``target`` S (options: see
+        :func:`crossbar.programming.program_cell`); every step recorded as ``program-verify``."""
+        return self._programming(  # type: ignore[return-value]
+            "program-and-verify",
+            options,
+            lambda policy, **kw: programming.program_cell(policy, row, col, target, **kw),
+        )
 
     def program_map(
         self,
@@ -443,31 +400,13 @@ class Crossbar:
         """Program every non-NaN cell of ``targets`` (rows, cols) S; see
         :func:`crossbar.programming.program_map`. An abort raises OperationAborted whose
         ``partial`` is the ProgramReport so far (its cells can be passed as ``skip`` to resume)."""
-        user_cb = options.pop("on_pulse", None)
-
-        def on_pulse(step: ProgramStep) -> None:
-            self._record_step(step)
-            if user_cb is not None:
-                user_cb(step)  # type: ignore[operator]
-
-        rep: list[ProgramReport] = []
-        with self._operation("program map", lambda: rep[0] if rep else None):
-            self._check()
-            report = programming.program_map(
-                self.backend,
-                targets,
-                progress=progress,
-                should_abort=self._abort.is_set,
-                skip=skip,
-                on_pulse=on_pulse,
-                on_cell=on_cell,
-                **options,
-            )
-            rep.append(report)
-            if report.aborted:
-                raise _Stop
-            self._flush()
-            return report
+        return self._programming(  # type: ignore[return-value]
+            "program map",
+            options,
+            lambda policy, **kw: programming.program_map(
+                policy, targets, progress=progress, skip=skip, on_cell=on_cell, **kw
+            ),
+        )
 
     # -- matrix-vector products --------------------------------------------------------------
     def mvm(
@@ -482,12 +421,9 @@ class Crossbar:
         recording each chunk (``/mvm`` inputs/outputs, plus one ``mvm`` record per vector with
         voltage = max|V|, current = Σ column currents). An abort raises OperationAborted with the
         currents computed so far (NaN rows for the rest)."""
-        v = np.asarray(row_voltages, dtype=float)
-        single = v.ndim == 1
-        v2 = np.atleast_2d(v)
-        rows, cols = self.shape
-        if v2.shape[1] != rows:
-            raise ValueError(f"row_voltages must have {rows} entries per vector, got {v2.shape}")
+        single = np.ndim(row_voltages) == 1
+        v2 = self.policy.check_mvm(row_voltages)
+        cols = self.shape[1]
         if batch_size < 1:
             raise ValueError("batch_size must be ≥ 1")
         out = np.full((v2.shape[0], cols), np.nan)
@@ -532,22 +468,3 @@ class Crossbar:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _polar(biasing: Biasing | str, voltage: float, what: str) -> Biasing:
-    """The parsed biasing, refused (ValueError) when positive-only and ``voltage`` < 0."""
-    b = Biasing.parse(biasing)
-    b.check_polarity(voltage, what)
-    return b
-
-
-def _sign_runs(v: np.ndarray) -> list[tuple[int, int, bool]]:
-    """``(start, stop, negative)`` runs of consecutive points below 0 V or not."""
-    neg = v < 0
-    runs: list[tuple[int, int, bool]] = []
-    start = 0
-    for k in range(1, v.size + 1):
-        if k == v.size or neg[k] != neg[start]:
-            runs.append((start, k, bool(neg[start])))
-            start = k
-    return runs

@@ -37,17 +37,16 @@ from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
 
-from crossbar.backend import (
-    Biasing,
-    CellProgramReport,
-    CellReading,
-    CrossbarBackend,
-    ProgressFn,
-)
+from crossbar.backend import CellReading, CrossbarBackend
+from crossbar.biasing import Biasing, BiasScheme
+from crossbar.policy import CrossbarPolicy
 from instruments.errors import SafetyLimitError
+
+ProgressFn = Callable[[int, int], None]  # (done, total)
 
 __all__ = [
     "DEFAULTS",
+    "CellProgramReport",
     "ProgramReport",
     "ProgramStep",
     "converged_cells",
@@ -72,6 +71,28 @@ DEFAULTS = dict(
     stuck_rtol=0.02,
     stuck_patience=6,
 )
+
+
+@dataclass
+class CellProgramReport:
+    """Outcome of program-and-verify on one cell."""
+
+    row: int
+    col: int
+    target: float  # S
+    final: float  # S, last verify read
+    pulses: int
+    converged: bool
+    stuck: bool  # G did not move over the whole budget
+    history: list[tuple[float, float, float]] = field(
+        default_factory=list
+    )  # (amplitude V, width s, G S)
+    aborted: bool = False  # stopped by an abort request before converging or using the budget
+
+    @property
+    def rel_error(self) -> float:
+        """(final − target) / target."""
+        return (self.final - self.target) / self.target
 
 
 @dataclass(frozen=True)
@@ -143,12 +164,12 @@ class ProgramReport:
         )
 
 
-def pulse_cap(backend: CrossbarBackend, v_max: float) -> float:
+def pulse_cap(array: CrossbarPolicy | CrossbarBackend, v_max: float) -> float:
     """Largest pulse magnitude allowed (V): min(v_max, bench limit, bench pulse capability),
     rounded DOWN to 6 significant digits — instruments take levels as decimal text (the 6487:
     ``%g``, 6 digits), and a cap at a non-round limit (e.g. 0.9750079926 V) would otherwise be
     written rounded up, beyond the limit, and refused in the middle of programming."""
-    cap = float(min(abs(v_max), backend.limits.max_voltage, backend.capabilities.max_pulse_voltage))
+    cap = float(min(abs(v_max), array.limits.max_voltage, array.capabilities.max_pulse_voltage))
     if cap <= 0 or not np.isfinite(cap):
         return cap
     exact = Decimal(cap)  # the float's exact decimal value
@@ -167,7 +188,7 @@ def _progress(g: float, g_new: float, target: float, d: int) -> float:
 
 
 def program_cell(
-    backend: CrossbarBackend,
+    array: CrossbarPolicy | CrossbarBackend,
     row: int,
     col: int,
     target: float,
@@ -180,8 +201,8 @@ def program_cell(
     width: float = DEFAULTS["width"],
     max_pulses: int = DEFAULTS["max_pulses"],
     v_read: float = DEFAULTS["v_read"],
-    biasing: Biasing | str = DEFAULTS["biasing"],
-    read_biasing: Biasing | str = DEFAULTS["read_biasing"],
+    biasing: BiasScheme | str = DEFAULTS["biasing"],
+    read_biasing: BiasScheme | str = DEFAULTS["read_biasing"],
     compliance: float | None = None,
     min_progress: float = DEFAULTS["min_progress"],
     stuck_rtol: float = DEFAULTS["stuck_rtol"],
@@ -205,6 +226,7 @@ def program_cell(
     read has been passed to ``on_pulse`` — pulsing on blind could damage the cell or its
     neighbours; the operator decides (a resumed map skips the cells already converged).
     """
+    policy = CrossbarPolicy.of(array)
     target = float(target)
     if not (np.isfinite(target) and target > 0):
         raise ValueError(f"target conductance must be > 0 S, got {target}")
@@ -221,17 +243,17 @@ def program_cell(
             f"pulse biasing {biasing.value!r} is for V >= 0 only and programming pulses both "
             "ways; use v/3"
         )
-    cap = pulse_cap(backend, v_max)
+    cap = pulse_cap(policy, v_max)
     start = {+1: min(abs(v_set_start), cap), -1: min(abs(v_reset_start), cap)}
 
     def read() -> CellReading:
-        return backend.read_cell(row, col, v_read=v_read, biasing=read_biasing)
+        return policy.read_cell(row, col, v_read=v_read, biasing=read_biasing)
 
     first = read()
     if on_pulse is not None:
         on_pulse(ProgramStep(row, col, 0, 0.0, 0.0, first))
     if first.compliance:
-        raise backend.compliance_error(first, "program-and-verify")
+        raise policy.compliance_error(first, "program-and-verify")
     g0 = g = first.conductance
     reads = [g]
     report = CellProgramReport(row, col, target, g, 0, False, False)
@@ -262,7 +284,7 @@ def program_cell(
             at_cap.append(g)
         else:
             at_cap = []
-        backend.pulse(row, col, amplitude, width, biasing=biasing, compliance=compliance)
+        policy.pulse(row, col, amplitude, width, biasing=biasing, compliance=compliance)
         reading = read()
         report.pulses += 1
         g_new = reading.conductance
@@ -270,7 +292,7 @@ def program_cell(
         if on_pulse is not None:
             on_pulse(ProgramStep(row, col, report.pulses, amplitude, width, reading))
         if reading.compliance:  # passed to on_pulse (recorded) first: nothing measured is lost
-            raise backend.compliance_error(reading, "program-and-verify")
+            raise policy.compliance_error(reading, "program-and-verify")
         progress = _progress(g, g_new, target, d)
         miss = progress < min_progress
         g = g_new
@@ -288,7 +310,7 @@ def program_cell(
 
 
 def program_map(
-    backend: CrossbarBackend,
+    array: CrossbarPolicy | CrossbarBackend,
     targets: np.ndarray,
     *,
     progress: ProgressFn | None = None,
@@ -306,15 +328,16 @@ def program_map(
     ``cell_options``). ``should_abort`` is checked between cells and between pulses; an abort
     stops at once and returns the partial report with ``aborted=True``.
     """
+    policy = CrossbarPolicy.of(array)
     t = np.asarray(targets, dtype=float)
-    if t.shape != backend.shape:
-        raise ValueError(f"targets must have the array's shape {backend.shape}, got {t.shape}")
+    if t.shape != policy.shape:
+        raise ValueError(f"targets must have the array's shape {policy.shape}, got {t.shape}")
     valid = np.isfinite(t)
     if np.any(t[valid] <= 0):
         raise ValueError("target conductances must be > 0 S (NaN to skip a cell)")
     skip = {(int(r), int(c)) for r, c in (skip or set())}
     cells = [(int(r), int(c)) for r, c in np.argwhere(valid) if (int(r), int(c)) not in skip]
-    report = ProgramReport(shape=backend.shape, targets=t.copy(), skipped=set(skip))
+    report = ProgramReport(shape=policy.shape, targets=t.copy(), skipped=set(skip))
     total = len(cells)
     if progress is not None:
         progress(0, total)
@@ -323,7 +346,7 @@ def program_map(
             report.aborted = True
             break
         cell = program_cell(
-            backend,
+            policy,
             r,
             c,
             t[r, c],

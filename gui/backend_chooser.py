@@ -1,7 +1,7 @@
 """Choose and open a bench: the built-in simulated bench (default) or a bench TOML file.
 
 The GUI never builds a backend itself: :func:`open_session` calls
-:func:`crossbar.bench.open_backend` with ``"sim"`` or the file's path and wraps the backend in a
+:func:`lab.open_backend` with ``"sim"`` or the file's path and wraps the backend in a
 :class:`crossbar.core.Crossbar` recording to a new :class:`crossbar.datastore.DataStore` in the
 data folder. This module does not import ``sim_backends``.
 """
@@ -90,7 +90,7 @@ def open_session(
     config_dict: dict = {}
     name = bench
     if backend is None:
-        from crossbar.bench import open_backend
+        from lab import open_backend
         from crossbar.config import load_bench_config
 
         config = load_bench_config(bench)

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BITS_PER_LINE",
-    "SCHEMES",
     "Bus",
     "Routing",
     "SwitchMatrix",
@@ -48,9 +47,6 @@ log = logging.getLogger(__name__)
 
 BITS_PER_LINE = 4
 """Selection bits per line (codes 0…15)."""
-
-SCHEMES = ("v/2", "v/3", "ground", "float", "cols-2v/3")
-"""Single-cell access schemes for the unselected lines."""
 
 
 class Bus(enum.IntEnum):
@@ -200,21 +196,16 @@ def release_words(wiring: SwitchWiring) -> list[int]:
 def cell_routing(
     row: int,
     col: int,
-    scheme: str,
     wiring: SwitchWiring,
     *,
+    unselected: tuple[Bus, Bus] = (Bus.GND, Bus.GND),
     source: Bus = Bus.SMU_SOURCE,
     sense: Bus = Bus.SMU_SENSE,
 ) -> Routing:
-    """Routing for single-cell access to ``(row, col)``.
-
-    The selected row goes to ``source``, the selected column to ``sense``; unselected lines by
-    ``scheme``: ``"v/2"`` all to BIAS_HALF; ``"v/3"`` rows to BIAS_THIRD, columns to
-    BIAS_TWO_THIRDS; ``"ground"`` GND; ``"float"`` FLOAT; ``"cols-2v/3"`` rows to GND, columns to
-    BIAS_TWO_THIRDS (for V >= 0: no unselected cell feeds the sensed column). The bias buses
-    are derived from the SMU source voltage: with another ``source`` (e.g. an AWG) the V/2 and
-    V/3 schemes are only right if the SMU sources the same voltage.
-    """
+    """Routing for single-cell access to ``(row, col)``: the selected row to ``source``, the
+    selected column to ``sense``, the other rows and columns to the two buses of ``unselected``
+    (which biasing scheme needs which buses is the crossbar layer's business:
+    :mod:`crossbar.hardware`)."""
     if (
         isinstance(row, bool)
         or not isinstance(row, (int, np.integer))
@@ -227,22 +218,12 @@ def cell_routing(
         or not 0 <= col < wiring.cols
     ):
         raise ValueError(f"col must be an int in [0, {wiring.cols - 1}], got {col!r}")
-    unselected = {
-        "v/2": (Bus.BIAS_HALF, Bus.BIAS_HALF),
-        "v/3": (Bus.BIAS_THIRD, Bus.BIAS_TWO_THIRDS),
-        "ground": (Bus.GND, Bus.GND),
-        "float": (Bus.FLOAT, Bus.FLOAT),
-        "cols-2v/3": (Bus.GND, Bus.BIAS_TWO_THIRDS),
-    }
-    if scheme not in unselected:
-        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-    src, snk = Bus(source), Bus(sense)
-    row_bias, col_bias = unselected[scheme]
+    row_bias, col_bias = unselected
     rows = [row_bias] * wiring.rows
     cols = [col_bias] * wiring.cols
-    rows[int(row)] = src
-    cols[int(col)] = snk
-    return Routing(tuple(rows), tuple(cols))
+    rows[int(row)] = source
+    cols[int(col)] = sense
+    return Routing(_check_lines(rows, wiring.rows, "rows"), _check_lines(cols, wiring.cols, "cols"))
 
 
 class SwitchMatrix:
@@ -295,13 +276,15 @@ class SwitchMatrix:
         self,
         row: int,
         col: int,
-        scheme: str,
+        unselected: tuple[Bus, Bus] = (Bus.GND, Bus.GND),
         *,
         source: Bus = Bus.SMU_SOURCE,
         sense: Bus = Bus.SMU_SENSE,
     ) -> Routing:
         """Route for single-cell access (see :func:`cell_routing`) and return the routing."""
-        target = cell_routing(row, col, scheme, self.wiring, source=source, sense=sense)
+        target = cell_routing(
+            row, col, self.wiring, unselected=unselected, source=source, sense=sense
+        )
         return self.route(target.rows, target.cols)
 
     def release(self) -> None:

@@ -14,22 +14,20 @@ line resistance and no noise. A pulse changes G deterministically:
 saturates at the window edges. Cells listed
 in ``stuck`` never change. Every operation is logged (``pulses``, ``reads``) and advances a
 virtual clock, so tests can check what the algorithm asked for.
+
+A read returns the sensed column's current ``Σ_i G[i, col]·V_i`` of the driven rows (floating
+and grounded rows add nothing: no sneak paths, no line resistance), so the crossbar policy's
+differential read recovers each cell's G exactly under every scheme.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from crossbar.backend import (
-    Biasing,
-    Capabilities,
-    CellReading,
-    CrossbarBackend,
-    SweepPoint,
-    SweepResult,
-)
+from crossbar.backend import Capabilities, CrossbarBackend, Measurement
+from crossbar.biasing import LineLevels
 from instruments.errors import SafetyLimits
 
 T_READ = 1e-3  # s of virtual time per read
@@ -71,46 +69,38 @@ class IdealCrossbar(CrossbarBackend):
             max_pulse_voltage=(
                 self.limits.max_voltage if max_pulse_voltage is None else max_pulse_voltage
             ),
+            max_read_voltage=self.limits.max_voltage,
+            read_compliance=self.limits.max_compliance,
         )
         self.t = 0.0
         self.pulses: list[tuple[int, int, float, float]] = []  # (row, col, V, s)
         self.reads: list[tuple[int, int, float]] = []  # (row, col, V)
         self.mvm_calls = 0
         self.shutdown_calls = 0
+        self.releases = 0
         self.on_pulse_hook: Callable[[int, int, float, float], None] | None = None
 
     def now(self) -> float:
         return self.t
 
-    def read_cell(
-        self, row: int, col: int, *, v_read: float = 0.2, biasing: Biasing = Biasing.V3
-    ) -> CellReading:
-        self.check_cell(row, col)
-        self.check_voltage(v_read, "read voltage")
-        Biasing.parse(biasing)
+    def wait(self, seconds: float) -> None:
+        self.t += float(seconds)
+
+    def _column_current(self, lines: LineLevels, v: float) -> tuple[int, float]:
+        col = lines.sensed_cols()[0]
+        levels = np.array([line.level(v) for line in lines.rows])
+        return col, float(levels @ self.g[:, col])
+
+    def read(self, lines: LineLevels, voltage: float) -> Measurement:
         self.t += T_READ
-        self.reads.append((row, col, float(v_read)))
-        g = float(self.g[row, col])
-        return CellReading(row, col, float(v_read), v_read * g, g, False, self.t)
+        col, i = self._column_current(lines, voltage)
+        self.reads.append((lines.source_rows()[0] if lines.source_rows() else -1, col, voltage))
+        return Measurement(i, False, self.t)
 
     def pulse(
-        self,
-        row: int,
-        col: int,
-        amplitude: float,
-        width: float,
-        *,
-        biasing: Biasing = Biasing.V2,
-        compliance: float | None = None,
+        self, lines: LineLevels, amplitude: float, width: float, *, compliance: float | None
     ) -> None:
-        self.check_cell(row, col)
-        self.check_voltage(amplitude, "pulse amplitude")
-        if abs(amplitude) > self.capabilities.max_pulse_voltage:
-            self.check_voltage(np.inf, "pulse amplitude beyond the bench's pulse capability")
-        if compliance is not None:
-            self.check_compliance(compliance, "pulse compliance")
-        if not width > 0:
-            raise ValueError(f"pulse width must be > 0 s, got {width}")
+        row, col = lines.source_rows()[0], lines.sensed_cols()[0]
         self.pulses.append((row, col, float(amplitude), float(width)))
         if self.on_pulse_hook is not None:
             self.on_pulse_hook(row, col, amplitude, width)
@@ -126,44 +116,33 @@ class IdealCrossbar(CrossbarBackend):
             frac = 1.0 - np.exp(-scale * (-amplitude - self.v_reset))
             self.g[row, col] = np.exp(lg - (lg - np.log(self.g_off)) * frac)
 
-    def iv_sweep(
+    def sweep(
         self,
-        row: int,
-        col: int,
-        voltages: Sequence[float],
+        lines: LineLevels,
+        voltages: np.ndarray,
         *,
         compliance: float,
-        cycles: int = 1,
-        nplc: float = 1.0,
-        biasing: Biasing = Biasing.GROUND,
-        on_point: Callable[[SweepPoint], None] | None = None,
-        delay: float = 0.0,
-    ) -> SweepResult:
-        self.check_cell(row, col)
-        v = np.asarray(voltages, dtype=float)
-        self.check_voltage(v, "sweep voltages")
-        self.check_compliance(compliance, "sweep compliance")
-        cur = np.full((v.size, cycles), np.nan)
-        comp = np.zeros((v.size, cycles), dtype=bool)
+        nplc: float,
+        delay: float,
+        cycles: int,
+        on_point: Callable[[int, int, Measurement], None],
+    ) -> None:
         for c in range(cycles):
-            for k, vk in enumerate(v):
-                i = vk * self.g[row, col]
+            for k, vk in enumerate(voltages):
+                _, i = self._column_current(lines, float(vk))
                 hit = abs(i) >= compliance
                 i = float(np.clip(i, -compliance, compliance))
-                self.t += nplc / 60.0
-                cur[k, c], comp[k, c] = i, hit
-                if on_point is not None:
-                    on_point(SweepPoint(c, k, float(vk), i, bool(hit), self.t))
-        return SweepResult(row, col, v, cur, comp, float(compliance))
+                self.t += delay + nplc / 60.0
+                on_point(c, k, Measurement(i, bool(hit), self.t))
 
     def mvm(self, row_voltages: np.ndarray) -> np.ndarray:
         v = np.atleast_2d(np.asarray(row_voltages, dtype=float))
-        if v.shape[1] != self.g.shape[0]:
-            raise ValueError(f"row_voltages must have {self.g.shape[0]} columns, got {v.shape}")
-        self.check_voltage(v, "MVM row voltages")
         self.mvm_calls += 1
         self.t += T_READ * v.shape[0]
         return v @ self.g
+
+    def release(self) -> None:
+        self.releases += 1
 
     def shutdown(self) -> None:
         self.shutdown_calls += 1

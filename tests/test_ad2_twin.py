@@ -34,7 +34,7 @@ def test_dio_routing_is_decoded_into_line_ends() -> None:
     h, ad2, matrix = bench()
     sb = h.sim_bench
     assert sb.routing() == (["FLOAT"] * 10, ["FLOAT"] * 10)
-    matrix.select_cell(2, 7, "v/3")
+    matrix.select_cell(2, 7, (Bus.BIAS_THIRD, Bus.BIAS_TWO_THIRDS))
     rows, cols = sb.routing()
     assert rows == ["BIAS_THIRD"] * 2 + ["SMU_SOURCE"] + ["BIAS_THIRD"] * 7
     assert cols == ["BIAS_TWO_THIRDS"] * 7 + ["SMU_SENSE"] + ["BIAS_TWO_THIRDS"] * 2
@@ -55,11 +55,11 @@ def test_dio_routing_is_decoded_into_line_ends() -> None:
 def test_custom_pins_route_only_when_the_bench_agrees() -> None:
     pins = {"data_pin": 8, "clk_pin": 9, "latch_pin": 12, "enable_pin": 15}
     h, ad2, matrix = bench(pins=pins)
-    matrix.select_cell(0, 0, "ground")
+    matrix.select_cell(0, 0)
     assert h.sim_bench.routing()[0] == ["SMU_SOURCE"] + ["GND"] * 9
     h2 = build_sim_bench("optimized", seed=3)  # bench wired to the default pins
     ad2b = AnalogDiscovery2(h2.dwf_library, limits=LIMITS).open()
-    SwitchMatrix(ad2b, SwitchWiring(**pins)).select_cell(0, 0, "ground")
+    SwitchMatrix(ad2b, SwitchWiring(**pins)).select_cell(0, 0)
     assert h2.sim_bench.routing() == (["FLOAT"] * 10, ["FLOAT"] * 10)
 
 
@@ -101,7 +101,7 @@ def test_arbitrary_waveform_plays_its_levels() -> None:
     xb = h.crossbar
     xb.devices.state = np.full((10, 10), 0.2)
     g0 = xb.true_conductance().copy()
-    matrix.select_cell(1, 1, "ground", source=Bus.AWG1, sense=Bus.GND)
+    matrix.select_cell(1, 1, source=Bus.AWG1, sense=Bus.GND)
     t0 = h.clock.now()
     ad2.awg_arbitrary(0, np.r_[np.zeros(10), np.full(10, 4.0), np.zeros(10)], 10_000.0)
     assert h.clock.now() - t0 >= 30 / 10_000.0

@@ -9,7 +9,7 @@ command-line numbers. Every case runs ``xbar.cli.main`` in-process and must
 * print ONE error line on stderr naming the file / key / option and the problem (``xbar
   calibrate`` also prints its "N of M device(s) failed" tally — its errors are one line each);
 * never show a traceback;
-* never open a bench: validation happens before :func:`crossbar.bench.open_backend` builds
+* never open a bench: validation happens before :func:`lab.open_backend` builds
   anything (no twin is built, no instrument session opened).
 """
 

@@ -10,8 +10,8 @@ import pytest
 
 from calibration.io import read_iv
 from calibration.live import calibrate_cell
-from crossbar.bench import open_backend
 from crossbar.core import Crossbar
+from lab import open_backend
 from xbar.cli import main
 
 

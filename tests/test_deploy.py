@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from crossbar.bench import open_backend
 from crossbar.config import load_bench_config
 from crossbar.core import Crossbar
 from inference.data import make_moons_dataset
@@ -20,6 +19,7 @@ from inference.deploy import (
 )
 from inference.models import MOONS_SIZES
 from inference.training import train_bayesmulti, train_erm
+from lab import open_backend
 from xbar.cli import main
 
 

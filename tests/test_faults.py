@@ -42,12 +42,13 @@ from bench.faults import (
     run_cli,
     write_bench,
 )
-from crossbar.bench import open_backend
 from crossbar.config import load_bench_config, parse_bench_config
 from crossbar.core import Crossbar
 from crossbar.datastore import DataStore, read_mvm, read_records
+from crossbar.policy import CrossbarPolicy
 from crossbar.programming import converged_cells
 from instruments.errors import ComplianceError, InstrumentError
+from lab import open_backend
 
 NAMES = {"keithley": "Keithley 6487", "ad2": "Analog Discovery 2"}
 FAULT_WORDS = {
@@ -275,7 +276,7 @@ def test_garbled_capture_is_refused_not_returned() -> None:
     b.close()
     cfg = _bench(simulation__faults={"ad2": {"garbled_after": a0, "seed": 2}})
     with open_backend(cfg) as b2, pytest.raises(GarbledReply) as info:
-        b2.mvm(np.full((1, 10), 0.1))
+        CrossbarPolicy(b2).mvm(np.full((1, 10), 0.1))
     assert "not a DC level" in str(info.value) and info.value.instrument == "Analog Discovery 2"
 
 
@@ -285,9 +286,7 @@ def test_garbled_capture_is_refused_not_returned() -> None:
 def test_sigterm_stops_with_outputs_off_and_data_kept(tmp_path: Path, monkeypatch) -> None:
     """SIGTERM (a scheduler stopping an overnight job) is handled like Ctrl-C: outputs off,
     data flushed, one line, exit 130."""
-    from crossbar.hardware import InstrumentBackend
-
-    orig = InstrumentBackend._cell_reading
+    orig = CrossbarPolicy._reading
     calls = {"n": 0}
 
     def reading(self, *a, **k):
@@ -296,7 +295,7 @@ def test_sigterm_stops_with_outputs_off_and_data_kept(tmp_path: Path, monkeypatc
             os.kill(os.getpid(), signal.SIGTERM)
         return orig(self, *a, **k)
 
-    monkeypatch.setattr(InstrumentBackend, "_cell_reading", reading)
+    monkeypatch.setattr(CrossbarPolicy, "_reading", reading)
     data = tmp_path / "map.h5"
     with Probe() as probe:
         code, out, err = run_cli(["read-map", "--bench", "sim", "--data", str(data)])

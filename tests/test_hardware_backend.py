@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from crossbar.backend import Biasing, SweepPoint
-from crossbar.bench import open_backend
 from crossbar.config import BenchConfigError, load_bench_config, parse_bench_config
 from crossbar.hardware import InstrumentBackend
+from crossbar.policy import CrossbarPolicy
 from instruments.errors import ConnectionLost, InstrumentError, InstrumentTimeout, SafetyLimitError
 from instruments.keithley6487 import cyclic_points
+from lab import open_backend
 
 
 def sim_config(**changes):
@@ -63,13 +64,16 @@ def test_read_cell_is_the_true_conductance_under_v3(backend) -> None:
     # 1 % read noise on currents ≈ 4× the cell's own (9 half-selected cells at V/3): the
     # differential read has ≈ 8 % rms; reading 10 times brings it to ≈ 2.5 %
     for cell in [(0, 0), (4, 7), (9, 9)]:
-        reads = [backend.read_cell(*cell, v_read=0.2, biasing=Biasing.V3) for _ in range(10)]
+        reads = [
+            CrossbarPolicy(backend).read_cell(*cell, v_read=0.2, biasing=Biasing.V3)
+            for _ in range(10)
+        ]
         assert np.mean([r.conductance for r in reads]) == pytest.approx(g[cell], rel=0.08)
         r = reads[0]
         assert r.current == pytest.approx(r.conductance * 0.2)
         assert not r.compliance
-    backend.differential_read = False  # the single read's sneak bias, for contrast
-    single = backend.read_cell(4, 7, biasing=Biasing.V3)
+    raw = CrossbarPolicy(backend, differential_read=False)  # the single read's sneak bias
+    single = raw.read_cell(4, 7, biasing=Biasing.V3)
     assert single.conductance > 3 * g[4, 7]  # 9 half-selected cells at V/3 add ~3 G
 
 
@@ -77,7 +81,7 @@ def test_read_map_and_time(backend) -> None:
     g = uniform(backend, 0.5)
     cells = []
     t0 = backend.now()
-    m = backend.read_map(v_read=0.2, biasing="v/3", on_cell=cells.append)
+    m = CrossbarPolicy(backend).read_map(v_read=0.2, biasing="v/3", on_cell=cells.append)
     assert len(cells) == 100
     assert np.median(np.abs(m / g - 1)) < 0.1  # ≈ 8 % rms per differential read
     assert abs(np.mean(m / g - 1)) < 0.03  # unbiased
@@ -89,7 +93,9 @@ def test_read_map_and_time(backend) -> None:
 def test_pulse_set_raises_g_and_spares_half_selected(backend) -> None:
     g0 = uniform(backend, 0.2)
     n0 = len(backend.sim_handles.adapter.commands)
-    backend.pulse(3, 3, 4.2, 1e-3, biasing=Biasing.V2)  # half-selected cells see 2.1 V
+    CrossbarPolicy(backend).pulse(
+        3, 3, 4.2, 1e-3, biasing=Biasing.V2
+    )  # half-selected cells see 2.1 V
     g1 = backend.sim_handles.crossbar.true_conductance(0.2)
     assert g1[3, 3] > 2 * g0[3, 3]
     mask = np.ones((10, 10), dtype=bool)
@@ -105,7 +111,7 @@ def test_pulse_reset_under_v3_uses_the_dividers(backend) -> None:
     uniform(backend, 0.9)
     g0 = backend.sim_handles.crossbar.true_conductance(0.2).copy()
     n0 = len(backend.sim_handles.adapter.commands)
-    backend.pulse(5, 2, -3.5, 2e-3, biasing="v/3")
+    CrossbarPolicy(backend).pulse(5, 2, -3.5, 2e-3, biasing="v/3")
     g1 = backend.sim_handles.crossbar.true_conductance(0.2)
     assert g1[5, 2] < 0.5 * g0[5, 2]
     mask = np.ones((10, 10), dtype=bool)
@@ -119,7 +125,7 @@ def test_pulse_above_5v_goes_through_the_keithley(backend) -> None:
     g0 = uniform(backend, 0.1)
     h = backend.sim_handles
     n0 = len(h.adapter.commands)
-    backend.pulse(1, 8, 5.5, 5e-3, biasing="v/3", compliance=2.5e-4)
+    CrossbarPolicy(backend).pulse(1, 8, 5.5, 5e-3, biasing="v/3", compliance=2.5e-4)
     new = h.adapter.commands[n0:]
     assert "SOUR:VOLT:ILIM 0.00025" in new and sources(new) == [5.5]
     i_on = new.index("SOUR:VOLT:STAT ON")
@@ -135,7 +141,7 @@ def test_pulse_beyond_the_awg_refused_when_the_bench_has_only_the_ad2() -> None:
         h = b.sim_handles
         n_k, n_d = len(h.adapter.commands), h.dwf_library.transactions
         with pytest.raises(SafetyLimitError, match="pulse capability"):
-            b.pulse(0, 0, 5.5, 1e-3)
+            CrossbarPolicy(b).pulse(0, 0, 5.5, 1e-3)
         assert (len(h.adapter.commands), h.dwf_library.transactions) == (n_k, n_d)
 
 
@@ -143,7 +149,7 @@ def test_iv_sweep_shape_compliance_and_points(backend) -> None:
     uniform(backend, 0.0)
     v = cyclic_points(6.0, -6.0, 0.25)
     points: list[SweepPoint] = []
-    res = backend.iv_sweep(
+    res = CrossbarPolicy(backend).iv_sweep(
         2, 5, v, compliance=25e-6, cycles=2, nplc=0.1, biasing="ground", on_point=points.append
     )
     assert res.current.shape == (v.size, 2) and res.compliance.shape == (v.size, 2)
@@ -167,7 +173,7 @@ def test_mvm_matches_v_g_with_25_captures_per_vector(backend) -> None:
     x = np.random.default_rng(1).uniform(0.0, 0.3, (3, 10))
     x[2, :2] = 0.0  # the first row group is all zero for the last vector: skipped
     c0 = backend.stats["captures"]
-    y = backend.mvm(x)
+    y = CrossbarPolicy(backend).mvm(x)
     assert y.shape == (3, 10)
     ideal = np.array(
         [
@@ -184,7 +190,7 @@ def test_mvm_matches_v_g_with_25_captures_per_vector(backend) -> None:
 
 def test_shutdown_leaves_everything_off_and_is_repeatable(backend) -> None:
     h = backend.sim_handles
-    backend.read_cell(0, 0)
+    CrossbarPolicy(backend).read_cell(0, 0)
     h.adapter.write("SOUR:VOLT:STAT ON")  # something left on behind the backend's back
     backend.ad2.awg_dc(1, 0.5)
     backend.shutdown()
@@ -197,7 +203,7 @@ def test_exception_inside_with_still_shuts_down() -> None:
     with pytest.raises(RuntimeError, match="boom"):
         with open_backend("sim") as b:
             h = b.sim_handles
-            b.read_cell(1, 1)
+            CrossbarPolicy(b).read_cell(1, 1)
             h.adapter.write("SOUR:VOLT:STAT ON")
             raise RuntimeError("boom")
     assert not h.adapter.output_on
@@ -214,19 +220,19 @@ def test_requests_beyond_limits_raise_before_any_command(backend) -> None:
 
     before = counts()
     with pytest.raises(SafetyLimitError):
-        backend.read_cell(0, 0, v_read=0.5)  # read limit 0.3 V
+        CrossbarPolicy(backend).read_cell(0, 0, v_read=0.5)  # read limit 0.3 V
     with pytest.raises(SafetyLimitError):
-        backend.pulse(0, 0, 6.5, 1e-3)  # bench limit 6 V
+        CrossbarPolicy(backend).pulse(0, 0, 6.5, 1e-3)  # bench limit 6 V
     with pytest.raises(SafetyLimitError):
-        backend.pulse(0, 0, 3.0, 1e-3, compliance=1e-3)  # snaps to 2.5 mA > 1 mA
+        CrossbarPolicy(backend).pulse(0, 0, 3.0, 1e-3, compliance=1e-3)  # snaps to 2.5 mA > 1 mA
     with pytest.raises(SafetyLimitError):
-        backend.iv_sweep(0, 0, [0, 3, 7], compliance=1e-4)
+        CrossbarPolicy(backend).iv_sweep(0, 0, [0, 3, 7], compliance=1e-4)
     with pytest.raises(SafetyLimitError):
-        backend.iv_sweep(0, 0, [0, 1], compliance=2e-3)
+        CrossbarPolicy(backend).iv_sweep(0, 0, [0, 1], compliance=2e-3)
     with pytest.raises(SafetyLimitError):
-        backend.mvm(np.full((1, 10), 0.31))
+        CrossbarPolicy(backend).mvm(np.full((1, 10), 0.31))
     with pytest.raises(IndexError):
-        backend.read_cell(10, 0)
+        CrossbarPolicy(backend).read_cell(10, 0)
     assert counts() == before
     assert max((abs(v) for v in sources(h.adapter.commands)), default=0.0) <= 6.0
 
@@ -239,7 +245,7 @@ def test_timeout_fault_surfaces_and_shutdown_still_runs() -> None:
         h = b.sim_handles
         with pytest.raises(InstrumentTimeout):
             for _ in range(10):
-                b.read_cell(0, 0, biasing="ground")
+                CrossbarPolicy(b).read_cell(0, 0, biasing="ground")
         b.shutdown()
         assert not h.adapter.output_on
 
@@ -251,7 +257,7 @@ def test_connection_lost_shutdown_never_raises() -> None:
     b = open_backend(parse_bench_config(d))
     with pytest.raises(ConnectionLost):
         for _ in range(10):
-            b.read_cell(0, 0, biasing="ground")
+            CrossbarPolicy(b).read_cell(0, 0, biasing="ground")
     b.shutdown()
     b.close()
     assert b.sim_handles.sim_bench.routing() == (["FLOAT"] * 10, ["FLOAT"] * 10)
@@ -276,8 +282,8 @@ def test_instruments_backend_without_instruments_raises_connection_lost() -> Non
 def test_programming_a_cell_leaves_its_row_and_column_alone() -> None:
     """Regression: a V/3 AD2 pulse right after a grounded verify read used to raise the 6487 to
     the pulse amplitude while the read routing was still latched, pulsing the whole row."""
-    from crossbar.bench import open_backend
     from crossbar.programming import program_cell
+    from lab import open_backend
 
     backend = open_backend("sim")
     sim = backend.sim_handles.crossbar

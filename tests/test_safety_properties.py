@@ -25,10 +25,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from crossbar.bench import open_backend
 from crossbar.config import load_bench_config, parse_bench_config
 from crossbar.core import Crossbar
 from instruments import errors as instrument_errors
+from lab import open_backend
 from sim_backends.bench_sim import SimBench
 
 _SCPI = re.compile(r"^(SOUR:VOLT(?::SWE:STAR|:SWE:STOP|:ILIM)?)\s+(\S+)$")

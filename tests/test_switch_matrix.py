@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crossbar.biasing import Biasing
+from crossbar.hardware import routing as hardware_routing
 from instruments.analog_discovery2 import AnalogDiscovery2
 from instruments.errors import ConnectionLost, SafetyLimits
 from instruments.switch_matrix import (
-    SCHEMES,
     Bus,
     Routing,
     SwitchMatrix,
@@ -124,10 +125,12 @@ def bench():
     ad2.close()
 
 
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", list(UNSELECTED))
 def test_select_cell_routings(bench, scheme: str) -> None:
+    """Every built-in biasing scheme of the crossbar table routes onto the buses it needs."""
     lib, _, matrix, sim = bench
-    routing = matrix.select_cell(3, 7, scheme)
+    lines = Biasing.parse(scheme).lines((10, 10), 3, 7)
+    routing = matrix.route(*hardware_routing(lines))
     row_bias, col_bias = UNSELECTED[scheme]
     expected_rows = [row_bias] * 10
     expected_rows[3] = Bus.SMU_SOURCE
@@ -140,7 +143,7 @@ def test_select_cell_routings(bench, scheme: str) -> None:
 
 def test_select_cell_with_awg_and_tia(bench) -> None:
     _, _, matrix, sim = bench
-    matrix.select_cell(0, 9, "ground", source=Bus.AWG2, sense=Bus.TIA1)
+    matrix.select_cell(0, 9, source=Bus.AWG2, sense=Bus.TIA1)
     assert sim.rows == [Bus.AWG2] + [Bus.GND] * 9
     assert sim.cols == [Bus.GND] * 9 + [Bus.TIA1]
 
@@ -162,7 +165,7 @@ def test_route_writes_each_word_once_through_dio(bench) -> None:
 
 def test_release_floats_every_line(bench) -> None:
     lib, _, matrix, sim = bench
-    matrix.select_cell(1, 1, "v/2")
+    matrix.select_cell(1, 1, (Bus.BIAS_HALF, Bus.BIAS_HALF))
     assert sim.enabled
     mark = len(lib.calls)
     matrix.release()
@@ -174,17 +177,17 @@ def test_release_floats_every_line(bench) -> None:
 
 def test_closing_the_ad2_releases_the_matrix(bench) -> None:
     _, ad2, matrix, sim = bench
-    matrix.select_cell(4, 4, "v/3")
+    matrix.select_cell(4, 4, (Bus.BIAS_THIRD, Bus.BIAS_TWO_THIRDS))
     ad2.close()
     assert not sim.enabled and set(sim.rows + sim.cols) == {Bus.FLOAT}
 
 
 def test_failed_route_releases_and_reraises(bench) -> None:
     lib, _, matrix, sim = bench
-    matrix.select_cell(2, 2, "ground")
+    matrix.select_cell(2, 2)
     lib.fail_after(40, sticky=False)  # dies in the middle of the shift sequence
     with pytest.raises(ConnectionLost):
-        matrix.select_cell(5, 5, "v/2")
+        matrix.select_cell(5, 5, (Bus.BIAS_HALF, Bus.BIAS_HALF))
     assert lib.calls[-1] == ("digitalIO.outputEnableSet", (0b1111,))  # release re-enabled pins
     assert lib.device.digitalIO.output == 0 and not sim.enabled
     assert matrix.routing == Routing.released(matrix.wiring)
@@ -194,16 +197,17 @@ def test_failed_route_on_a_dead_device_leaves_routing_unknown(bench) -> None:
     lib, _, matrix, _ = bench
     lib.fail_after(10)
     with pytest.raises(ConnectionLost):
-        matrix.select_cell(5, 5, "v/2")
+        matrix.select_cell(5, 5, (Bus.BIAS_HALF, Bus.BIAS_HALF))
     assert matrix.routing is None
 
 
+HALF = (Bus.BIAS_HALF, Bus.BIAS_HALF)
 BAD_CELLS = [
-    ("row high", dict(row=10, col=0, scheme="v/2")),
-    ("row negative", dict(row=-1, col=0, scheme="v/2")),
-    ("col high", dict(row=0, col=10, scheme="v/2")),
-    ("bool row", dict(row=True, col=0, scheme="v/2")),
-    ("scheme", dict(row=0, col=0, scheme="V/2")),
+    ("row high", dict(row=10, col=0, unselected=HALF)),
+    ("row negative", dict(row=-1, col=0, unselected=HALF)),
+    ("col high", dict(row=0, col=10, unselected=HALF)),
+    ("bool row", dict(row=True, col=0, unselected=HALF)),
+    ("bus", dict(row=0, col=0, unselected=(Bus.BIAS_HALF, 16))),
 ]
 
 
@@ -230,7 +234,7 @@ def test_route_checks_lengths_and_values(bench) -> None:
 
 def test_cell_routing_is_pure_and_vectorisable() -> None:
     wiring = SwitchWiring(rows=3, cols=4)
-    r = cell_routing(np.int64(2), 0, "v/3", wiring)
+    r = cell_routing(np.int64(2), 0, wiring, unselected=(Bus.BIAS_THIRD, Bus.BIAS_TWO_THIRDS))
     assert r.rows == (Bus.BIAS_THIRD, Bus.BIAS_THIRD, Bus.SMU_SOURCE)
     assert r.cols == (Bus.SMU_SENSE,) + (Bus.BIAS_TWO_THIRDS,) * 3
 

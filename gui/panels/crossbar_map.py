@@ -40,8 +40,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from crossbar.backend import Biasing, CellProgramReport, CellReading
-from crossbar.programming import ProgramReport, ProgramStep
+from crossbar.backend import Biasing, CellReading
+from crossbar.programming import CellProgramReport, ProgramReport, ProgramStep
 from gui import plotting
 from gui.panels.base import AppServices, Panel
 from gui.workers import Task, TaskAborted, TaskContext

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from crossbar.bench import open_backend
+from lab import open_backend
 from crossbar.config import BenchConfig, BenchConfigError, load_bench_config
 from crossbar.core import Crossbar
 from crossbar.datastore import DataStore, DataStoreError

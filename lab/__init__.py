@@ -1,4 +1,8 @@
-"""The one place a crossbar backend is built: :func:`open_backend`.
+"""The one place a bench is built: :func:`open_backend`.
+
+This package sits above both the crossbar layer and the simulation (ophyd-async style: the
+simulated backends implement :mod:`crossbar.backend` themselves), so it is the only place the
+application chooses between the instruments and a simulation.
 
 From a :class:`~crossbar.config.BenchConfig` (or a bench file / built-in name):
 
@@ -9,17 +13,15 @@ From a :class:`~crossbar.config.BenchConfig` (or a bench file / built-in name):
   → the SAME drivers over the twins → :class:`~crossbar.hardware.InstrumentBackend`, with the
   twins' handles on ``backend.sim_handles`` (recorded command streams, the virtual clock, the
   simulated array);
-* ``backend = "physics"``: :class:`crossbar.physics.PhysicsBackend` around a
-  :class:`sim_backends.array.SimulatedCrossbar` (injected), the fast path.
+* ``backend = "physics"``: :class:`sim_backends.physics_backend.PhysicsBackend` around a
+  :class:`sim_backends.array.SimulatedCrossbar`, the fast path.
 
 Opening an instrument bench resets the 6487 (``*RST``, ``*CLS``), runs its zero correction and
-releases the switch matrix, so every session starts from a known, safe state. This module is the
-only crossbar module that imports :mod:`sim_backends` (import-linter exception).
+releases the switch matrix, so every session starts from a known, safe state.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from pathlib import Path
 from typing import Any
@@ -27,13 +29,15 @@ from typing import Any
 from crossbar.backend import CrossbarBackend
 from crossbar.config import BenchConfig, BenchConfigError, load_bench_config
 from crossbar.hardware import InstrumentBackend
-from instruments.analog_discovery2 import AnalogDiscovery2
+from instruments.analog_discovery2 import AWG_MAX_VOLTAGE, AnalogDiscovery2
 from instruments.errors import ConnectionLost, InstrumentError
 from instruments.keithley6487 import Keithley6487
 from instruments.switch_matrix import Bus, SwitchMatrix, SwitchWiring
+from sim_backends.array import SimulatedCrossbar
 from sim_backends.bench_sim import DEFAULT_BUS_CODES, SimHandles, build_sim_bench
 from sim_backends.clock import VirtualClock
 from sim_backends.faults import FaultPlan
+from sim_backends.physics_backend import PhysicsBackend
 from sim_backends.profiles import PROFILES, get_profile
 
 __all__ = ["open_backend", "resolve_config", "sim_handles_of"]
@@ -101,11 +105,18 @@ def _compose(
     *,
     clock: Any = None,
     poll_interval: float | None = None,
+    sim_handles: SimHandles | None = None,
 ) -> InstrumentBackend:
     """Initialise the opened instruments and wrap them (closing them if that fails)."""
     matrix = SwitchMatrix(ad2, _wiring(cfg))
     backend = InstrumentBackend(
-        keithley, ad2, matrix, cfg, clock=clock, poll_interval=poll_interval
+        keithley,
+        ad2,
+        matrix,
+        cfg,
+        clock=clock,
+        poll_interval=poll_interval,
+        sim_handles=sim_handles,
     )
     try:
         matrix.release()
@@ -186,15 +197,10 @@ def _open_twins(cfg: BenchConfig) -> InstrumentBackend:
         sleep=handles.clock.advance,
     )
     ad2.open()
-    backend = _compose(cfg, keithley, ad2, clock=handles.clock, poll_interval=0.0)
-    backend.sim_handles = handles
-    return backend
+    return _compose(cfg, keithley, ad2, clock=handles.clock, poll_interval=0.0, sim_handles=handles)
 
 
-def _open_physics(cfg: BenchConfig) -> CrossbarBackend:
-    from crossbar.physics import PhysicsBackend
-    from sim_backends.array import SimulatedCrossbar
-
+def _open_physics(cfg: BenchConfig) -> PhysicsBackend:
     sim = cfg.simulation
     crossbar = SimulatedCrossbar(
         _profile(cfg),
@@ -204,16 +210,14 @@ def _open_physics(cfg: BenchConfig) -> CrossbarBackend:
         r_col=cfg.crossbar.line_resistance_ohm,
         clock=VirtualClock(),
     )
-    offered = {
-        "limits": cfg.safety_limits,
-        "config": cfg,
-        "name": cfg.bench.name,
-        "row_drivers": cfg.wiring.row_drivers,
-        "max_read_voltage": cfg.limits.max_read_voltage,
-        "max_pulse_voltage": cfg.limits.max_voltage,
-    }
-    params = inspect.signature(PhysicsBackend).parameters
-    kwargs = {k: v for k, v in offered.items() if k in params}
-    backend = PhysicsBackend(crossbar, **kwargs)
-    backend.bench_config = cfg
-    return backend
+    return PhysicsBackend(
+        crossbar,
+        limits=cfg.safety_limits,
+        max_read_voltage=cfg.limits.max_read_voltage,
+        row_drivers=cfg.wiring.row_drivers,
+        max_pulse_voltage=(
+            cfg.limits.max_voltage if cfg.wiring.pulse_instrument == "keithley" else AWG_MAX_VOLTAGE
+        ),
+        name=cfg.bench.name,
+        bench_config=cfg,
+    )
