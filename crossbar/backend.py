@@ -45,8 +45,10 @@ __all__ = [
     "CrossbarBackend",
     "Measurement",
     "OperationAborted",
+    "BenchView",
     "SweepPoint",
     "SweepResult",
+    "SweepSpec",
 ]
 
 
@@ -58,6 +60,20 @@ class Measurement:
     current: float
     compliance: bool = False
     time: float = 0.0
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """One backend sweep: connect ``lines`` and step the source through ``voltages`` (V)
+    ``cycles`` times, its current limited at ``compliance`` A (a level of the source); each
+    point: ``delay`` s at the new level, then an ``nplc``-PLC reading of the sensed column."""
+
+    lines: LineLevels
+    voltages: np.ndarray
+    compliance: float
+    nplc: float
+    delay: float
+    cycles: int = 1
 
 
 @dataclass(frozen=True)
@@ -190,20 +206,8 @@ class CrossbarBackend(ABC):
         take one reading of the sensed column. The source may stay on (see :meth:`release`)."""
 
     @abstractmethod
-    def sweep(
-        self,
-        lines: LineLevels,
-        voltages: np.ndarray,
-        *,
-        compliance: float,
-        nplc: float,
-        delay: float,
-        cycles: int,
-        on_point: Callable[[int, int, Measurement], None],
-    ) -> None:
-        """Connect ``lines`` and step the source through ``voltages`` (V) ``cycles`` times, the
-        current limited at ``compliance`` A; each point: ``delay`` s at the new level, then an
-        ``nplc``-PLC reading of the sensed column, passed at once to
+    def sweep(self, spec: SweepSpec, on_point: Callable[[int, int, Measurement], None]) -> None:
+        """Run ``spec`` (see :class:`SweepSpec`): every reading passed at once to
         ``on_point(cycle, index, measurement)``. Source off and lines released at the end."""
 
     @abstractmethod
@@ -264,3 +268,33 @@ class CrossbarBackend(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+class BenchView:
+    """What an object over a backend (the policy, the Crossbar facade) tells about its bench."""
+
+    backend: CrossbarBackend
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The backend's capabilities."""
+        return self.backend.capabilities
+
+    @property
+    def limits(self) -> SafetyLimits:
+        """The bench's safety limits."""
+        return self.backend.limits
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols)."""
+        return self.backend.shape
+
+    @property
+    def name(self) -> str:
+        """The backend's name."""
+        return self.backend.name
+
+    def now(self) -> float:
+        """Backend time, s (virtual on simulated benches)."""
+        return self.backend.now()

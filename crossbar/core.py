@@ -26,7 +26,7 @@ import numpy as np
 
 from crossbar import programming
 from crossbar.backend import (
-    Capabilities,
+    BenchView,
     CellReading,
     CrossbarBackend,
     OperationAborted,
@@ -35,7 +35,7 @@ from crossbar.backend import (
 )
 from crossbar.biasing import Biasing, BiasScheme
 from crossbar.datastore import DataStore
-from crossbar.policy import CrossbarPolicy
+from crossbar.policy import CrossbarPolicy, SweepSettings
 from crossbar.programming import CellProgramReport, ProgramReport, ProgramStep
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
@@ -61,7 +61,7 @@ class FormReport:
     history: list[tuple[float, float, float]] = field(default_factory=list)  # (V, s, G S)
 
 
-class Crossbar:
+class Crossbar(BenchView):
     """All operations on one array, recorded to ``datastore`` (if given) as acquired.
 
     Args:
@@ -82,21 +82,6 @@ class Crossbar:
         self.policy = CrossbarPolicy(backend, differential_read=differential_read)
         self.datastore = datastore
         self._abort = threading.Event()
-
-    # -- information -------------------------------------------------------------------------
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(rows, cols)."""
-        return self.backend.shape
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """The backend's capabilities."""
-        return self.backend.capabilities
-
-    def now(self) -> float:
-        """Backend time, s."""
-        return self.backend.now()
 
     # -- abort -------------------------------------------------------------------------------
     def abort(self) -> None:
@@ -235,24 +220,15 @@ class Crossbar:
         reset_compliance: float | None = None,
         reset_biasing: BiasScheme | str | None = None,
     ) -> SweepResult:
-        """Cyclic I-V sweep of one cell (see
-        :meth:`CrossbarPolicy.iv_sweep <crossbar.policy.CrossbarPolicy.iv_sweep>`: limits,
-        ``reset_compliance``/``reset_biasing`` for the points below 0 V). Each point is written
+        """Cyclic I-V sweep of one cell (the settings: :class:`~crossbar.policy.SweepSettings`,
+        e.g. ``reset_compliance``/``reset_biasing`` for the points below 0 V). Each point is written
         to ``/iv/<name>`` and ``/records`` as measured; ``on_point`` (e.g. a live plot) sees it
         too. A bad request is refused before the data file is touched. An abort raises
         OperationAborted with the partial ``SweepResult``."""
-        plan = self.policy.plan_sweep(
-            row,
-            col,
-            voltages,
-            compliance=compliance,
-            cycles=cycles,
-            nplc=nplc,
-            biasing=biasing,
-            delay=delay,
-            reset_compliance=reset_compliance,
-            reset_biasing=reset_biasing,
+        settings = SweepSettings(
+            compliance, cycles, nplc, biasing, delay, reset_compliance, reset_biasing
         )
+        plan = self.policy.plan_sweep(row, col, voltages, settings)
         v = plan.voltages
         total = v.size * plan.cycles
         cur = np.full((v.size, plan.cycles), np.nan)

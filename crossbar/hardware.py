@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from crossbar.backend import Capabilities, CellReading, CrossbarBackend, Measurement
+from crossbar.backend import Capabilities, CellReading, CrossbarBackend, Measurement, SweepSpec
 from crossbar.biasing import SELECTED, Line, LineLevels
 from crossbar.config import BenchConfig
 from instruments.analog_discovery2 import AWG_MAX_VOLTAGE, AWG_MIN_PULSE_S
@@ -344,30 +344,20 @@ class InstrumentBackend(CrossbarBackend):
                 k.source_voltage_range = 10
 
     # ------------------------------------------------------------------ I-V sweeps
-    def sweep(
-        self,
-        lines: LineLevels,
-        voltages: np.ndarray,
-        *,
-        compliance: float,
-        nplc: float,
-        delay: float,
-        cycles: int,
-        on_point: Callable[[int, int, Measurement], None],
-    ) -> None:
+    def sweep(self, spec: SweepSpec, on_point: Callable[[int, int, Measurement], None]) -> None:
         """Staircase through the 6487 (built-in sweeps where the list allows), ``cycles``
         times; overflow readings are ±inf."""
-        v = np.asarray(voltages, dtype=float).ravel()
+        v = np.asarray(spec.voltages, dtype=float).ravel()
         k = self.keithley
         high = self._high_range(float(np.max(np.abs(v))))
         with self._session():
             k.source_off()
-            self._route_lines(lines)
-            k.nplc = nplc
-            self._nplc = nplc
+            self._route_lines(spec.lines)
+            k.nplc = spec.nplc
+            self._nplc = spec.nplc
             if high is not None:
                 k.source_voltage_range = high
-            for cycle in range(int(cycles)):
+            for cycle in range(int(spec.cycles)):
 
                 def deliver(index: int, reading: Reading, cycle: int = cycle) -> None:
                     m = Measurement(_current(reading), bool(reading.compliance), self.now())
@@ -375,9 +365,9 @@ class InstrumentBackend(CrossbarBackend):
 
                 k.sweep_points(
                     v,
-                    compliance=compliance,
+                    compliance=spec.compliance,
                     on_reading=deliver,
-                    delay=float(delay),
+                    delay=float(spec.delay),
                     builtin_descending=self.config.instruments.builtin_descending,
                     poll_interval=self.poll_interval,
                 )

@@ -33,19 +33,39 @@ from dataclasses import dataclass
 import numpy as np
 
 from crossbar.backend import (
-    Capabilities,
+    BenchView,
     CellReading,
     CrossbarBackend,
     Measurement,
     SweepPoint,
     SweepResult,
+    SweepSpec,
 )
 from crossbar.biasing import Biasing, BiasScheme
-from instruments.errors import ComplianceError, SafetyLimitError, SafetyLimits
+from instruments.errors import ComplianceError, SafetyLimitError
 
-__all__ = ["CrossbarPolicy", "SweepPlan", "SweepRun"]
+__all__ = ["CrossbarPolicy", "SweepPlan", "SweepRun", "SweepSettings"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """How to sweep: the source limited at ``compliance`` A (snapped up to the source's
+    levels), ``cycles`` passes, each point ``delay`` s of settling (0 … 999.9999) then an
+    ``nplc``-PLC reading, unselected lines per ``biasing``. ``reset_compliance`` (A) and
+    ``reset_biasing``: the limit and biasing of the points below 0 V (the RESET branch: a
+    cell's RESET can need more current than its SET was formed under, and a positive-only
+    scheme needs another one there); with either given, each cycle runs as one backend sweep
+    per run of same-sign points, the source off between them. None: one setting throughout."""
+
+    compliance: float
+    cycles: int = 1
+    nplc: float = 1.0
+    biasing: BiasScheme | str = Biasing.GROUND
+    delay: float = 0.0
+    reset_compliance: float | None = None
+    reset_biasing: BiasScheme | str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +97,7 @@ class SweepPlan:
     reset_limit: float  # A, the limit below 0 V
 
 
-class CrossbarPolicy:
+class CrossbarPolicy(BenchView):
     """Validated cell operations over ``backend``'s primitives (see the module docstring).
 
     :param backend: the bench.
@@ -101,31 +121,6 @@ class CrossbarPolicy:
         if isinstance(target, CrossbarBackend):
             return cls(target)
         raise TypeError(f"expected a CrossbarPolicy, Crossbar or CrossbarBackend, got {target!r}")
-
-    # -- information -------------------------------------------------------------------------
-    @property
-    def capabilities(self) -> Capabilities:
-        """The backend's capabilities."""
-        return self.backend.capabilities
-
-    @property
-    def limits(self) -> SafetyLimits:
-        """The bench's safety limits."""
-        return self.backend.limits
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(rows, cols)."""
-        return self.backend.shape
-
-    @property
-    def name(self) -> str:
-        """The backend's name."""
-        return self.backend.name
-
-    def now(self) -> float:
-        """Backend time, s."""
-        return self.backend.now()
 
     def compliance_error(self, reading: CellReading, what: str) -> ComplianceError:
         """The backend's error for a read clamped by its current limit during ``what``."""
@@ -246,20 +241,12 @@ class CrossbarPolicy:
         return math.inf
 
     def check_nplc(self, nplc: float) -> float:
-        """``nplc`` as a float; ValueError outside the bench's range."""
-        lo, hi = self.capabilities.nplc_range
-        n = float(nplc)
-        if not lo <= n <= hi:
-            raise ValueError(f"nplc must be in [{lo:g}, {hi:g}], got {nplc!r}")
-        return n
+        """``nplc`` as a float; ValueError outside the bench's range (PLC)."""
+        return _in_range(nplc, self.capabilities.nplc_range, "nplc", "")
 
     def check_delay(self, delay: float) -> float:
         """``delay`` (s) as a float; ValueError outside the bench's range."""
-        lo, hi = self.capabilities.delay_range
-        d = float(delay)
-        if not lo <= d <= hi:
-            raise ValueError(f"delay must be in [{lo:g}, {hi:g}] s, got {delay!r}")
-        return d
+        return _in_range(delay, self.capabilities.delay_range, "delay", " s")
 
     def check_width(self, width: float) -> float:
         """``width`` (s) as a float; ValueError when not a pulse width the bench can give."""
@@ -387,54 +374,41 @@ class CrossbarPolicy:
 
     # -- I-V sweeps --------------------------------------------------------------------------
     def plan_sweep(
-        self,
-        row: int,
-        col: int,
-        voltages: Sequence[float] | np.ndarray,
-        *,
-        compliance: float,
-        cycles: int = 1,
-        nplc: float = 1.0,
-        biasing: BiasScheme | str = Biasing.GROUND,
-        delay: float = 0.0,
-        reset_compliance: float | None = None,
-        reset_biasing: BiasScheme | str | None = None,
+        self, row: int, col: int, voltages: Sequence[float] | np.ndarray, settings: SweepSettings
     ) -> SweepPlan:
         """Validate a cyclic I-V sweep (see :meth:`iv_sweep`) and plan its backend runs."""
         self.check_cell(row, col)
+        st = settings
         v = np.asarray(voltages, dtype=float).reshape(-1)
         if v.size == 0:
             raise ValueError("an I-V sweep needs ≥ 1 voltage")
-        if isinstance(cycles, bool) or int(cycles) != cycles or cycles < 1:
-            raise ValueError(f"cycles must be an int >= 1, got {cycles!r}")
+        if isinstance(st.cycles, bool) or int(st.cycles) != st.cycles or st.cycles < 1:
+            raise ValueError(f"cycles must be an int >= 1, got {st.cycles!r}")
         self.check_voltage(v, "sweep voltages")
-        split = reset_compliance is not None or reset_biasing is not None
-        b = self.scheme(biasing, v[v >= 0] if split else v, "sweep voltages")
-        rb = b if reset_biasing is None else Biasing.parse(reset_biasing)
-        rb = self.scheme(rb, v[v < 0], "sweep voltages below 0 V")
+        split = st.reset_compliance is not None or st.reset_biasing is not None
         pos, neg = v[v >= 0], v[v < 0]
+        b = self.scheme(st.biasing, pos if split else v, "sweep voltages")
+        rb = b if st.reset_biasing is None else Biasing.parse(st.reset_biasing)
+        rb = self.scheme(rb, neg, "sweep voltages below 0 V")
         if split:
-            limit = self.limit_for(
-                compliance, "sweep compliance", float(np.max(np.abs(pos))) if pos.size else 0.0
-            )
-            r_icc = compliance if reset_compliance is None else reset_compliance
-            what = "sweep compliance" if reset_compliance is None else "sweep reset compliance"
-            r_limit = self.limit_for(r_icc, what, float(np.max(np.abs(neg))) if neg.size else 0.0)
+            limit = self.limit_for(st.compliance, "sweep compliance", _peak(pos))
+            r_icc = st.compliance if st.reset_compliance is None else st.reset_compliance
+            what = "sweep compliance" if st.reset_compliance is None else "sweep reset compliance"
+            r_limit = self.limit_for(r_icc, what, _peak(neg))
             runs = tuple(
                 SweepRun(s, e, rb, r_limit) if n else SweepRun(s, e, b, limit)
                 for s, e, n in _sign_runs(v)
             )
         else:
-            limit = self.limit_for(compliance, "sweep compliance", float(np.max(np.abs(v))))
-            r_limit = limit
+            limit = r_limit = self.limit_for(st.compliance, "sweep compliance", _peak(v))
             runs = (SweepRun(0, v.size, b, limit),)
         return SweepPlan(
             row=int(row),
             col=int(col),
             voltages=v,
-            cycles=int(cycles),
-            nplc=self.check_nplc(nplc),
-            delay=self.check_delay(delay),
+            cycles=int(st.cycles),
+            nplc=self.check_nplc(st.nplc),
+            delay=self.check_delay(st.delay),
             runs=runs,
             split=split,
             compliance_limit=limit,
@@ -460,15 +434,11 @@ class CrossbarPolicy:
             def shifted(cycle: int, index: int, m: Measurement) -> None:
                 point(first_cycle + cycle, run.start + index, m)
 
-            self.backend.sweep(
-                run.scheme.lines(self.shape, plan.row, plan.col),
-                v[run.start : run.stop],
-                compliance=run.limit,
-                nplc=plan.nplc,
-                delay=plan.delay,
-                cycles=cycles,
-                on_point=shifted,
+            lines = run.scheme.lines(self.shape, plan.row, plan.col)
+            spec = SweepSpec(
+                lines, v[run.start : run.stop], run.limit, plan.nplc, plan.delay, cycles
             )
+            self.backend.sweep(spec, shifted)
 
         if plan.split:
             for cycle in range(plan.cycles):
@@ -484,35 +454,13 @@ class CrossbarPolicy:
         col: int,
         voltages: Sequence[float] | np.ndarray,
         *,
-        compliance: float,
-        cycles: int = 1,
-        nplc: float = 1.0,
-        biasing: BiasScheme | str = Biasing.GROUND,
         on_point: Callable[[SweepPoint], None] | None = None,
-        delay: float = 0.0,
-        reset_compliance: float | None = None,
-        reset_biasing: BiasScheme | str | None = None,
+        **settings: object,
     ) -> SweepResult:
-        """Cyclic I-V sweep of a cell through ``voltages`` (V), ``cycles`` times, the source
-        limited at ``compliance`` A (snapped up to the source's levels: the applied limit is
-        ``SweepResult.compliance_limit``). Each point: ``delay`` s of settling at the new level
-        (0 … 999.9999), then an ``nplc``-PLC reading.
-
-        ``reset_compliance`` (A) and ``reset_biasing``: the limit and biasing of the points
-        below 0 V (the RESET branch); with either given each cycle runs as one backend sweep
-        per run of same-sign points (the source off between them)."""
-        plan = self.plan_sweep(
-            row,
-            col,
-            voltages,
-            compliance=compliance,
-            cycles=cycles,
-            nplc=nplc,
-            biasing=biasing,
-            delay=delay,
-            reset_compliance=reset_compliance,
-            reset_biasing=reset_biasing,
-        )
+        """Cyclic I-V sweep of a cell through ``voltages`` (V); ``settings`` are the fields of
+        :class:`SweepSettings` (``compliance`` required). ``on_point`` sees every point as it is
+        measured. The applied current limit is ``SweepResult.compliance_limit``."""
+        plan = self.plan_sweep(row, col, voltages, SweepSettings(**settings))  # type: ignore[arg-type]
         return self.run_sweep(plan, on_point)
 
     # -- matrix-vector products --------------------------------------------------------------
@@ -533,6 +481,20 @@ class CrossbarPolicy:
         v2 = self.check_mvm(row_voltages)
         out = np.asarray(self.backend.mvm(v2), dtype=float).reshape(v2.shape[0], -1)
         return out[0] if single else out
+
+
+def _peak(v: np.ndarray) -> float:
+    """Largest |V| of ``v`` (0 for an empty array)."""
+    return float(np.max(np.abs(v))) if v.size else 0.0
+
+
+def _in_range(value: float, bounds: tuple[float, float], what: str, unit: str) -> float:
+    """``value`` as a float; ValueError naming ``what`` when outside ``bounds`` (inclusive)."""
+    lo, hi = bounds
+    x = float(value)
+    if not lo <= x <= hi:
+        raise ValueError(f"{what} must be in [{lo:g}, {hi:g}]{unit}, got {value!r}")
+    return x
 
 
 def _sign_runs(v: np.ndarray) -> list[tuple[int, int, bool]]:

@@ -228,6 +228,116 @@ def program_cell(
     """
     policy = CrossbarPolicy.of(array)
     target = float(target)
+    _check_settings(
+        target, tol, v_step, v_set_start, v_reset_start, width, max_pulses, stuck_patience
+    )
+    biasing, read_biasing = Biasing.parse(biasing), Biasing.parse(read_biasing)
+    if biasing.positive_only:
+        raise ValueError(
+            f"pulse biasing {biasing.value!r} is for V >= 0 only and programming pulses both "
+            "ways; use v/3"
+        )
+    cap = pulse_cap(policy, v_max)
+    run = _Verify(
+        policy,
+        row,
+        col,
+        target,
+        tol=tol,
+        width=width,
+        max_pulses=max_pulses,
+        pulse=lambda a: policy.pulse(row, col, a, width, biasing=biasing, compliance=compliance),
+        read=lambda: policy.read_cell(row, col, v_read=v_read, biasing=Biasing.parse(read_biasing)),
+        amplitude=_Amplitude(
+            {+1: min(abs(v_set_start), cap), -1: min(abs(v_reset_start), cap)}, v_step, cap
+        ),
+        min_progress=min_progress,
+        stuck_rtol=stuck_rtol,
+        stuck_patience=stuck_patience,
+        on_pulse=on_pulse,
+        should_abort=should_abort,
+    )
+    return run.run()
+
+
+@dataclass
+class _Verify:
+    """One program-and-verify run on one cell (see :func:`program_cell`)."""
+
+    policy: CrossbarPolicy
+    row: int
+    col: int
+    target: float
+    tol: float
+    width: float
+    max_pulses: int
+    pulse: Callable[[float], None]
+    read: Callable[[], CellReading]
+    amplitude: _Amplitude
+    min_progress: float
+    stuck_rtol: float
+    stuck_patience: int
+    on_pulse: Callable[[ProgramStep], None] | None
+    should_abort: Callable[[], bool] | None
+
+    def verify(self, pulse: int, amplitude: float, width: float) -> float:
+        """A verify read, passed to ``on_pulse``; its G (S). ComplianceError if clamped."""
+        reading = self.read()
+        if self.on_pulse is not None:
+            self.on_pulse(ProgramStep(self.row, self.col, pulse, amplitude, width, reading))
+        if reading.compliance:  # passed to on_pulse (recorded) first: nothing measured is lost
+            raise self.policy.compliance_error(reading, "program-and-verify")
+        return reading.conductance
+
+    def within(self, g: float) -> bool:
+        return abs(g - self.target) <= self.tol * self.target
+
+    def run(self) -> CellProgramReport:
+        g0 = g = self.verify(0, 0.0, 0.0)
+        reads = [g]
+        report = CellProgramReport(self.row, self.col, self.target, g, 0, False, False)
+        miss = False
+        at_cap: list[float] = []  # G before each consecutive at-cap pulse in this direction
+        while not self.within(g) and report.pulses < self.max_pulses:
+            if self.should_abort is not None and self.should_abort():
+                report.aborted = True
+                break
+            d = 1 if g < self.target else -1
+            amplitude, restarted = self.amplitude.next(d, miss)
+            at_cap = (
+                [*([] if restarted else at_cap), g] if d * amplitude >= self.amplitude.cap else []
+            )
+            self.pulse(amplitude)
+            report.pulses += 1
+            g_new = self.verify(report.pulses, amplitude, self.width)
+            report.history.append((amplitude, self.width, g_new))
+            miss = _progress(g, g_new, self.target, d) < self.min_progress
+            g = g_new
+            reads.append(g)
+            if _stuck_at_cap(
+                at_cap, g, d, self.stuck_patience, self.stuck_rtol
+            ) and not self.within(g):
+                report.stuck = True
+                break
+        report.converged = self.within(g) and not report.stuck
+        report.final = g
+        if not report.converged and not report.stuck and not report.aborted and report.pulses:
+            span = np.max(np.abs(np.asarray(reads) - g0)) / max(abs(g0), 1e-300)
+            report.stuck = bool(span < self.stuck_rtol)
+        return report
+
+
+def _check_settings(
+    target: float,
+    tol: float,
+    v_step: float,
+    v_set_start: float,
+    v_reset_start: float,
+    width: float,
+    max_pulses: int,
+    stuck_patience: int,
+) -> None:
+    """ValueError for program-and-verify settings that make no sense."""
     if not (np.isfinite(target) and target > 0):
         raise ValueError(f"target conductance must be > 0 S, got {target}")
     if not tol > 0:
@@ -236,77 +346,39 @@ def program_cell(
         raise ValueError("v_step, v_set_start and v_reset_start must be non-zero")
     if not (width > 0 and max_pulses >= 0 and stuck_patience >= 1):
         raise ValueError("width must be > 0 s, max_pulses ≥ 0 and stuck_patience ≥ 1")
-    biasing = Biasing.parse(biasing)
-    read_biasing = Biasing.parse(read_biasing)
-    if biasing.positive_only:
-        raise ValueError(
-            f"pulse biasing {biasing.value!r} is for V >= 0 only and programming pulses both "
-            "ways; use v/3"
-        )
-    cap = pulse_cap(policy, v_max)
-    start = {+1: min(abs(v_set_start), cap), -1: min(abs(v_reset_start), cap)}
 
-    def read() -> CellReading:
-        return policy.read_cell(row, col, v_read=v_read, biasing=read_biasing)
 
-    first = read()
-    if on_pulse is not None:
-        on_pulse(ProgramStep(row, col, 0, 0.0, 0.0, first))
-    if first.compliance:
-        raise policy.compliance_error(first, "program-and-verify")
-    g0 = g = first.conductance
-    reads = [g]
-    report = CellProgramReport(row, col, target, g, 0, False, False)
-    direction = 0
-    amp = 0.0
-    miss = False
-    at_cap: list[float] = []  # G before each consecutive at-cap pulse in this direction
+@dataclass
+class _Amplitude:
+    """The amplitude rule of program-and-verify (module docstring, step 4): the polarity's
+    ``start`` magnitude on a direction change, ``step`` more after a miss, never above ``cap``."""
 
-    while True:
-        if abs(g - target) <= tol * target:
-            report.converged = True
-            break
-        if report.pulses >= max_pulses:
-            break
-        if should_abort is not None and should_abort():
-            report.aborted = True
-            break
-        d = 1 if g < target else -1
-        if d != direction:
-            direction, amp, at_cap = d, start[d], []
+    start: dict[int, float]
+    step: float
+    cap: float
+    direction: int = 0
+    amp: float = 0.0
+
+    def next(self, d: int, miss: bool) -> tuple[float, bool]:
+        """(signed amplitude V of the next pulse in direction ``d``, whether it restarted)."""
+        restarted = d != self.direction
+        if restarted:
+            self.direction, self.amp = d, self.start[d]
         elif miss:
-            amp = min(amp + v_step, cap)
-        amplitude = d * amp
-        # Safety: never ask for more than the bench allows (the backend checks again).
-        if abs(amplitude) > cap * (1 + 1e-12):
-            raise SafetyLimitError(f"pulse {amplitude:g} V beyond the cap {cap:g} V")
-        if amp >= cap:
-            at_cap.append(g)
-        else:
-            at_cap = []
-        policy.pulse(row, col, amplitude, width, biasing=biasing, compliance=compliance)
-        reading = read()
-        report.pulses += 1
-        g_new = reading.conductance
-        report.history.append((amplitude, width, g_new))
-        if on_pulse is not None:
-            on_pulse(ProgramStep(row, col, report.pulses, amplitude, width, reading))
-        if reading.compliance:  # passed to on_pulse (recorded) first: nothing measured is lost
-            raise policy.compliance_error(reading, "program-and-verify")
-        progress = _progress(g, g_new, target, d)
-        miss = progress < min_progress
-        g = g_new
-        reads.append(g)
-        if len(at_cap) >= stuck_patience:
-            moved = d * (g - at_cap[-stuck_patience]) / max(abs(at_cap[-stuck_patience]), 1e-300)
-            if moved < stuck_rtol and abs(g - target) > tol * target:
-                report.stuck = True
-                break
-    report.final = g
-    if not report.converged and not report.stuck and not report.aborted and report.pulses:
-        span = np.max(np.abs(np.asarray(reads) - g0)) / max(abs(g0), 1e-300)
-        report.stuck = bool(span < stuck_rtol)
-    return report
+            self.amp = min(self.amp + self.step, self.cap)
+        # Safety: never ask for more than the bench allows (the policy checks again).
+        if self.amp > self.cap * (1 + 1e-12):
+            raise SafetyLimitError(f"pulse {d * self.amp:g} V beyond the cap {self.cap:g} V")
+        return d * self.amp, restarted
+
+
+def _stuck_at_cap(at_cap: list[float], g: float, d: int, patience: int, rtol: float) -> bool:
+    """True when ``patience`` consecutive pulses at the cap moved G toward the target by less
+    than ``rtol`` (relative)."""
+    if len(at_cap) < patience:
+        return False
+    ref = at_cap[-patience]
+    return d * (g - ref) / max(abs(ref), 1e-300) < rtol
 
 
 def program_map(

@@ -273,19 +273,7 @@ def run_on_crossbar(
 
     check()
     if program:
-        report: ProgramReport = crossbar.program_map(
-            targets,
-            progress=(lambda d, t: progress("program", d, t)) if progress else None,
-            tol=o.tol,
-            max_pulses=o.max_pulses,
-        )
-        g_map = report.final_map()
-        prog_summary = {
-            "cells": float(len(report.cells)),
-            "fraction_converged": float(report.fraction_converged),
-            "stuck": float(report.n_stuck),
-            "mean_pulses": float(report.mean_pulses),
-        }
+        g_map, prog_summary = _program(crossbar, targets, o, progress)
     else:
         g_map = targets
         prog_summary = {"cells": 0.0, "fraction_converged": math.nan, "stuck": 0.0}
@@ -327,6 +315,25 @@ def run_on_crossbar(
             for i, m in enumerate(placement.layers)
         ],
     )
+
+
+def _program(
+    crossbar: Crossbar, targets: np.ndarray, o: DeployOptions, progress: Progress | None
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Program-and-verify the network's cells: (achieved map S, summary of the run)."""
+    report: ProgramReport = crossbar.program_map(
+        targets,
+        progress=(lambda d, t: progress("program", d, t)) if progress else None,
+        tol=o.tol,
+        max_pulses=o.max_pulses,
+    )
+    summary = {
+        "cells": float(len(report.cells)),
+        "fraction_converged": float(report.fraction_converged),
+        "stuck": float(report.n_stuck),
+        "mean_pulses": float(report.mean_pulses),
+    }
+    return report.final_map(), summary
 
 
 def result_dict(result: DeploymentResult) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from crossbar.backend import Capabilities, CrossbarBackend, Measurement
+from crossbar.backend import Capabilities, CrossbarBackend, Measurement, SweepSpec
 from crossbar.biasing import Line, LineLevels
 from instruments.errors import SafetyLimits
 from sim_backends.array import SimulatedCrossbar
@@ -171,32 +171,23 @@ class PhysicsBackend(CrossbarBackend):
         )
         self.last_pulse_compliance = bool(res.compliance)
 
-    def sweep(
-        self,
-        lines: LineLevels,
-        voltages: np.ndarray,
-        *,
-        compliance: float,
-        nplc: float,
-        delay: float,
-        cycles: int,
-        on_point: Callable[[int, int, Measurement], None],
-    ) -> None:
+    def sweep(self, spec: SweepSpec, on_point: Callable[[int, int, Measurement], None]) -> None:
         """Point by point: each point held ``delay`` s, then read over ``nplc/60`` s with the
         source limited at ``compliance`` A."""
-        v = np.asarray(voltages, dtype=float).reshape(-1)
-        col = lines.sensed_cols()[0]
-        terminal = self._terminal(lines)
+        v = np.asarray(spec.voltages, dtype=float).reshape(-1)
+        col = spec.lines.sensed_cols()[0]
+        terminal = self._terminal(spec.lines)
+        icc = float(spec.compliance)
         self.outputs_on = True
-        for c in range(int(cycles)):
+        for c in range(int(spec.cycles)):
             for k, vk in enumerate(v):
-                left, bottom = self._line_ends(lines, float(vk))
-                if delay > 0:  # the source delay: the level is held, nothing is read
+                left, bottom = self._line_ends(spec.lines, float(vk))
+                if spec.delay > 0:  # the source delay: the level is held, nothing is read
                     self.sim.bias(
                         left,
                         bottom,
-                        duration_s=float(delay),
-                        i_compliance=float(compliance),
+                        duration_s=float(spec.delay),
+                        i_compliance=icc,
                         noisy=False,
                         compliance_terminal=terminal,
                         reading=False,
@@ -204,8 +195,8 @@ class PhysicsBackend(CrossbarBackend):
                 res = self.sim.bias(  # the reading, integrated over nplc power-line cycles
                     left,
                     bottom,
-                    duration_s=nplc * PLC_S,
-                    i_compliance=float(compliance),
+                    duration_s=spec.nplc * PLC_S,
+                    i_compliance=icc,
                     noisy=True,
                     compliance_terminal=terminal,
                 )

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from crossbar.backend import Capabilities, CrossbarBackend, Measurement
+from crossbar.backend import Capabilities, CrossbarBackend, Measurement, SweepSpec
 from crossbar.biasing import LineLevels
 from instruments.errors import SafetyLimits
 
@@ -116,23 +116,14 @@ class IdealCrossbar(CrossbarBackend):
             frac = 1.0 - np.exp(-scale * (-amplitude - self.v_reset))
             self.g[row, col] = np.exp(lg - (lg - np.log(self.g_off)) * frac)
 
-    def sweep(
-        self,
-        lines: LineLevels,
-        voltages: np.ndarray,
-        *,
-        compliance: float,
-        nplc: float,
-        delay: float,
-        cycles: int,
-        on_point: Callable[[int, int, Measurement], None],
-    ) -> None:
-        for c in range(cycles):
-            for k, vk in enumerate(voltages):
-                _, i = self._column_current(lines, float(vk))
-                hit = abs(i) >= compliance
-                i = float(np.clip(i, -compliance, compliance))
-                self.t += delay + nplc / 60.0
+    def sweep(self, spec: SweepSpec, on_point: Callable[[int, int, Measurement], None]) -> None:
+        icc = spec.compliance
+        for c in range(spec.cycles):
+            for k, vk in enumerate(spec.voltages):
+                _, i = self._column_current(spec.lines, float(vk))
+                hit = abs(i) >= icc
+                i = float(np.clip(i, -icc, icc))
+                self.t += spec.delay + spec.nplc / 60.0
                 on_point(c, k, Measurement(i, bool(hit), self.t))
 
     def mvm(self, row_voltages: np.ndarray) -> np.ndarray:

@@ -267,7 +267,7 @@ def test_corpus_is_large_enough() -> None:
 @pytest.fixture
 def benches_built(monkeypatch) -> list:
     """Every attempt to build a bench (twins or instruments) is recorded."""
-    import crossbar.bench as cbench
+    import lab as cbench
 
     built: list = []
     orig_twins, orig_inst = cbench.build_sim_bench, cbench._open_instruments
