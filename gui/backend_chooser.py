@@ -90,8 +90,8 @@ def open_session(
     config_dict: dict = {}
     name = bench
     if backend is None:
-        from lab import open_backend
         from crossbar.config import load_bench_config
+        from lab import open_backend
 
         config = load_bench_config(bench)
         config_dict = config.to_dict()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crossbar.biasing import BIASINGS, FLOAT, GROUND, SENSE, BiasScheme, Biasing, drive
+from crossbar.biasing import BIASINGS, FLOAT, GROUND, SENSE, Biasing, BiasScheme, drive
 from crossbar.config import load_bench_config, parse_bench_config
 from crossbar.core import Crossbar
 from crossbar.policy import CrossbarPolicy

@@ -22,16 +22,16 @@ def window(qtbot, tmp_path):
 
 def test_read_all_fills_the_map_with_the_backends_reads(window, monkeypatch) -> None:
     xb = window.crossbar_panel
-    backend = window.session.backend
+    policy = window.session.crossbar.policy  # where the crossbar reads the map
     returned = []
-    original = backend.read_map
+    original = policy.read_map
 
     def spy(**kwargs):
         out = original(**kwargs)
         returned.append(np.array(out, copy=True))
         return out
 
-    monkeypatch.setattr(backend, "read_map", spy)
+    monkeypatch.setattr(policy, "read_map", spy)
     assert np.isnan(xb.g_map).all()
     xb.v_read.setValue(0.2)
     assert xb.read_all()

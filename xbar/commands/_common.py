@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from lab import open_backend
 from crossbar.config import BenchConfig, BenchConfigError, load_bench_config
 from crossbar.core import Crossbar
 from crossbar.datastore import DataStore, DataStoreError
+from lab import open_backend
 
 from ..errors import UserError
 
