@@ -26,8 +26,8 @@ How each primitive uses the bench:
   transaction ≈ ms longer than asked). With ``pulse_instrument = "ad2"`` pulses beyond ±5 V are
   refused (SafetyLimitError).
 * **iv_sweep**: route with the biasing, ``SENS:CURR:NPLC``, then per cycle
-  ``Keithley6487.sweep_points`` (built-in staircases for uniform runs, point by point for the
-  rest; ``on_reading`` → ``on_point``). Source off and matrix released at the end.
+  ``keithley6487_procedures.sweep_points`` (built-in staircases for uniform runs, point by
+  point for the rest; ``on_reading`` → ``on_point``). Source off and matrix released at the end.
 * **mvm**: rows in groups of ``min(row_drivers, 2)`` (the AD2's two AWG channels), columns in
   pairs through TIA1/TIA2 (``V_out = −I·tia_gain``), every other line grounded; one scope
   capture (mean of ``scope_samples`` samples) per (row group, column pair, vector) and the
@@ -63,8 +63,10 @@ from crossbar.backend import (
     SweepResult,
 )
 from crossbar.config import BenchConfig
+from instruments import keithley6487_procedures as procedures
 from instruments.errors import ComplianceError, GarbledReply, SafetyLimitError, fault_message
-from instruments.keithley6487 import CURRENT_LIMITS, Reading
+from instruments.keithley6487 import Reading
+from instruments.keithley6487_limits import CURRENT_LIMITS
 from instruments.switch_matrix import Bus
 
 __all__ = ["AWG_MAX_V", "KEITHLEY_10V_RANGE", "InstrumentBackend", "WallClock"]
@@ -270,8 +272,11 @@ class InstrumentBackend(CrossbarBackend):
     _UNSELECTED_ROW_FRACTION = {Biasing.V2: 1 / 2, Biasing.V3: 1 / 3}
 
     def _measure(self, v: float) -> Reading:
-        reading = self.keithley.measure_at(
-            v, compliance=self.read_compliance, nplc=self._set_nplc(self.config.wiring.read_nplc)
+        reading = procedures.measure_at(
+            self.keithley,
+            v,
+            compliance=self.read_compliance,
+            nplc=self._set_nplc(self.config.wiring.read_nplc),
         )
         self.stats["reads"] += 1
         return reading
@@ -533,7 +538,8 @@ class InstrumentBackend(CrossbarBackend):
                             )
                         )
 
-                k.sweep_points(
+                procedures.sweep_points(
+                    k,
                     v,
                     compliance=compliance,
                     on_reading=deliver,

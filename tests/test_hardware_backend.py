@@ -13,7 +13,7 @@ from crossbar.bench import open_backend
 from crossbar.config import BenchConfigError, load_bench_config, parse_bench_config
 from crossbar.hardware import InstrumentBackend
 from instruments.errors import ConnectionLost, InstrumentError, InstrumentTimeout, SafetyLimitError
-from instruments.keithley6487 import cyclic_points
+from instruments.sweep_plan import cyclic_points
 
 
 def sim_config(**changes):
