@@ -50,7 +50,6 @@ from .errors import (
     InstrumentError,
     InstrumentErrorQueue,
     InstrumentTimeout,
-    SafetyLimitError,
     SafetyLimits,
     fault_message,
 )
@@ -64,8 +63,8 @@ from .keithley6487_limits import (
     NPLC_RANGE,
     SOURCE_RANGES,
     as_number,
+    check_level,
     snap_compliance,
-    written_level,
 )
 
 log = logging.getLogger(__name__)
@@ -275,37 +274,16 @@ def parse_readings(
 
 @dataclass(frozen=True)
 class _VoltageBounds:
-    """Per-instance ``values`` of the voltage controls: bench and instrument limits."""
+    """Per-instance ``values`` of the voltage controls: the setting's name and the bench's
+    |V| limit (SafetyLimits.max_voltage; 0 refuses everything but 0 V)."""
 
     setting: str
-    bench: float  # |V| allowed by SafetyLimits (0 refuses everything but 0 V)
-    hardware: float = HARDWARE_MAX_VOLTAGE
+    bench: float
 
 
 def _checked_voltage(value: object, bounds: _VoltageBounds) -> float:
-    """Validate a source voltage: finite and within the bench limit (else SafetyLimitError),
-    within the instrument's ±505 V (else ValueError). Returns the value as written (``%g``);
-    the rounded value must respect the limit too."""
-    setting = bounds.setting
-    v = as_number(value, setting, "V")
-    if not math.isfinite(v):
-        raise SafetyLimitError(
-            f"{setting} = {value!r} V refused: not a finite number", setting=setting, value=v
-        )
-    sent = written_level(v)
-    if max(abs(v), abs(sent)) > bounds.bench:
-        raise SafetyLimitError(
-            f"{setting} = {v:g} V refused: beyond the bench limit |V| <= {bounds.bench:g} V "
-            "(SafetyLimits.max_voltage)",
-            setting=setting,
-            value=v,
-            limit=bounds.bench,
-        )
-    if abs(sent) > bounds.hardware:
-        raise ValueError(
-            f"{setting} = {v:g} V is beyond the 6487's source (|V| <= {bounds.hardware:g} V)"
-        )
-    return sent
+    """pymeasure validator of a source level: see :func:`check_level`."""
+    return check_level(value, bounds.bench, bounds.setting)
 
 
 @dataclass(frozen=True)
@@ -517,8 +495,8 @@ class Keithley6487(SCPIMixin, Instrument):
     def checked_voltage(self, voltage: float, setting: str) -> float:
         """``voltage`` (V) as the 6487 is sent it (``%g``) if the bench and the instrument allow
         it; else SafetyLimitError (bench limit, not finite), ValueError (beyond ±505 V) or
-        TypeError, naming ``setting``. Writes nothing."""
-        return _checked_voltage(voltage, _VoltageBounds(setting, self.limits.max_voltage))
+        TypeError, naming ``setting`` (:func:`check_level`). Writes nothing."""
+        return check_level(voltage, self.limits.max_voltage, setting)
 
     def checked_compliance(self, compliance: float, setting: str = "compliance") -> float:
         """The current limit (A) a request snaps up to, checked against the bench limit (see

@@ -35,6 +35,7 @@ __all__ = [
     "SOURCE_RANGE_MAX_LEVEL",
     "as_number",
     "check_delay",
+    "check_level",
     "check_nplc",
     "check_range_compliance",
     "format_level",
@@ -88,6 +89,32 @@ def as_number(value: object, setting: str, unit: str) -> float:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise TypeError(f"{setting} must be a number in {unit}, got {value!r}") from None
+
+
+def check_level(value: object, max_voltage: float, setting: str = "voltage") -> float:
+    """A source level (V) as the 6487 is sent it (``%g``), if both the request and its written
+    form are within the bench limit ``|V| <= max_voltage`` (else SafetyLimitError, also for a
+    level that is not finite) and the instrument's ±505 V (else ValueError); TypeError for
+    anything but a number. ``setting`` names the level in the messages."""
+    v = as_number(value, setting, "V")
+    if not math.isfinite(v):
+        raise SafetyLimitError(
+            f"{setting} = {value!r} V refused: not a finite number", setting=setting, value=v
+        )
+    sent = written_level(v)
+    if max(abs(v), abs(sent)) > max_voltage:
+        raise SafetyLimitError(
+            f"{setting} = {v:g} V refused: beyond the bench limit |V| <= {max_voltage:g} V "
+            "(SafetyLimits.max_voltage)",
+            setting=setting,
+            value=v,
+            limit=max_voltage,
+        )
+    if abs(sent) > HARDWARE_MAX_VOLTAGE:
+        raise ValueError(
+            f"{setting} = {v:g} V is beyond the 6487's source (|V| <= {HARDWARE_MAX_VOLTAGE:g} V)"
+        )
+    return sent
 
 
 def _in_range(value: object, bounds: tuple[float, float], setting: str, unit: str) -> float:

@@ -173,7 +173,9 @@ def _run_builtin(
     readings = k.parse_reply(text, "TRAC:DATA?")
     if len(readings) != n:
         raise GarbledReply(
-            fault_message(k.name, "TRAC:DATA?", f"expected {n} buffer readings, got {len(readings)}"),
+            fault_message(
+                k.name, "TRAC:DATA?", f"expected {n} buffer readings, got {len(readings)}"
+            ),
             instrument=k.name,
             command="TRAC:DATA?",
         )

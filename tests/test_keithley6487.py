@@ -556,25 +556,27 @@ def test_sweep_point_count_rounds_float_noise():
     assert len(readings) == 11
 
 
+#: a 3-point built-in sweep still running when its 0 s timeout expires, and its abort
+TIMED_OUT_SWEEP = builtin_pairs("0", "1", "0.5", 3, "unused", polls=("1",))[:-3] + [
+    ("SOUR:VOLT:SWE:ABOR", None)
+]
+
+
+def time_out_a_sweep(inst) -> InstrumentTimeout:
+    """Run the sweep of TIMED_OUT_SWEEP; returns the InstrumentTimeout it must raise."""
+    with pytest.raises(InstrumentTimeout, match="still running after 0 s") as info:
+        sweep(inst, 0, 1, 0.5, compliance=1e-4, timeout=0, poll_interval=0)
+    return info.value
+
+
 def test_sweep_timeout_aborts_and_raises():
-    pairs = builtin_pairs("0", "1", "0.5", 3, "unused", polls=("1",))[:-3] + [
-        ("SOUR:VOLT:SWE:ABOR", None)
-    ]
-    with protocol(pairs) as inst:
-        with pytest.raises(InstrumentTimeout, match="still running after 0 s") as info:
-            sweep(inst, 0, 1, 0.5, compliance=1e-4, timeout=0, poll_interval=0)
-    assert info.value.command == "SOUR:VOLT:SWE:STAT?"
+    with protocol(TIMED_OUT_SWEEP) as inst:
+        assert time_out_a_sweep(inst).command == "SOUR:VOLT:SWE:STAT?"
 
 
 def test_after_failed_sweep_next_read_restores_trigger_count():
-    pairs = builtin_pairs("0", "1", "0.5", 3, "unused", polls=("1",))[:-3] + [
-        ("SOUR:VOLT:SWE:ABOR", None),
-        ("TRIG:COUN 1", None),
-        *MEASURE_1V,
-    ]
-    with protocol(pairs) as inst:
-        with pytest.raises(InstrumentTimeout):
-            sweep(inst, 0, 1, 0.5, compliance=1e-4, timeout=0, poll_interval=0)
+    with protocol([*TIMED_OUT_SWEEP, ("TRIG:COUN 1", None), *MEASURE_1V]) as inst:
+        time_out_a_sweep(inst)
         assert measure_at(inst, 1.0, compliance=1e-4).voltage_source == 1.0
 
 
@@ -622,14 +624,8 @@ def test_sweep_configuration_error_stops_before_arming():
 
 
 def test_zero_correct_after_a_failed_sweep_restores_trigger_count():
-    pairs = builtin_pairs("0", "1", "0.5", 3, "unused", polls=("1",))[:-3] + [
-        ("SOUR:VOLT:SWE:ABOR", None),
-        ("TRIG:COUN 1", None),
-        *ZERO_CORRECT,
-    ]
-    with protocol(pairs) as inst:
-        with pytest.raises(InstrumentTimeout):
-            sweep(inst, 0, 1, 0.5, compliance=1e-4, timeout=0, poll_interval=0)
+    with protocol([*TIMED_OUT_SWEEP, ("TRIG:COUN 1", None), *ZERO_CORRECT]) as inst:
+        time_out_a_sweep(inst)
         inst.zero_correct()
 
 
