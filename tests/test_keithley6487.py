@@ -481,7 +481,8 @@ def test_strict_readings_raise_on_overflow():
 
 
 def builtin_pairs(start, stop, step, n, data, *, ilim="0.00025", delay="0", polls=("0",)):
-    """Expected traffic of one built-in staircase (see test_sweep_exact_protocol)."""
+    """Expected traffic of one built-in staircase: limit, sweep settings, format, trigger count,
+    buffer, zero check off, error check, arm, INIT, polls, read-back, TRIG:COUN 1, error check."""
     return [
         (f"SOUR:VOLT:ILIM {ilim}", None),
         (f"SOUR:VOLT:SWE:STAR {start}", None),
@@ -511,29 +512,7 @@ def buffer(points):
 
 def test_sweep_exact_protocol_with_polling_and_buffer_readback():
     data = "+1.0E-09,+0.000000E+00,+2.0E-09,+2.500000E-01,+3.0E-09,+5.000000E-01"
-    pairs = [
-        ("SOUR:VOLT:ILIM 0.00025", None),
-        ("SOUR:VOLT:SWE:STAR 0", None),
-        ("SOUR:VOLT:SWE:STOP 0.5", None),
-        ("SOUR:VOLT:SWE:STEP 0.25", None),
-        ("SOUR:VOLT:SWE:DEL 0.1", None),
-        ("FORM:ELEM READ,VSO", None),
-        ("TRIG:COUN 3", None),
-        ("TRAC:CLE", None),
-        ("TRAC:POIN 3", None),
-        ("TRAC:FEED SENS", None),
-        ("TRAC:FEED:CONT NEXT", None),
-        ("SYST:ZCH OFF", None),
-        ("SYST:ERR?", OK),
-        ("SOUR:VOLT:SWE:INIT", None),
-        ("INIT", None),
-        ("SOUR:VOLT:SWE:STAT?", "1"),
-        ("SOUR:VOLT:SWE:STAT?", "1"),
-        ("SOUR:VOLT:SWE:STAT?", "0"),
-        ("TRAC:DATA?", data),
-        ("TRIG:COUN 1", None),
-        ("SYST:ERR?", OK),
-    ]
+    pairs = builtin_pairs("0", "0.5", "0.25", 3, data, delay="0.1", polls=("1", "1", "0"))
     with protocol(pairs) as inst:
         readings = sweep(inst, 0, 0.5, 0.25, delay=0.1, compliance=2e-4, poll_interval=0)
     assert [r.current for r in readings] == [1e-9, 2e-9, 3e-9]
