@@ -164,7 +164,7 @@ class Probe:
     * ``lab._open_twins`` → :attr:`backends` (with their SimHandles);
     * ``CrossbarPolicy._reading`` → :attr:`reads` (every cell reading made: read map,
       program-and-verify);
-    * ``Keithley6487.sweep_points``' ``on_reading`` → :attr:`sweep_points`;
+    * ``keithley6487_procedures.sweep_points``' ``on_reading`` → :attr:`sweep_points`;
     * ``InstrumentBackend.mvm`` → :attr:`mvm_vectors` (vectors returned), and :attr:`marks`
       ``"mvm"`` = the twins' transaction counts at the first MVM.
     """
@@ -188,13 +188,13 @@ class Probe:
         import lab as cbench
         from crossbar.hardware import InstrumentBackend
         from crossbar.policy import CrossbarPolicy
-        from instruments.keithley6487 import Keithley6487
+        from instruments import keithley6487_procedures as procedures
 
         probe = self
         orig_open = cbench._open_twins
         orig_cell = CrossbarPolicy._reading
         orig_mvm = InstrumentBackend.mvm
-        orig_sweep = Keithley6487.sweep_points
+        orig_sweep = procedures.sweep_points
 
         def open_twins(cfg):
             b = orig_open(cfg)
@@ -214,21 +214,21 @@ class Probe:
             probe.mvm_vectors += int(np.atleast_2d(out).shape[0])
             return out
 
-        def sweep_points(self, voltages, *, on_reading=None, **kw):
+        def sweep_points(k, voltages, *, on_reading=None, **kw):
             def counting(index, reading):
                 probe.sweep_points += 1
                 if on_reading is not None:
                     on_reading(index, reading)
 
-            return orig_sweep(self, voltages, on_reading=counting, **kw)
+            return orig_sweep(k, voltages, on_reading=counting, **kw)
 
         for owner, name, new in (
             (cbench, "_open_twins", open_twins),
             (CrossbarPolicy, "_reading", cell_reading),
             (InstrumentBackend, "mvm", mvm),
-            (Keithley6487, "sweep_points", sweep_points),
+            (procedures, "sweep_points", sweep_points),
         ):
-            old = getattr(owner, name) if owner is cbench else owner.__dict__[name]
+            old = owner.__dict__[name]
             setattr(owner, name, new)
             self._stack.callback(setattr, owner, name, old)
         return self

@@ -8,7 +8,7 @@ bench, not the simulation's wall time.
 Cases:
 
 * ``iv-sweep-121``: a cyclic I-V sweep 0 → +3 → 0 → −3 → 0 V in 0.1 V steps (121 points,
-  NPLC 1, 250 µA limit) on one cell. *Ours*: ``Keithley6487.sweep_points`` with built-in
+  NPLC 1, 250 µA limit) on one cell. *Ours*: ``keithley6487_procedures.sweep_points`` with built-in
   staircases for every monotonic run (``builtin_descending``: 3 runs). Peers: *point-by-point*
   — one ``measure_at`` per point (limit, level, operate, zero check, format, ``READ?``, error
   check: the usual per-point loop); *point-by-point, lean* — configure once, then only
@@ -31,7 +31,9 @@ import numpy as np
 from bench._report import Row
 from crossbar.config import load_bench_config, parse_bench_config
 from crossbar.policy import CrossbarPolicy
-from instruments.keithley6487 import cyclic_points, parse_readings
+from instruments.keithley6487 import parse_readings
+from instruments.keithley6487_procedures import measure_at, sweep_points
+from instruments.sweep_plan import cyclic_points
 from lab import open_backend
 
 DESCRIPTION = (
@@ -70,7 +72,8 @@ def _measure(args: argparse.Namespace, how: str, v: np.ndarray) -> tuple[int, fl
     k, h = backend.keithley, backend.sim_handles
     n0, t0, w0 = h.adapter.transactions, h.clock.now(), time.perf_counter()
     if how in ("builtin", "builtin-ascending"):
-        k.sweep_points(
+        sweep_points(
+            k,
             v,
             compliance=COMPLIANCE,
             builtin_descending=how == "builtin",
@@ -78,9 +81,9 @@ def _measure(args: argparse.Namespace, how: str, v: np.ndarray) -> tuple[int, fl
         )
     elif how == "points":
         for vk in v:
-            k.measure_at(float(vk), compliance=COMPLIANCE)
+            measure_at(k, float(vk), compliance=COMPLIANCE)
     elif how == "points-lean":
-        k.measure_at(float(v[0]), compliance=COMPLIANCE)
+        measure_at(k, float(v[0]), compliance=COMPLIANCE)
         for vk in v[1:]:
             k.write(f"SOUR:VOLT {float(vk):g}")
             parse_readings(k.ask("READ?"), "READ,VSO")

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from calibration.batch import CalibrationOptions, DeviceCalibration, calibrate_arrays
 from crossbar.backend import Biasing, SweepPoint
 from crossbar.core import Crossbar
-from instruments.keithley6487 import cyclic_points
+from instruments.sweep_plan import cyclic_points
 
 
 def calibrate_cell(

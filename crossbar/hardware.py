@@ -23,7 +23,7 @@ BIAS_HALF, BIAS_THIRD, BIAS_TWO_THIRDS, ground → GND, float → FLOAT):
   on SMU_SOURCE, column on SMU_SENSE, current limit, ``SOUR:VOLT:STAT ON``, wait ``width``,
   ``OFF`` — widths are bus-timed (one transaction ≈ ms longer than asked).
 * **sweep**: route the lines, ``SENS:CURR:NPLC``, then per cycle
-  ``Keithley6487.sweep_points`` (built-in staircases for uniform runs, point by point for the
+  ``keithley6487_procedures.sweep_points`` (built-in staircases for uniform runs, point by point for the
   rest; ``on_reading`` → ``on_point``). Source off and matrix released at the end.
 * **mvm**: rows in groups of ``min(row_drivers, 2)`` (the AD2's two AWG channels), columns in
   pairs through TIA1/TIA2 (``V_out = −I·tia_gain``), every other line grounded; one scope
@@ -55,24 +55,25 @@ import numpy as np
 from crossbar.backend import Capabilities, CellReading, CrossbarBackend, Measurement, SweepSpec
 from crossbar.biasing import SELECTED, Line, LineLevels
 from crossbar.config import BenchConfig
+from instruments import keithley6487_procedures as procedures
 from instruments.analog_discovery2 import AWG_MAX_VOLTAGE, AWG_MIN_PULSE_S
 from instruments.errors import ComplianceError, GarbledReply, fault_message
-from instruments.keithley6487 import (
+from instruments.keithley6487 import Reading
+from instruments.keithley6487_limits import (
     CURRENT_LIMITS,
+    DELAY_RANGE,
     HARDWARE_MAX_VOLTAGE,
     HIGH_RANGE_MAX_CURRENT_LIMIT,
     NPLC_RANGE,
     SOURCE_RANGE_MAX_LEVEL,
-    SWEEP_DELAY_RANGE,
-    Reading,
+    largest_limit_within,
+    source_range_for,
 )
 from instruments.switch_matrix import Bus
 
 __all__ = ["InstrumentBackend", "WallClock", "routing"]
 
 log = logging.getLogger(__name__)
-
-KEITHLEY_10V_RANGE = SOURCE_RANGE_MAX_LEVEL[10]  # V, largest level on the 6487's 10 V range
 
 #: the switch-matrix bus of each drive fraction (the 6487 output and its buffered dividers)
 _DIVIDER_BUS = {
@@ -149,10 +150,9 @@ class InstrumentBackend(CrossbarBackend):
         self._on_close = on_close
         self.sim_handles = sim_handles
         self._closed = False
-        allowed = [c for c in CURRENT_LIMITS if c <= self.limits.max_compliance]  # as the driver
         #: current limit of reads and of the 6487 feeding the bias dividers (A): the largest 6487
         #: limit the bench allows (None: none does)
-        self.read_compliance = max(allowed) if allowed else None
+        self.read_compliance = largest_limit_within(self.limits.max_compliance)
         self.capabilities = self._capabilities(config)
         self._nplc: float | None = None
         self.stats = {"routings": 0, "captures": 0, "reads": 0, "pulses": 0}
@@ -175,10 +175,10 @@ class InstrumentBackend(CrossbarBackend):
             drive_fractions=tuple(_DIVIDER_BUS),
             can_float=True,
             nplc_range=NPLC_RANGE,
-            delay_range=SWEEP_DELAY_RANGE,
+            delay_range=DELAY_RANGE,
             compliance_levels=CURRENT_LIMITS,
             compliance_ceilings=(
-                (KEITHLEY_10V_RANGE, max(CURRENT_LIMITS)),
+                (SOURCE_RANGE_MAX_LEVEL[10], max(CURRENT_LIMITS)),
                 (HARDWARE_MAX_VOLTAGE, HIGH_RANGE_MAX_CURRENT_LIMIT),
             ),
             pulse_width_range=(AWG_MIN_PULSE_S, 1000.0),
@@ -244,7 +244,8 @@ class InstrumentBackend(CrossbarBackend):
     def read(self, lines: LineLevels, voltage: float) -> Measurement:
         """Route ``lines``, ``measure_at(voltage)`` on the 6487 at :attr:`read_compliance`."""
         self._route_lines(lines)
-        reading = self.keithley.measure_at(
+        reading = procedures.measure_at(
+            self.keithley,
             voltage,
             compliance=self.read_compliance,
             nplc=self._set_nplc(self.config.wiring.read_nplc),
@@ -310,11 +311,11 @@ class InstrumentBackend(CrossbarBackend):
             self.ad2.awg_pulse(0, amp, width, baseline=baseline)
             self.ad2.awg_wait(0, timeout_s=max(1.0, 10 * width))
 
-    def _high_range(self, v_abs: float) -> int | None:
+    @staticmethod
+    def _high_range(v_abs: float) -> int | None:
         """The 6487 source range a level beyond its 10 V range needs (None within it)."""
-        if v_abs <= KEITHLEY_10V_RANGE:
-            return None
-        return 50 if v_abs <= SOURCE_RANGE_MAX_LEVEL[50] else 500
+        rng = source_range_for(v_abs)
+        return None if rng == 10 else rng
 
     def _back_to_10v_range(self) -> None:
         self.keithley.source_off()
@@ -363,7 +364,8 @@ class InstrumentBackend(CrossbarBackend):
                     m = Measurement(_current(reading), bool(reading.compliance), self.now())
                     on_point(cycle, index, m)
 
-                k.sweep_points(
+                procedures.sweep_points(
+                    k,
                     v,
                     compliance=spec.compliance,
                     on_reading=deliver,

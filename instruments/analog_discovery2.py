@@ -510,9 +510,25 @@ class AnalogDiscovery2:
             raise ValueError(
                 f"n_samples must be an integer in [1, {self._scope_buffer[1]}], got {n_samples!r}"
             )
-        start_awg = awg is not None and self._awg_pending[awg]
-        source = _AWG_TRIGGER[awg] if start_awg else DwfTriggerSource.None_
+        start_awg = awg if awg is not None and self._awg_pending[awg] else None
+        source = DwfTriggerSource.None_ if start_awg is None else _AWG_TRIGGER[start_awg]
+        self._configure_capture(chans, rng, rate, n, source, (0.5 - float(pretrigger)) * n / rate)
+        deadline = self._clock() + timeout
+        self._call("analogIn", "configure", False, True)
+        self._wait_for_capture(deadline, start_awg)
+        return np.vstack([self._call("analogIn", "statusData", ch, n) for ch in chans])
 
+    def _configure_capture(
+        self,
+        chans: tuple[int, ...],
+        rng: float,
+        rate: float,
+        n: int,
+        source: DwfTriggerSource,
+        trigger_position_s: float,
+    ) -> None:
+        """Enable exactly ``chans`` at ``rng`` V span; rate, buffer, single acquisition and
+        the trigger (source, position s) of one capture."""
         for ch in SCOPE_CHANNELS:
             self._call("analogIn", "channelEnableSet", ch, ch in chans)
         self._scope_enabled = set(chans)
@@ -522,11 +538,14 @@ class AnalogDiscovery2:
         self._call("analogIn", "bufferSizeSet", n)
         self._call("analogIn", "acquisitionModeSet", DwfAcquisitionMode.Single)
         self._call("analogIn", "triggerSourceSet", source)
-        self._call("analogIn", "triggerPositionSet", (0.5 - float(pretrigger)) * n / rate)
-        deadline = self._clock() + timeout
-        self._call("analogIn", "configure", False, True)
+        self._call("analogIn", "triggerPositionSet", trigger_position_s)
+
+    def _wait_for_capture(self, deadline: float, start_awg: int | None) -> None:
+        """Wait (until ``deadline``) for the started acquisition to finish; with ``start_awg``
+        first wait for it to be armed and start that AWG channel's pending waveform. On a
+        timeout the acquisition is stopped and InstrumentTimeout re-raised."""
         try:
-            if start_awg:
+            if start_awg is not None:
                 self._wait_until(
                     lambda: (
                         self._call("analogIn", "status", False)
@@ -535,7 +554,7 @@ class AnalogDiscovery2:
                     deadline,
                     "analogIn.status(False) == Armed",
                 )
-                self.awg_start(awg)
+                self.awg_start(start_awg)
             self._wait_until(
                 lambda: self._call("analogIn", "status", True) == DwfState.Done,
                 deadline,
@@ -547,7 +566,6 @@ class AnalogDiscovery2:
             except InstrumentError as exc:
                 log.warning("%s: stopping the timed-out acquisition failed: %s", self.name, exc)
             raise
-        return np.vstack([self._call("analogIn", "statusData", ch, n) for ch in chans])
 
     def scope_sample(self, channel: int, *, range_v: float | None = None) -> float:
         """Present voltage on scope ``channel``, V (``status(False)`` + ``statusSample``).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ComplianceError",
@@ -64,7 +65,8 @@ class InstrumentError(Exception):
         return self.message
 
 
-def _rebuild(cls: type[InstrumentError], message: str, state: dict) -> InstrumentError:
+def _rebuild(cls: type[Exception], message: str, state: dict) -> Exception:
+    """Unpickle an exception whose constructor takes keyword-only context."""
     return cls(message, **state)
 
 
@@ -75,15 +77,10 @@ class InstrumentErrorQueue(InstrumentError):
     """
 
     def __init__(
-        self,
-        message: str,
-        *,
-        instrument: str,
-        command: str | None = None,
-        code: int | None = None,
-        errors: Sequence[tuple[int, str]] = (),
+        self, message: str, *, errors: Sequence[tuple[int, str]] = (), **context: Any
     ) -> None:
-        super().__init__(message, instrument=instrument, command=command, code=code)
+        """``context``: ``instrument``, ``command``, ``code`` as for :class:`InstrumentError`."""
+        super().__init__(message, **context)
         self.errors: tuple[tuple[int, str], ...] = tuple((int(c), str(m)) for c, m in errors)
 
     def _state(self) -> dict:
@@ -126,14 +123,8 @@ class SafetyLimitError(ValueError):
         self.limit = limit
 
     def __reduce__(self):
-        return (
-            _rebuild_safety,
-            (str(self), {"setting": self.setting, "value": self.value, "limit": self.limit}),
-        )
-
-
-def _rebuild_safety(message: str, state: dict) -> SafetyLimitError:
-    return SafetyLimitError(message, **state)
+        state = {"setting": self.setting, "value": self.value, "limit": self.limit}
+        return (_rebuild, (type(self), str(self), state))
 
 
 @dataclass(frozen=True)

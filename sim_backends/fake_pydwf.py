@@ -122,6 +122,34 @@ class _SubAPI:
             raise _invalid("Invalid device handle (the device was closed).")
 
 
+class _StaticIO(_SubAPI):
+    """AnalogIO / DigitalIO plumbing: ``reset`` restores the power-on registers (then
+    :meth:`_after_reset`); ``configure`` and ``status`` have nothing to do for static I/O."""
+
+    def __init__(self, library: FakeDwfLibrary, device: FakeDwfDevice) -> None:
+        super().__init__(library, device)
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        raise NotImplementedError
+
+    def _after_reset(self) -> None:
+        return None
+
+    @_recorded
+    def reset(self) -> None:
+        self._reset_state()
+        self._after_reset()
+
+    @_recorded
+    def configure(self) -> None:
+        return None
+
+    @_recorded
+    def status(self) -> None:
+        return None
+
+
 # --------------------------------------------------------------------------------------------
 # Library, enumeration, control
 # --------------------------------------------------------------------------------------------
@@ -746,15 +774,11 @@ class FakeAnalogIn(_SubAPI):
 # --------------------------------------------------------------------------------------------
 
 
-class FakeAnalogIO(_SubAPI):
+class FakeAnalogIO(_StaticIO):
     """Mirror of ``pydwf.AnalogIO`` for the AD2 supplies: channel 0 = V+, 1 = V−; node 0 =
     enable, node 1 = voltage. ``supply_output()`` gives the voltages actually present."""
 
     _prefix = "analogIO"
-
-    def __init__(self, library: FakeDwfLibrary, device: FakeDwfDevice) -> None:
-        super().__init__(library, device)
-        self._reset_state()
 
     def _reset_state(self) -> None:
         self.nodes: dict[tuple[int, int], float] = {
@@ -778,18 +802,6 @@ class FakeAnalogIO(_SubAPI):
         if key not in self.nodes:
             raise _invalid(f"AnalogIO channel {channel_index} node {node_index} does not exist.")
         return key
-
-    @_recorded
-    def reset(self) -> None:
-        self._reset_state()
-
-    @_recorded
-    def configure(self) -> None:
-        return None
-
-    @_recorded
-    def status(self) -> None:
-        return None
 
     @_recorded
     def enableSet(self, master_enable: bool) -> None:
@@ -826,7 +838,7 @@ class FakeAnalogIO(_SubAPI):
 # --------------------------------------------------------------------------------------------
 
 
-class FakeDigitalIO(_SubAPI):
+class FakeDigitalIO(_StaticIO):
     """Mirror of ``pydwf.DigitalIO`` (16 pins).
 
     ``output`` and ``enable_mask`` hold the registers; ``input_levels`` the levels external
@@ -837,10 +849,9 @@ class FakeDigitalIO(_SubAPI):
     _prefix = "digitalIO"
 
     def __init__(self, library: FakeDwfLibrary, device: FakeDwfDevice) -> None:
-        super().__init__(library, device)
         self.on_dio: Callable[[int], None] | None = library.on_dio
         self.input_levels = 0
-        self._reset_state()
+        super().__init__(library, device)
 
     def _reset_state(self) -> None:
         self.output = 0
@@ -855,25 +866,14 @@ class FakeDigitalIO(_SubAPI):
         if self.on_dio is not None:
             self.on_dio(self.pins)
 
+    _after_reset = _notify
+
     @staticmethod
     def _word(value: int) -> int:
         v = int(value)
         if not 0 <= v < 1 << 32:
             raise _invalid(f"DigitalIO word {value!r} is not an unsigned 32-bit value.")
         return v & ((1 << AD2_DIO_PINS) - 1)
-
-    @_recorded
-    def reset(self) -> None:
-        self._reset_state()
-        self._notify()
-
-    @_recorded
-    def configure(self) -> None:
-        return None
-
-    @_recorded
-    def status(self) -> None:
-        return None
 
     @_recorded
     def outputEnableSet(self, output_enable: int) -> None:

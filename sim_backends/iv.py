@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from instruments.sweep_plan import cyclic_points
 from sim_backends.device import DeviceArray
 from sim_backends.profiles import DeviceProfile, get_profile
 
@@ -38,24 +39,10 @@ __all__ = [
 
 
 def cyclic_voltages(v_max: float = 6.0, v_min: float = -6.0, step: float = 0.1) -> np.ndarray:
-    """One cycle of the staircase 0 → +v_max → 0 → v_min → 0 V (``v_min = 0``: up and back only).
-
-    Points are multiples of ``step`` (V, > 0); each turning point appears once. ``v_max ≥ 0``,
-    ``v_min ≤ 0``.
-    """
-    if not step > 0:
-        raise ValueError(f"step must be > 0 V, got {step}")
-    if v_max < 0 or v_min > 0:
-        raise ValueError(f"need v_max >= 0 >= v_min, got v_max={v_max}, v_min={v_min}")
-    n_up = int(round(v_max / step))
-    n_dn = int(round(-v_min / step))
-    up = np.arange(n_up + 1) * step  # 0 … v_max
-    parts = [up, up[-2::-1]] if n_up else [up]
-    if n_dn:
-        dn = -np.arange(1, n_dn + 1) * step  # −step … v_min
-        parts += [dn, dn[-2::-1], np.zeros(1)]
-    v = np.concatenate(parts)
-    return np.round(v / step) * step  # exact multiples of step (no drift)
+    """One cycle of the staircase 0 → +v_max → 0 → v_min → 0 V: the bench's
+    :func:`~instruments.sweep_plan.cyclic_points` with the simulations' defaults (6 V, -6 V,
+    0.1 V steps; ``v_min = 0``: up and back only; both apexes whole multiples of ``step``)."""
+    return cyclic_points(v_max, v_min, step)
 
 
 def simulate_cyclic_iv_many(

@@ -68,27 +68,31 @@ import numpy as np
 import pyvisa
 from pymeasure.adapters import Adapter
 
+from instruments.keithley6487 import OVERFLOW_SENTINEL, normalise_elements
+from instruments.keithley6487_limits import (
+    BUFFER_MAX_POINTS,
+    CURRENT_LIMITS,
+    CURRENT_RANGE,
+    CURRENT_RANGE_OVERRANGE,
+    CURRENT_RANGES,
+    DELAY_RANGE,
+    HARDWARE_MAX_VOLTAGE,
+    MAX_SWEEP_POINTS,
+    NPLC_RANGE,
+    SOURCE_RANGE_MAX_LEVEL,
+    max_limit_on_range,
+    source_range_for,
+)
 from sim_backends.clock import VirtualClock
 from sim_backends.faults import SCPI_ERRORS, FaultInjector, FaultPlan
 
-__all__ = [
-    "CURRENT_LIMITS",
-    "CURRENT_RANGES",
-    "IDN",
-    "Keithley6487Twin",
-    "ResistorLoad",
-    "SmuCircuit",
-]
+__all__ = ["IDN", "Keithley6487Twin", "ResistorLoad", "SmuCircuit"]
 
 IDN = "KEITHLEY INSTRUMENTS INC.,MODEL 6487,4126713,A04  Feb  4 2005 16:52:50/A02  /E"
-CURRENT_RANGES = (2e-9, 2e-8, 2e-7, 2e-6, 2e-5, 2e-4, 2e-3, 2e-2)
-CURRENT_LIMITS = (25e-6, 2.5e-4, 2.5e-3, 25e-3)
-SOURCE_RANGES = {10: 10.1, 50: 50.5, 500: 505.0}
-OVERFLOW = 9.9e37
-OVERRANGE = 1.05  # a range reads up to 105 % of its nominal value
+OVERFLOW = OVERFLOW_SENTINEL
+OVERRANGE = CURRENT_RANGE_OVERRANGE  # a range reads up to 105 % of its nominal value
 STATUS_OVERFLOW = 1
 STATUS_COMPLIANCE = 8
-ELEMENT_ORDER = ("READ", "UNIT", "TIME", "STAT", "VSO")
 
 
 class SmuCircuit(Protocol):
@@ -255,34 +259,13 @@ def _boolean(text: str) -> bool:
 
 
 def _elements(text: str) -> tuple[str, ...]:
-    items = [e.strip().upper() for e in re.split(r"[,\s]+", text.strip()) if e.strip()]
-    if not items:
+    """FORM:ELEM parameter -> element names (-109 if none, -224 if one is unknown)."""
+    if not any(re.split(r"[,\s]+", text.strip())):
         raise _ScpiError(-109)
-    long_forms = {
-        "READING": "READ",
-        "UNITS": "UNIT",
-        "TIME": "TIME",
-        "STATUS": "STAT",
-        "VSOURCE": "VSO",
-    }
-    out: list[str] = []
-    for item in items:
-        if item == "ALL":
-            names: tuple[str, ...] = ELEMENT_ORDER
-        elif item in ("DEF", "DEFAULT"):
-            names = ("READ", "UNIT", "TIME", "STAT")
-        else:
-            name = next(
-                (s for lf, s in long_forms.items() if lf.startswith(item) and item.startswith(s)),
-                None,
-            )
-            if name is None:
-                raise _ScpiError(-224)
-            names = (name,)
-        for n in names:
-            if n not in out:
-                out.append(n)
-    return tuple(out)
+    try:
+        return normalise_elements(text)
+    except ValueError:
+        raise _ScpiError(-224) from None
 
 
 def _fmt(x: float) -> str:
@@ -526,244 +509,116 @@ class Keithley6487Twin(Adapter):
         if params:
             raise _ScpiError(-108)
 
-    def _command(self, key: str, p: str) -> None:  # noqa: C901 - one branch per command
-        if key == "*RST":
-            self._none(p)
-            self._reset_state()
-        elif key == "*CLS":
-            self._none(p)
-            self._errors.clear()
-        elif key in ("*OPC", "*WAI", "*TRG"):
-            self._none(p)
-        elif key == "SYST:CLE":
-            self._errors.clear()
-        elif key == "SOUR:VOLT":
-            v = _number(
-                self._need(p),
-                named={
-                    "MIN": -SOURCE_RANGES[self.source_range],
-                    "MAX": SOURCE_RANGES[self.source_range],
-                    "DEF": 0.0,
-                },
-            )
-            if abs(v) > SOURCE_RANGES[self.source_range] + 1e-12:
-                raise _ScpiError(-222)
-            self.source_voltage = v
-            self._push_source()
-        elif key == "SOUR:VOLT:RANG":
-            v = abs(
-                _number(
-                    self._need(p), lo=-505.0, hi=505.0, named={"MIN": 10, "MAX": 500, "DEF": 10}
-                )
-            )
-            rng = 10 if v <= 10.1 else 50 if v <= 50.5 else 500
-            if rng != 10 and self.current_limit > 2.5e-3:
-                self.current_limit = 2.5e-3  # the 50/500 V ranges allow at most 2.5 mA
-            if abs(self.source_voltage) > SOURCE_RANGES[rng]:
-                self.source_voltage = math.copysign(SOURCE_RANGES[rng], self.source_voltage)
-            self.source_range = rng
-            self._push_source()
-        elif key == "SOUR:VOLT:ILIM":
-            v = _number(
-                self._need(p), lo=0.0, hi=25e-3, named={"MIN": 25e-6, "MAX": 25e-3, "DEF": 25e-3}
-            )
-            snapped = next(c for c in CURRENT_LIMITS if c >= v * (1 - 1e-9))
-            if self.source_range != 10 and snapped > 2.5e-3:
-                raise _ScpiError(-221)
-            self.current_limit = snapped
-            self._push_source()
-        elif key == "SOUR:VOLT:STAT":
-            self.operate = _boolean(self._need(p))
-            self._push_source()
-        elif key == "SOUR:VOLT:INT":
-            on = _boolean(self._need(p))
-            if not on and self.source_range != 10:
-                raise _ScpiError(-221)
-            self.interlock_enabled = on
-            self._push_source()
-        elif key in ("SOUR:VOLT:SWE:STAR", "SOUR:VOLT:SWE:STOP"):
-            v = _number(self._need(p), lo=-505.0, hi=505.0)
-            if key.endswith("STAR"):
-                self.sweep_start = v
-            else:
-                self.sweep_stop = v
-        elif key == "SOUR:VOLT:SWE:STEP":
-            v = _number(self._need(p), lo=0.0, hi=1010.0)
-            if v <= 0:
-                raise _ScpiError(-222)
-            self.sweep_step = v
-        elif key == "SOUR:VOLT:SWE:CENT":
-            c = _number(self._need(p), lo=-505.0, hi=505.0)
-            span = self.sweep_stop - self.sweep_start
-            self.sweep_start, self.sweep_stop = c - span / 2, c + span / 2
-        elif key == "SOUR:VOLT:SWE:SPAN":
-            s = _number(self._need(p), lo=0.0, hi=1010.0)
-            c = (self.sweep_stop + self.sweep_start) / 2
-            self.sweep_start, self.sweep_stop = c - s / 2, c + s / 2
-        elif key == "SOUR:VOLT:SWE:DEL":
-            self.sweep_delay = _number(self._need(p), lo=0.0, hi=999.9999)
-        elif key == "SOUR:VOLT:SWE:INIT":
-            self._none(p)
-            self._arm_sweep()
-        elif key == "SOUR:VOLT:SWE:ABOR":
-            self._none(p)
-            if self._sweep is not None or self.sweep_armed:
-                self._sweep = None
-                self.sweep_armed = False
-                self.operate = False  # the manual: ABORt puts the source in standby
-                self._push_source()
-        elif key == "SYST:ZCH":
-            self.zero_check = _boolean(self._need(p))
-        elif key == "SYST:ZCOR":
-            self.zero_correct = _boolean(self._need(p))
-        elif key == "SYST:ZCOR:ACQ":
-            self._none(p)
-            if not self.zero_check:
-                raise _ScpiError(-221)
-            self.zero_offset = self._last[-1].current if self._last else 0.0
-        elif key == "RANG":
-            v = abs(
-                _number(
-                    self._need(p),
-                    lo=-2.1e-2,
-                    hi=2.1e-2,
-                    named={"MIN": 2e-9, "MAX": 2e-2, "DEF": 2e-2},
-                )
-            )
-            self.current_range = next(
-                (r for r in CURRENT_RANGES if v <= r * OVERRANGE), CURRENT_RANGES[-1]
-            )
-            self.autorange = False
-        elif key == "RANG:AUTO":
-            self.autorange = _boolean(self._need(p))
-        elif key == "NPLC":
-            self.nplc = _number(
-                self._need(p), lo=0.01, hi=6.0, named={"MIN": 0.01, "MAX": 6.0, "DEF": 6.0}
-            )
-        elif key == "AVER":
-            self.average = _boolean(self._need(p))
-        elif key == "AVER:COUN":
-            self.average_count = int(_number(self._need(p), lo=2, hi=100))
-        elif key == "AVER:TCON":
-            t = self._need(p).upper()
-            if t not in ("REP", "REPEAT", "MOV", "MOVING"):
-                raise _ScpiError(-224)
-            self.average_type = t[:3]
-        elif key == "MED":
-            self.median = _boolean(self._need(p))
-        elif key == "MED:RANK":
-            self.median_rank = int(_number(self._need(p), lo=1, hi=5))
-        elif key == "FORM:ELEM":
-            self.elements = _elements(self._need(p))
-        elif key == "INIT":
-            self._none(p)
-            self._initiate()
-        elif key == "ABOR":
-            self._none(p)
-        elif key == "TRIG:COUN":
-            self.trigger_count = int(
-                _number(self._need(p), lo=1, hi=2048, named={"MIN": 1, "MAX": 2048, "DEF": 1})
-            )
-        elif key == "TRIG:DEL":
-            self.trigger_delay = _number(self._need(p), lo=0.0, hi=999.9999)
-        elif key in ("TRIG:SOUR", "ARM:SOUR"):
-            t = self._need(p).upper()
-            allowed = (
-                ("IMM", "TLIN") if key == "TRIG:SOUR" else ("IMM", "TIM", "BUS", "TLIN", "MAN")
-            )
-            short = next((a for a in allowed if t.startswith(a)), None)
-            if short is None:
-                raise _ScpiError(-224)
-            if key == "TRIG:SOUR":
-                self.trigger_source = short
-            else:
-                self.arm_source = short
-        elif key == "ARM:COUN":
-            t = self._need(p).upper()
-            self.arm_count = -1 if t in ("INF", "INFINITY") else int(_number(t, lo=1, hi=2048))
-        elif key == "TRAC:POIN":
-            self.buffer_points = int(_number(self._need(p), lo=1, hi=3000))
-        elif key == "TRAC:CLE":
-            self._none(p)
-            self.buffer = []
-        elif key == "TRAC:FEED":
-            t = self._need(p).upper()
-            if t not in ("SENS", "SENS1", "SENSE", "SENSE1", "CALC", "CALC1", "CALCULATE"):
-                raise _ScpiError(-224)
-            self.feed = "SENS" if t.startswith("SENS") else "CALC"
-        elif key == "TRAC:FEED:CONT":
-            t = self._need(p).upper()
-            if t.startswith("NEXT"):
-                self.feed_control = "NEXT"
-            elif t.startswith("NEV"):
-                self.feed_control = "NEV"
-            else:
-                raise _ScpiError(-224)
-        else:  # pragma: no cover - every canonical command is handled above
+    def _command(self, key: str, params: str) -> None:
+        """Execute a canonical command header with its parameter text (see _COMMAND_TABLE)."""
+        handler = _COMMAND_TABLE.get(key)
+        if handler is None:  # pragma: no cover - every canonical command has a handler
             raise _ScpiError(-113)
+        handler(self, params)
 
-    def _query(self, key: str) -> str:  # noqa: C901 - one branch per query
-        if key == "*IDN?":
-            return IDN
-        if key == "*OPC?":
-            return "1"
-        if key == "SYST:ERR?":
-            code, message = self._errors.popleft() if self._errors else (0, "No error")
-            return f'{code},"{message}"'
-        if key == "SOUR:VOLT:SWE:STAT?":
-            running = self.sweep_running
-            if running:
-                self.clock.advance(self.poll_wait_s)  # the host waits before polling again
-            return "1" if running else "0"
-        if key == "SOUR:VOLT:INT:FAIL?":
-            return "1" if (self.operate and self.interlock_tripped) else "0"
-        if key in ("READ?", "MEAS?"):
-            self._initiate()  # MEAS? = CONF + READ?; the twin keeps the present setup
-            return self._format(self._last)
-        if key == "FETC?":
-            if not self._last:
-                raise _ScpiError(-230)
-            return self._format(self._last)
-        if key == "TRAC:DATA?":
-            return self._format(self.buffer) if self.buffer else ""
-        if key == "TRAC:POIN:ACT?":
-            return str(len(self.buffer))
-        values: dict[str, Callable[[], str]] = {
-            "SOUR:VOLT?": lambda: _fmt(self.source_voltage),
-            "SOUR:VOLT:RANG?": lambda: _fmt(self.source_range),
-            "SOUR:VOLT:ILIM?": lambda: _fmt(self.current_limit),
-            "SOUR:VOLT:STAT?": lambda: "1" if self.operate else "0",
-            "SOUR:VOLT:INT?": lambda: "1" if self.interlock_enabled else "0",
-            "SOUR:VOLT:SWE:STAR?": lambda: _fmt(self.sweep_start),
-            "SOUR:VOLT:SWE:STOP?": lambda: _fmt(self.sweep_stop),
-            "SOUR:VOLT:SWE:STEP?": lambda: _fmt(self.sweep_step),
-            "SOUR:VOLT:SWE:CENT?": lambda: _fmt((self.sweep_start + self.sweep_stop) / 2),
-            "SOUR:VOLT:SWE:SPAN?": lambda: _fmt(abs(self.sweep_stop - self.sweep_start)),
-            "SOUR:VOLT:SWE:DEL?": lambda: _fmt(self.sweep_delay),
-            "SYST:ZCH?": lambda: "1" if self.zero_check else "0",
-            "SYST:ZCOR?": lambda: "1" if self.zero_correct else "0",
-            "RANG?": lambda: _fmt(self.current_range * OVERRANGE),
-            "RANG:AUTO?": lambda: "1" if self.autorange else "0",
-            "NPLC?": lambda: _fmt(self.nplc),
-            "AVER?": lambda: "1" if self.average else "0",
-            "AVER:COUN?": lambda: str(self.average_count),
-            "AVER:TCON?": lambda: self.average_type,
-            "MED?": lambda: "1" if self.median else "0",
-            "MED:RANK?": lambda: str(self.median_rank),
-            "FORM:ELEM?": lambda: ",".join(self.elements),
-            "TRIG:COUN?": lambda: str(self.trigger_count),
-            "TRIG:DEL?": lambda: _fmt(self.trigger_delay),
-            "TRIG:SOUR?": lambda: self.trigger_source,
-            "ARM:COUN?": lambda: str(self.arm_count) if self.arm_count > 0 else "INF",
-            "ARM:SOUR?": lambda: self.arm_source,
-            "TRAC:POIN?": lambda: str(self.buffer_points),
-            "TRAC:FEED?": lambda: self.feed,
-            "TRAC:FEED:CONT?": lambda: self.feed_control,
-        }
-        fn = values.get(key)
-        if fn is None:
+    def _query(self, key: str) -> str:
+        """The reply to a canonical query header (see _QUERY_TABLE)."""
+        handler = _QUERY_TABLE.get(key)
+        if handler is None:
             raise _ScpiError(-113)
-        return fn()
+        return handler(self)
+
+    # ------------------------------------------------------------------ command handlers
+    def _set_level(self, p: str) -> None:
+        top = SOURCE_RANGE_MAX_LEVEL[self.source_range]
+        v = _number(self._need(p), named={"MIN": -top, "MAX": top, "DEF": 0.0})
+        if abs(v) > top + 1e-12:
+            raise _ScpiError(-222)
+        self.source_voltage = v
+        self._push_source()
+
+    def _set_source_range(self, p: str) -> None:
+        named = {"MIN": 10, "MAX": 500, "DEF": 10}
+        v = abs(
+            _number(self._need(p), lo=-HARDWARE_MAX_VOLTAGE, hi=HARDWARE_MAX_VOLTAGE, named=named)
+        )
+        rng = source_range_for(v)
+        self.current_limit = min(self.current_limit, max_limit_on_range(rng))
+        if abs(self.source_voltage) > SOURCE_RANGE_MAX_LEVEL[rng]:
+            self.source_voltage = math.copysign(SOURCE_RANGE_MAX_LEVEL[rng], self.source_voltage)
+        self.source_range = rng
+        self._push_source()
+
+    def _set_current_limit(self, p: str) -> None:
+        lo, hi = CURRENT_LIMITS[0], CURRENT_LIMITS[-1]
+        v = _number(self._need(p), lo=0.0, hi=hi, named={"MIN": lo, "MAX": hi, "DEF": hi})
+        snapped = next(c for c in CURRENT_LIMITS if c >= v * (1 - 1e-9))
+        if snapped > max_limit_on_range(self.source_range):
+            raise _ScpiError(-221)
+        self.current_limit = snapped
+        self._push_source()
+
+    def _set_interlock(self, p: str) -> None:
+        on = _boolean(self._need(p))
+        if not on and self.source_range != 10:
+            raise _ScpiError(-221)
+        self.interlock_enabled = on
+        self._push_source()
+
+    def _set_sweep_step(self, p: str) -> None:
+        v = _number(self._need(p), lo=0.0, hi=2 * HARDWARE_MAX_VOLTAGE)
+        if v <= 0:
+            raise _ScpiError(-222)
+        self.sweep_step = v
+
+    def _set_sweep_center(self, p: str) -> None:
+        c = _number(self._need(p), lo=-HARDWARE_MAX_VOLTAGE, hi=HARDWARE_MAX_VOLTAGE)
+        span = self.sweep_stop - self.sweep_start
+        self.sweep_start, self.sweep_stop = c - span / 2, c + span / 2
+
+    def _set_sweep_span(self, p: str) -> None:
+        s = _number(self._need(p), lo=0.0, hi=2 * HARDWARE_MAX_VOLTAGE)
+        c = (self.sweep_stop + self.sweep_start) / 2
+        self.sweep_start, self.sweep_stop = c - s / 2, c + s / 2
+
+    def _abort_sweep(self) -> None:
+        if self._sweep is not None or self.sweep_armed:
+            self._sweep = None
+            self.sweep_armed = False
+            self.operate = False  # the manual: ABORt puts the source in standby
+            self._push_source()
+
+    def _acquire_zero(self) -> None:
+        if not self.zero_check:
+            raise _ScpiError(-221)
+        self.zero_offset = self._last[-1].current if self._last else 0.0
+
+    def _set_current_range(self, p: str) -> None:
+        lo, hi = CURRENT_RANGES[0], CURRENT_RANGES[-1]
+        top = CURRENT_RANGE[1]
+        v = abs(_number(self._need(p), lo=-top, hi=top, named={"MIN": lo, "MAX": hi, "DEF": hi}))
+        self.current_range = next((r for r in CURRENT_RANGES if v <= r * OVERRANGE), hi)
+        self.autorange = False
+
+    def _set_arm_count(self, p: str) -> None:
+        t = self._need(p).upper()
+        infinite = t in ("INF", "INFINITY")
+        self.arm_count = -1 if infinite else int(_number(t, lo=1, hi=MAX_SWEEP_POINTS))
+
+    # ------------------------------------------------------------------ query handlers
+    def _pop_error(self) -> str:
+        code, message = self._errors.popleft() if self._errors else (0, "No error")
+        return f'{code},"{message}"'
+
+    def _sweep_status(self) -> str:
+        running = self.sweep_running
+        if running:
+            self.clock.advance(self.poll_wait_s)  # the host waits before polling again
+        return "1" if running else "0"
+
+    def _read_now(self) -> str:
+        self._initiate()  # MEAS? = CONF + READ?; the twin keeps the present setup
+        return self._format(self._last)
+
+    def _fetch(self) -> str:
+        if not self._last:
+            raise _ScpiError(-230)
+        return self._format(self._last)
 
     # ------------------------------------------------------------------ measuring
     @property
@@ -856,13 +711,13 @@ class Keithley6487Twin(Adapter):
 
     def _arm_sweep(self) -> None:
         levels = self._sweep_levels()
-        limit = SOURCE_RANGES[self.source_range]
-        if np.max(np.abs(levels)) > limit + 1e-12:
-            if np.max(np.abs(levels)) > 505.0:
+        top = float(np.max(np.abs(levels)))
+        if top > SOURCE_RANGE_MAX_LEVEL[self.source_range] + 1e-12:
+            if top > HARDWARE_MAX_VOLTAGE:
                 raise _ScpiError(-222)
             # the 6487 picks the lowest source range holding every point
-            self.source_range = 50 if np.max(np.abs(levels)) <= 50.5 else 500
-            if self.current_limit > 2.5e-3:
+            self.source_range = source_range_for(top)
+            if self.current_limit > max_limit_on_range(self.source_range):
                 raise _ScpiError(-221)
         self.sweep_armed = True
         self.source_voltage = float(levels[0])
@@ -908,3 +763,185 @@ class _Connection:
 def _split(command: str) -> list[str]:
     """Split ``a;b`` compound messages (no quoting in the 6487's command set)."""
     return [c for c in command.split(";")]
+
+
+# --------------------------------------------------------------------------------------------
+# Command and query tables: canonical header -> handler
+# --------------------------------------------------------------------------------------------
+
+_Handler = Callable[[Keithley6487Twin, str], None]
+
+
+def _bare(action: Callable[[Keithley6487Twin], None] | None = None) -> _Handler:
+    """A command without parameters (-108 if given one)."""
+
+    def handler(t: Keithley6487Twin, p: str) -> None:
+        t._none(p)
+        if action is not None:
+            action(t)
+
+    return handler
+
+
+def _switch(attr: str, *, push: bool = False) -> _Handler:
+    """An ON/OFF (1/0) setting stored in ``attr``; ``push`` applies the source state."""
+
+    def handler(t: Keithley6487Twin, p: str) -> None:
+        setattr(t, attr, _boolean(t._need(p)))
+        if push:
+            t._push_source()
+
+    return handler
+
+
+def _setting(
+    attr: str,
+    lo: float,
+    hi: float,
+    *,
+    cast: Callable[[float], float] = float,
+    named: dict[str, float] | None = None,
+) -> _Handler:
+    """A number within [lo, hi] (-222 outside) stored in ``attr`` as ``cast(value)``."""
+
+    def handler(t: Keithley6487Twin, p: str) -> None:
+        setattr(t, attr, cast(_number(t._need(p), lo=lo, hi=hi, named=named)))
+
+    return handler
+
+
+def _choice(attr: str, accepted: dict[str, str]) -> _Handler:
+    """A keyword (exact forms in ``accepted``, -224 otherwise) stored as its short form."""
+
+    def handler(t: Keithley6487Twin, p: str) -> None:
+        word = t._need(p).upper()
+        if word not in accepted:
+            raise _ScpiError(-224)
+        setattr(t, attr, accepted[word])
+
+    return handler
+
+
+def _prefix_choice(attr: str, names: tuple[str, ...]) -> _Handler:
+    """A keyword starting with one of ``names`` (-224 otherwise) stored as that name."""
+
+    def handler(t: Keithley6487Twin, p: str) -> None:
+        word = t._need(p).upper()
+        short = next((name for name in names if word.startswith(name)), None)
+        if short is None:
+            raise _ScpiError(-224)
+        setattr(t, attr, short)
+
+    return handler
+
+
+def _sweep_level(attr: str) -> _Handler:
+    return _setting(attr, -HARDWARE_MAX_VOLTAGE, HARDWARE_MAX_VOLTAGE)
+
+
+def _set_elements(t: Keithley6487Twin, p: str) -> None:
+    t.elements = _elements(t._need(p))
+
+
+def _clear_buffer(t: Keithley6487Twin) -> None:
+    t.buffer = []
+
+
+_NPLC_NAMED = {"MIN": NPLC_RANGE[0], "MAX": NPLC_RANGE[1], "DEF": 6.0}
+_COUNT_NAMED = {"MIN": 1, "MAX": MAX_SWEEP_POINTS, "DEF": 1}
+_FEEDS = {"SENS": "SENS", "SENS1": "SENS", "SENSE": "SENS", "SENSE1": "SENS"}
+_FEEDS.update({"CALC": "CALC", "CALC1": "CALC", "CALCULATE": "CALC"})
+_FILTERS = {"REP": "REP", "REPEAT": "REP", "MOV": "MOV", "MOVING": "MOV"}
+
+_COMMAND_TABLE: dict[str, _Handler] = {
+    "*RST": _bare(Keithley6487Twin._reset_state),
+    "*CLS": _bare(lambda t: t._errors.clear()),
+    "*OPC": _bare(),
+    "*WAI": _bare(),
+    "*TRG": _bare(),
+    "SYST:CLE": lambda t, p: t._errors.clear(),
+    "SOUR:VOLT": Keithley6487Twin._set_level,
+    "SOUR:VOLT:RANG": Keithley6487Twin._set_source_range,
+    "SOUR:VOLT:ILIM": Keithley6487Twin._set_current_limit,
+    "SOUR:VOLT:STAT": _switch("operate", push=True),
+    "SOUR:VOLT:INT": Keithley6487Twin._set_interlock,
+    "SOUR:VOLT:SWE:STAR": _sweep_level("sweep_start"),
+    "SOUR:VOLT:SWE:STOP": _sweep_level("sweep_stop"),
+    "SOUR:VOLT:SWE:STEP": Keithley6487Twin._set_sweep_step,
+    "SOUR:VOLT:SWE:CENT": Keithley6487Twin._set_sweep_center,
+    "SOUR:VOLT:SWE:SPAN": Keithley6487Twin._set_sweep_span,
+    "SOUR:VOLT:SWE:DEL": _setting("sweep_delay", *DELAY_RANGE),
+    "SOUR:VOLT:SWE:INIT": _bare(Keithley6487Twin._arm_sweep),
+    "SOUR:VOLT:SWE:ABOR": _bare(Keithley6487Twin._abort_sweep),
+    "SYST:ZCH": _switch("zero_check"),
+    "SYST:ZCOR": _switch("zero_correct"),
+    "SYST:ZCOR:ACQ": _bare(Keithley6487Twin._acquire_zero),
+    "RANG": Keithley6487Twin._set_current_range,
+    "RANG:AUTO": _switch("autorange"),
+    "NPLC": _setting("nplc", *NPLC_RANGE, named=_NPLC_NAMED),
+    "AVER": _switch("average"),
+    "AVER:COUN": _setting("average_count", 2, 100, cast=int),
+    "AVER:TCON": _choice("average_type", _FILTERS),
+    "MED": _switch("median"),
+    "MED:RANK": _setting("median_rank", 1, 5, cast=int),
+    "FORM:ELEM": _set_elements,
+    "INIT": _bare(Keithley6487Twin._initiate),
+    "ABOR": _bare(),
+    "TRIG:COUN": _setting("trigger_count", 1, MAX_SWEEP_POINTS, cast=int, named=_COUNT_NAMED),
+    "TRIG:DEL": _setting("trigger_delay", *DELAY_RANGE),
+    "TRIG:SOUR": _prefix_choice("trigger_source", ("IMM", "TLIN")),
+    "ARM:SOUR": _prefix_choice("arm_source", ("IMM", "TIM", "BUS", "TLIN", "MAN")),
+    "ARM:COUN": Keithley6487Twin._set_arm_count,
+    "TRAC:POIN": _setting("buffer_points", 1, BUFFER_MAX_POINTS, cast=int),
+    "TRAC:CLE": _bare(_clear_buffer),
+    "TRAC:FEED": _choice("feed", _FEEDS),
+    "TRAC:FEED:CONT": _prefix_choice("feed_control", ("NEXT", "NEV")),
+}
+
+
+def _on_off(flag: bool) -> str:
+    return "1" if flag else "0"
+
+
+_QUERY_TABLE: dict[str, Callable[[Keithley6487Twin], str]] = {
+    "*IDN?": lambda t: IDN,
+    "*OPC?": lambda t: "1",
+    "SYST:ERR?": Keithley6487Twin._pop_error,
+    "SOUR:VOLT:SWE:STAT?": Keithley6487Twin._sweep_status,
+    "SOUR:VOLT:INT:FAIL?": lambda t: _on_off(t.operate and t.interlock_tripped),
+    "READ?": Keithley6487Twin._read_now,
+    "MEAS?": Keithley6487Twin._read_now,
+    "FETC?": Keithley6487Twin._fetch,
+    "TRAC:DATA?": lambda t: t._format(t.buffer) if t.buffer else "",
+    "TRAC:POIN:ACT?": lambda t: str(len(t.buffer)),
+    "SOUR:VOLT?": lambda t: _fmt(t.source_voltage),
+    "SOUR:VOLT:RANG?": lambda t: _fmt(t.source_range),
+    "SOUR:VOLT:ILIM?": lambda t: _fmt(t.current_limit),
+    "SOUR:VOLT:STAT?": lambda t: _on_off(t.operate),
+    "SOUR:VOLT:INT?": lambda t: _on_off(t.interlock_enabled),
+    "SOUR:VOLT:SWE:STAR?": lambda t: _fmt(t.sweep_start),
+    "SOUR:VOLT:SWE:STOP?": lambda t: _fmt(t.sweep_stop),
+    "SOUR:VOLT:SWE:STEP?": lambda t: _fmt(t.sweep_step),
+    "SOUR:VOLT:SWE:CENT?": lambda t: _fmt((t.sweep_start + t.sweep_stop) / 2),
+    "SOUR:VOLT:SWE:SPAN?": lambda t: _fmt(abs(t.sweep_stop - t.sweep_start)),
+    "SOUR:VOLT:SWE:DEL?": lambda t: _fmt(t.sweep_delay),
+    "SYST:ZCH?": lambda t: _on_off(t.zero_check),
+    "SYST:ZCOR?": lambda t: _on_off(t.zero_correct),
+    "RANG?": lambda t: _fmt(t.current_range * OVERRANGE),
+    "RANG:AUTO?": lambda t: _on_off(t.autorange),
+    "NPLC?": lambda t: _fmt(t.nplc),
+    "AVER?": lambda t: _on_off(t.average),
+    "AVER:COUN?": lambda t: str(t.average_count),
+    "AVER:TCON?": lambda t: t.average_type,
+    "MED?": lambda t: _on_off(t.median),
+    "MED:RANK?": lambda t: str(t.median_rank),
+    "FORM:ELEM?": lambda t: ",".join(t.elements),
+    "TRIG:COUN?": lambda t: str(t.trigger_count),
+    "TRIG:DEL?": lambda t: _fmt(t.trigger_delay),
+    "TRIG:SOUR?": lambda t: t.trigger_source,
+    "ARM:COUN?": lambda t: str(t.arm_count) if t.arm_count > 0 else "INF",
+    "ARM:SOUR?": lambda t: t.arm_source,
+    "TRAC:POIN?": lambda t: str(t.buffer_points),
+    "TRAC:FEED?": lambda t: t.feed,
+    "TRAC:FEED:CONT?": lambda t: t.feed_control,
+}

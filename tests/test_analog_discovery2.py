@@ -16,17 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydwf import (
-    DwfAcquisitionMode,
     DwfAnalogOutFunction,
     DwfAnalogOutIdle,
-    DwfAnalogOutNode,
-    DwfDeviceID,
-    DwfEnumFilter,
     DwfErrorCode,
     DwfLibraryError,
-    DwfState,
     DwfTriggerSource,
-    PyDwfError,
 )
 from pydwf.core.api.device_enumeration import DeviceEnumeration
 
@@ -51,7 +45,7 @@ from sim_backends.fake_pydwf import (
     FakeDwfLibrary,
 )
 
-C = DwfAnalogOutNode.Carrier
+C = pydwf.DwfAnalogOutNode.Carrier
 LIMITS = SafetyLimits(max_voltage=4.0, max_compliance=1e-3)
 
 # --------------------------------------------------------------------------------------------
@@ -65,6 +59,24 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return isinstance(a, (int, float)) and math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
     return type(a) is type(b) and a == b
+
+
+def capture_setup(
+    enabled: dict, ranges: list, rate: float, n: int, trigger, position_s: float
+) -> list:
+    """Expected calls of a scope capture up to its start: channel enables, ranges (V span) per
+    requested channel, sample rate (Hz), buffer size (samples), single acquisition, trigger
+    source and position (s), ``configure(False, True)``."""
+    return [
+        *[("analogIn.channelEnableSet", (ch, on)) for ch, on in enabled.items()],
+        *[("analogIn.channelRangeSet", (ch, span)) for ch, span in ranges],
+        ("analogIn.frequencySet", (rate,)),
+        ("analogIn.bufferSizeSet", (n,)),
+        ("analogIn.acquisitionModeSet", (pydwf.DwfAcquisitionMode.Single,)),
+        ("analogIn.triggerSourceSet", (trigger,)),
+        ("analogIn.triggerPositionSet", (position_s,)),
+        ("analogIn.configure", (False, True)),
+    ]
 
 
 def assert_calls(actual: list, expected: list) -> None:
@@ -198,7 +210,7 @@ def test_fake_fail_after_counts_calls_and_sticks() -> None:
     with pytest.raises(DwfLibraryError) as err:
         dev.digitalIO.outputSet(2)
     assert err.value.code == DwfErrorCode.UnknownError
-    with pytest.raises(PyDwfError):
+    with pytest.raises(pydwf.PyDwfError):
         dev.digitalIO.status()
     assert [n for n, _ in lib.calls[-3:]] == ["digitalIO.outputSet"] * 2 + ["digitalIO.status"]
     assert dev.digitalIO.output == 1  # the failed call changed nothing
@@ -220,7 +232,7 @@ def test_open_uses_opendwfdevice_enumeration_and_reads_buffer_sizes() -> None:
     assert_calls(
         lib.calls,
         [
-            ("deviceEnum.enumerateDevices", (DwfEnumFilter.All,)),
+            ("deviceEnum.enumerateDevices", (pydwf.DwfEnumFilter.All,)),
             ("deviceEnum.deviceType", (0,)),
             ("deviceControl.open", (0, None)),
             ("analogIn.bufferSizeInfo", ()),
@@ -237,7 +249,7 @@ def test_open_selects_the_ad2_by_serial_suffix() -> None:
     devices = [
         FakeDeviceInfo(serial="210321AAAAAA"),
         FakeDeviceInfo(serial="210321BBBBBB"),
-        FakeDeviceInfo(serial="210018CCCCCC", device_id=DwfDeviceID.DDiscovery.value),
+        FakeDeviceInfo(serial="210018CCCCCC", device_id=pydwf.DwfDeviceID.DDiscovery.value),
     ]
     lib = FakeDwfLibrary(devices)
     _, ad2 = make(lib, serial_number="bbbbbb")
@@ -498,15 +510,9 @@ def test_scope_capture_free_running_when_no_waveform_is_armed() -> None:
     assert_calls(
         lib.calls[mark:],
         [
-            ("analogIn.channelEnableSet", (0, False)),
-            ("analogIn.channelEnableSet", (1, True)),
-            ("analogIn.channelRangeSet", (1, 50.0)),
-            ("analogIn.frequencySet", (2e6,)),
-            ("analogIn.bufferSizeSet", (400,)),
-            ("analogIn.acquisitionModeSet", (DwfAcquisitionMode.Single,)),
-            ("analogIn.triggerSourceSet", (DwfTriggerSource.None_,)),
-            ("analogIn.triggerPositionSet", (0.5 * 400 / 2e6,)),
-            ("analogIn.configure", (False, True)),
+            *capture_setup(
+                {0: False, 1: True}, [(1, 50.0)], 2e6, 400, DwfTriggerSource.None_, 0.5 * 400 / 2e6
+            ),
             ("analogIn.status", (True,)),
             ("analogIn.status", (True,)),
             ("analogIn.status", (True,)),
@@ -528,16 +534,14 @@ def test_scope_capture_triggers_on_the_armed_awg_pulse(opened) -> None:
     assert_calls(
         lib.calls[mark:],
         [
-            ("analogIn.channelEnableSet", (0, True)),
-            ("analogIn.channelEnableSet", (1, True)),
-            ("analogIn.channelRangeSet", (1, 5.0)),
-            ("analogIn.channelRangeSet", (0, 5.0)),
-            ("analogIn.frequencySet", (1e7,)),
-            ("analogIn.bufferSizeSet", (100,)),
-            ("analogIn.acquisitionModeSet", (DwfAcquisitionMode.Single,)),
-            ("analogIn.triggerSourceSet", (DwfTriggerSource.AnalogOut2,)),
-            ("analogIn.triggerPositionSet", (0.4 * 100 / 1e7,)),
-            ("analogIn.configure", (False, True)),
+            *capture_setup(
+                {0: True, 1: True},
+                [(1, 5.0), (0, 5.0)],
+                1e7,
+                100,
+                DwfTriggerSource.AnalogOut2,
+                0.4 * 100 / 1e7,
+            ),
             ("analogIn.status", (False,)),
             ("analogOut.configure", (1, 1)),
             ("analogIn.status", (True,)),
@@ -752,7 +756,7 @@ def test_pydwf_errors_are_translated(opened, code, cls) -> None:
 def test_awg_wait_times_out_when_the_output_never_finishes(opened) -> None:
     lib, ad2, _ = opened
     ad2.awg_dc(0, 1.0)  # continuous: status stays Triggered
-    assert lib.device.analogOut.status(0) == DwfState.Triggered
+    assert lib.device.analogOut.status(0) == pydwf.DwfState.Triggered
     with pytest.raises(InstrumentTimeout):
         ad2.awg_wait(0, timeout_s=0.005)
     assert ad2.clock.now() >= 0.005

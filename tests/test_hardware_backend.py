@@ -13,7 +13,7 @@ from crossbar.config import BenchConfigError, load_bench_config, parse_bench_con
 from crossbar.hardware import InstrumentBackend
 from crossbar.policy import CrossbarPolicy
 from instruments.errors import ConnectionLost, InstrumentError, InstrumentTimeout, SafetyLimitError
-from instruments.keithley6487 import cyclic_points
+from instruments.sweep_plan import cyclic_points
 from lab import open_backend
 
 

@@ -27,16 +27,10 @@ from instruments.errors import (
     SafetyLimits,
     fault_message,
 )
-from instruments.keithley6487 import (
-    CURRENT_LIMITS,
-    Identity,
-    Keithley6487,
-    Reading,
-    cyclic_points,
-    parse_readings,
-    plan_segments,
-    snap_compliance,
-)
+from instruments.keithley6487 import Identity, Keithley6487, Reading, parse_readings
+from instruments.keithley6487_limits import CURRENT_LIMITS, snap_compliance
+from instruments.keithley6487_procedures import measure_at, sweep, sweep_points
+from instruments.sweep_plan import cyclic_points, plan_segments
 
 LIMITS = SafetyLimits(max_voltage=8.0, max_compliance=2.5e-3)
 OK = '0,"No error"'
@@ -407,13 +401,13 @@ MEASURE_1V = [
 
 def test_measure_at_sequence_and_reading():
     with protocol(MEASURE_1V) as inst:
-        reading = inst.measure_at(1.0, compliance=1e-4)
+        reading = measure_at(inst, 1.0, compliance=1e-4)
     assert reading == Reading(current=1.234567e-7, voltage_source=1.0)
 
 
 def test_measure_at_sets_nplc_first():
     with protocol([("SENS:CURR:NPLC 1", None), *MEASURE_1V]) as inst:
-        reading = inst.measure_at(1, compliance=2.5e-4, nplc=1)
+        reading = measure_at(inst, 1, compliance=2.5e-4, nplc=1)
     assert reading.current == pytest.approx(1.234567e-7)
 
 
@@ -430,30 +424,30 @@ def test_measure_at_sets_nplc_first():
 def test_measure_at_refusals_write_nothing(kwargs):
     with protocol([]) as inst:
         with pytest.raises(SafetyLimitError):
-            inst.measure_at(kwargs.pop("voltage"), **kwargs)
+            measure_at(inst, kwargs.pop("voltage"), **kwargs)
 
 
 def test_measure_at_bad_nplc_writes_nothing():
     with protocol([]) as inst:
         with pytest.raises(ValueError):
-            inst.measure_at(1.0, compliance=1e-4, nplc=10)
+            measure_at(inst, 1.0, compliance=1e-4, nplc=10)
 
 
 def test_measure_at_refuses_25ma_above_10v_before_writing():
     wide = SafetyLimits(max_voltage=20.0, max_compliance=25e-3)
     with protocol([], limits=wide) as inst:
         with pytest.raises(ValueError, match="50/500 V range"):
-            inst.measure_at(15.0, compliance=25e-3)
+            measure_at(inst, 15.0, compliance=25e-3)
 
 
 def test_measure_at_flags_compliance_and_can_raise():
     pairs = MEASURE_1V[:-2] + [("READ?", "+2.500000E-04,-9.990000E+02"), ("SYST:ERR?", OK)]
     with protocol(pairs) as inst:
-        reading = inst.measure_at(1.0, compliance=1e-4)
+        reading = measure_at(inst, 1.0, compliance=1e-4)
     assert reading.compliance and math.isnan(reading.voltage_source)
     with protocol(pairs) as inst:
         with pytest.raises(ComplianceError, match="'SOUR:VOLT 1' -> source in compliance"):
-            inst.measure_at(1.0, compliance=1e-4, raise_on_compliance=True)
+            measure_at(inst, 1.0, compliance=1e-4, raise_on_compliance=True)
 
 
 def test_measure_at_raises_queued_errors():
@@ -463,7 +457,7 @@ def test_measure_at_raises_queued_errors():
     ]
     with protocol(pairs) as inst:
         with pytest.raises(InstrumentErrorQueue) as info:
-            inst.measure_at(1.0, compliance=1e-4)
+            measure_at(inst, 1.0, compliance=1e-4)
     assert info.value.code == -222
     assert info.value.command == "measure_at: SOUR:VOLT:ILIM 0.00025 ... READ?"
 
@@ -472,7 +466,7 @@ def test_measure_at_multi_reading_reply_is_garbled():
     pairs = MEASURE_1V[:-2] + [("READ?", "+1E-9,+1,+2E-9,+1")]
     with protocol(pairs) as inst:
         with pytest.raises(GarbledReply, match="expected 1 reading"):
-            inst.measure_at(1.0, compliance=1e-4)
+            measure_at(inst, 1.0, compliance=1e-4)
 
 
 def test_strict_readings_raise_on_overflow():
@@ -480,14 +474,15 @@ def test_strict_readings_raise_on_overflow():
     with protocol(pairs) as inst:
         inst.strict_readings = True
         with pytest.raises(InstrumentError, match="overflow"):
-            inst.measure_at(1.0, compliance=1e-4)
+            measure_at(inst, 1.0, compliance=1e-4)
 
 
 # ------------------------------------------------------------------ built-in sweep
 
 
 def builtin_pairs(start, stop, step, n, data, *, ilim="0.00025", delay="0", polls=("0",)):
-    """Expected traffic of one built-in staircase (see test_sweep_exact_protocol)."""
+    """Expected traffic of one built-in staircase: limit, sweep settings, format, trigger count,
+    buffer, zero check off, error check, arm, INIT, polls, read-back, TRIG:COUN 1, error check."""
     return [
         (f"SOUR:VOLT:ILIM {ilim}", None),
         (f"SOUR:VOLT:SWE:STAR {start}", None),
@@ -517,31 +512,9 @@ def buffer(points):
 
 def test_sweep_exact_protocol_with_polling_and_buffer_readback():
     data = "+1.0E-09,+0.000000E+00,+2.0E-09,+2.500000E-01,+3.0E-09,+5.000000E-01"
-    pairs = [
-        ("SOUR:VOLT:ILIM 0.00025", None),
-        ("SOUR:VOLT:SWE:STAR 0", None),
-        ("SOUR:VOLT:SWE:STOP 0.5", None),
-        ("SOUR:VOLT:SWE:STEP 0.25", None),
-        ("SOUR:VOLT:SWE:DEL 0.1", None),
-        ("FORM:ELEM READ,VSO", None),
-        ("TRIG:COUN 3", None),
-        ("TRAC:CLE", None),
-        ("TRAC:POIN 3", None),
-        ("TRAC:FEED SENS", None),
-        ("TRAC:FEED:CONT NEXT", None),
-        ("SYST:ZCH OFF", None),
-        ("SYST:ERR?", OK),
-        ("SOUR:VOLT:SWE:INIT", None),
-        ("INIT", None),
-        ("SOUR:VOLT:SWE:STAT?", "1"),
-        ("SOUR:VOLT:SWE:STAT?", "1"),
-        ("SOUR:VOLT:SWE:STAT?", "0"),
-        ("TRAC:DATA?", data),
-        ("TRIG:COUN 1", None),
-        ("SYST:ERR?", OK),
-    ]
+    pairs = builtin_pairs("0", "0.5", "0.25", 3, data, delay="0.1", polls=("1", "1", "0"))
     with protocol(pairs) as inst:
-        readings = inst.sweep(0, 0.5, 0.25, delay=0.1, compliance=2e-4, poll_interval=0)
+        readings = sweep(inst, 0, 0.5, 0.25, delay=0.1, compliance=2e-4, poll_interval=0)
     assert [r.current for r in readings] == [1e-9, 2e-9, 3e-9]
     assert [r.voltage_source for r in readings] == [0.0, 0.25, 0.5]
 
@@ -549,39 +522,41 @@ def test_sweep_exact_protocol_with_polling_and_buffer_readback():
 def test_sweep_downward_uses_positive_step():
     data = buffer([(3e-9, 1.0), (2e-9, 0.5), (1e-9, 0.0)])
     with protocol(builtin_pairs("1", "0", "0.5", 3, data)) as inst:
-        readings = inst.sweep(1.0, 0.0, 0.5, compliance=1e-4, poll_interval=0)
+        readings = sweep(inst, 1.0, 0.0, 0.5, compliance=1e-4, poll_interval=0)
     assert [r.voltage_source for r in readings] == [1.0, 0.5, 0.0]
 
 
 def test_sweep_point_count_rounds_float_noise():
     data = buffer([(k * 1e-9, k * 0.1) for k in range(11)])
     with protocol(builtin_pairs("0", "1", "0.1", 11, data)) as inst:
-        readings = inst.sweep(
-            0.0, 0.1 * 10, 0.30000000000000004 / 3, compliance=1e-4, poll_interval=0
+        readings = sweep(
+            inst, 0.0, 0.1 * 10, 0.30000000000000004 / 3, compliance=1e-4, poll_interval=0
         )
     assert len(readings) == 11
 
 
+#: a 3-point built-in sweep still running when its 0 s timeout expires, and its abort
+TIMED_OUT_SWEEP = builtin_pairs("0", "1", "0.5", 3, "unused", polls=("1",))[:-3] + [
+    ("SOUR:VOLT:SWE:ABOR", None)
+]
+
+
+def time_out_a_sweep(inst) -> InstrumentTimeout:
+    """Run the sweep of TIMED_OUT_SWEEP; returns the InstrumentTimeout it must raise."""
+    with pytest.raises(InstrumentTimeout, match="still running after 0 s") as info:
+        sweep(inst, 0, 1, 0.5, compliance=1e-4, timeout=0, poll_interval=0)
+    return info.value
+
+
 def test_sweep_timeout_aborts_and_raises():
-    pairs = builtin_pairs("0", "1", "0.5", 3, "unused", polls=("1",))[:-3] + [
-        ("SOUR:VOLT:SWE:ABOR", None)
-    ]
-    with protocol(pairs) as inst:
-        with pytest.raises(InstrumentTimeout, match="still running after 0 s") as info:
-            inst.sweep(0, 1, 0.5, compliance=1e-4, timeout=0, poll_interval=0)
-    assert info.value.command == "SOUR:VOLT:SWE:STAT?"
+    with protocol(TIMED_OUT_SWEEP) as inst:
+        assert time_out_a_sweep(inst).command == "SOUR:VOLT:SWE:STAT?"
 
 
 def test_after_failed_sweep_next_read_restores_trigger_count():
-    pairs = builtin_pairs("0", "1", "0.5", 3, "unused", polls=("1",))[:-3] + [
-        ("SOUR:VOLT:SWE:ABOR", None),
-        ("TRIG:COUN 1", None),
-        *MEASURE_1V,
-    ]
-    with protocol(pairs) as inst:
-        with pytest.raises(InstrumentTimeout):
-            inst.sweep(0, 1, 0.5, compliance=1e-4, timeout=0, poll_interval=0)
-        assert inst.measure_at(1.0, compliance=1e-4).voltage_source == 1.0
+    with protocol([*TIMED_OUT_SWEEP, ("TRIG:COUN 1", None), *MEASURE_1V]) as inst:
+        time_out_a_sweep(inst)
+        assert measure_at(inst, 1.0, compliance=1e-4).voltage_source == 1.0
 
 
 def test_shutdown_aborts_a_sweep_left_running():
@@ -592,7 +567,7 @@ def test_shutdown_aborts_a_sweep_left_running():
     ]
     with protocol(pairs) as inst:
         with pytest.raises(GarbledReply):
-            inst.sweep(0, 1, 0.5, compliance=1e-4, poll_interval=0)
+            sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
         inst.shutdown()
     assert inst.isShutdown
 
@@ -607,7 +582,7 @@ def test_source_off_aborts_a_sweep_left_running_and_names_the_garbled_query():
     ]
     with protocol(pairs) as inst:
         with pytest.raises(GarbledReply, match=r"'SOUR:VOLT:SWE:STAT\?' -> garbled reply"):
-            inst.sweep(0, 1, 0.5, compliance=1e-4, poll_interval=0)
+            sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
         inst.source_off()
         inst.source_off()  # nothing armed any more: only the switch-off
 
@@ -621,21 +596,15 @@ def test_sweep_configuration_error_stops_before_arming():
     ]
     with protocol(pairs) as inst:
         with pytest.raises(InstrumentErrorQueue) as info:
-            inst.sweep(0, 1, 0.5, compliance=1e-4, poll_interval=0)
+            sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
         inst.shutdown()
     assert info.value.code == 840
     assert info.value.command == "sweep: SOUR:VOLT:ILIM 0.00025 ... SYST:ZCH OFF"
 
 
 def test_zero_correct_after_a_failed_sweep_restores_trigger_count():
-    pairs = builtin_pairs("0", "1", "0.5", 3, "unused", polls=("1",))[:-3] + [
-        ("SOUR:VOLT:SWE:ABOR", None),
-        ("TRIG:COUN 1", None),
-        *ZERO_CORRECT,
-    ]
-    with protocol(pairs) as inst:
-        with pytest.raises(InstrumentTimeout):
-            inst.sweep(0, 1, 0.5, compliance=1e-4, timeout=0, poll_interval=0)
+    with protocol([*TIMED_OUT_SWEEP, ("TRIG:COUN 1", None), *ZERO_CORRECT]) as inst:
+        time_out_a_sweep(inst)
         inst.zero_correct()
 
 
@@ -643,14 +612,14 @@ def test_sweep_wrong_buffer_count_is_garbled():
     data = buffer([(1e-9, 0.0), (2e-9, 0.5)])
     with protocol(builtin_pairs("0", "1", "0.5", 3, data)) as inst:
         with pytest.raises(GarbledReply, match="expected 3 buffer readings, got 2"):
-            inst.sweep(0, 1, 0.5, compliance=1e-4, poll_interval=0)
+            sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
 
 
 def test_sweep_compliance_can_raise_after_readback():
     data = buffer([(1e-9, 0.0), (2.5e-4, -999), (2.5e-4, -999)])
     with protocol(builtin_pairs("0", "1", "0.5", 3, data)) as inst:
         with pytest.raises(ComplianceError):
-            inst.sweep(0, 1, 0.5, compliance=1e-4, poll_interval=0, raise_on_compliance=True)
+            sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0, raise_on_compliance=True)
 
 
 @pytest.mark.parametrize(
@@ -669,7 +638,7 @@ def test_sweep_compliance_can_raise_after_readback():
 def test_sweep_refusals_write_nothing(args, kwargs, error):
     with protocol([]) as inst:
         with pytest.raises(error):
-            inst.sweep(*args, **kwargs)
+            sweep(inst, *args, **kwargs)
 
 
 # ------------------------------------------------------------------ sweep_points
@@ -695,7 +664,8 @@ def test_sweep_points_mixes_builtin_and_point_by_point_and_streams_readings():
     ]
     seen: list[tuple[int, float, int]] = []
     with protocol(pairs) as inst:
-        readings = inst.sweep_points(
+        readings = sweep_points(
+            inst,
             volts,
             compliance=2e-4,
             poll_interval=0,
@@ -713,8 +683,8 @@ def test_sweep_points_descending_on_builtin_when_asked():
     volts = [1.0, 0.5, 0.0]
     data = buffer([(3e-9, 1.0), (2e-9, 0.5), (1e-9, 0.0)])
     with protocol(builtin_pairs("1", "0", "0.5", 3, data)) as inst:
-        readings = inst.sweep_points(
-            volts, compliance=1e-4, builtin_descending=True, poll_interval=0
+        readings = sweep_points(
+            inst, volts, compliance=1e-4, builtin_descending=True, poll_interval=0
         )
     assert [r.current for r in readings] == [3e-9, 2e-9, 1e-9]
 
@@ -723,18 +693,18 @@ def test_sweep_points_refuses_any_point_beyond_the_limit_before_writing():
     volts = np.concatenate([cyclic_points(6, -6, 0.5), [8.5]])
     with protocol([]) as inst:
         with pytest.raises(SafetyLimitError, match=r"voltages\[49\] = 8.5 V"):
-            inst.sweep_points(volts, compliance=1e-4)
+            sweep_points(inst, volts, compliance=1e-4)
     with protocol([]) as inst:
         with pytest.raises(SafetyLimitError):
-            inst.sweep_points([0.0, math.nan], compliance=1e-4)
+            sweep_points(inst, [0.0, math.nan], compliance=1e-4)
     with protocol([]) as inst:
         with pytest.raises(SafetyLimitError):
-            inst.sweep_points([0.0, 1.0], compliance=0.02)
+            sweep_points(inst, [0.0, 1.0], compliance=0.02)
 
 
 def test_sweep_points_empty_list_does_nothing():
     with protocol([]) as inst:
-        assert inst.sweep_points([], compliance=1e-4) == []
+        assert sweep_points(inst, [], compliance=1e-4) == []
 
 
 def test_sweep_points_raise_on_compliance_after_delivering_the_reading():
@@ -751,7 +721,8 @@ def test_sweep_points_raise_on_compliance_after_delivering_the_reading():
     got = []
     with protocol(pairs) as inst:
         with pytest.raises(ComplianceError):
-            inst.sweep_points(
+            sweep_points(
+                inst,
                 [1.0, 0.5, 2.0],
                 compliance=1e-4,
                 raise_on_compliance=True,

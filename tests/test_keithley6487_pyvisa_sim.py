@@ -9,6 +9,7 @@ import pyvisa
 
 from instruments.errors import InstrumentErrorQueue, InstrumentTimeout, SafetyLimits
 from instruments.keithley6487 import SIM_DEFINITION, SIM_RESOURCE, Identity, Keithley6487
+from instruments.keithley6487_procedures import measure_at
 
 SIM_LIBRARY = f"{SIM_DEFINITION}@sim"
 IDN = "KEITHLEY INSTRUMENTS INC.,MODEL 6487,4126713,A04  Feb  4 2005 16:52:50/A02  /E"
@@ -87,7 +88,7 @@ def test_data_elements_round_trip(k6487):
 
 
 def test_measure_at_parses_the_reading_with_its_unit_suffix(k6487):
-    reading = k6487.measure_at(1.0, compliance=1e-4, nplc=1)
+    reading = measure_at(k6487, 1.0, compliance=1e-4, nplc=1)
     assert reading.current == -1.234567e-9
     assert reading.voltage_source == 1.0
     assert not reading.overflow and not reading.compliance

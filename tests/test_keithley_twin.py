@@ -17,7 +17,9 @@ from instruments.errors import (
     SafetyLimitError,
     SafetyLimits,
 )
-from instruments.keithley6487 import Keithley6487, cyclic_points, parse_readings
+from instruments.keithley6487 import Keithley6487, parse_readings
+from instruments.keithley6487_procedures import measure_at, sweep, sweep_points
+from instruments.sweep_plan import cyclic_points
 from sim_backends.faults import FaultPlan
 from sim_backends.keithley_twin import IDN, Keithley6487Twin, ResistorLoad
 
@@ -268,14 +270,15 @@ def test_driver_round_trip_measure_sweep_and_shutdown() -> None:
     k = Keithley6487(t, limits=LIMITS)
     assert k.identity.model == "6487"
     k.zero_correct()
-    r = k.measure_at(1.0, compliance=2.5e-4, nplc=1)
+    r = measure_at(k, 1.0, compliance=2.5e-4, nplc=1)
     assert r.current == pytest.approx(1e-4, rel=1e-4) and r.voltage_source == 1.0
     assert not r.compliance
     k.source_voltage = 2.5
     assert k.source_voltage == 2.5
     points = cyclic_points(2.0, -2.0, 0.1)
     seen: list[int] = []
-    readings = k.sweep_points(
+    readings = sweep_points(
+        k,
         points,
         compliance=2.5e-4,
         on_reading=lambda i, _: seen.append(i),
@@ -296,7 +299,7 @@ def test_driver_round_trip_measure_sweep_and_shutdown() -> None:
 def test_driver_reports_compliance_through_vso() -> None:
     t = twin(1e3)
     k = Keithley6487(t, limits=LIMITS)
-    r = k.measure_at(2.0, compliance=25e-6, nplc=0.1)
+    r = measure_at(k, 2.0, compliance=25e-6, nplc=0.1)
     assert r.compliance and math.isnan(r.voltage_source)
     assert r.current == pytest.approx(25e-6, rel=1e-3)
 
@@ -305,7 +308,7 @@ def test_driver_overflow_reading() -> None:
     t = twin(1e6)
     k = Keithley6487(t, limits=LIMITS)
     k.current_range = 2e-9
-    r = k.measure_at(1.0, compliance=2.5e-4)
+    r = measure_at(k, 1.0, compliance=2.5e-4)
     assert r.overflow and r.current == math.inf
 
 
@@ -313,9 +316,9 @@ def test_safety_refusal_reaches_no_bus() -> None:
     t = twin()
     k = Keithley6487(t, limits=LIMITS)
     with pytest.raises(SafetyLimitError):
-        k.measure_at(9.0, compliance=1e-4)
+        measure_at(k, 9.0, compliance=1e-4)
     with pytest.raises(SafetyLimitError):
-        k.sweep_points([0, 5, 10], compliance=1e-4)
+        sweep_points(k, [0, 5, 10], compliance=1e-4)
     assert t.commands == []
 
 
@@ -338,7 +341,7 @@ def test_each_transaction_costs_latency_and_readings_integration() -> None:
     assert t.clock.now() == pytest.approx(3e-3)
     k = Keithley6487(t, limits=LIMITS)
     n0, t0 = t.transactions, t.clock.now()
-    k.measure_at(0.5, compliance=2.5e-4, nplc=2)
+    measure_at(k, 0.5, compliance=2.5e-4, nplc=2)
     n = t.transactions - n0
     assert n == 8  # NPLC, ILIM, SOUR:VOLT, STAT ON, ZCH OFF, FORM:ELEM, READ?, SYST:ERR?
     assert t.clock.now() - t0 == pytest.approx(n * 3e-3 + 2 / 60)
@@ -349,7 +352,7 @@ def test_builtin_sweep_time_on_the_clock() -> None:
     k = Keithley6487(t, limits=LIMITS)
     k.nplc = 1
     t0 = t.clock.now()
-    k.sweep(0.0, 3.0, 0.1, compliance=2.5e-4, poll_interval=0)
+    sweep(k, 0.0, 3.0, 0.1, compliance=2.5e-4, poll_interval=0)
     elapsed = t.clock.now() - t0
     n = 31
     assert elapsed >= n * (1 / 60 + 1e-3)
@@ -373,7 +376,7 @@ def test_garbled_reply_surfaces_as_garbled_reply() -> None:
     t = twin(faults=FaultPlan(garbled_after=3, seed=4))
     k = Keithley6487(t, limits=LIMITS)
     with pytest.raises(GarbledReply):
-        k.measure_at(0.1, compliance=2.5e-4)  # 5 writes, then READ? (the 6th) is garbled
+        measure_at(k, 0.1, compliance=2.5e-4)  # 5 writes, then READ? (the 6th) is garbled
     assert t.faults.fired[0][1] == "garbled"
 
 
@@ -381,7 +384,7 @@ def test_connection_lost_after_n_transactions() -> None:
     t = twin(faults=FaultPlan(connection_lost_after=5))
     k = Keithley6487(t, limits=LIMITS)
     with pytest.raises(ConnectionLost):
-        k.measure_at(0.1, compliance=2.5e-4, nplc=1)
+        measure_at(k, 0.1, compliance=2.5e-4, nplc=1)
     with pytest.raises(ConnectionLost):
         _ = k.identity
     k.shutdown()  # never raises on a dead bus
@@ -393,12 +396,12 @@ def test_injected_error_code_is_queued() -> None:
     t = twin(faults=FaultPlan(error_after=2, error_code=-350))
     k = Keithley6487(t, limits=LIMITS)
     with pytest.raises(InstrumentErrorQueue) as info:
-        k.measure_at(0.1, compliance=2.5e-4)
+        measure_at(k, 0.1, compliance=2.5e-4)
     assert info.value.code == -350
 
 
 def test_forced_compliance_hits() -> None:
     t = twin(1e6, faults=FaultPlan(compliance_after=0))
     k = Keithley6487(t, limits=LIMITS)
-    r = k.measure_at(0.1, compliance=2.5e-4)
+    r = measure_at(k, 0.1, compliance=2.5e-4)
     assert r.compliance and r.current == pytest.approx(2.5e-4, rel=1e-4)

@@ -31,7 +31,14 @@ import numpy as np
 from crossbar.backend import Biasing
 from crossbar.config import BenchConfig
 from instruments.errors import SafetyLimitError
-from instruments.keithley6487 import CURRENT_LIMITS, cyclic_points, snap_compliance
+from instruments.keithley6487_limits import (
+    CURRENT_LIMITS,
+    NPLC_RANGE,
+    check_range_compliance,
+    largest_limit_within,
+    snap_compliance,
+)
+from instruments.sweep_plan import cyclic_points
 
 from ..errors import UserError
 from ._common import bench_config, open_crossbar
@@ -53,9 +60,6 @@ __all__ = [
 MAX_POINTS_PER_CYCLE = 20_000
 #: Largest number of cycles of one sweep command.
 MAX_CYCLES = 100_000
-#: Largest level of the 6487's 10 V source range (V); above it the current limit is ≤ 2.5 mA.
-_TEN_VOLT_RANGE = 10.1
-_HIGH_RANGE_MAX_LIMIT = 2.5e-3
 
 
 # ------------------------------------------------------------------ shared argument helpers
@@ -161,14 +165,14 @@ def read_limit(cfg: BenchConfig) -> float:
     (instrument benches), or ``max_compliance`` (physics)."""
     if cfg.backend == "physics":
         return cfg.limits.max_compliance
-    allowed = [c for c in CURRENT_LIMITS if c <= cfg.limits.max_compliance]
-    if not allowed:
+    limit = largest_limit_within(cfg.limits.max_compliance)
+    if limit is None:
         raise UserError(
             f"bench {cfg.name!r}: [limits] max_compliance = {cfg.limits.max_compliance:g} A is "
             f"below the 6487's smallest current limit ({CURRENT_LIMITS[0]:g} A): no cell can "
             "be read on this bench"
         )
-    return max(allowed)
+    return limit
 
 
 def data_path(args: argparse.Namespace, cfg: BenchConfig, what: str) -> Path:
@@ -250,11 +254,10 @@ def _voltages(args: argparse.Namespace, cfg: BenchConfig) -> tuple[np.ndarray, f
             if isinstance(exc, SafetyLimitError):
                 raise
             raise UserError(str(exc)) from None
-        if max(vmax, abs(vmin)) > _TEN_VOLT_RANGE and snapped > _HIGH_RANGE_MAX_LIMIT:
-            raise UserError(
-                f"--compliance {compliance:g} A: sweeping beyond {_TEN_VOLT_RANGE:g} V needs the "
-                f"6487's 50 V range, where the current limit is at most {_HIGH_RANGE_MAX_LIMIT:g} A"
-            )
+        try:
+            check_range_compliance(max(vmax, abs(vmin)), snapped, f"--compliance {compliance:g} A")
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     return voltages, compliance
 
 
@@ -263,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     row, col = parse_cell(args.cell, cfg)
     voltages, compliance = _voltages(args, cfg)
     cycles = integer(args.cycles, "--cycles", lo=1, hi=MAX_CYCLES)
-    nplc = finite(args.nplc, "--nplc", lo=0.01, hi=6.0, unit="PLC")
+    nplc = finite(args.nplc, "--nplc", lo=NPLC_RANGE[0], hi=NPLC_RANGE[1], unit="PLC")
     biasing = parse_biasing(args.biasing)
     if biasing.positive_only and voltages.min() < 0:
         raise UserError(
