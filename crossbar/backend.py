@@ -134,8 +134,9 @@ class Capabilities:
     :param compliance_ceilings: ``(|V| up to, largest limit A)`` pairs, ascending in V: a
         source range's largest current limit (the 6487: 25 mA to 10.1 V, 2.5 mA beyond).
     :param pulse_width_range: shortest and longest pulse (s).
-    :param level_digits: significant digits a level is written with (the 6487 takes ``%g``:
-        6); a level is checked against the limits as it will be written. None: exact.
+    :param written_level: a level (V) as the bench's source will be sent it (the 6487 takes
+        ``%g``, 6 significant digits: :func:`instruments.keithley6487_limits.written_level`);
+        a level is checked against the limits as it will be written. None: exact.
     """
 
     rows: int
@@ -152,7 +153,7 @@ class Capabilities:
     compliance_levels: tuple[float, ...] | None = None
     compliance_ceilings: tuple[tuple[float, float], ...] = ()
     pulse_width_range: tuple[float, float] = (1e-9, 10.0)
-    level_digits: int | None = None
+    written_level: Callable[[float], float] | None = None
 
     def realises(self, lines: LineLevels) -> bool:
         """True when every level of ``lines`` is one this bench can apply."""

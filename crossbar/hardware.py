@@ -68,6 +68,7 @@ from instruments.keithley6487_limits import (
     SOURCE_RANGE_MAX_LEVEL,
     largest_limit_within,
     source_range_for,
+    written_level,
 )
 from instruments.switch_matrix import Bus
 
@@ -182,7 +183,7 @@ class InstrumentBackend(CrossbarBackend):
                 (HARDWARE_MAX_VOLTAGE, HIGH_RANGE_MAX_CURRENT_LIMIT),
             ),
             pulse_width_range=(AWG_MIN_PULSE_S, 1000.0),
-            level_digits=6,  # the 6487 is written %g
+            written_level=written_level,  # the 6487 is written %g
         )
 
     # ------------------------------------------------------------------ basics

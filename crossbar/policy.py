@@ -15,7 +15,7 @@ What lives here:
 * **sign-split sweeps**: a sweep with its own current limit or biasing below 0 V runs one
   backend sweep per run of same-sign points;
 * **limits**: voltages against ``[limits] max_voltage`` and ``max_read_voltage`` as the
-  instrument will be sent them (``level_digits``), current limits against ``max_compliance``
+  instrument will be sent them (``written_level``), current limits against ``max_compliance``
   after snapping to the source's levels and against its range ceilings, NPLC, delay and pulse
   width against their ranges.
 
@@ -134,9 +134,9 @@ class CrossbarPolicy(BenchView):
             raise IndexError(f"cell ({row}, {col}) is outside the {rows}×{cols} array")
 
     def written(self, v: float) -> float:
-        """``v`` as the bench's source will be sent it (``level_digits`` significant digits)."""
-        digits = self.capabilities.level_digits
-        return float(f"{float(v):.{digits}g}") if digits else float(v)
+        """``v`` as the bench's source will be sent it (``Capabilities.written_level``)."""
+        written = self.capabilities.written_level
+        return float(written(float(v))) if written is not None else float(v)
 
     def _check_magnitude(
         self, v: float | np.ndarray, limit: float, what: str, text: str, name: str
@@ -150,14 +150,13 @@ class CrossbarPolicy(BenchView):
                 value=vmax,
                 limit=limit,
             )
-        if arr.size and self.capabilities.level_digits:
+        if arr.size and self.capabilities.written_level is not None:
             for x in (float(arr.max()), float(arr.min())):  # the rounding is monotonic
                 sent = self.written(x)
                 if abs(sent) > limit:
                     raise SafetyLimitError(
-                        f"{what}: {x:.10g} V would be written as {sent:g} V "
-                        f"({self.capabilities.level_digits} significant digits), beyond the "
-                        f"bench limit of {limit:.10g} V ({name})",
+                        f"{what}: {x:.10g} V would be written to the source as {sent:g} V, "
+                        f"beyond the bench limit of {limit:.10g} V ({name})",
                         setting=what,
                         value=x,
                         limit=limit,
