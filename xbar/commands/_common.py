@@ -1,21 +1,27 @@
-"""Helpers shared by the CLI commands that open a bench."""
+"""Helpers shared by the CLI commands that open a bench.
+
+The crossbar layer is imported inside the functions, so that registering a command (``xbar
+--help``) never loads the bench machinery or the simulated instruments.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-
-from crossbar.bench import open_backend
-from crossbar.config import BenchConfig, BenchConfigError, load_bench_config
-from crossbar.core import Crossbar
-from crossbar.datastore import DataStore, DataStoreError
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from crossbar.config import BenchConfig
+    from crossbar.core import Crossbar
 
 
 def bench_config(bench: str, *, profile: str | None = None, seed: int | None = None) -> BenchConfig:
     """Load a bench ("sim" or a TOML path), optionally overriding the simulated device profile
     and seed. Bad files become UserError (exit 2)."""
+    from crossbar.config import BenchConfigError, load_bench_config
+
     try:
         cfg = load_bench_config(bench)
     except BenchConfigError as exc:
@@ -46,6 +52,10 @@ def open_crossbar(
     records per flush to disk (1: every record is on disk as soon as it is measured, so even a
     killed process loses at most the measurement in flight). If the bench cannot be opened the
     data file is closed again."""
+    from crossbar.bench import open_backend
+    from crossbar.core import Crossbar
+    from crossbar.datastore import DataStore, DataStoreError
+
     store = None
     if datafile is not None:
         try:

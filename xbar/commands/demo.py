@@ -18,14 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-from calibration.live import calibrate_cell
-from calibration.report import write_device_png
-from inference.data import make_moons_dataset
-from inference.deploy import DeployOptions
-from inference.models import MOONS_SIZES
-from inference.storage import save_model
-from inference.training import train_bayesmulti, train_erm
-
 from ._common import bench_config, open_crossbar
 from .infer import aggregate, deploy_all, format_table
 
@@ -38,9 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bench", default="sim", help='"sim" (default) or BENCH.toml')
-    p.add_argument("--profile", default="typical",
-                   help="simulated device profile: optimized (the paper's optimised device, "
-                   "U ~ 0.9), typical (default, U ~ 0.5) or poor")
+    p.add_argument(
+        "--profile",
+        default="typical",
+        help="simulated device profile: optimized (the paper's optimised device, "
+        "U ~ 0.9), typical (default, U ~ 0.5) or poor",
+    )
     p.add_argument("--cell", default="3,4", help="cell to calibrate (R,C)")
     p.add_argument("--seed", type=int, default=0, help="bench and training seed")
     p.add_argument("--test-points", type=int, default=200)
@@ -50,6 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from calibration.live import calibrate_cell
+    from calibration.report import write_device_png
+    from inference.data import make_moons_dataset
+    from inference.deploy import DeployOptions
+    from inference.models import MOONS_SIZES
+    from inference.storage import save_model
+    from inference.training import train_bayesmulti, train_erm
     from xbar.errors import UserError
 
     t0 = time.perf_counter()
@@ -64,42 +66,71 @@ def run(args: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
-    say(f"1/4 calibrating cell ({r}, {c}) of bench {cfg.name!r} (profile "
-        f"{cfg.simulation.profile}): 10 cycles 0 -> 6 -> 0 -> -6 -> 0 V, 25 uA compliance")
+    say(
+        f"1/4 calibrating cell ({r}, {c}) of bench {cfg.name!r} (profile "
+        f"{cfg.simulation.profile}): 10 cycles 0 -> 6 -> 0 -> -6 -> 0 V, 25 uA compliance"
+    )
     with open_crossbar(cfg, datafile=out / "calibration.h5", operation="demo-calibrate") as xb:
         dev = calibrate_cell(xb, r, c, cycles=10)
     res = dev.result
     write_device_png(dev, out / "calibration.png")
     dev.to_profile().save(out / "device.profile.json")
-    say(f"    U = {res.usability:.3f} (alpha_nm {res.alpha_nm:.2f}, sigma_up {res.sigma_up:.3f}, "
-        f"LCIS {res.lcis_length}/{res.l_min} points) -> calibration.png, device.profile.json")
+    say(
+        f"    U = {res.usability:.3f} (alpha_nm {res.alpha_nm:.2f}, sigma_up {res.sigma_up:.3f}, "
+        f"LCIS {res.lcis_length}/{res.l_min} points) -> calibration.png, device.profile.json"
+    )
 
     say("2/4 training ERM and BayesMulti (2-5-2 MLP on two moons)")
     ds = make_moons_dataset(seed=args.seed)
     erm = train_erm(ds, MOONS_SIZES, seed=args.seed)
     u = max(min(res.usability, 1.0), 0.05)
     bm = train_bayesmulti(
-        ds, MOONS_SIZES, usability=u, n_init=3, n_iter=args.bo_iters, seed=args.seed,
+        ds,
+        MOONS_SIZES,
+        usability=u,
+        n_init=3,
+        n_iter=args.bo_iters,
+        seed=args.seed,
         progress=lambda it, tot, p1, p2, s: say(
-            f"    BO {it}/{tot}: p1={p1:.2f} p2={p2:.2f} objective={s:.3f}"),
+            f"    BO {it}/{tot}: p1={p1:.2f} p2={p2:.2f} objective={s:.3f}"
+        ),
     )
     save_model(erm, out / "moons-erm")
     save_model(bm, out / "moons-bayesmulti")
-    say(f"    ERM test accuracy {erm.accuracies['test']:.3f}; BayesMulti "
-        f"{bm.accuracies['test']:.3f} with p1={bm.p1:.2f}, p2={bm.p2:.2f}")
+    say(
+        f"    ERM test accuracy {erm.accuracies['test']:.3f}; BayesMulti "
+        f"{bm.accuracies['test']:.3f} with p1={bm.p1:.2f}, p2={bm.p2:.2f}"
+    )
 
     say(f"3/4 deploying both on the bench ({args.test_points} test points each)")
     rows = deploy_all(
-        [erm, bm], bench=args.bench, profiles=[args.profile], seeds=1,
-        test_points=args.test_points, out=out, options=DeployOptions(),
+        [erm, bm],
+        bench=args.bench,
+        profiles=[args.profile],
+        seeds=1,
+        test_points=args.test_points,
+        out=out,
+        options=DeployOptions(),
         log=lambda m: say("    " + m),
     )
     agg = aggregate(rows)
     say("4/4 comparison")
     print(format_table(agg))
-    (out / "demo.json").write_text(json.dumps(
-        {"calibration": dev.to_json_dict(), "runs": rows, "mean": agg,
-         "wall_time_s": time.perf_counter() - t0}, indent=1, default=float))
-    print(f"\nwrote {out}/: calibration.png, deploy-{cfg.simulation.profile}.png, demo.json, "
-          f"models, data files (*.h5)  [{time.perf_counter() - t0:.0f} s]", file=sys.stderr)
+    (out / "demo.json").write_text(
+        json.dumps(
+            {
+                "calibration": dev.to_json_dict(),
+                "runs": rows,
+                "mean": agg,
+                "wall_time_s": time.perf_counter() - t0,
+            },
+            indent=1,
+            default=float,
+        )
+    )
+    print(
+        f"\nwrote {out}/: calibration.png, deploy-{cfg.simulation.profile}.png, demo.json, "
+        f"models, data files (*.h5)  [{time.perf_counter() - t0:.0f} s]",
+        file=sys.stderr,
+    )
     return 0

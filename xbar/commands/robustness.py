@@ -15,16 +15,7 @@ import argparse
 import math
 from pathlib import Path
 
-from inference.data import DATA_NAMES
-from inference.models import NOISE_SITES
-from inference.robustness import (
-    TUNE_MODES,
-    acceptance_figures,
-    format_table,
-    plot_robustness,
-    run_study,
-    write_csv,
-)
+from inference.names import DATA_NAMES, NOISE_SITES, TUNE_MODES
 
 from ..errors import UserError
 
@@ -58,6 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from inference.robustness import (
+        acceptance_figures,
+        format_table,
+        plot_robustness,
+        run_study,
+        write_csv,
+    )
+
     if args.trials < 1 or args.bo_init < 1 or args.bo_iters < 0 or args.eval_trials < 1:
         raise UserError("--trials, --bo-init, --eval-trials must be >= 1 and --bo-iters >= 0")
     u = args.tune_usability

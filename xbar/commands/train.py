@@ -12,16 +12,14 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from calibration.profile import DeviceNoiseProfile, ProfileError
-from inference.data import DATA_NAMES, load_dataset
-from inference.models import NOISE_SITES
-from inference.noise import evaluate
-from inference.robustness import SIZES_BY_DATA
-from inference.storage import save_model
-from inference.training import OBJECTIVES, train_bayesmulti, train_erm
+from inference.names import DATA_NAMES, NOISE_SITES, OBJECTIVES
 
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from calibration.profile import DeviceNoiseProfile
 
 DEFAULT_USABILITY = 0.5  # BayesMulti target when neither --usability nor --profile is given
 
@@ -65,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _target(args: argparse.Namespace) -> tuple[float | None, DeviceNoiseProfile | None]:
+    from calibration.profile import DeviceNoiseProfile, ProfileError
+
     if args.profile is not None:
         path = Path(args.profile)
         if not path.is_file():
@@ -88,6 +88,12 @@ def _target(args: argparse.Namespace) -> tuple[float | None, DeviceNoiseProfile 
 
 
 def run(args: argparse.Namespace) -> int:
+    from inference.data import load_dataset
+    from inference.noise import evaluate
+    from inference.robustness import SIZES_BY_DATA
+    from inference.storage import save_model
+    from inference.training import train_bayesmulti, train_erm
+
     usability, profile = _target(args)
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {args.epochs}")
