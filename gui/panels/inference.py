@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,16 +48,7 @@ from gui import plotting
 from gui.panels.base import AppServices, Panel
 from gui.workers import Task, TaskAborted, TaskContext
 
-__all__ = ["DeployView", "InferencePanel", "ModelEntry", "decision_grid", "deploy_available"]
-
-
-def deploy_available() -> bool:
-    """True when ``inference.deploy.run_on_crossbar`` can be imported."""
-    try:
-        from inference.deploy import run_on_crossbar  # noqa: F401
-    except ImportError:
-        return False
-    return True
+__all__ = ["DeployView", "InferencePanel", "ModelEntry", "decision_grid"]
 
 
 def call_run_on_crossbar(
@@ -69,34 +59,21 @@ def call_run_on_crossbar(
     n_test_points: int,
     ctx: TaskContext,
 ) -> Any:
-    """Call ``inference.deploy.run_on_crossbar`` on the first ``n_test_points`` test points.
+    """Call ``run_on_crossbar(crossbar, model, x_test, y_test, *, x_train, progress,
+    should_abort)`` (:func:`inference.deploy.run_on_crossbar`) on the first ``n_test_points``
+    test points, reporting its ``progress(stage, done, total)`` to the task."""
 
-    Two call forms are supported: ``(crossbar, model, x_test, y_test, *, x_train, progress,
-    should_abort)`` with ``progress(stage, done, total)`` (the module as written), and
-    ``(crossbar, model, dataset, n_test_points, progress, should_abort)`` with
-    ``progress(done, total)`` (the form first planned).
-    """
-
-    def progress(*args: Any) -> None:
-        if len(args) == 3:
-            stage, done, total = args
-            ctx.message(f"Deploying: {stage} {done}/{total}")
-        else:
-            done, total = args[-2:]
+    def progress(stage: str, done: int, total: int) -> None:
+        ctx.message(f"Deploying: {stage} {done}/{total}")
         ctx.progress(int(done), int(total))
 
-    params = inspect.signature(run_on_crossbar).parameters
     n = int(n_test_points)
-    if "x_test" in params:
-        kwargs: dict[str, Any] = {"progress": progress, "should_abort": ctx.should_abort}
-        if "x_train" in params:
-            kwargs["x_train"] = dataset.x_train
-        return run_on_crossbar(crossbar, model, dataset.x_test[:n], dataset.y_test[:n], **kwargs)
     return run_on_crossbar(
         crossbar,
         model,
-        dataset,
-        n_test_points=n,
+        dataset.x_test[:n],
+        dataset.y_test[:n],
+        x_train=dataset.x_train,
         progress=progress,
         should_abort=ctx.should_abort,
     )
@@ -413,9 +390,6 @@ class InferencePanel(Panel):
         self.deploy_btn.setEnabled(
             idle and self.app.session is not None and self.current is not None
         )
-        self.deploy_btn.setToolTip(
-            "" if deploy_available() else "inference.deploy is not available in this installation"
-        )
 
     def dataset(self):
         """The moons data set of the panel's settings."""
@@ -716,9 +690,6 @@ class InferencePanel(Panel):
         e = self.current
         if s is None or e is None:
             self.app.log("Connect a bench and train or load a model first.", "warning")
-            return False
-        if not deploy_available():
-            self.app.log("Deployment is not available: inference.deploy is missing", "error")
             return False
         n = self.n_test.value()
         crossbar = s.crossbar
