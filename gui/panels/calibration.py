@@ -496,20 +496,18 @@ class CalibrationPanel(Panel):
         ys = g.reshape(-1)
         ok = np.isfinite(ys)
         self.p_g.plot(
-            xs[ok],
-            ys[ok],
-            pen=None,
-            symbol="o",
-            symbolSize=3,
-            symbolBrush=(150, 150, 150, 120),
-            symbolPen=None,
-            name="G per cycle",
+            xs[ok], ys[ok], **plotting.markers((150, 150, 150, 120), 3), name="G per cycle"
         )
-        self.p_g.plot(bv, bg, **_marked(plotting.colour(0), 1.5, 4), name="Ḡ (mean)")
+        self.p_g.plot(
+            bv, bg, **plotting.markers(plotting.colour(0), 4, line_width=1.5), name="Ḡ (mean)"
+        )
         if L > 0:
             seg = slice(s, s + L)
             self.p_g.plot(
-                bv[seg], bg[seg], **_marked(plotting.colour(3), 3.5, 6), name=f"LCIS, L = {L}"
+                bv[seg],
+                bg[seg],
+                **plotting.markers(plotting.colour(3), 6, line_width=3.5),
+                name=f"LCIS, L = {L}",
             )
             region = pg.LinearRegionItem(
                 (bv[s], bv[s + L - 1]), movable=False, brush=(214, 39, 40, 25), pen=pg.mkPen(None)
@@ -689,16 +687,7 @@ class CalibrationPanel(Panel):
             return
         us = np.sort(np.asarray(self.history.usability, dtype=float))
         x = np.arange(1, us.size + 1)
-        fp.plot(
-            x,
-            us,
-            pen=None,
-            symbol="o",
-            symbolSize=7,
-            symbolBrush=plotting.colour(0),
-            symbolPen=None,
-            name="measured (history, sorted)",
-        )
+        fp.plot(x, us, **plotting.markers(plotting.colour(0), 7), name="measured (history, sorted)")
         best = float(us.max())
         fp.addItem(
             pg.InfiniteLine(
@@ -725,11 +714,7 @@ class CalibrationPanel(Panel):
             fp.plot(
                 xs,
                 mean,
-                pen=None,
-                symbol="s",
-                symbolSize=9,
-                symbolBrush=plotting.colour(3),
-                symbolPen=None,
+                **plotting.markers(plotting.colour(3), 9, symbol="s"),
                 name="suggested: predicted U ± std",
             )
         fp.setYRange(-0.03, 1.05, padding=0)
@@ -787,14 +772,3 @@ def _boxed(title: str, widget: QWidget) -> QGroupBox:
     box = QGroupBox(title)
     QVBoxLayout(box).addWidget(widget)
     return box
-
-
-def _marked(colour, width: float, size: int) -> dict:
-    """Plot style of a curve drawn as a line through dots of its colour."""
-    return {
-        "pen": pg.mkPen(colour, width=width),
-        "symbol": "o",
-        "symbolSize": size,
-        "symbolBrush": colour,
-        "symbolPen": None,
-    }

@@ -177,8 +177,10 @@ class CrossbarPanel(Panel):
         left.addWidget(self._build_map())
         left.addWidget(self._build_history())
         set_panes(left, stretch=(1, 1), sizes=(560, 500))
-        split.addWidget(self._build_controls())
-        set_panes(split, stretch=(3, 1), sizes=(1100, 300))
+        right = QWidget()
+        split.addWidget(right)
+        set_panes(split, stretch=(3, 1), sizes=(1100, 300))  # before the controls fill it
+        self._build_controls(QVBoxLayout(right))
         self.refresh_map()
         self._update_selection()
 
@@ -258,14 +260,7 @@ class CrossbarPanel(Panel):
         self.hist_widget = plotting.plot_widget("History", x="pulse number", y="G", y_units="S")
         hp = self.hist_widget.getPlotItem()
         self.hist_curve = hp.plot(
-            [],
-            [],
-            pen=pg.mkPen(plotting.colour(0), width=1),
-            symbol="o",
-            symbolSize=5,
-            symbolBrush=plotting.colour(0),
-            symbolPen=None,
-            name="G",
+            [], [], **plotting.markers(plotting.colour(0), 5, line_width=1), name="G"
         )
         # log G on the left only (the right amplitude axis stays linear)
         self.hist_curve.setLogMode(False, True)
@@ -287,10 +282,8 @@ class CrossbarPanel(Panel):
         hp.getViewBox().sigResized.connect(self._sync_views)
         return self.hist_widget
 
-    def _build_controls(self) -> QWidget:
+    def _build_controls(self, rv: QVBoxLayout) -> None:
         """The selection line over the read, pulse and program groups."""
-        right = QWidget()
-        rv = QVBoxLayout(right)
         self.sel_label = QLabel("No cell selected")
         self.sel_label.setWordWrap(True)
         rv.addWidget(self.sel_label)
@@ -298,7 +291,6 @@ class CrossbarPanel(Panel):
         rv.addWidget(self._pulse_group())
         rv.addWidget(self._program_group())
         rv.addStretch(1)
-        return right
 
     def _read_group(self) -> QGroupBox:
         g = QGroupBox("Read")
@@ -329,9 +321,12 @@ class CrossbarPanel(Panel):
         self.repeat = int_spin(1, 1000, 1)
         self.read_after = QCheckBox("read after each pulse")
         self.read_after.setChecked(True)
-        f.addRow("Amplitude", self.amplitude)
-        f.addRow("Width", self.width_ms)
-        f.addRow("Pulses", self.repeat)
+        for label, widget in (
+            ("Amplitude", self.amplitude),
+            ("Width", self.width_ms),
+            ("Pulses", self.repeat),
+        ):
+            f.addRow(label, widget)
         f.addRow(self.read_after)
         self.pulse_pos_btn = button("+ Pulse (SET)", lambda: self.pulse_selected(+1))
         self.pulse_neg_btn = button("− Pulse (RESET)", lambda: self.pulse_selected(-1))

@@ -361,6 +361,19 @@ class InferencePanel(Panel):
 
         return make_moons_dataset(seed=self.data_seed.value(), noise=self.data_noise.value())
 
+    def _selected_profile(self):
+        """The noise profile of the device selected in the calibration panel (None: logged)."""
+        cal = getattr(self.app, "calibration_panel", None)
+        dev = cal.selected_device() if cal is not None else None
+        if dev is None:
+            self.app.log("Select a calibrated device first (Calibration panel).", "warning")
+            return None
+        try:
+            return dev.to_profile()
+        except ValueError as exc:
+            self.app.log(f"Device profile: {exc}", "error")
+            return None
+
     # -- training --------------------------------------------------------------------------------
     def train(self) -> bool:
         """Train with the panel's settings on the worker thread."""
@@ -371,15 +384,8 @@ class InferencePanel(Panel):
         profile = None
         usability = self.target_u.value()
         if method == "bayesmulti" and self.use_device.isChecked():
-            cal = getattr(self.app, "calibration_panel", None)
-            dev = cal.selected_device() if cal is not None else None
-            if dev is None:
-                self.app.log("Select a calibrated device first (Calibration panel).", "warning")
-                return False
-            try:
-                profile = dev.to_profile()
-            except ValueError as exc:
-                self.app.log(f"Device profile: {exc}", "error")
+            profile = self._selected_profile()
+            if profile is None:
                 return False
             usability = None
         n_init, n_iter, trials = self.n_init.value(), self.n_iter.value(), self.eval_trials.value()

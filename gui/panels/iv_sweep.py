@@ -285,11 +285,7 @@ class IVSweepPanel(Panel):
             item = p.plot(
                 [],
                 [],
-                pen=pg.mkPen(plotting.colour(c), width=1),
-                symbol="o",
-                symbolSize=4,
-                symbolBrush=plotting.colour(c),
-                symbolPen=None,
+                **plotting.markers(plotting.colour(c), 4, line_width=1),
                 name=f"cycle {c + 1}",
                 connect="finite",
             )

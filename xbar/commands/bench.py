@@ -32,7 +32,10 @@ def _description(name: str) -> str:
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "DESCRIPTION" for t in node.targets
         ):
-            return str(ast.literal_eval(node.value))
+            try:
+                return str(ast.literal_eval(node.value))
+            except ValueError:  # not a literal: the help line falls back to the name
+                break
     return name
 
 
