@@ -46,8 +46,10 @@ from PyQt6.QtWidgets import (
 )
 
 from gui import plotting
+from gui.arguments import add_arguments
 from gui.backend_chooser import BenchChooser, BenchSession, close_session, open_session
 from gui.settings import Settings
+from gui.widgets import set_panes
 from gui.workers import Task, TaskContext, TaskRunner
 from instruments.errors import ConnectionLost
 
@@ -98,7 +100,24 @@ class MainWindow(QMainWindow):
         central = QWidget()
         self.setCentralWidget(central)
         v = QVBoxLayout(central)
+        v.addLayout(self._build_top())
+        split = QSplitter(Qt.Orientation.Vertical)
+        v.addWidget(split, 1)
+        self.tabs = QTabWidget()
+        split.addWidget(self.tabs)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.log_view.setFont(QFont("monospace", 9))
+        self.log_view.setPlaceholderText("log")
+        split.addWidget(self.log_view)
+        set_panes(split, stretch=(5, 1), sizes=(720, 150))
+        self._build_panels()
+        self._build_status_bar()
+        self._build_actions()
 
+    def _build_top(self) -> QHBoxLayout:
+        """The bench chooser beside the EMERGENCY STOP button."""
         top = QHBoxLayout()
         self.chooser = BenchChooser(self.settings.bench, self.settings.last_dir("bench"))
         self.chooser.connect_requested.connect(self.connect_bench)
@@ -117,22 +136,11 @@ class MainWindow(QMainWindow):
         )
         self.estop.clicked.connect(self.emergency_stop)
         top.addWidget(self.estop)
-        v.addLayout(top)
+        return top
 
-        split = QSplitter(Qt.Orientation.Vertical)
-        v.addWidget(split, 1)
-        self.tabs = QTabWidget()
-        split.addWidget(self.tabs)
-        self.log_view = QPlainTextEdit()
-        self.log_view.setReadOnly(True)
-        self.log_view.setMaximumBlockCount(5000)
-        self.log_view.setFont(QFont("monospace", 9))
-        self.log_view.setPlaceholderText("log")
-        split.addWidget(self.log_view)
-        split.setStretchFactor(0, 5)
-        split.setStretchFactor(1, 1)
-        split.setSizes([720, 150])
-
+    def _build_panels(self) -> None:
+        """One tab per panel; the crossbar map's focused cell goes to the I-V panel, whose
+        measured sweeps go to the calibration panel."""
         from gui.panels.calibration import CalibrationPanel
         from gui.panels.crossbar_map import CrossbarPanel
         from gui.panels.inference import InferencePanel
@@ -153,6 +161,8 @@ class MainWindow(QMainWindow):
         self.crossbar_panel.focus_changed.connect(self.iv_panel.set_cell)
         self.iv_panel.sweep_measured.connect(self.calibration_panel.add_measured_sweep)
 
+    def _build_status_bar(self) -> None:
+        """The running operation, its elapsed time and progress, and the Abort button."""
         sb = self.statusBar()
         self.op_label = QLabel("Idle")
         self.op_label.setMinimumWidth(360)
@@ -175,6 +185,8 @@ class MainWindow(QMainWindow):
         self._tick.setInterval(250)
         self._tick.timeout.connect(self._update_elapsed)
 
+    def _build_actions(self) -> None:
+        """Esc aborts, Ctrl+Space is the emergency stop; File menu."""
         act = QAction("Abort", self)
         act.setShortcut(QKeySequence(Qt.Key.Key_Escape))
         act.triggered.connect(self.abort)
@@ -324,18 +336,11 @@ class MainWindow(QMainWindow):
             if self._closing or self._closed:
                 close_session(session)
                 return
-            self.session = session
             self.settings.bench = bench
             if bench != "sim":
                 self.settings.set_last_dir("bench", bench)
-            rows, cols = session.shape
             kind = "simulated" if session.is_simulated else "hardware"
-            self.chooser.set_connected(True)
-            self.chooser.set_status(f"connected: {session.name} ({kind}, {rows}×{cols})", "#1a7f1a")
-            self.log(f"Connected to bench '{session.name}' ({kind}, {rows}×{cols})", "ok")
-            if session.data_path is not None:
-                self.log(f"Recording to {session.data_path}")
-            self._notify_session()
+            self._use_session(session, f"{kind}, ")
 
         def failed(exc: BaseException) -> None:
             self.chooser.set_status("connection failed", "#c00000")
@@ -356,11 +361,16 @@ class MainWindow(QMainWindow):
         """Use an already open session (scripts and tests with a custom backend)."""
         if self.session is not None:
             raise RuntimeError("a bench is already connected")
+        self._use_session(session)
+
+    def _use_session(self, session: BenchSession, kind: str = "") -> None:
+        """Make ``session`` the connected bench; ``kind`` ("simulated, "…) goes into the
+        status line and the log."""
         self.session = session
         rows, cols = session.shape
         self.chooser.set_connected(True)
-        self.chooser.set_status(f"connected: {session.name} ({rows}×{cols})", "#1a7f1a")
-        self.log(f"Connected to bench '{session.name}' ({rows}×{cols})", "ok")
+        self.chooser.set_status(f"connected: {session.name} ({kind}{rows}×{cols})", "#1a7f1a")
+        self.log(f"Connected to bench '{session.name}' ({kind}{rows}×{cols})", "ok")
         if session.data_path is not None:
             self.log(f"Recording to {session.data_path}")
         self._notify_session()
@@ -480,29 +490,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xbar gui", description="Open the crossbar lab GUI.")
     add_arguments(p)
     return p
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``xbar gui`` (shared with the CLI module)."""
-    p.add_argument(
-        "--bench",
-        default="sim",
-        metavar="sim|FILE",
-        help="bench to connect to: the built-in simulated bench 'sim' (default) or a bench TOML",
-    )
-    p.add_argument(
-        "--screenshots",
-        metavar="DIR",
-        help="populate every panel on the bench, save a PNG of each into DIR, then exit",
-    )
-    p.add_argument("--data-dir", metavar="DIR", help="folder for the data files")
-    p.add_argument(
-        "--iv-data",
-        metavar="DIR",
-        help="I-V files for the calibration panel in --screenshots mode "
-        "(default: ../shared/data/perovskite_iv beside the project, if present)",
-    )
-    p.add_argument("--no-connect", action="store_true", help="do not connect at start")
 
 
 def run(args: argparse.Namespace) -> int:

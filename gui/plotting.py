@@ -63,6 +63,19 @@ class SIAxis(pg.AxisItem):
         return [lab if k else "" for lab, k in zip(labels, keep)]
 
 
+def markers(brush, size: int, symbol: str = "o", line_width: float | None = None) -> dict:
+    """``PlotItem.plot`` keyword arguments: ``symbol`` markers of ``size`` px filled with
+    ``brush`` (no outline), joined by a line of that colour ``line_width`` px wide (None: no
+    line)."""
+    return {
+        "pen": None if line_width is None else pg.mkPen(brush, width=line_width),
+        "symbol": symbol,
+        "symbolSize": size,
+        "symbolBrush": brush,
+        "symbolPen": None,
+    }
+
+
 def grid(plot_item, alpha: float = 0.25) -> None:
     """Major and minor grid lines only (the finest level costs most of a repaint)."""
     plot_item.showGrid(x=True, y=True, alpha=alpha)

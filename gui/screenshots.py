@@ -3,7 +3,7 @@
 The run: connect to the bench; an I-V sweep; read all, program a 2×2 block and pulse a cell on
 the crossbar; calibrate a few I-V files (the shared data set if present) plus the measured sweep,
 and build a fabrication history with suggestions; train ERM and BayesMulti and deploy both on
-the bench (when :mod:`inference.deploy` exists). Then each tab is shown and the window grabbed.
+the bench. Then each tab is shown and the window grabbed.
 
 Settings go to a temporary INI file and data files to a temporary folder unless given, so taking
 screenshots never touches the user's settings.
@@ -126,13 +126,10 @@ def populate(
     inf.n_iter.setValue(1 if quick else 7)
     inf.eval_trials.setValue(3 if quick else 10)
     _run(window, "train BayesMulti", inf.train(), 900)
-    from gui.panels.inference import deploy_available
-
-    if deploy_available():
-        rows = [len(inf.models) - 1] if quick else range(len(inf.models))
-        for row in rows:
-            inf.table.selectRow(row)
-            _run(window, f"deploy {inf.models[row].name}", inf.deploy(), 900)
+    rows = [len(inf.models) - 1] if quick else range(len(inf.models))
+    for row in rows:
+        inf.table.selectRow(row)
+        _run(window, f"deploy {inf.models[row].name}", inf.deploy(), 900)
     log(f"  inference done ({time.monotonic() - t0:.1f} s)")
 
 

@@ -22,7 +22,8 @@ import numpy as np
 from sklearn.datasets import load_digits, make_moons
 from sklearn.model_selection import train_test_split
 
-DATA_NAMES = ("moons", "digits")
+from inference.names import DATA_NAMES
+
 MOONS_SIZES_DEFAULT = (600, 200, 400)  # train, validation, test points
 
 

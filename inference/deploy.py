@@ -35,6 +35,7 @@ import numpy as np
 from crossbar.core import Crossbar
 from crossbar.mapping import NetworkPlacement, inputs_to_voltages, place_network
 from crossbar.programming import ProgramReport
+from inference.names import DEPLOY_TOL
 from inference.training import TrainedModel
 
 #: V100 energy efficiency implied by the paper (27,548 GOPS/W / 270), GOPS per W.
@@ -51,7 +52,7 @@ class DeployOptions:
     g_max: float = 20e-6
     v_read_max: float = 0.3  # largest row voltage of an MVM, far below SET/RESET
     v_bias: float = 0.2  # bias-row read voltage
-    tol: float = 0.03  # program-and-verify relative tolerance
+    tol: float = DEPLOY_TOL  # program-and-verify relative tolerance
     max_pulses: int = 60
     t_read: float = 1e-6  # read-pulse duration (TIA settling) for the energy estimate
     batch_size: int = 256

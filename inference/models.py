@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inference.names import NOISE_SITES
+
 # The paper's hardware network: 2 inputs, one hidden layer of 5 ReLU units, 2 outputs.
 # Placement on the 10×10 crossbar (differential column pairs, biases as an extra row driven at a
 # fixed read voltage, METHODS section 5):
@@ -58,9 +60,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
-
-
-NOISE_SITES = ("activations", "weights")
 
 
 def multinomial_eta(

@@ -28,11 +28,11 @@ import numpy as np
 
 from .data import Dataset, load_dataset
 from .models import DIGITS_SIZES, MOONS_SIZES
+from .names import TUNE_MODES
 from .noise import evaluate
 from .training import TrainedModel, train_bayesmulti_many, train_erm
 
 DEFAULT_USABILITIES: tuple[float, ...] = tuple(round(1.0 - 0.1 * k, 1) for k in range(10))
-TUNE_MODES = ("per-level", "single")
 SIZES_BY_DATA = {"moons": MOONS_SIZES, "digits": DIGITS_SIZES}
 
 

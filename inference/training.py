@@ -43,10 +43,10 @@ from calibration.profile import DeviceNoiseProfile
 
 from .data import Dataset
 from .models import MLP, MultinomialNoise, multinomial_eta, torch_threads
+from .names import OBJECTIVES
 from .noise import evaluate, sigma_from_usability
 
 P_TOTAL_MAX = 0.95  # feasible triangle p1 + p2 <= 0.95 (E[η] stays >= 0.05 + ...)
-OBJECTIVES = ("hardware", "train_accuracy")
 
 # Per-data-set training defaults (decision): full-batch Adam, a few hundred epochs.
 HYPERPARAMETERS: dict[str, dict[str, float | int]] = {

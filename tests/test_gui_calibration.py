@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from calibration.fabrication import read_history, suggest
 from calibration.io import read_iv
@@ -11,20 +10,11 @@ from calibration.usability import usability
 from gui.testing import open_main_window
 
 
-@pytest.fixture
-def offline(qtbot, tmp_path):
-    """A window without a bench (calibration needs none)."""
-    w = open_main_window(tmp_path, connect=False)
-    qtbot.addWidget(w)
-    yield w
-    w.shutdown()
-
-
-def test_calibrating_a_shared_file_shows_its_usability(offline, shared_iv_files) -> None:
-    cal = offline.calibration_panel
+def test_calibrating_a_shared_file_shows_its_usability(offline_window, shared_iv_files) -> None:
+    cal = offline_window.calibration_panel
     path = shared_iv_files[0]
     assert cal.calibrate_paths([path])
-    assert offline.runner.wait_idle(60)
+    assert offline_window.runner.wait_idle(60)
     assert cal.table.rowCount() == 1
     iv = read_iv(path)
     expected = usability(iv.voltage, iv.currents)
@@ -48,11 +38,11 @@ def test_calibrating_a_shared_file_shows_its_usability(offline, shared_iv_files)
     assert f"U = {expected.usability:.4f}" in cal.numbers.text()
 
 
-def test_batch_of_files_sorted_by_usability(offline, shared_iv_files) -> None:
-    cal = offline.calibration_panel
+def test_batch_of_files_sorted_by_usability(offline_window, shared_iv_files) -> None:
+    cal = offline_window.calibration_panel
     files = shared_iv_files[:4]
     assert cal.calibrate_paths(files)
-    assert offline.runner.wait_idle(120)
+    assert offline_window.runner.wait_idle(120)
     assert cal.table.rowCount() == 4
     us = [cal.row_values(r)["U"][1] for r in range(4)]
     assert us == sorted(us, reverse=True)  # the best device first after a batch
@@ -63,10 +53,10 @@ def test_batch_of_files_sorted_by_usability(offline, shared_iv_files) -> None:
     assert cal.selected_device().result.usability == us[0]
 
 
-def test_report_png_of_the_selected_device(offline, shared_iv_files, tmp_path) -> None:
-    cal = offline.calibration_panel
+def test_report_png_of_the_selected_device(offline_window, shared_iv_files, tmp_path) -> None:
+    cal = offline_window.calibration_panel
     cal.calibrate_paths(shared_iv_files[:1])
-    assert offline.runner.wait_idle(60)
+    assert offline_window.runner.wait_idle(60)
     out = cal.save_report(cal.selected_device(), tmp_path / "dev.png")
     assert out.is_file() and out.stat().st_size > 20_000
 
@@ -100,8 +90,8 @@ f,MAPbI3,0.6,100,25,400,0.12
 """
 
 
-def test_fabrication_suggestions_from_a_history(offline, tmp_path) -> None:
-    cal = offline.calibration_panel
+def test_fabrication_suggestions_from_a_history(offline_window, tmp_path) -> None:
+    cal = offline_window.calibration_panel
     path = tmp_path / "history.csv"
     path.write_text(HISTORY)
     assert cal.load_history(path)
@@ -109,7 +99,7 @@ def test_fabrication_suggestions_from_a_history(offline, tmp_path) -> None:
     assert cal.suggest_btn.isEnabled()
     cal.n_suggest.setValue(2)
     assert cal.suggest()
-    assert offline.runner.wait_idle(120)
+    assert offline_window.runner.wait_idle(120)
     expected = suggest(read_history(path), 2)
     t = cal.suggest_table
     assert t.rowCount() == 2
@@ -125,9 +115,9 @@ def test_fabrication_suggestions_from_a_history(offline, tmp_path) -> None:
     np.testing.assert_allclose(predicted.getData()[1], [s.mean for s in expected])
 
 
-def test_bad_history_file_is_reported(offline, tmp_path) -> None:
-    cal = offline.calibration_panel
+def test_bad_history_file_is_reported(offline_window, tmp_path) -> None:
+    cal = offline_window.calibration_panel
     path = tmp_path / "bad.csv"
     path.write_text("perovskite,usability\nMAPbI3,0.5\n")
     assert not cal.load_history(path)
-    assert "missing column" in offline.log_lines()[-1]
+    assert "missing column" in offline_window.log_lines()[-1]

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PyQt6.QtCore import QEvent, QPointF, Qt
 from PyQt6.QtGui import QMouseEvent
 from PyQt6.QtWidgets import QApplication
 
 from crossbar.datastore import read_records
-from gui.testing import GapMonitor, open_main_window
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = open_main_window(tmp_path)
-    qtbot.addWidget(w)
-    yield w
-    w.shutdown()
+from gui.testing import GapMonitor
 
 
 def test_read_all_fills_the_map_with_the_backends_reads(window, monkeypatch) -> None:

@@ -10,16 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gui.testing import bench_outputs, keithley_commands, open_main_window, outputs_all_off
+from gui.testing import bench_outputs, keithley_commands, outputs_all_off
 from sim_backends.faults import FaultInjector, FaultPlan
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = open_main_window(tmp_path)
-    qtbot.addWidget(w)
-    yield w
-    w.shutdown()
 
 
 def arm(window, **plan: int) -> FaultInjector:

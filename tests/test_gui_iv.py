@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-import pytest
 
 from calibration.usability import usability
 from crossbar.datastore import read_iv
 from gui.panels.iv_sweep import staircase
 from gui.testing import GapMonitor, open_main_window
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = open_main_window(tmp_path)
-    qtbot.addWidget(w)
-    yield w
-    w.shutdown()
 
 
 def small_sweep(panel, row: int = 1, col: int = 2, cycles: int = 2) -> np.ndarray:

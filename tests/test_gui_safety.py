@@ -8,17 +8,8 @@ every line floating).
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from gui.testing import bench_outputs, keithley_commands, open_main_window, outputs_all_off
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = open_main_window(tmp_path)
-    qtbot.addWidget(w)
-    yield w
-    w.shutdown()
 
 
 def long_sweep(window) -> None:
@@ -112,7 +103,6 @@ def test_closing_the_window_during_a_sweep_shuts_the_bench_down(qtbot, tmp_path)
 
 
 def test_abort_during_deployment_switches_outputs_off(window, qtbot) -> None:
-    pytest.importorskip("inference.deploy")
     inf = window.inference_panel
     inf.method.setCurrentIndex(inf.method.findData("erm"))
     inf.epochs.setValue(60)

@@ -3,7 +3,8 @@
 Subcommands live one per module in :mod:`xbar.commands`; each module defines
 ``register(subparsers)`` which adds its parser and sets ``func`` (a callable taking the parsed
 namespace and returning an exit code).  Modules are discovered, so adding a command is adding a
-file.
+file. Registering is cheap: a command module imports torch, botorch, sim_backends and Qt only in
+the function that runs it, so ``xbar --help`` and ``xbar COMMAND --help`` load none of them.
 
 Exit codes: 0 success, 1 a run failed (instrument fault, aborted), 2 bad input (files, configs,
 arguments), 130 interrupted by Ctrl-C. Every failure is reported as ONE line on stderr (no
@@ -31,8 +32,6 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 import xbar.commands
-from crossbar.backend import OperationAborted
-from instruments.errors import ConnectionLost, InstrumentError, SafetyLimitError
 
 from .errors import UserError
 
@@ -141,6 +140,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _run(args: argparse.Namespace) -> tuple[int, str | None]:
     """Run the command: (exit code, None) or (exit code, the one-line error message)."""
+    from crossbar.backend import OperationAborted
+    from instruments.errors import ConnectionLost, InstrumentError, SafetyLimitError
+
     cmd = f"xbar {args.command}"
     try:
         return int(args.func(args) or 0), None

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from PyQt6.QtWidgets import QWidget
+from PyQt6.QtWidgets import QFileDialog, QWidget
+
+from gui.workers import Task
 
 if TYPE_CHECKING:
     from gui.backend_chooser import BenchSession
     from gui.settings import Settings
-    from gui.workers import Task, TaskRunner
+    from gui.workers import TaskContext, TaskRunner
 
 
 class AppServices(Protocol):
@@ -43,3 +47,50 @@ class Panel(QWidget):
 
     def save_settings(self) -> None:
         """Store the panel's options (window closing)."""
+
+    def start_task(
+        self,
+        name: str,
+        fn: Callable[[TaskContext], Any],
+        *,
+        failed: str,
+        aborted: str | None = None,
+        bench: bool = True,
+        **callbacks: Any,
+    ) -> bool:
+        """Run ``fn`` on the worker thread as the operation ``name``: on the connected bench
+        (outputs off at the end) unless ``bench`` is False. An error is logged as
+        ``"{failed}: {error}"``, an abort as the warning ``aborted``; ``callbacks`` are the
+        other :class:`~gui.workers.Task` fields (``on_items``, ``on_done``, ``on_aborted``,
+        ``abort_hook``). False if it cannot start now (busy, no bench)."""
+        task = Task(
+            name,
+            fn,
+            on_error=lambda exc: self.app.log(f"{failed}: {exc}", "error"),
+            uses_bench=bench,
+            **callbacks,
+        )
+        if aborted is not None:
+            task.on_aborted = lambda _: self.app.log(aborted, "warning")
+        return self.app.run_bench_task(task) if bench else self.app.run_task(task)
+
+    # -- file dialogs starting in the folder last used for ``where`` (see Settings.last_dir) ----
+    def ask_open_file(self, title: str, where: str, filters: str) -> str:
+        """A file to open, chosen by the user ("" if cancelled)."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, title, self.app.settings.last_dir(where), filters
+        )
+        return path
+
+    def ask_open_files(self, title: str, where: str, filters: str) -> list[str]:
+        """Files to open, chosen by the user ([] if cancelled)."""
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, title, self.app.settings.last_dir(where), filters
+        )
+        return paths
+
+    def ask_save_file(self, title: str, where: str, name: str, filters: str) -> str:
+        """A file to write, proposed as ``name`` in the last folder ("" if cancelled)."""
+        start = str(Path(self.app.settings.last_dir(where)) / name)
+        path, _ = QFileDialog.getSaveFileName(self, title, start, filters)
+        return path

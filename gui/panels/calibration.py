@@ -23,18 +23,13 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QPushButton,
-    QSpinBox,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
@@ -50,7 +45,8 @@ from calibration.batch import (
 from calibration.io import CalibrationInputError, find_iv_files
 from gui import plotting
 from gui.panels.base import AppServices, Panel
-from gui.workers import Task, TaskContext
+from gui.widgets import button, hbox, int_spin, set_panes, table
+from gui.workers import TaskContext
 
 __all__ = ["COLUMNS", "CalibrationPanel", "NumericItem"]
 
@@ -67,6 +63,8 @@ COLUMNS = (
     ("LCIS (V)", "voltage range of the longest conductance-increasing run"),
 )
 U_COLUMN = 2
+_IV_FILES = "I-V data (*.xlsx *.xlsm *.xls *.csv *.txt *.h5 *.hdf5);;All files (*)"
+_CSV_FILES = "CSV (*.csv);;All files (*)"
 
 
 class NumericItem(QTableWidgetItem):
@@ -115,74 +113,74 @@ class CalibrationPanel(Panel):
     def _build_devices(self) -> QWidget:
         w = QWidget()
         v = QVBoxLayout(w)
-        bar = QHBoxLayout()
-        self.open_files_btn = QPushButton("Open files…")
-        self.open_files_btn.clicked.connect(self._open_files_dialog)
-        self.open_dir_btn = QPushButton("Open folder…")
-        self.open_dir_btn.clicked.connect(self._open_dir_dialog)
-        self.use_sweep_btn = QPushButton("Add last I-V sweep")
-        self.use_sweep_btn.setToolTip("Grade the last sweep measured in the I-V panel")
-        self.use_sweep_btn.clicked.connect(self._add_last_sweep)
-        self.clear_btn = QPushButton("Clear")
-        self.clear_btn.clicked.connect(self.clear)
-        self.report_btn = QPushButton("Save report PNG…")
-        self.report_btn.clicked.connect(self._save_report_dialog)
-        for b in (
+        v.addLayout(self._device_bar())
+        split = QSplitter(Qt.Orientation.Vertical)
+        v.addWidget(split, 1)
+        split.addWidget(self._device_table())
+        split.addWidget(self._device_figures())
+        set_panes(split, stretch=(2, 3), sizes=(230, 380))
+        return w
+
+    def _device_bar(self) -> QHBoxLayout:
+        """Open / add / clear / report buttons, then the section-1 options."""
+        self.open_files_btn = button("Open files…", self._open_files_dialog)
+        self.open_dir_btn = button("Open folder…", self._open_dir_dialog)
+        self.use_sweep_btn = button(
+            "Add last I-V sweep",
+            self._add_last_sweep,
+            "Grade the last sweep measured in the I-V panel",
+        )
+        self.clear_btn = button("Clear", self.clear)
+        self.report_btn = button("Save report PNG…", self._save_report_dialog)
+        self.tolerated = int_spin(
+            0, 10, tooltip="Non-rises tolerated inside the LCIS (METHODS: 0; authors: 2)"
+        )
+        self.lmin_fraction = QDoubleSpinBox()
+        self.lmin_fraction.setRange(0.01, 1.0)
+        self.lmin_fraction.setSingleStep(0.05)
+        self.lmin_fraction.setValue(0.35)
+        self.sigma_choice = QComboBox()
+        self.sigma_choice.addItem("σ_up (χ² bound)", "up")
+        self.sigma_choice.addItem("σ_ML (estimate)", "hat")
+        bar = hbox(
             self.open_files_btn,
             self.open_dir_btn,
             self.use_sweep_btn,
             self.clear_btn,
             self.report_btn,
-        ):
-            bar.addWidget(b)
+        )
         bar.addSpacing(20)
-        bar.addWidget(QLabel("Non-rises tolerated"))
-        self.tolerated = QSpinBox()
-        self.tolerated.setRange(0, 10)
-        self.tolerated.setToolTip("Non-rises tolerated inside the LCIS (METHODS: 0; authors: 2)")
-        bar.addWidget(self.tolerated)
-        bar.addWidget(QLabel("L_min fraction"))
-        self.lmin_fraction = QDoubleSpinBox()
-        self.lmin_fraction.setRange(0.01, 1.0)
-        self.lmin_fraction.setSingleStep(0.05)
-        self.lmin_fraction.setValue(0.35)
-        bar.addWidget(self.lmin_fraction)
-        bar.addWidget(QLabel("σ in U"))
-        self.sigma_choice = QComboBox()
-        self.sigma_choice.addItem("σ_up (χ² bound)", "up")
-        self.sigma_choice.addItem("σ_ML (estimate)", "hat")
-        bar.addWidget(self.sigma_choice)
+        for label, widget in (
+            ("Non-rises tolerated", self.tolerated),
+            ("L_min fraction", self.lmin_fraction),
+            ("σ in U", self.sigma_choice),
+        ):
+            bar.addWidget(QLabel(label))
+            bar.addWidget(widget)
         bar.addStretch(1)
-        v.addLayout(bar)
+        return bar
 
-        split = QSplitter(Qt.Orientation.Vertical)
-        v.addWidget(split, 1)
+    def _device_table(self) -> QWidget:
+        """The results table (best device first) over a one-line summary."""
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels([c for c, _ in COLUMNS])
+        self.table = table(
+            [c for c, _ in COLUMNS],
+            single_selection=True,
+            sort=(U_COLUMN, Qt.SortOrder.DescendingOrder),  # best device first
+        )
         for j, (_, tip) in enumerate(COLUMNS):
             self.table.horizontalHeaderItem(j).setToolTip(tip)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        hh = self.table.horizontalHeader()
-        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for j in range(1, len(COLUMNS)):
-            hh.setSectionResizeMode(j, QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSortIndicator(U_COLUMN, Qt.SortOrder.DescendingOrder)  # best device first
-        self.table.setSortingEnabled(True)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         lv.addWidget(self.table, 1)
         self.summary = QLabel("Open I-V files (xlsx, csv, h5) or measure a sweep in the I-V panel.")
         self.summary.setWordWrap(True)
         lv.addWidget(self.summary)
-        split.addWidget(left)
+        return left
 
+    def _device_figures(self) -> QWidget:
+        """The section-1 figures of the selected device over its numbers."""
         plotting.configure()
         self.figures = pg.GraphicsLayoutWidget()
         self.p_lin = self.figures.addPlot(row=0, col=0, title="I-V loops (linear)")
@@ -222,40 +220,12 @@ class CalibrationPanel(Panel):
         self.numbers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.numbers.setWordWrap(True)
         rv.addWidget(self.numbers)
-        split.addWidget(right)
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 3)
-        split.setSizes([230, 380])
-        return w
+        return right
 
     def _build_fabrication(self) -> QWidget:
         w = QWidget()
         v = QVBoxLayout(w)
-        bar = QHBoxLayout()
-        self.load_history_btn = QPushButton("Load history CSV…")
-        self.load_history_btn.setToolTip(
-            "Columns perovskite, nw_length_um, nw_diameter_nm, pb_ed_min, ag_thickness_nm, "
-            "usability"
-        )
-        self.load_history_btn.clicked.connect(self._load_history_dialog)
-        self.build_history_btn = QPushButton("Build from conditions.csv…")
-        self.build_history_btn.setToolTip(
-            "Grade every raw file listed in a conditions.csv (METHODS §1) and join the conditions"
-        )
-        self.build_history_btn.clicked.connect(self._build_history_dialog)
-        bar.addWidget(self.load_history_btn)
-        bar.addWidget(self.build_history_btn)
-        bar.addSpacing(20)
-        bar.addWidget(QLabel("Suggestions"))
-        self.n_suggest = QSpinBox()
-        self.n_suggest.setRange(1, 20)
-        self.n_suggest.setValue(3)
-        bar.addWidget(self.n_suggest)
-        self.suggest_btn = QPushButton("Suggest next fabrications")
-        self.suggest_btn.clicked.connect(self.suggest)
-        bar.addWidget(self.suggest_btn)
-        bar.addStretch(1)
-        v.addLayout(bar)
+        v.addLayout(self._fabrication_bar())
         self.history_label = QLabel(
             "No history loaded: load a history CSV or build one from a conditions.csv"
         )
@@ -275,41 +245,41 @@ class CalibrationPanel(Panel):
         fp.addLegend(offset=(10, 10), labelTextSize="9pt")
         outer.addWidget(self.fab_plot)
         outer.setSizes([820, 560])
-        box = QGroupBox("History: conditions and measured usability")
-        bl = QVBoxLayout(box)
-        self.history_table = _table(
-            [
-                "device",
-                "perovskite",
-                "length (µm)",
-                "diameter (nm)",
-                "Pb ED (min)",
-                "Ag (nm)",
-                "U",
-            ]
+        conditions = ["perovskite", "length (µm)", "diameter (nm)", "Pb ED (min)", "Ag (nm)"]
+        self.history_table = table(["device", *conditions, "U"])
+        split.addWidget(_boxed("History: conditions and measured usability", self.history_table))
+        self.suggest_table = table(["rank", *conditions, "predicted U", "± std", "EI"], stretch=1)
+        split.addWidget(
+            _boxed(
+                "Suggested next fabrications (Expected Improvement over the grid)",
+                self.suggest_table,
+            )
         )
-        bl.addWidget(self.history_table)
-        split.addWidget(box)
-        box = QGroupBox("Suggested next fabrications (Expected Improvement over the grid)")
-        bl = QVBoxLayout(box)
-        self.suggest_table = _table(
-            [
-                "rank",
-                "perovskite",
-                "length (µm)",
-                "diameter (nm)",
-                "Pb ED (min)",
-                "Ag (nm)",
-                "predicted U",
-                "± std",
-                "EI",
-            ],
-            stretch=1,
-        )
-        bl.addWidget(self.suggest_table)
-        split.addWidget(box)
         self.suggest_btn.setEnabled(False)
         return w
+
+    def _fabrication_bar(self) -> QHBoxLayout:
+        """Load / build the history; how many suggestions; suggest."""
+        self.load_history_btn = button(
+            "Load history CSV…",
+            self._load_history_dialog,
+            "Columns perovskite, nw_length_um, nw_diameter_nm, pb_ed_min, ag_thickness_nm, "
+            "usability",
+        )
+        self.build_history_btn = button(
+            "Build from conditions.csv…",
+            self._build_history_dialog,
+            "Grade every raw file listed in a conditions.csv (METHODS §1) and join the conditions",
+        )
+        self.n_suggest = int_spin(1, 20, 3)
+        self.suggest_btn = button("Suggest next fabrications", self.suggest)
+        bar = hbox(self.load_history_btn, self.build_history_btn)
+        bar.addSpacing(20)
+        bar.addWidget(QLabel("Suggestions"))
+        bar.addWidget(self.n_suggest)
+        bar.addWidget(self.suggest_btn)
+        bar.addStretch(1)
+        return bar
 
     # -- options ---------------------------------------------------------------------------------
     def options(self) -> CalibrationOptions:
@@ -355,16 +325,14 @@ class CalibrationPanel(Panel):
             self._select_best_if_none()
 
         self.app.settings.set_last_dir("calibration", Path(files[0]))
-        return self.app.run_task(
-            Task(
-                f"Calibrate {len(files)} file(s)",
-                run,
-                on_items=self._on_items,
-                on_done=done,
-                on_aborted=lambda _: self.app.log("Calibration aborted", "warning"),
-                on_error=lambda e: self.app.log(f"Calibration failed: {e}", "error"),
-                uses_bench=False,
-            )
+        return self.start_task(
+            f"Calibrate {len(files)} file(s)",
+            run,
+            failed="Calibration failed",
+            aborted="Calibration aborted",
+            bench=False,
+            on_items=self._on_items,
+            on_done=done,
         )
 
     def add_measured_sweep(self, sweep) -> DeviceCalibration | None:
@@ -479,12 +447,20 @@ class CalibrationPanel(Panel):
     # -- figures ---------------------------------------------------------------------------------
     def show_device(self, dev: DeviceCalibration) -> None:
         """Draw the section-1 figures of ``dev``."""
-        r = dev.result
         for p in (self.p_lin, self.p_log, self.p_g, self.p_res):
             p.clear()
         old = getattr(self, "_verdict", None)
         if old is not None and old.scene() is not None:
             old.scene().removeItem(old)
+        self._draw_loops(dev)
+        self._draw_mean_curve(dev)
+        self._draw_residuals(dev.result)
+        for p in (self.p_lin, self.p_log, self.p_g, self.p_res):
+            p.enableAutoRange()
+        self._show_numbers(dev)
+
+    def _draw_loops(self, dev: DeviceCalibration) -> None:
+        """The I-V loops, one colour per cycle with data, linear and log |I|."""
         v = np.asarray(dev.voltage, dtype=float)
         cur = np.asarray(dev.currents, dtype=float)
         has = np.isfinite(cur).any(axis=0)
@@ -501,6 +477,12 @@ class CalibrationPanel(Panel):
         self.p_lin.setTitle(f"I-V loops, linear ({len(cols)} cycles, dark → light)", size="10pt")
         self.p_log.setTitle("I-V loops, log |I|", size="10pt")
 
+    def _draw_mean_curve(self, dev: DeviceCalibration) -> None:
+        """G per cycle and Ḡ on the SET branch, the LCIS highlighted, the L_min window end
+        marked, and the verdict L ≥ L_min or not."""
+        r = dev.result
+        v = np.asarray(dev.voltage, dtype=float)
+        cur = np.asarray(dev.currents, dtype=float)
         bv = np.asarray(r.branch_v)
         bg = np.asarray(r.branch_g_mean)
         s, L = r.lcis_start, r.lcis_length
@@ -514,35 +496,17 @@ class CalibrationPanel(Panel):
         ys = g.reshape(-1)
         ok = np.isfinite(ys)
         self.p_g.plot(
-            xs[ok],
-            ys[ok],
-            pen=None,
-            symbol="o",
-            symbolSize=3,
-            symbolBrush=(150, 150, 150, 120),
-            symbolPen=None,
-            name="G per cycle",
+            xs[ok], ys[ok], **plotting.markers((150, 150, 150, 120), 3), name="G per cycle"
         )
         self.p_g.plot(
-            bv,
-            bg,
-            pen=pg.mkPen(plotting.colour(0), width=1.5),
-            symbol="o",
-            symbolSize=4,
-            symbolBrush=plotting.colour(0),
-            symbolPen=None,
-            name="Ḡ (mean)",
+            bv, bg, **plotting.markers(plotting.colour(0), 4, line_width=1.5), name="Ḡ (mean)"
         )
         if L > 0:
             seg = slice(s, s + L)
             self.p_g.plot(
                 bv[seg],
                 bg[seg],
-                pen=pg.mkPen(plotting.colour(3), width=3.5),
-                symbol="o",
-                symbolSize=6,
-                symbolBrush=plotting.colour(3),
-                symbolPen=None,
+                **plotting.markers(plotting.colour(3), 6, line_width=3.5),
                 name=f"LCIS, L = {L}",
             )
             region = pg.LinearRegionItem(
@@ -572,6 +536,8 @@ class CalibrationPanel(Panel):
         text.setPos(8, 6)
         self._verdict = text
 
+    def _draw_residuals(self, r) -> None:
+        """Histogram of the log residuals inside the LCIS with the normal of σ_ML and σ_up."""
         res = np.asarray(r.residuals)
         if res.size:
             bins = int(min(60, max(8, math.ceil(2 * res.size ** (1 / 3)))))
@@ -585,33 +551,26 @@ class CalibrationPanel(Panel):
                 pen=pg.mkPen(plotting.colour(0)),
                 name=f"r, N = {res.size}",
             )
-            mu = float(res.mean())
             lo, hi = float(res.min()), float(res.max())
             pad = 0.1 * (hi - lo) if hi > lo else 1.0
             x = np.linspace(lo - pad, hi + pad, 300)
-            if r.sigma_hat > 0:
-                pdf = np.exp(-0.5 * ((x - mu) / r.sigma_hat) ** 2) / (
-                    r.sigma_hat * math.sqrt(2 * math.pi)
-                )
-                self.p_res.plot(
-                    x,
-                    pdf,
-                    pen=pg.mkPen(plotting.colour(3), width=2),
-                    name=f"normal, σ_ML = {r.sigma_hat:.3g}",
-                )
-            if math.isfinite(r.sigma_up) and r.sigma_up > 0:
-                pdf = np.exp(-0.5 * ((x - mu) / r.sigma_up) ** 2) / (
-                    r.sigma_up * math.sqrt(2 * math.pi)
-                )
-                self.p_res.plot(
-                    x,
-                    pdf,
-                    pen=pg.mkPen(plotting.colour(1), width=1.5, style=Qt.PenStyle.DashLine),
-                    name=f"σ_up = {r.sigma_up:.3g}",
-                )
+            normals = (
+                (r.sigma_hat, pg.mkPen(plotting.colour(3), width=2), "normal, σ_ML"),
+                (
+                    r.sigma_up,
+                    pg.mkPen(plotting.colour(1), width=1.5, style=Qt.PenStyle.DashLine),
+                    "σ_up",
+                ),
+            )
+            for sigma, pen, label in normals:
+                if math.isfinite(sigma) and sigma > 0:
+                    z = (x - float(res.mean())) / sigma
+                    pdf = np.exp(-0.5 * z**2) / (sigma * math.sqrt(2 * math.pi))
+                    self.p_res.plot(x, pdf, pen=pen, name=f"{label} = {sigma:.3g}")
         self.p_res.setTitle("Stochastic spread inside the LCIS", size="10pt")
-        for p in (self.p_lin, self.p_log, self.p_g, self.p_res):
-            p.enableAutoRange()
+
+    def _show_numbers(self, dev: DeviceCalibration) -> None:
+        r = dev.result
         sig = "σ_up" if r.sigma_choice == "up" else "σ_ML"
         self.numbers.setText(
             f"<b>{Path(dev.name).name}</b><br>"
@@ -633,12 +592,7 @@ class CalibrationPanel(Panel):
 
     # -- dialogs ---------------------------------------------------------------------------------
     def _open_files_dialog(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(
-            self,
-            "I-V files",
-            self.app.settings.last_dir("calibration"),
-            "I-V data (*.xlsx *.xlsm *.xls *.csv *.txt *.h5 *.hdf5);;All files (*)",
-        )
+        paths = self.ask_open_files("I-V files", "calibration", _IV_FILES)
         if paths:
             self.calibrate_paths(paths)
 
@@ -656,11 +610,8 @@ class CalibrationPanel(Panel):
             return
         from calibration.report import safe_stem
 
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Save report",
-            str(Path(self.app.settings.last_dir("calibration")) / f"{safe_stem(dev.name)}.png"),
-            "PNG (*.png)",
+        path = self.ask_save_file(
+            "Save report", "calibration", f"{safe_stem(dev.name)}.png", "PNG (*.png)"
         )
         if path:
             self.save_report(dev, path)
@@ -697,14 +648,8 @@ class CalibrationPanel(Panel):
                 "ok",
             )
 
-        return self.app.run_task(
-            Task(
-                "Build fabrication history",
-                run,
-                on_done=done,
-                on_error=lambda e: self.app.log(f"History: {e}", "error"),
-                uses_bench=False,
-            )
+        return self.start_task(
+            "Build fabrication history", run, failed="History", bench=False, on_done=done
         )
 
     def set_history(self, hist) -> None:
@@ -742,16 +687,7 @@ class CalibrationPanel(Panel):
             return
         us = np.sort(np.asarray(self.history.usability, dtype=float))
         x = np.arange(1, us.size + 1)
-        fp.plot(
-            x,
-            us,
-            pen=None,
-            symbol="o",
-            symbolSize=7,
-            symbolBrush=plotting.colour(0),
-            symbolPen=None,
-            name="measured (history, sorted)",
-        )
+        fp.plot(x, us, **plotting.markers(plotting.colour(0), 7), name="measured (history, sorted)")
         best = float(us.max())
         fp.addItem(
             pg.InfiniteLine(
@@ -778,11 +714,7 @@ class CalibrationPanel(Panel):
             fp.plot(
                 xs,
                 mean,
-                pen=None,
-                symbol="s",
-                symbolSize=9,
-                symbolBrush=plotting.colour(3),
-                symbolPen=None,
+                **plotting.markers(plotting.colour(3), 9, symbol="s"),
                 name="suggested: predicted U ± std",
             )
         fp.setYRange(-0.03, 1.05, padding=0)
@@ -821,53 +753,22 @@ class CalibrationPanel(Panel):
             self.app.log(f"{len(sugg)} fabrication(s) suggested (grid {DEFAULT_GRID.describe()})")
             self._draw_fabrication()
 
-        return self.app.run_task(
-            Task(
-                "Suggest fabrications",
-                run,
-                on_done=done,
-                on_error=lambda e: self.app.log(f"Suggestion failed: {e}", "error"),
-                uses_bench=False,
-            )
+        return self.start_task(
+            "Suggest fabrications", run, failed="Suggestion failed", bench=False, on_done=done
         )
 
     def _load_history_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Fabrication history",
-            self.app.settings.last_dir("calibration"),
-            "CSV (*.csv);;All files (*)",
-        )
+        path = self.ask_open_file("Fabrication history", "calibration", _CSV_FILES)
         if path:
             self.load_history(path)
 
     def _build_history_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "conditions.csv",
-            self.app.settings.last_dir("calibration"),
-            "CSV (*.csv);;All files (*)",
-        )
+        path = self.ask_open_file("conditions.csv", "calibration", _CSV_FILES)
         if path:
             self.build_history(path)
 
 
-def _table(headers: list[str], stretch: int = 0) -> QTableWidget:
-    t = QTableWidget(0, len(headers))
-    t.setHorizontalHeaderLabels(headers)
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    t.verticalHeader().setVisible(False)
-    t.setWordWrap(False)
-    t.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-    hh = t.horizontalHeader()
-    for j in range(len(headers)):
-        mode = (
-            QHeaderView.ResizeMode.Stretch
-            if j == stretch
-            else QHeaderView.ResizeMode.ResizeToContents
-        )
-        hh.setSectionResizeMode(j, mode)
-    hh.setSortIndicator(0, Qt.SortOrder.AscendingOrder)  # Qt's default is descending
-    t.setSortingEnabled(True)
-    return t
+def _boxed(title: str, widget: QWidget) -> QGroupBox:
+    box = QGroupBox(title)
+    QVBoxLayout(box).addWidget(widget)
+    return box

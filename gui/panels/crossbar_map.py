@@ -25,16 +25,12 @@ from PyQt6.QtGui import QBrush, QColor, QPen
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGraphicsRectItem,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
-    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -44,7 +40,8 @@ from crossbar.backend import Biasing, CellReading
 from crossbar.programming import CellProgramReport, ProgramReport, ProgramStep
 from gui import plotting
 from gui.panels.base import AppServices, Panel
-from gui.workers import Task, TaskAborted, TaskContext
+from gui.widgets import button, double_spin, hbox, int_spin, set_panes
+from gui.workers import TaskAborted, TaskContext
 
 __all__ = ["CellImage", "CrossbarPanel", "HistoryEntry", "load_target_map"]
 
@@ -175,15 +172,23 @@ class CrossbarPanel(Panel):
         outer = QHBoxLayout(self)
         split = QSplitter(Qt.Orientation.Horizontal)
         outer.addWidget(split)
-
-        # left: map + history
         left = QSplitter(Qt.Orientation.Horizontal)  # map (square) beside the cell history
         split.addWidget(left)
+        left.addWidget(self._build_map())
+        left.addWidget(self._build_history())
+        set_panes(left, stretch=(1, 1), sizes=(560, 500))
+        right = QWidget()
+        split.addWidget(right)
+        set_panes(split, stretch=(3, 1), sizes=(1100, 300))  # before the controls fill it
+        self._build_controls(QVBoxLayout(right))
+        self.refresh_map()
+        self._update_selection()
+
+    def _build_map(self) -> QWidget:
+        """The quantity chooser and selection buttons over the heat map and the hover line."""
         mapbox = QWidget()
         mv = QVBoxLayout(mapbox)
         mv.setContentsMargins(0, 0, 0, 0)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Show"))
         self.quantity = QComboBox()
         self.quantity.addItem("R (resistance)", "R")
         self.quantity.addItem("G (conductance)", "G")
@@ -191,20 +196,26 @@ class CrossbarPanel(Panel):
         q = str(self.app.settings.get("plot/map_quantity") or "R")
         self.quantity.setCurrentIndex(max(0, self.quantity.findData(q)))
         self.quantity.currentIndexChanged.connect(self.refresh_map)
-        top.addWidget(self.quantity)
-        top.addStretch(1)
-        self.select_all = QPushButton("Select all")
-        self.select_all.clicked.connect(
+        self.select_all = button(
+            "Select all",
             lambda: self.set_selection(
                 {(r, c) for r in range(self.shape[0]) for c in range(self.shape[1])}
-            )
+            ),
         )
-        self.clear_sel = QPushButton("Clear selection")
-        self.clear_sel.clicked.connect(lambda: self.set_selection(set()))
+        self.clear_sel = button("Clear selection", lambda: self.set_selection(set()))
+        top = hbox(QLabel("Show"), self.quantity)
+        top.addStretch(1)
         top.addWidget(self.select_all)
         top.addWidget(self.clear_sel)
         mv.addLayout(top)
+        mv.addWidget(self._build_map_plot(), 1)
+        self.hover_label = QLabel("Hover over a cell to see its values")
+        self.hover_label.setMinimumHeight(20)
+        mv.addWidget(self.hover_label)
+        return mapbox
 
+    def _build_map_plot(self) -> pg.PlotWidget:
+        """The heat map: grey where unread, a colour bar, the selection and the focused cell."""
         plotting.configure()
         self.map_widget = pg.PlotWidget()
         self.map_plot = self.map_widget.getPlotItem()
@@ -242,23 +253,14 @@ class CrossbarPanel(Panel):
         self.image.cell_clicked.connect(self._clicked)
         self.image.cells_dragged.connect(self._dragged)
         self.image.cell_hovered.connect(self._hovered)
-        mv.addWidget(self.map_widget, 1)
-        self.hover_label = QLabel("Hover over a cell to see its values")
-        self.hover_label.setMinimumHeight(20)
-        mv.addWidget(self.hover_label)
-        left.addWidget(mapbox)
+        return self.map_widget
 
+    def _build_history(self) -> pg.PlotWidget:
+        """The focused cell's history: G (log) per pulse, pulse amplitudes on a right axis."""
         self.hist_widget = plotting.plot_widget("History", x="pulse number", y="G", y_units="S")
         hp = self.hist_widget.getPlotItem()
         self.hist_curve = hp.plot(
-            [],
-            [],
-            pen=pg.mkPen(plotting.colour(0), width=1),
-            symbol="o",
-            symbolSize=5,
-            symbolBrush=plotting.colour(0),
-            symbolPen=None,
-            name="G",
+            [], [], **plotting.markers(plotting.colour(0), 5, line_width=1), name="G"
         )
         # log G on the left only (the right amplitude axis stays linear)
         self.hist_curve.setLogMode(False, True)
@@ -278,26 +280,24 @@ class CrossbarPanel(Panel):
         self.amp_view.addItem(self.amp_bars)
         self.amp_view.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen("#bbbbbb", width=1)))
         hp.getViewBox().sigResized.connect(self._sync_views)
-        left.addWidget(self.hist_widget)
-        left.setStretchFactor(0, 1)
-        left.setStretchFactor(1, 1)
-        left.setSizes([560, 500])
+        return self.hist_widget
 
-        # right: controls
-        right = QWidget()
-        rv = QVBoxLayout(right)
-        split.addWidget(right)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
-        split.setSizes([1100, 300])
-
+    def _build_controls(self, rv: QVBoxLayout) -> None:
+        """The selection line over the read, pulse and program groups."""
         self.sel_label = QLabel("No cell selected")
         self.sel_label.setWordWrap(True)
         rv.addWidget(self.sel_label)
+        rv.addWidget(self._read_group())
+        rv.addWidget(self._pulse_group())
+        rv.addWidget(self._program_group())
+        rv.addStretch(1)
 
+    def _read_group(self) -> QGroupBox:
         g = QGroupBox("Read")
         f = QFormLayout(g)
-        self.v_read = _dspin(0.01, 0.3, float(self.app.settings.get("read/v_read")), 0.05, 3, " V")
+        self.v_read = double_spin(
+            0.01, 0.3, float(self.app.settings.get("read/v_read")), 0.05, 3, " V"
+        )
         self.biasing = QComboBox()
         for b in Biasing:
             self.biasing.addItem(b.value, b)
@@ -308,59 +308,50 @@ class CrossbarPanel(Panel):
         )
         f.addRow("Read voltage", self.v_read)
         f.addRow("Biasing", self.biasing)
-        row = QHBoxLayout()
-        self.read_sel_btn = QPushButton("Read selected")
-        self.read_all_btn = QPushButton("Read all")
-        self.read_sel_btn.clicked.connect(self.read_selected)
-        self.read_all_btn.clicked.connect(self.read_all)
-        row.addWidget(self.read_sel_btn)
-        row.addWidget(self.read_all_btn)
-        f.addRow(row)
-        rv.addWidget(g)
+        self.read_sel_btn = button("Read selected", self.read_selected)
+        self.read_all_btn = button("Read all", self.read_all)
+        f.addRow(hbox(self.read_sel_btn, self.read_all_btn))
+        return g
 
+    def _pulse_group(self) -> QGroupBox:
         g = QGroupBox("Pulse (read after)")
         f = QFormLayout(g)
-        self.amplitude = _dspin(0.1, 6.0, 3.2, 0.1, 2, " V")
-        self.width_ms = _dspin(0.001, 1000.0, 1.0, 0.5, 3, " ms")
-        self.repeat = QSpinBox()
-        self.repeat.setRange(1, 1000)
-        self.repeat.setValue(1)
+        self.amplitude = double_spin(0.1, 6.0, 3.2, 0.1, 2, " V")
+        self.width_ms = double_spin(0.001, 1000.0, 1.0, 0.5, 3, " ms")
+        self.repeat = int_spin(1, 1000, 1)
         self.read_after = QCheckBox("read after each pulse")
         self.read_after.setChecked(True)
-        f.addRow("Amplitude", self.amplitude)
-        f.addRow("Width", self.width_ms)
-        f.addRow("Pulses", self.repeat)
+        for label, widget in (
+            ("Amplitude", self.amplitude),
+            ("Width", self.width_ms),
+            ("Pulses", self.repeat),
+        ):
+            f.addRow(label, widget)
         f.addRow(self.read_after)
-        row = QHBoxLayout()
-        self.pulse_pos_btn = QPushButton("+ Pulse (SET)")
-        self.pulse_neg_btn = QPushButton("− Pulse (RESET)")
-        self.pulse_pos_btn.clicked.connect(lambda: self.pulse_selected(+1))
-        self.pulse_neg_btn.clicked.connect(lambda: self.pulse_selected(-1))
-        row.addWidget(self.pulse_pos_btn)
-        row.addWidget(self.pulse_neg_btn)
-        f.addRow(row)
-        rv.addWidget(g)
+        self.pulse_pos_btn = button("+ Pulse (SET)", lambda: self.pulse_selected(+1))
+        self.pulse_neg_btn = button("− Pulse (RESET)", lambda: self.pulse_selected(-1))
+        f.addRow(hbox(self.pulse_pos_btn, self.pulse_neg_btn))
+        return g
 
+    def _program_group(self) -> QGroupBox:
         g = QGroupBox("Program and verify")
         grid = QGridLayout(g)
-        self.target_us = _dspin(0.1, 1000.0, 10.0, 1.0, 2, " µS")
-        self.tolerance = _dspin(0.5, 50.0, 5.0, 1.0, 1, " %")
-        self.max_pulses = QSpinBox()
-        self.max_pulses.setRange(1, 1000)
-        self.max_pulses.setValue(60)
-        grid.addWidget(QLabel("Target G"), 0, 0)
-        grid.addWidget(self.target_us, 0, 1)
-        grid.addWidget(QLabel("Tolerance"), 1, 0)
-        grid.addWidget(self.tolerance, 1, 1)
-        grid.addWidget(QLabel("Pulse budget"), 2, 0)
-        grid.addWidget(self.max_pulses, 2, 1)
-        self.program_sel_btn = QPushButton("Program selected")
-        self.program_sel_btn.clicked.connect(self.program_selected)
+        self.target_us = double_spin(0.1, 1000.0, 10.0, 1.0, 2, " µS")
+        self.tolerance = double_spin(0.5, 50.0, 5.0, 1.0, 1, " %")
+        self.max_pulses = int_spin(1, 1000, 60)
+        for i, (label, widget) in enumerate(
+            (
+                ("Target G", self.target_us),
+                ("Tolerance", self.tolerance),
+                ("Pulse budget", self.max_pulses),
+            )
+        ):
+            grid.addWidget(QLabel(label), i, 0)
+            grid.addWidget(widget, i, 1)
+        self.program_sel_btn = button("Program selected", self.program_selected)
         grid.addWidget(self.program_sel_btn, 3, 0, 1, 2)
-        self.load_target_btn = QPushButton("Load target map…")
-        self.load_target_btn.clicked.connect(self._load_target_dialog)
-        self.program_map_btn = QPushButton("Program target map")
-        self.program_map_btn.clicked.connect(self.program_target_map)
+        self.load_target_btn = button("Load target map…", self._load_target_dialog)
+        self.program_map_btn = button("Program target map", self.program_target_map)
         grid.addWidget(self.load_target_btn, 4, 0)
         grid.addWidget(self.program_map_btn, 4, 1)
         self.target_label = QLabel("No target map loaded")
@@ -369,11 +360,7 @@ class CrossbarPanel(Panel):
         self.program_label = QLabel("")
         self.program_label.setWordWrap(True)
         grid.addWidget(self.program_label, 6, 0, 1, 2)
-        rv.addWidget(g)
-        rv.addStretch(1)
-
-        self.refresh_map()
-        self._update_selection()
+        return g
 
     def _sync_views(self) -> None:
         hp = self.hist_widget.getPlotItem()
@@ -651,14 +638,12 @@ class CrossbarPanel(Panel):
             else:
                 self.app.log("Read all aborted; outputs off", "warning")
 
-        return self.app.run_bench_task(
-            Task(
-                f"Read all ({self.shape[0]}×{self.shape[1]})",
-                run,
-                on_done=done,
-                on_aborted=aborted,
-                on_error=self._error("Read all"),
-            )
+        return self.start_task(
+            f"Read all ({self.shape[0]}×{self.shape[1]})",
+            run,
+            failed="Read all failed",
+            on_done=done,
+            on_aborted=aborted,
         )
 
     def read_selected(self) -> bool:
@@ -680,17 +665,13 @@ class CrossbarPanel(Panel):
                 ctx.progress(k + 1, len(cells))
             return len(cells)
 
-        return self.app.run_bench_task(
-            Task(
-                f"Read {len(cells)} cell(s)",
-                run,
-                on_items=self._on_items,
-                on_done=lambda n: self.app.log(
-                    f"Read {n} cell(s) at {v_read:g} V ({biasing.value})"
-                ),
-                on_aborted=lambda _: self.app.log("Read aborted; outputs off", "warning"),
-                on_error=self._error("Read"),
-            )
+        return self.start_task(
+            f"Read {len(cells)} cell(s)",
+            run,
+            failed="Read failed",
+            aborted="Read aborted; outputs off",
+            on_items=self._on_items,
+            on_done=lambda n: self.app.log(f"Read {n} cell(s) at {v_read:g} V ({biasing.value})"),
         )
 
     def pulse_selected(self, polarity: int) -> bool:
@@ -727,18 +708,16 @@ class CrossbarPanel(Panel):
                     ctx.progress(done, total)
             return done
 
-        return self.app.run_bench_task(
-            Task(
-                f"{'+' if amp > 0 else '−'}{abs(amp):g} V pulses on {len(cells)} cell(s)",
-                run,
-                on_items=self._on_items,
-                on_done=lambda n: self.app.log(
-                    f"Applied {n} pulse(s) of {amp:+g} V, {width * 1e3:g} ms ({biasing.value})"
-                ),
-                on_aborted=lambda _: self.app.log("Pulses aborted; outputs off", "warning"),
-                on_error=self._error("Pulse"),
-                abort_hook=crossbar.abort,
-            )
+        return self.start_task(
+            f"{'+' if amp > 0 else '−'}{abs(amp):g} V pulses on {len(cells)} cell(s)",
+            run,
+            failed="Pulse failed",
+            aborted="Pulses aborted; outputs off",
+            on_items=self._on_items,
+            on_done=lambda n: self.app.log(
+                f"Applied {n} pulse(s) of {amp:+g} V, {width * 1e3:g} ms ({biasing.value})"
+            ),
+            abort_hook=crossbar.abort,
         )
 
     def program_selected(self) -> bool:
@@ -791,15 +770,13 @@ class CrossbarPanel(Panel):
             self.app.log(f"{name} aborted; outputs off", "warning")
 
         self.program_label.setText("programming…")
-        return self.app.run_bench_task(
-            Task(
-                name,
-                run,
-                on_items=self._on_items,
-                on_done=done,
-                on_aborted=aborted,
-                on_error=self._error(name),
-            )
+        return self.start_task(
+            name,
+            run,
+            failed=f"{name} failed",
+            on_items=self._on_items,
+            on_done=done,
+            on_aborted=aborted,
         )
 
     def cell_report(self, r: int, c: int) -> CellProgramReport | None:
@@ -831,29 +808,9 @@ class CrossbarPanel(Panel):
         return True
 
     def _load_target_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Target conductance map (S)",
-            self.app.settings.last_dir("targets"),
-            "Maps (*.csv *.txt *.npy);;All files (*)",
+        path = self.ask_open_file(
+            "Target conductance map (S)", "targets", "Maps (*.csv *.txt *.npy);;All files (*)"
         )
         if path:
             self.app.settings.set_last_dir("targets", path)
             self.load_targets(path)
-
-    def _error(self, what: str):
-        def on_error(exc: BaseException) -> None:
-            self.app.log(f"{what} failed: {exc}", "error")
-
-        return on_error
-
-
-def _dspin(lo: float, hi: float, value: float, step: float, decimals: int, suffix: str):
-    sb = QDoubleSpinBox()
-    sb.setRange(lo, hi)
-    sb.setDecimals(decimals)
-    sb.setSingleStep(step)
-    sb.setValue(value)
-    sb.setSuffix(suffix)
-    sb.setKeyboardTracking(False)
-    return sb

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,22 +23,15 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QPushButton,
     QScrollArea,
-    QSpinBox,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -47,18 +39,10 @@ from PyQt6.QtWidgets import (
 
 from gui import plotting
 from gui.panels.base import AppServices, Panel
-from gui.workers import Task, TaskAborted, TaskContext
+from gui.widgets import button, double_spin, hbox, int_spin, set_panes, table
+from gui.workers import TaskAborted, TaskContext
 
-__all__ = ["DeployView", "InferencePanel", "ModelEntry", "decision_grid", "deploy_available"]
-
-
-def deploy_available() -> bool:
-    """True when ``inference.deploy.run_on_crossbar`` can be imported."""
-    try:
-        from inference.deploy import run_on_crossbar  # noqa: F401
-    except ImportError:
-        return False
-    return True
+__all__ = ["DeployView", "InferencePanel", "ModelEntry", "decision_grid"]
 
 
 def call_run_on_crossbar(
@@ -69,34 +53,21 @@ def call_run_on_crossbar(
     n_test_points: int,
     ctx: TaskContext,
 ) -> Any:
-    """Call ``inference.deploy.run_on_crossbar`` on the first ``n_test_points`` test points.
+    """Call ``run_on_crossbar(crossbar, model, x_test, y_test, *, x_train, progress,
+    should_abort)`` (:func:`inference.deploy.run_on_crossbar`) on the first ``n_test_points``
+    test points, reporting its ``progress(stage, done, total)`` to the task."""
 
-    Two call forms are supported: ``(crossbar, model, x_test, y_test, *, x_train, progress,
-    should_abort)`` with ``progress(stage, done, total)`` (the module as written), and
-    ``(crossbar, model, dataset, n_test_points, progress, should_abort)`` with
-    ``progress(done, total)`` (the form first planned).
-    """
-
-    def progress(*args: Any) -> None:
-        if len(args) == 3:
-            stage, done, total = args
-            ctx.message(f"Deploying: {stage} {done}/{total}")
-        else:
-            done, total = args[-2:]
+    def progress(stage: str, done: int, total: int) -> None:
+        ctx.message(f"Deploying: {stage} {done}/{total}")
         ctx.progress(int(done), int(total))
 
-    params = inspect.signature(run_on_crossbar).parameters
     n = int(n_test_points)
-    if "x_test" in params:
-        kwargs: dict[str, Any] = {"progress": progress, "should_abort": ctx.should_abort}
-        if "x_train" in params:
-            kwargs["x_train"] = dataset.x_train
-        return run_on_crossbar(crossbar, model, dataset.x_test[:n], dataset.y_test[:n], **kwargs)
     return run_on_crossbar(
         crossbar,
         model,
-        dataset,
-        n_test_points=n,
+        dataset.x_test[:n],
+        dataset.y_test[:n],
+        x_train=dataset.x_train,
         progress=progress,
         should_abort=ctx.should_abort,
     )
@@ -229,16 +200,43 @@ class InferencePanel(Panel):
         left_split = QSplitter(Qt.Orientation.Vertical)  # controls (scrolling) over the models
         left_split.addWidget(scroll)
         split.addWidget(left_split)
+        lv.addWidget(self._data_group())
+        lv.addWidget(self._training_group())
+        lv.addWidget(self._deploy_group())
+        self.table = table(MODEL_COLUMNS, single_selection=True, sort=None)
+        self.table.itemSelectionChanged.connect(self._table_selection)
+        self.table.setMinimumHeight(110)
+        lv.addStretch(1)
+        left_split.addWidget(self.table)
+        left_split.setCollapsible(0, False)
+        set_panes(left_split, stretch=(4, 1), sizes=(600, 130))
 
+        plotting.configure()
+        self.plots = pg.GraphicsLayoutWidget()
+        split.addWidget(self.plots)
+        set_panes(split, stretch=(0, 1), sizes=(430, 950))
+        self._build_bo_plot()
+        self._build_boundary_plot()
+        self.p_err = self.plots.addPlot(
+            row=1, col=0, colspan=2, title="Output error: hardware − software"
+        )
+        self.p_err.setLabel("bottom", "output error (logit units)")
+        self.p_err.setLabel("left", "count")
+        plotting.grid(self.p_err)
+        self.p_err.addLegend(offset=(10, 10), labelTextSize="9pt")
+        plotting.no_si_prefix(self.p_err)
+        self._err_hint()
+        self.p_db.setMinimumWidth(440)  # the BO plot carries a colour bar; keep both readable
+        self.plots.ci.layout.setRowStretchFactor(0, 3)
+        self.plots.ci.layout.setRowStretchFactor(1, 2)
+        self._method_changed()
+
+    def _data_group(self) -> QGroupBox:
         g = QGroupBox("Data: two moons")
         f = QFormLayout(g)
-        self.data_seed = QSpinBox()
-        self.data_seed.setRange(0, 10_000)
-        self.data_noise = _dspin(0.0, 1.0, 0.2, 0.05, 2)
-        self.hidden = QSpinBox()
-        self.hidden.setRange(1, 64)
-        self.hidden.setValue(5)
-        self.hidden.setToolTip("Hidden units (2-H-2 network; H ≤ 5 fits the 10×10 array)")
+        self.data_seed = int_spin(0, 10_000)
+        self.data_noise = double_spin(0.0, 1.0, 0.2, 0.05, 2)
+        self.hidden = int_spin(1, 64, 5, "Hidden units (2-H-2 network; H ≤ 5 fits the 10×10 array)")
         row = QHBoxLayout()
         for label, w in (
             ("Seed", self.data_seed),
@@ -248,32 +246,24 @@ class InferencePanel(Panel):
             row.addWidget(QLabel(label))
             row.addWidget(w, 1)
         f.addRow(row)
-        lv.addWidget(g)
+        return g
 
+    def _training_group(self) -> QGroupBox:
         g = QGroupBox("Training")
         f = QFormLayout(g)
         self.method = QComboBox()
         self.method.addItem("ERM (no noise)", "erm")
         self.method.addItem("BayesMulti (BO of p1, p2)", "bayesmulti")
         self.method.currentIndexChanged.connect(self._method_changed)
-        self.target_u = _dspin(0.05, 1.0, 0.5, 0.05, 2)
+        self.target_u = double_spin(0.05, 1.0, 0.5, 0.05, 2)
         self.target_u.setToolTip("Target device usability for the BO objective (σ = −ln U)")
         self.use_device = QCheckBox("use the device selected in Calibration")
-        self.n_init = QSpinBox()
-        self.n_init.setRange(1, 20)
-        self.n_init.setValue(3)
-        self.n_iter = QSpinBox()
-        self.n_iter.setRange(0, 100)
-        self.n_iter.setValue(10)
-        self.eval_trials = QSpinBox()
-        self.eval_trials.setRange(1, 200)
-        self.eval_trials.setValue(10)
-        self.epochs = QSpinBox()
-        self.epochs.setRange(0, 5000)
-        self.epochs.setValue(0)
+        self.n_init = int_spin(1, 20, 3)
+        self.n_iter = int_spin(0, 100, 10)
+        self.eval_trials = int_spin(1, 200, 10)
+        self.epochs = int_spin(0, 5000, 0)
         self.epochs.setSpecialValueText("default")
-        self.train_seed = QSpinBox()
-        self.train_seed.setRange(0, 10_000)
+        self.train_seed = int_spin(0, 10_000)
         f.addRow("Method", self.method)
         f.addRow("Target U", self.target_u)
         f.addRow(self.use_device)
@@ -282,66 +272,29 @@ class InferencePanel(Panel):
         f.addRow("Noise trials", self.eval_trials)
         f.addRow("Epochs", self.epochs)
         f.addRow("Seed", self.train_seed)
-        self.train_btn = QPushButton("Train")
+        self.train_btn = button("Train", self.train)
         self.train_btn.setStyleSheet("font-weight: bold; padding: 5px")
-        self.train_btn.clicked.connect(self.train)
-        row = QHBoxLayout()
-        self.load_btn = QPushButton("Load…")
-        self.save_btn = QPushButton("Save…")
-        self.load_btn.setToolTip("Load a saved model (.json + .pt)")
-        self.save_btn.setToolTip("Save the selected model (.json + .pt)")
-        self.load_btn.clicked.connect(self._load_dialog)
-        self.save_btn.clicked.connect(self._save_dialog)
-        row.addWidget(self.train_btn, 2)
-        row.addWidget(self.load_btn, 1)
-        row.addWidget(self.save_btn, 1)
-        f.addRow(row)
-        lv.addWidget(g)
+        self.load_btn = button("Load…", self._load_dialog, "Load a saved model (.json + .pt)")
+        self.save_btn = button("Save…", self._save_dialog, "Save the selected model (.json + .pt)")
+        f.addRow(hbox((self.train_btn, 2), (self.load_btn, 1), (self.save_btn, 1)))
+        return g
 
+    def _deploy_group(self) -> QGroupBox:
         g = QGroupBox("Deploy on the bench")
         f = QFormLayout(g)
-        self.n_test = QSpinBox()
-        self.n_test.setRange(1, 400)
-        self.n_test.setValue(20)
+        self.n_test = int_spin(1, 400, 20)
         f.addRow("Test points", self.n_test)
-        self.deploy_btn = QPushButton("Run on bench")
+        self.deploy_btn = button("Run on bench", self.deploy)
         self.deploy_btn.setStyleSheet("font-weight: bold; padding: 5px")
-        self.deploy_btn.clicked.connect(self.deploy)
         f.addRow(self.deploy_btn)
         self.acc_label = QLabel("—")
         self.acc_label.setWordWrap(True)
         self.acc_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         f.addRow(self.acc_label)
-        lv.addWidget(g)
+        return g
 
-        self.table = QTableWidget(0, len(MODEL_COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(MODEL_COLUMNS))
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().setVisible(False)
-        hh = self.table.horizontalHeader()
-        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for j in range(1, len(MODEL_COLUMNS)):
-            hh.setSectionResizeMode(j, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.table.itemSelectionChanged.connect(self._table_selection)
-        self.table.setMinimumHeight(110)
-        lv.addStretch(1)
-        left_split.addWidget(self.table)
-        left_split.setStretchFactor(0, 4)
-        left_split.setStretchFactor(1, 1)
-        left_split.setCollapsible(0, False)
-        left_split.setSizes([600, 130])
-
-        plotting.configure()
-        self.plots = pg.GraphicsLayoutWidget()
-        split.addWidget(self.plots)
-        split.setStretchFactor(0, 0)
-        split.setStretchFactor(1, 1)
-        split.setSizes([430, 950])
-
+    def _build_bo_plot(self) -> None:
+        """(p1, p2) of every BO candidate coloured by its objective; the best one starred."""
         self.p_bo = self.plots.addPlot(row=0, col=0, title="BayesMulti search: (p1, p2)")
         self.p_bo.setLabel("bottom", "p1 = P(η = 0)")
         self.p_bo.setLabel("left", "p2 = P(η = 0.5)")
@@ -368,6 +321,8 @@ class InferencePanel(Panel):
         self.p_bo.layout.addItem(self.bo_bar, 2, 5)
         self.p_bo.layout.setColumnFixedWidth(4, 5)
 
+    def _build_boundary_plot(self) -> None:
+        """The selected model's software decision regions with the deployed test points."""
         self.p_db = self.plots.addPlot(row=0, col=1, title="Decision boundary and test points")
         self.p_db.setLabel("bottom", "x₁")
         self.p_db.setLabel("left", "x₂")
@@ -378,20 +333,6 @@ class InferencePanel(Panel):
         plotting.no_si_prefix(self.p_db)
         self.db_points: list[pg.ScatterPlotItem] = []
         self.p_db.addLegend(offset=(10, 10), labelTextSize="8pt")
-
-        self.p_err = self.plots.addPlot(
-            row=1, col=0, colspan=2, title="Output error: hardware − software"
-        )
-        self.p_err.setLabel("bottom", "output error (logit units)")
-        self.p_err.setLabel("left", "count")
-        plotting.grid(self.p_err)
-        self.p_err.addLegend(offset=(10, 10), labelTextSize="9pt")
-        plotting.no_si_prefix(self.p_err)
-        self._err_hint()
-        self.p_db.setMinimumWidth(440)  # the BO plot carries a colour bar; keep both readable
-        self.plots.ci.layout.setRowStretchFactor(0, 3)
-        self.plots.ci.layout.setRowStretchFactor(1, 2)
-        self._method_changed()
 
     # -- state -----------------------------------------------------------------------------------
     def _method_changed(self) -> None:
@@ -413,15 +354,25 @@ class InferencePanel(Panel):
         self.deploy_btn.setEnabled(
             idle and self.app.session is not None and self.current is not None
         )
-        self.deploy_btn.setToolTip(
-            "" if deploy_available() else "inference.deploy is not available in this installation"
-        )
 
     def dataset(self):
         """The moons data set of the panel's settings."""
         from inference.data import make_moons_dataset
 
         return make_moons_dataset(seed=self.data_seed.value(), noise=self.data_noise.value())
+
+    def _selected_profile(self):
+        """The noise profile of the device selected in the calibration panel (None: logged)."""
+        cal = getattr(self.app, "calibration_panel", None)
+        dev = cal.selected_device() if cal is not None else None
+        if dev is None:
+            self.app.log("Select a calibrated device first (Calibration panel).", "warning")
+            return None
+        try:
+            return dev.to_profile()
+        except ValueError as exc:
+            self.app.log(f"Device profile: {exc}", "error")
+            return None
 
     # -- training --------------------------------------------------------------------------------
     def train(self) -> bool:
@@ -433,15 +384,8 @@ class InferencePanel(Panel):
         profile = None
         usability = self.target_u.value()
         if method == "bayesmulti" and self.use_device.isChecked():
-            cal = getattr(self.app, "calibration_panel", None)
-            dev = cal.selected_device() if cal is not None else None
-            if dev is None:
-                self.app.log("Select a calibrated device first (Calibration panel).", "warning")
-                return False
-            try:
-                profile = dev.to_profile()
-            except ValueError as exc:
-                self.app.log(f"Device profile: {exc}", "error")
+            profile = self._selected_profile()
+            if profile is None:
                 return False
             usability = None
         n_init, n_iter, trials = self.n_init.value(), self.n_iter.value(), self.eval_trials.value()
@@ -486,16 +430,14 @@ class InferencePanel(Panel):
             else f"U = {usability:g}"
         )
         name = f"ERM 2-{sizes[1]}-2" if method == "erm" else f"BayesMulti 2-{sizes[1]}-2, {target}"
-        return self.app.run_task(
-            Task(
-                f"Train {name}",
-                run,
-                on_items=self._on_bo,
-                on_done=self._trained(name),
-                on_aborted=lambda _: self.app.log("Training aborted", "warning"),
-                on_error=lambda e: self.app.log(f"Training failed: {e}", "error"),
-                uses_bench=False,
-            )
+        return self.start_task(
+            f"Train {name}",
+            run,
+            failed="Training failed",
+            aborted="Training aborted",
+            bench=False,
+            on_items=self._on_bo,
+            on_done=self._trained(name),
         )
 
     def _on_bo(self, items: list) -> None:
@@ -717,9 +659,6 @@ class InferencePanel(Panel):
         if s is None or e is None:
             self.app.log("Connect a bench and train or load a model first.", "warning")
             return False
-        if not deploy_available():
-            self.app.log("Deployment is not available: inference.deploy is missing", "error")
-            return False
         n = self.n_test.value()
         crossbar = s.crossbar
 
@@ -743,14 +682,12 @@ class InferencePanel(Panel):
                 "ok",
             )
 
-        return self.app.run_bench_task(
-            Task(
-                f"Deploy {e.name}",
-                run,
-                on_done=done,
-                on_aborted=lambda _: self.app.log("Deployment aborted; outputs off", "warning"),
-                on_error=lambda exc: self.app.log(f"Deployment failed: {exc}", "error"),
-            )
+        return self.start_task(
+            f"Deploy {e.name}",
+            run,
+            failed="Deployment failed",
+            aborted="Deployment aborted; outputs off",
+            on_done=done,
         )
 
     # -- load / save -----------------------------------------------------------------------------
@@ -779,14 +716,8 @@ class InferencePanel(Panel):
             self.app.log(f"Loaded model {path} ({model.method}, sizes {model.sizes})")
 
         self.app.settings.set_last_dir("models", path)
-        return self.app.run_task(
-            Task(
-                f"Load {Path(path).name}",
-                run,
-                on_done=done,
-                on_error=lambda exc: self.app.log(f"Cannot load {path}: {exc}", "error"),
-                uses_bench=False,
-            )
+        return self.start_task(
+            f"Load {Path(path).name}", run, failed=f"Cannot load {path}", bench=False, on_done=done
         )
 
     def save_model(self, path: str | Path) -> bool:
@@ -809,23 +740,15 @@ class InferencePanel(Panel):
         return True
 
     def _load_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Load model",
-            self.app.settings.last_dir("models"),
-            "Models (*.json *.pt);;All files (*)",
-        )
+        path = self.ask_open_file("Load model", "models", "Models (*.json *.pt);;All files (*)")
         if path:
             self.load_model(path)
 
     def _save_dialog(self) -> None:
         if self.current is None:
             return
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Save model",
-            str(Path(self.app.settings.last_dir("models")) / f"{self.current.model.method}"),
-            "Models (*.pt);;All files (*)",
+        path = self.ask_save_file(
+            "Save model", "models", self.current.model.method, "Models (*.pt);;All files (*)"
         )
         if path:
             self.save_model(path)
@@ -849,13 +772,3 @@ def _extras(result: Any) -> str:
             line += f" (≈{float(eff):.0f}× a V100's efficiency)"
         out.append(line)
     return "".join(f"<br>{t}" for t in out)
-
-
-def _dspin(lo: float, hi: float, value: float, step: float, decimals: int) -> QDoubleSpinBox:
-    sb = QDoubleSpinBox()
-    sb.setRange(lo, hi)
-    sb.setDecimals(decimals)
-    sb.setSingleStep(step)
-    sb.setValue(value)
-    sb.setKeyboardTracking(False)
-    return sb

@@ -18,7 +18,6 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -34,6 +33,7 @@ from calibration.usability import UsabilityError, UsabilityResult, usability
 from crossbar.backend import Biasing, SweepPoint, SweepResult
 from gui import plotting
 from gui.panels.base import AppServices, Panel
+from gui.widgets import double_spin, int_spin
 from gui.workers import Task, TaskContext
 
 __all__ = ["IVSweepPanel", "MeasuredSweep", "staircase"]
@@ -122,15 +122,13 @@ class IVSweepPanel(Panel):
 
         sweep = QGroupBox("Sweep")
         f = QFormLayout(sweep)
-        self.v_pos = _spin(0.0, 6.0, 6.0, 0.1, 2, " V")
-        self.v_neg = _spin(-6.0, 0.0, -6.0, 0.1, 2, " V")
-        self.step = _spin(0.01, 2.0, 0.1, 0.05, 3, " V")
-        self.cycles = QSpinBox()
-        self.cycles.setRange(1, 100)
-        self.cycles.setValue(3)
-        self.compliance = _spin(0.01, 1000.0, 25.0, 5.0, 2, " µA")
+        self.v_pos = double_spin(0.0, 6.0, 6.0, 0.1, 2, " V")
+        self.v_neg = double_spin(-6.0, 0.0, -6.0, 0.1, 2, " V")
+        self.step = double_spin(0.01, 2.0, 0.1, 0.05, 3, " V")
+        self.cycles = int_spin(1, 100, 3)
+        self.compliance = double_spin(0.01, 1000.0, 25.0, 5.0, 2, " µA")
         self.compliance.setToolTip("Current limit of the source (protects the device)")
-        self.nplc = _spin(0.01, 10.0, 1.0, 0.5, 2, "")
+        self.nplc = double_spin(0.01, 10.0, 1.0, 0.5, 2, "")
         self.nplc.setToolTip("Integration time per point in power-line cycles")
         self.sweep_name = QLineEdit()
         self.sweep_name.setPlaceholderText("automatic")
@@ -287,11 +285,7 @@ class IVSweepPanel(Panel):
             item = p.plot(
                 [],
                 [],
-                pen=pg.mkPen(plotting.colour(c), width=1),
-                symbol="o",
-                symbolSize=4,
-                symbolBrush=plotting.colour(c),
-                symbolPen=None,
+                **plotting.markers(plotting.colour(c), 4, line_width=1),
                 name=f"cycle {c + 1}",
                 connect="finite",
             )
@@ -384,14 +378,3 @@ def _usability_text(u: UsabilityResult | None, err: str | None, r: SweepResult) 
         f"σ<sub>ML</sub> = {u.sigma_hat:.3g}, σ<sub>up</sub> = {u.sigma_up:.3g} (N = {u.n_residuals})<br>"
         f"LCIS {u.lcis_start_v:.2f} → {u.lcis_stop_v:.2f} V, {u.n_cycles} cycle(s)"
     )
-
-
-def _spin(lo: float, hi: float, value: float, step: float, decimals: int, suffix: str):
-    sb = QDoubleSpinBox()
-    sb.setRange(lo, hi)
-    sb.setDecimals(decimals)
-    sb.setSingleStep(step)
-    sb.setValue(value)
-    sb.setSuffix(suffix)
-    sb.setKeyboardTracking(False)
-    return sb

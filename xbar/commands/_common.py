@@ -1,21 +1,29 @@
-"""Helpers shared by the CLI commands that open a bench."""
+"""Helpers shared by the CLI commands: opening a bench, output folders, option types.
+
+The crossbar layer is imported inside the functions, so that registering a command (``xbar
+--help``) never loads the bench machinery or the simulated instruments.
+"""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-
-from crossbar.config import BenchConfig, BenchConfigError, load_bench_config
-from crossbar.core import Crossbar
-from crossbar.datastore import DataStore, DataStoreError
-from lab import open_backend
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from crossbar.config import BenchConfig
+    from crossbar.core import Crossbar
 
 
 def bench_config(bench: str, *, profile: str | None = None, seed: int | None = None) -> BenchConfig:
     """Load a bench ("sim" or a TOML path), optionally overriding the simulated device profile
     and seed. Bad files become UserError (exit 2)."""
+    from crossbar.config import BenchConfigError, load_bench_config
+
     try:
         cfg = load_bench_config(bench)
     except BenchConfigError as exc:
@@ -46,6 +54,10 @@ def open_crossbar(
     records per flush to disk (1: every record is on disk as soon as it is measured, so even a
     killed process loses at most the measurement in flight). If the bench cannot be opened the
     data file is closed again."""
+    from crossbar.core import Crossbar
+    from crossbar.datastore import DataStore, DataStoreError
+    from lab import open_backend
+
     store = None
     if datafile is not None:
         try:
@@ -70,3 +82,45 @@ def open_crossbar(
             raise UserError(f"cannot open bench {cfg.name!r}: {exc}") from exc
         raise
     return Crossbar(backend, datastore=store)
+
+
+def make_dir(path: Path, message: str) -> Path:
+    """Create the folder ``path`` (and its parents); if that fails, UserError with ``message``
+    formatted with ``path`` and ``err`` (the system's reason, e.g. "Permission denied")."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(message.format(path=path, err=exc.strerror)) from exc
+    return path
+
+
+def int_at_least(lo: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``lo``, else a one-line argument error."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if n < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {n}")
+        return n
+
+    return parse
+
+
+def add_bo_arguments(p: argparse.ArgumentParser) -> None:
+    """``--bo-init`` and ``--bo-iters``: BayesMulti's Bayesian optimisation of (p1, p2)."""
+    p.add_argument("--bo-init", type=int, default=3, help="random initial BO points (default 3)")
+    p.add_argument("--bo-iters", type=int, default=10, help="BO iterations (default 10)")
+
+
+def bo_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The BO options of ``args`` as keyword arguments of the inference training functions."""
+    return {
+        "n_init": args.bo_init,
+        "n_iter": args.bo_iters,
+        "n_eval_trials": args.eval_trials,
+        "noise_site": args.noise_site,
+        "seed": args.seed,
+    }

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from xbar.errors import UserError
 
+from ._common import int_at_least, make_dir
+
 _HELP = """\
 Applies METHODS section 1 to cyclic I-V files (Excel exports, CSV, HDF5 sweeps;
 directories are expanded to the supported files inside) and prints per device the
@@ -122,7 +124,7 @@ def add_calibration_options(p: argparse.ArgumentParser) -> None:
     """The METHODS section-1 decisions as options (shared with ``xbar fab history``)."""
     p.add_argument(
         "--tolerated-decreases",
-        type=_non_negative_int,
+        type=int_at_least(0),
         default=0,
         metavar="N",
         help="non-rises tolerated inside the LCIS (default 0; the authors' code used 2)",
@@ -181,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report and devices:
         from calibration.report import write_report
 
-        _make_dir(Path(args.report), "--report")
+        make_dir(Path(args.report), "--report {path}: cannot create the directory ({err})")
         paths = write_report(devices, args.report, jobs=_jobs())
         print(f"xbar calibrate: report: {len(paths) - 1} PNG(s) and {paths[-1]}", file=sys.stderr)
 
@@ -204,48 +206,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace):
-    """Sweep one cell of a bench through the crossbar layer and calibrate it."""
+    """Sweep each ``--cell`` of the bench through the crossbar layer and calibrate it."""
     from calibration.io import CalibrationInputError
     from calibration.live import calibrate_cell
-    from crossbar.backend import Biasing
 
-    from ._common import bench_config, open_crossbar
+    from ._common import open_crossbar
 
-    if args.bench is None or args.cell is None:
-        raise UserError("a live calibration needs both --bench and --cell R,C")
-    if args.cycles < 2:
-        raise UserError(f"--cycles must be >= 2 (section 1 needs two cycles), got {args.cycles}")
-    if not args.step > 0:
-        raise UserError(f"--step must be > 0 V, got {args.step:g}")
-    if not args.vmax > 0 or args.vmin > 0:
-        raise UserError(f"need --vmax > 0 and --vmin <= 0, got {args.vmax:g} / {args.vmin:g}")
-    cfg = bench_config(args.bench, profile=args.sim_profile, seed=args.seed)
-    rows, cols = cfg.shape
-    cells = list(dict.fromkeys(args.cell))  # each cell once, in the order given
-    for r, c in cells:
-        if not (0 <= r < rows and 0 <= c < cols):
-            raise UserError(
-                f"--cell {r},{c} is outside the {rows}x{cols} array of bench {cfg.name!r}"
-            )
-    for v, what in ((args.vmax, "--vmax"), (args.vmin, "--vmin")):
-        if abs(v) > cfg.limits.max_voltage:
-            raise UserError(
-                f"{what} {v:g} V exceeds the bench limit of {cfg.limits.max_voltage:g} V"
-            )
-    for icc, what in (
-        (args.compliance, "--compliance"),
-        (args.reset_compliance, "--reset-compliance"),
-    ):
-        if not 0 < icc <= cfg.limits.max_compliance:
-            raise UserError(
-                f"{what} {icc:g} A is outside (0, {cfg.limits.max_compliance:g}] A "
-                f"(bench {cfg.name!r})"
-            )
-    if Biasing.parse(args.reset_biasing).positive_only and args.vmin < 0:
-        raise UserError(
-            f"--reset-biasing {args.reset_biasing} is for V >= 0 only (at V < 0 the unselected "
-            "cells would see +2|V|/3 and SET); use v/3"
-        )
+    cfg, cells = _live_bench(args)
     data = Path(args.data) if args.data else Path("xbar-out") / f"calibrate-{cfg.name}.h5"
     where = ", ".join(f"({r}, {c})" for r, c in cells)
     point_time = args.point_time or None  # 0: the bare reading
@@ -287,6 +254,51 @@ def _live(args: argparse.Namespace):
     return devices
 
 
+def _live_bench(args: argparse.Namespace):
+    """The bench of ``--bench`` and the cells to sweep (each once, in the order given), with
+    the sweep checked against the bench's array and limits (UserError before it is opened)."""
+    from crossbar.backend import Biasing
+
+    from ._common import bench_config
+
+    if args.bench is None or args.cell is None:
+        raise UserError("a live calibration needs both --bench and --cell R,C")
+    if args.cycles < 2:
+        raise UserError(f"--cycles must be >= 2 (section 1 needs two cycles), got {args.cycles}")
+    if not args.step > 0:
+        raise UserError(f"--step must be > 0 V, got {args.step:g}")
+    if not args.vmax > 0 or args.vmin > 0:
+        raise UserError(f"need --vmax > 0 and --vmin <= 0, got {args.vmax:g} / {args.vmin:g}")
+    cfg = bench_config(args.bench, profile=args.sim_profile, seed=args.seed)
+    rows, cols = cfg.shape
+    cells = list(dict.fromkeys(args.cell))  # each cell once, in the order given
+    for r, c in cells:
+        if not (0 <= r < rows and 0 <= c < cols):
+            raise UserError(
+                f"--cell {r},{c} is outside the {rows}x{cols} array of bench {cfg.name!r}"
+            )
+    for v, what in ((args.vmax, "--vmax"), (args.vmin, "--vmin")):
+        if abs(v) > cfg.limits.max_voltage:
+            raise UserError(
+                f"{what} {v:g} V exceeds the bench limit of {cfg.limits.max_voltage:g} V"
+            )
+    for icc, what in (
+        (args.compliance, "--compliance"),
+        (args.reset_compliance, "--reset-compliance"),
+    ):
+        if not 0 < icc <= cfg.limits.max_compliance:
+            raise UserError(
+                f"{what} {icc:g} A is outside (0, {cfg.limits.max_compliance:g}] A "
+                f"(bench {cfg.name!r})"
+            )
+    if Biasing.parse(args.reset_biasing).positive_only and args.vmin < 0:
+        raise UserError(
+            f"--reset-biasing {args.reset_biasing} is for V >= 0 only (at V < 0 the unselected "
+            "cells would see +2|V|/3 and SET); use v/3"
+        )
+    return cfg, cells
+
+
 def _cell(text: str) -> tuple[int, int]:
     try:
         r, c = (int(x) for x in text.split(","))
@@ -299,7 +311,7 @@ def _write_profiles(devices, out: Path) -> int:
     from calibration.io import CalibrationInputError
     from calibration.report import safe_stem
 
-    _make_dir(out, "--profile-out")
+    make_dir(out, "--profile-out {path}: cannot create the directory ({err})")
     failed = 0
     for dev in devices:
         try:
@@ -313,13 +325,6 @@ def _write_profiles(devices, out: Path) -> int:
 def _jobs() -> int:
     """Worker processes for reading files and drawing reports (the CLI process is fresh)."""
     return min(4, os.cpu_count() or 1)
-
-
-def _make_dir(path: Path, option: str) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{option} {path}: cannot create the directory ({exc.strerror})") from exc
 
 
 def format_table(devices) -> str:
@@ -363,16 +368,6 @@ def format_table(devices) -> str:
 
     lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(row) for row in body]
     return "\n".join(lines)
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
-    return n
 
 
 def _fraction(text: str) -> float:

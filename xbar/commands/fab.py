@@ -24,6 +24,8 @@ from pathlib import Path
 from xbar.commands.calibrate import add_calibration_options, options_from_args
 from xbar.errors import UserError
 
+from ._common import int_at_least
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -50,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = fsub.add_parser("suggest", help="the next K fabrications by Expected Improvement")
     s.add_argument("--history", required=True, metavar="FILE", help="history CSV")
-    s.add_argument("-k", type=_positive_int, default=1, metavar="K", help="suggestions (default 1)")
+    s.add_argument(
+        "-k", type=int_at_least(1), default=1, metavar="K", help="suggestions (default 1)"
+    )
     s.add_argument(
         "--grid", metavar="FILE", help="grid file (JSON or TOML); default grid if absent"
     )
@@ -164,13 +168,3 @@ def run_grid(args: argparse.Namespace) -> int:
     for name, levels in grid.to_dict().items():
         print(f"  {name:16s} {', '.join(f'{x:g}' if isinstance(x, float) else x for x in levels)}")
     return 0
-
-
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n

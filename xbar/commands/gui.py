@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gui.arguments import add_arguments
 from xbar.errors import UserError
 
 
@@ -21,25 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--bench",
-        default="sim",
-        metavar="sim|FILE",
-        help="the built-in simulated bench 'sim' (default) or a bench TOML file",
-    )
-    p.add_argument(
-        "--screenshots",
-        metavar="DIR",
-        help="populate every panel, save a PNG of each into DIR, then exit",
-    )
-    p.add_argument("--data-dir", metavar="DIR", help="folder for the HDF5 data files")
-    p.add_argument(
-        "--iv-data",
-        metavar="DIR",
-        help="I-V files shown in the calibration panel with --screenshots "
-        "(default: ../shared/data/perovskite_iv beside the project, if present)",
-    )
-    p.add_argument("--no-connect", action="store_true", help="do not connect at start")
+    add_arguments(p)
     p.set_defaults(func=run)
 
 

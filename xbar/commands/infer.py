@@ -17,18 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from inference.data import load_dataset
-from inference.deploy import DeploymentResult, DeployOptions, result_dict, run_on_crossbar
-from inference.figures import plot_deployment
-from inference.storage import ModelFileError, load_model
-from inference.training import TrainedModel
+from inference.names import DEPLOY_TOL
 
 from ..errors import UserError
 from ._common import bench_config, open_crossbar
+
+if TYPE_CHECKING:
+    from inference.deploy import DeploymentResult, DeployOptions
+    from inference.training import TrainedModel
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,21 +40,37 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("--bench", default="sim", help='"sim" (built-in simulated bench) or BENCH.toml')
-    p.add_argument("--model", action="append", required=True, metavar="M",
-                   help="trained model (STEM, STEM.pt or STEM.json); repeat to compare")
+    p.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="M",
+        help="trained model (STEM, STEM.pt or STEM.json); repeat to compare",
+    )
     p.add_argument("--test-points", type=int, default=200, metavar="N")
-    p.add_argument("--profile", action="append", metavar="NAME",
-                   help="simulated device profile (optimized|typical|poor); repeatable; "
-                   "default: the bench's")
-    p.add_argument("--seeds", type=int, default=1, help="simulated benches to average (seeds 0..K-1)")
-    p.add_argument("--tol", type=float, default=DeployOptions.tol,
-                   help=f"program-and-verify tolerance (default {DeployOptions.tol})")
+    p.add_argument(
+        "--profile",
+        action="append",
+        metavar="NAME",
+        help="simulated device profile (optimized|typical|poor); repeatable; default: the bench's",
+    )
+    p.add_argument(
+        "--seeds", type=int, default=1, help="simulated benches to average (seeds 0..K-1)"
+    )
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=DEPLOY_TOL,
+        help=f"program-and-verify tolerance (default {DEPLOY_TOL})",
+    )
     p.add_argument("--out", default="xbar-out/infer", help="output folder")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
 
 def _load(paths: list[str]) -> list[TrainedModel]:
+    from inference.storage import ModelFileError, load_model
+
     models = []
     for path in paths:
         try:
@@ -71,9 +89,13 @@ def deploy_all(
     test_points: int,
     out: Path,
     options: DeployOptions,
-    log=print,
+    log: Callable[[str], object] = print,
 ) -> list[dict]:
     """Run every model on every (profile, seed); returns summary rows (and writes files)."""
+    from inference.data import load_dataset
+    from inference.deploy import run_on_crossbar
+    from inference.figures import plot_deployment
+
     if test_points < 1:
         raise UserError(f"--test-points must be >= 1, got {test_points}")
     if seeds < 1:
@@ -96,8 +118,11 @@ def deploy_all(
                 r.save(out / tag)
                 if seed == 0:
                     first.append(r)
-                row = {"profile": cfg.simulation.profile, "seed": cfg.simulation.seed,
-                       **r.summary()}
+                row = {
+                    "profile": cfg.simulation.profile,
+                    "seed": cfg.simulation.seed,
+                    **r.summary(),
+                }
                 rows.append(row)
                 log(
                     f"{cfg.simulation.profile:10s} seed {cfg.simulation.seed}  {m.method:10s} "
@@ -117,24 +142,28 @@ def aggregate(rows: list[dict]) -> list[dict]:
     keys = sorted({(r["profile"], r["method"]) for r in rows})
     for profile, method in keys:
         sel = [r for r in rows if r["profile"] == profile and r["method"] == method]
-        out.append({
-            "profile": profile,
-            "method": method,
-            "seeds": len(sel),
-            "software_accuracy": float(np.mean([r["software_accuracy"] for r in sel])),
-            "hardware_accuracy": float(np.mean([r["hardware_accuracy"] for r in sel])),
-            "relative_degradation": float(np.mean([r["relative_degradation"] for r in sel])),
-            "relative_degradation_std": float(np.std([r["relative_degradation"] for r in sel])),
-            "output_error_std": float(np.mean([r["output_error_std"] for r in sel])),
-            "energy_per_mvm_j": float(np.mean([r["energy_per_mvm_j"] for r in sel])),
-            "vs_v100": float(np.mean([r["vs_v100"] for r in sel])),
-        })
+        out.append(
+            {
+                "profile": profile,
+                "method": method,
+                "seeds": len(sel),
+                "software_accuracy": float(np.mean([r["software_accuracy"] for r in sel])),
+                "hardware_accuracy": float(np.mean([r["hardware_accuracy"] for r in sel])),
+                "relative_degradation": float(np.mean([r["relative_degradation"] for r in sel])),
+                "relative_degradation_std": float(np.std([r["relative_degradation"] for r in sel])),
+                "output_error_std": float(np.mean([r["output_error_std"] for r in sel])),
+                "energy_per_mvm_j": float(np.mean([r["energy_per_mvm_j"] for r in sel])),
+                "vs_v100": float(np.mean([r["vs_v100"] for r in sel])),
+            }
+        )
     return out
 
 
 def format_table(agg: list[dict]) -> str:
-    lines = [f"{'profile':10s} {'method':10s} {'seeds':>5s} {'software':>9s} {'hardware':>9s} "
-             f"{'loss':>12s} {'out.err σ':>9s} {'E/MVM':>9s} {'×V100':>7s}"]
+    lines = [
+        f"{'profile':10s} {'method':10s} {'seeds':>5s} {'software':>9s} {'hardware':>9s} "
+        f"{'loss':>12s} {'out.err σ':>9s} {'E/MVM':>9s} {'×V100':>7s}"
+    ]
     for a in agg:
         lines.append(
             f"{a['profile']:10s} {a['method']:10s} {a['seeds']:5d} "
@@ -146,6 +175,8 @@ def format_table(agg: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from inference.deploy import DeployOptions
+
     models = _load(args.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,4 +202,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["aggregate", "deploy_all", "format_table", "register", "result_dict", "run"]
+__all__ = ["aggregate", "deploy_all", "format_table", "register", "run"]

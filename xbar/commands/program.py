@@ -28,16 +28,18 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from crossbar.config import BenchConfig
-from crossbar.datastore import DataStoreError, read_records
 from crossbar.programming import DEFAULTS, converged_cells
 
 from ..errors import UserError
 from ._common import open_crossbar
 from .sweep import add_bench_arguments, data_path, finite, integer, load_bench, read_limit
+
+if TYPE_CHECKING:
+    from crossbar.config import BenchConfig
 
 __all__ = ["load_targets", "register", "run"]
 
@@ -170,6 +172,8 @@ def load_targets(path: str | Path, cfg: BenchConfig) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
+    from crossbar.datastore import DataStoreError, read_records
+
     cfg = load_bench(args)
     targets = load_targets(args.targets, cfg)
     tol = finite(args.tol, "--tol", lo=0.0, hi=1.0, lo_open=True, hi_open=True)

@@ -15,18 +15,10 @@ import argparse
 import math
 from pathlib import Path
 
-from inference.data import DATA_NAMES
-from inference.models import NOISE_SITES
-from inference.robustness import (
-    TUNE_MODES,
-    acceptance_figures,
-    format_table,
-    plot_robustness,
-    run_study,
-    write_csv,
-)
+from inference.names import DATA_NAMES, NOISE_SITES, TUNE_MODES
 
 from ..errors import UserError
+from ._common import add_bo_arguments, bo_settings, make_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,8 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: .)")
     p.add_argument("--trials", type=int, default=10, help="noise trials per level (default 10)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bo-init", type=int, default=3, help="random initial BO points (default 3)")
-    p.add_argument("--bo-iters", type=int, default=10, help="BO iterations (default 10)")
+    add_bo_arguments(p)
     p.add_argument(
         "--eval-trials", type=int, default=30, help="noise trials in the BO objective (default 30)"
     )
@@ -58,16 +49,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from inference.robustness import (
+        acceptance_figures,
+        format_table,
+        plot_robustness,
+        run_study,
+        write_csv,
+    )
+
     if args.trials < 1 or args.bo_init < 1 or args.bo_iters < 0 or args.eval_trials < 1:
         raise UserError("--trials, --bo-init, --eval-trials must be >= 1 and --bo-iters >= 0")
     u = args.tune_usability
     if not (math.isfinite(u) and 0.0 < u <= 1.0):
         raise UserError(f"--tune-usability must be in (0, 1], got {u}")
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output folder {out}: {exc.strerror}") from exc
+    out = make_dir(Path(args.out), "cannot create output folder {path}: {err}")
     tune_txt = "per level" if args.tune == "per-level" else f"once at U={u}"
     print(
         f"robustness study on {args.data}: BayesMulti tuned {tune_txt} "
@@ -77,14 +72,10 @@ def run(args: argparse.Namespace) -> int:
     study = run_study(
         args.data,
         n_trials=args.trials,
-        seed=args.seed,
-        n_init=args.bo_init,
-        n_iter=args.bo_iters,
-        n_eval_trials=args.eval_trials,
         tune=args.tune,
         tune_usability=u,
-        noise_site=args.noise_site,
         progress=lambda msg: print("  " + msg, flush=True),
+        **bo_settings(args),
     )
     csv_path = write_csv(study.rows, out / f"robustness-{args.data}.csv")
     chance = 1.0 / study.dataset.n_classes

@@ -12,16 +12,15 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from calibration.profile import DeviceNoiseProfile, ProfileError
-from inference.data import DATA_NAMES, load_dataset
-from inference.models import NOISE_SITES
-from inference.noise import evaluate
-from inference.robustness import SIZES_BY_DATA
-from inference.storage import save_model
-from inference.training import OBJECTIVES, train_bayesmulti, train_erm
+from inference.names import DATA_NAMES, NOISE_SITES, OBJECTIVES
 
 from ..errors import UserError
+from ._common import add_bo_arguments, bo_settings, make_dir
+
+if TYPE_CHECKING:
+    from calibration.profile import DeviceNoiseProfile
 
 DEFAULT_USABILITY = 0.5  # BayesMulti target when neither --usability nor --profile is given
 
@@ -42,8 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"target usability in (0, 1] (BayesMulti default {DEFAULT_USABILITY})",
     )
     target.add_argument("--profile", metavar="PROFILE.json", help="target device profile")
-    p.add_argument("--bo-init", type=int, default=3, help="random initial BO points (default 3)")
-    p.add_argument("--bo-iters", type=int, default=10, help="BO iterations (default 10)")
+    add_bo_arguments(p)
     p.add_argument(
         "--objective",
         choices=list(OBJECTIVES),
@@ -65,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _target(args: argparse.Namespace) -> tuple[float | None, DeviceNoiseProfile | None]:
+    from calibration.profile import DeviceNoiseProfile, ProfileError
+
     if args.profile is not None:
         path = Path(args.profile)
         if not path.is_file():
@@ -88,6 +88,12 @@ def _target(args: argparse.Namespace) -> tuple[float | None, DeviceNoiseProfile 
 
 
 def run(args: argparse.Namespace) -> int:
+    from inference.data import load_dataset
+    from inference.noise import evaluate
+    from inference.robustness import SIZES_BY_DATA
+    from inference.storage import save_model
+    from inference.training import train_erm
+
     usability, profile = _target(args)
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {args.epochs}")
@@ -98,10 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.eval_trials < 1:
         raise UserError("--eval-trials must be >= 1")
     stem = Path(args.out)
-    try:
-        stem.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output folder {stem.parent}: {exc.strerror}") from exc
+    make_dir(stem.parent, "cannot create output folder {path}: {err}")
     dataset = load_dataset(args.data, seed=args.seed)
     sizes = SIZES_BY_DATA[args.data]
     print(
@@ -111,42 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "erm":
         trained = train_erm(dataset, sizes, epochs=args.epochs, lr=args.lr, seed=args.seed)
     else:
-        if usability is None and profile is None and args.objective == "hardware":
-            usability = DEFAULT_USABILITY
-            print(f"target: usability {usability} (default; give --usability or --profile)")
-        elif profile is not None:
-            print(
-                f"target: device profile {profile.name} (sigma {profile.sigma:.3f}, "
-                f"U {profile.usability:.3f}, non-monotonic {profile.non_monotonic})"
-            )
-        elif usability is not None:
-            print(f"target: usability {usability} (sigma {-math.log(usability):.3f})")
-        total = args.bo_init + args.bo_iters
-
-        def progress(it: int, tot: int, p1: float, p2: float, score: float) -> None:
-            print(
-                f"  BO {it:>2}/{tot}: p1={p1:.3f} p2={p2:.3f} -> objective {score:.4f}", flush=True
-            )
-
-        print(
-            f"BayesMulti: {args.bo_init} + {args.bo_iters} = {total} candidates, objective "
-            f"{args.objective}"
-        )
-        trained = train_bayesmulti(
-            dataset,
-            sizes,
-            usability=usability,
-            profile=profile,
-            n_init=args.bo_init,
-            n_iter=args.bo_iters,
-            objective=args.objective,
-            n_eval_trials=args.eval_trials,
-            seed=args.seed,
-            progress=progress,
-            epochs=args.epochs,
-            lr=args.lr,
-            noise_site=args.noise_site,
-        )
+        trained, usability = _train_bayesmulti(args, dataset, sizes, usability, profile)
     acc = trained.accuracies
     print(
         f"{args.method}: software accuracy train {acc['train']:.3f}  val {acc['val']:.3f}  "
@@ -166,3 +134,48 @@ def run(args: argparse.Namespace) -> int:
     pt, js = save_model(trained, stem)
     print(f"saved {pt} and {js}")
     return 0
+
+
+def _train_bayesmulti(
+    args: argparse.Namespace,
+    dataset,
+    sizes: tuple[int, ...],
+    usability: float | None,
+    profile: DeviceNoiseProfile | None,
+):
+    """BayesMulti towards the target (a usability or a device profile), the BO printed live;
+    returns the trained model and the usability it was tuned for (None: a profile, or no
+    target with the training-accuracy objective)."""
+    from inference.training import train_bayesmulti
+
+    if usability is None and profile is None and args.objective == "hardware":
+        usability = DEFAULT_USABILITY
+        print(f"target: usability {usability} (default; give --usability or --profile)")
+    elif profile is not None:
+        print(
+            f"target: device profile {profile.name} (sigma {profile.sigma:.3f}, "
+            f"U {profile.usability:.3f}, non-monotonic {profile.non_monotonic})"
+        )
+    elif usability is not None:
+        print(f"target: usability {usability} (sigma {-math.log(usability):.3f})")
+    total = args.bo_init + args.bo_iters
+
+    def progress(it: int, tot: int, p1: float, p2: float, score: float) -> None:
+        print(f"  BO {it:>2}/{tot}: p1={p1:.3f} p2={p2:.3f} -> objective {score:.4f}", flush=True)
+
+    print(
+        f"BayesMulti: {args.bo_init} + {args.bo_iters} = {total} candidates, objective "
+        f"{args.objective}"
+    )
+    trained = train_bayesmulti(
+        dataset,
+        sizes,
+        usability=usability,
+        profile=profile,
+        objective=args.objective,
+        progress=progress,
+        epochs=args.epochs,
+        lr=args.lr,
+        **bo_settings(args),
+    )
+    return trained, usability

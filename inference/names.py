@@ -1,0 +1,18 @@
+"""The choices and defaults the inference package accepts, importable without torch.
+
+The command line offers them in ``xbar train|robustness|infer --help``, which must not load torch;
+the modules that use them import them from here.
+"""
+
+from __future__ import annotations
+
+#: Data sets of :func:`inference.data.load_dataset`.
+DATA_NAMES = ("moons", "digits")
+#: Where the multinomial hardware noise is applied (:class:`inference.models.MLP`).
+NOISE_SITES = ("activations", "weights")
+#: BayesMulti's Bayesian-optimisation objectives (:func:`inference.training.train_bayesmulti`).
+OBJECTIVES = ("hardware", "train_accuracy")
+#: How the robustness study tunes BayesMulti (:func:`inference.robustness.run_study`).
+TUNE_MODES = ("per-level", "single")
+#: Program-and-verify relative tolerance of a deployment (0..1), ``DeployOptions.tol``.
+DEPLOY_TOL = 0.03
