@@ -33,9 +33,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from calibration.grid_bo import torch_threads
 from calibration.profile import DeviceNoiseProfile
-
-from .models import torch_threads
 
 
 def sigma_from_usability(usability: float) -> float:

@@ -30,7 +30,6 @@ Decisions (METHODS section 3 and this module):
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,10 +38,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from calibration import grid_bo
+from calibration.grid_bo import torch_threads
 from calibration.profile import DeviceNoiseProfile
 
 from .data import Dataset
-from .models import MLP, MultinomialNoise, multinomial_eta, torch_threads
+from .models import MLP, MultinomialNoise, multinomial_eta
 from .noise import evaluate, sigma_from_usability
 
 P_TOTAL_MAX = 0.95  # feasible triangle p1 + p2 <= 0.95 (E[η] stays >= 0.05 + ...)
@@ -403,34 +404,13 @@ def propose_next(
     """Fit a SingleTaskGP to the observations and return the candidate maximising LogEI.
 
     Returns ``(point, log_ei)``. Observations are maximised. Already-seen points are excluded.
+    Inputs are normalised to the triangle's box ``[0, total_max]²`` (see
+    :func:`calibration.grid_bo.propose`).
     """
-    tx = torch.as_tensor(x_seen, dtype=torch.float64)
-    ty = torch.as_tensor(y_seen, dtype=torch.float64).reshape(-1, 1)
-    bounds = torch.tensor([[0.0, 0.0], [total_max, total_max]], dtype=torch.float64)
-    with warnings.catch_warnings(), torch_threads(1):
-        # botorch/gpytorch warn on import (torch.jit deprecation) and on tiny data sets;
-        # a 2-D GP on a dozen points is fastest single-threaded.
-        warnings.simplefilter("ignore")
-        from botorch.acquisition import LogExpectedImprovement
-        from botorch.fit import fit_gpytorch_mll
-        from botorch.models import SingleTaskGP
-        from botorch.models.transforms import Normalize, Standardize
-        from gpytorch.mlls import ExactMarginalLogLikelihood
-
-        gp = SingleTaskGP(
-            tx,
-            ty,
-            input_transform=Normalize(d=2, bounds=bounds),
-            outcome_transform=Standardize(m=1),
-        )
-        fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
-        acq = LogExpectedImprovement(gp, best_f=ty.max())
-        dist = np.abs(candidates[:, None, :] - np.asarray(x_seen)[None, :, :]).max(axis=2)
-        fresh = candidates[dist.min(axis=1) > 1e-9]
-        with torch.no_grad():
-            values = acq(torch.as_tensor(fresh, dtype=torch.float64).unsqueeze(1))
-    i = int(torch.argmax(values))
-    return fresh[i], float(values[i])
+    bounds = [[0.0, 0.0], [total_max, total_max]]
+    with torch_threads(1):  # a 2-D GP on a dozen points is fastest single-threaded
+        i, log_ei = grid_bo.propose(x_seen, y_seen, candidates, bounds=bounds)
+    return candidates[i], log_ei
 
 
 def bayes_opt_many(
