@@ -611,6 +611,22 @@ class _CandidateScores:
         )
         return float(np.mean(accs))
 
+    def trained(self, k: int, trace: list[dict[str, float]], training: dict) -> TrainedModel:
+        """Target ``k``'s result: its best model with the (p1, p2) of its trace's best entry."""
+        top = best_of_trace(trace)
+        return _wrap(
+            self.best_model[k],
+            self.dataset,
+            method="bayesmulti",
+            p1=top["p1"],
+            p2=top["p2"],
+            training=dict(training),
+            objective=self.objective,
+            target=_target_dict(*self.targets[k]),
+            n_eval_trials=self.n_eval_trials,
+            bo_trace=trace,
+        )
+
     def __call__(self, batch: list[tuple[int, float, float]]) -> list[float]:
         noises = [(p1, p2) for _, p1, p2 in batch]
         models = _fit(self.dataset, self.sizes, noises, self.settings)
@@ -686,24 +702,7 @@ def train_bayesmulti_many(
             scores, len(targets), n_init=n_init, n_iter=n_iter, seed=seed, progress=progress
         )
     training = {**settings.record(), "n_init": int(n_init), "n_iter": int(n_iter)}
-    out = []
-    for k, (usability, profile) in enumerate(targets):
-        top = best_of_trace(traces[k])
-        out.append(
-            _wrap(
-                scores.best_model[k],
-                dataset,
-                method="bayesmulti",
-                p1=top["p1"],
-                p2=top["p2"],
-                training=dict(training),
-                objective=objective,
-                target=_target_dict(usability, profile),
-                n_eval_trials=int(n_eval_trials),
-                bo_trace=traces[k],
-            )
-        )
-    return out
+    return [scores.trained(k, traces[k], training) for k in range(len(targets))]
 
 
 def train_bayesmulti(
