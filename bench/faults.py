@@ -401,7 +401,7 @@ class CaseResult:
 
 
 def _in_file(operation: str, data: Path | None) -> dict[str, int]:
-    from crossbar.datastore import read_iv, read_mvm, read_records
+    from crossbar.datastore import read_iv_groups, read_mvm, read_records
 
     if data is None or not data.exists():
         return {}
@@ -413,7 +413,9 @@ def _in_file(operation: str, data: Path | None) -> dict[str, int]:
         "iv": int(np.sum(ops == "iv")),
         "mvm": int(np.sum(ops == "mvm")),
     }
-    out["iv-points"] = int(sum(np.isfinite(s["current"]).sum() for s in read_iv(data).values()))
+    out["iv-points"] = int(
+        sum(np.isfinite(s["current"]).sum() for s in read_iv_groups(data).values())
+    )
     out["mvm-rows"] = int(read_mvm(data)["inputs"].shape[0])
     return out
 

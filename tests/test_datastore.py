@@ -24,7 +24,7 @@ from crossbar.datastore import (
     DataStoreError,
     clear_write_flags,
     export_csv,
-    read_iv,
+    read_iv_groups,
     read_mvm,
     read_records,
 )
@@ -233,9 +233,9 @@ def test_iv_group_matches_calibration_reader(tmp_path: Path) -> None:
             for k, vk in enumerate(v):
                 w.point(SweepPoint(c, k, vk, 1e-6 * vk * (c + 1), vk >= 2.0, 0.1 * k))
         # half-written sweep visible while the file is open (SWMR reader)
-        live = read_iv(path, "r3c4")["r3c4"]
+        live = read_iv_groups(path, "r3c4")["r3c4"]
         assert np.isnan(live["current"][:, 2]).all()
-    got = read_iv(path)["r3c4"]
+    got = read_iv_groups(path)["r3c4"]
     np.testing.assert_array_equal(got["voltage"], v)
     np.testing.assert_array_equal(got["current"][:, 1], 2e-6 * v)
     assert np.isnan(got["current"][:, 2]).all()
