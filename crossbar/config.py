@@ -43,18 +43,25 @@ Loading is strict: an unknown section or key, a value of the wrong type or out o
 :class:`BenchConfigError` naming the file, the section, the key and what is allowed, e.g.
 ``bench.toml: [wiring] pulse_instrument = "awg": allowed "ad2", "keithley"``.
 
+The sections are pydantic (v2) dataclasses: the types, ranges and choices of every key are
+declared once on its field (``Field(ge=…, le=…)``, ``Literal`` choices, strict types, no extra
+keys), validated on construction (also by ``dataclasses.replace``), and pydantic's
+``ValidationError`` is translated into the one-line message above.
+
 This module only describes the bench; :func:`crossbar.bench.open_backend` builds it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import typing
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
 
 from instruments.errors import SafetyLimits
 
@@ -81,13 +88,21 @@ __all__ = [
     "parse_bench_config",
 ]
 
-BACKENDS = ("instruments", "twins", "physics")
-PULSE_INSTRUMENTS = ("ad2", "keithley")
+Backend = Literal["instruments", "twins", "physics"]
+PulseInstrument = Literal["ad2", "keithley"]
+FaultTarget = Literal["keithley", "ad2"]
+BACKENDS: tuple[str, ...] = typing.get_args(Backend)
+PULSE_INSTRUMENTS: tuple[str, ...] = typing.get_args(PulseInstrument)
 BUILTIN_BENCHES = ("sim",)
+_FAULT_TARGETS: tuple[str, ...] = typing.get_args(FaultTarget)
 
 #: Instrument ceilings used to bound configuration values (INSTRUMENTS.md).
 _KEITHLEY_MAX_V = 505.0
 _KEITHLEY_MAX_I = 25e-3
+
+# Unknown keys are errors, NaN and ±inf are not numbers; scalar fields are strict (no "10" for
+# 10, no 1 for true, no 5.5 for an integer), integers are accepted for floats.
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class BenchConfigError(ValueError):
@@ -95,82 +110,27 @@ class BenchConfigError(ValueError):
     the ``[section] key`` and the allowed values."""
 
 
-# --------------------------------------------------------------------------------------------
-# Field checks: each returns the converted value or raises _Bad(allowed-description)
-# --------------------------------------------------------------------------------------------
+# Field declarations: the default, the accepted range (closed, or open below with lo_open) and
+# strict types; the error message's "allowed …" is read back from them (see _allowed).
 
 
-class _Bad(Exception):
-    def __init__(self, allowed: str) -> None:
-        super().__init__(allowed)
-        self.allowed = allowed
+def _int(default: int | None, ge: int | None = None, le: int | None = None) -> Any:
+    return Field(default=default, ge=ge, le=le, strict=True)
 
 
-def _int(lo: int | None = None, hi: int | None = None, *, optional: bool = False) -> Callable:
-    def check(v: Any) -> int | None:
-        span = _span(lo, hi)
-        if optional and v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise _Bad(f"an integer{span}")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise _Bad(f"an integer{span}")
-        return int(v)
-
-    return check
+def _float(default: float, lo: float, hi: float, *, lo_open: bool = False) -> Any:
+    if lo_open:
+        return Field(default=default, gt=lo, le=hi, strict=True)
+    return Field(default=default, ge=lo, le=hi, strict=True)
 
 
-def _float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Callable:
-    def check(v: Any) -> float:
-        span = _span(lo, hi, lo_open=lo_open)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise _Bad(f"a finite number{span}")
-        x = float(v)
-        if lo is not None and (x < lo or (lo_open and x == lo)):
-            raise _Bad(f"a number{span}")
-        if hi is not None and x > hi:
-            raise _Bad(f"a number{span}")
-        return x
-
-    return check
+def _text(default: str, *, nonempty: bool = False) -> Any:
+    # non-empty: at least one non-blank character
+    return Field(default=default, pattern=r"\S" if nonempty else None, strict=True)
 
 
-def _str(*, nonempty: bool = False) -> Callable:
-    def check(v: Any) -> str:
-        if not isinstance(v, str) or (nonempty and not v.strip()):
-            raise _Bad("a non-empty string" if nonempty else "a string")
-        return v
-
-    return check
-
-
-def _choice(*allowed: str) -> Callable:
-    def check(v: Any) -> str:
-        if not isinstance(v, str) or v not in allowed:
-            raise _Bad(", ".join(f'"{a}"' for a in allowed))
-        return v
-
-    return check
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise _Bad("true or false")
-    return v
-
-
-def _span(lo: float | None, hi: float | None, *, lo_open: bool = False) -> str:
-    if lo is None and hi is None:
-        return ""
-    if hi is None:
-        return f" {'>' if lo_open else '>='} {lo:g}"
-    if lo is None:
-        return f" <= {hi:g}"
-    return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
-
-
-def _check(fn: Callable) -> dict:
-    return {"check": fn}
+def _flag(default: bool) -> Any:
+    return Field(default=default, strict=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,16 +138,16 @@ def _check(fn: Callable) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class BenchSection:
     """``[bench]``: the bench's name and which backend it builds."""
 
-    name: str = field(default="sim", metadata=_check(_str(nonempty=True)))
-    backend: str = field(default="twins", metadata=_check(_choice(*BACKENDS)))
-    description: str = field(default="", metadata=_check(_str()))
+    name: str = _text("sim", nonempty=True)
+    backend: Backend = "twins"
+    description: str = _text("")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class InstrumentsSection:
     """``[instruments]``: how to reach the real instruments (backend "instruments").
 
@@ -197,14 +157,14 @@ class InstrumentsSection:
     staircase too (the manual says it can; unverified on the bench, so off by default).
     """
 
-    keithley_resource: str = field(default="GPIB0::22::INSTR", metadata=_check(_str(nonempty=True)))
-    keithley_timeout_ms: int = field(default=10_000, metadata=_check(_int(100, 600_000)))
-    ad2_serial: str = field(default="", metadata=_check(_str()))
-    sweep_poll_s: float = field(default=0.1, metadata=_check(_float(0.0, 10.0, lo_open=True)))
-    builtin_descending: bool = field(default=False, metadata=_check(_bool))
+    keithley_resource: str = _text("GPIB0::22::INSTR", nonempty=True)
+    keithley_timeout_ms: int = _int(10_000, 100, 600_000)
+    ad2_serial: str = _text("")
+    sweep_poll_s: float = _float(0.1, 0.0, 10.0, lo_open=True)
+    builtin_descending: bool = _flag(False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class WiringSection:
     """``[wiring]``: switch-matrix DIO pins, TIA gain, pulse and MVM drivers, scope settings.
 
@@ -214,85 +174,91 @@ class WiringSection:
     AD2 has 2 AWG channels; rows are applied in groups and the currents summed).
     """
 
-    data_pin: int = field(default=0, metadata=_check(_int(0, 15)))
-    clk_pin: int = field(default=1, metadata=_check(_int(0, 15)))
-    latch_pin: int = field(default=2, metadata=_check(_int(0, 15)))
-    enable_pin: int = field(default=3, metadata=_check(_int(0, 15)))
-    tia_gain_ohm: float = field(default=10_000.0, metadata=_check(_float(1.0, 1e9)))
-    pulse_instrument: str = field(default="ad2", metadata=_check(_choice(*PULSE_INSTRUMENTS)))
-    row_drivers: int = field(default=2, metadata=_check(_int(1, 1024)))
-    scope_range_v: float = field(default=5.0, metadata=_check(_float(0.0, 50.0, lo_open=True)))
-    scope_sample_rate_hz: float = field(
-        default=1e6, metadata=_check(_float(0.0, 100e6, lo_open=True))
-    )
-    scope_samples: int = field(default=1000, metadata=_check(_int(16, 8192)))
-    read_nplc: float = field(default=1.0, metadata=_check(_float(0.01, 6.0)))
+    data_pin: int = _int(0, 0, 15)
+    clk_pin: int = _int(1, 0, 15)
+    latch_pin: int = _int(2, 0, 15)
+    enable_pin: int = _int(3, 0, 15)
+    tia_gain_ohm: float = _float(10_000.0, 1.0, 1e9)
+    pulse_instrument: PulseInstrument = "ad2"
+    row_drivers: int = _int(2, 1, 1024)
+    scope_range_v: float = _float(5.0, 0.0, 50.0, lo_open=True)
+    scope_sample_rate_hz: float = _float(1e6, 0.0, 100e6, lo_open=True)
+    scope_samples: int = _int(1000, 16, 8192)
+    read_nplc: float = _float(1.0, 0.01, 6.0)
 
     @property
     def pins(self) -> tuple[int, int, int, int]:
         """(data, clk, latch, enable) DIO pins."""
         return (self.data_pin, self.clk_pin, self.latch_pin, self.enable_pin)
 
+    @model_validator(mode="after")
+    def _distinct_pins(self) -> WiringSection:
+        if len(set(self.pins)) != len(self.pins):
+            raise ValueError(
+                f"[wiring] data_pin, clk_pin, latch_pin, enable_pin = {list(self.pins)}: "
+                "allowed four distinct DIO pins 0..15"
+            )
+        return self
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, config=_STRICT)
 class CrossbarSection:
     """``[crossbar]``: array size and line resistance (Ω per segment, simulation only)."""
 
-    rows: int = field(default=10, metadata=_check(_int(1, 256)))
-    cols: int = field(default=10, metadata=_check(_int(1, 256)))
-    line_resistance_ohm: float = field(default=0.0, metadata=_check(_float(0.0, 1e6)))
+    rows: int = _int(10, 1, 256)
+    cols: int = _int(10, 1, 256)
+    line_resistance_ohm: float = _float(0.0, 0.0, 1e6)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class LimitsSection:
     """``[limits]``: the bench's safety limits (V, A) and the largest read/MVM voltage (V)."""
 
-    max_voltage: float = field(
-        default=6.0, metadata=_check(_float(0.0, _KEITHLEY_MAX_V, lo_open=True))
-    )
-    max_compliance: float = field(
-        default=1e-3, metadata=_check(_float(0.0, _KEITHLEY_MAX_I, lo_open=True))
-    )
-    max_read_voltage: float = field(default=0.3, metadata=_check(_float(0.0, 5.0, lo_open=True)))
+    max_voltage: float = _float(6.0, 0.0, _KEITHLEY_MAX_V, lo_open=True)
+    max_compliance: float = _float(1e-3, 0.0, _KEITHLEY_MAX_I, lo_open=True)
+    max_read_voltage: float = _float(0.3, 0.0, 5.0, lo_open=True)
 
     @property
     def safety(self) -> SafetyLimits:
         """As the drivers' :class:`~instruments.errors.SafetyLimits`."""
         return SafetyLimits(max_voltage=self.max_voltage, max_compliance=self.max_compliance)
 
+    @model_validator(mode="after")
+    def _read_within_limit(self) -> LimitsSection:
+        if self.max_read_voltage > self.max_voltage:
+            raise ValueError(
+                f"[limits] max_read_voltage = {self.max_read_voltage!r}: allowed a number "
+                f"<= max_voltage ({self.max_voltage:g})"
+            )
+        return self
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, config=_STRICT)
 class FaultSettings:
     """One instrument's fault-injection plan (``[simulation.faults.keithley]`` or ``.ad2``);
     the fields mirror :class:`sim_backends.faults.FaultPlan`. Counts are transactions (bus
     messages on the 6487, pydwf calls on the AD2); absent = never."""
 
-    timeout_after: int | None = field(default=None, metadata=_check(_int(0, optional=True)))
-    garbled_after: int | None = field(default=None, metadata=_check(_int(0, optional=True)))
-    connection_lost_after: int | None = field(default=None, metadata=_check(_int(0, optional=True)))
-    error_after: int | None = field(default=None, metadata=_check(_int(0, optional=True)))
-    error_code: int = field(default=-200, metadata=_check(_int(-999, 999)))
-    compliance_after: int | None = field(default=None, metadata=_check(_int(0, optional=True)))
-    timeout_rate: float = field(default=0.0, metadata=_check(_float(0.0, 1.0)))
-    garbled_rate: float = field(default=0.0, metadata=_check(_float(0.0, 1.0)))
-    seed: int = field(default=0, metadata=_check(_int(0)))
+    timeout_after: int | None = _int(None, 0)
+    garbled_after: int | None = _int(None, 0)
+    connection_lost_after: int | None = _int(None, 0)
+    error_after: int | None = _int(None, 0)
+    error_code: int = _int(-200, -999, 999)
+    compliance_after: int | None = _int(None, 0)
+    timeout_rate: float = _float(0.0, 0.0, 1.0)
+    garbled_rate: float = _float(0.0, 0.0, 1.0)
+    seed: int = _int(0, 0)
 
     @property
     def active(self) -> bool:
         """True when any fault is planned."""
-        return any(
-            getattr(self, n) is not None
-            for n in (
-                "timeout_after",
-                "garbled_after",
-                "connection_lost_after",
-                "error_after",
-                "compliance_after",
-            )
-        ) or (self.timeout_rate > 0 or self.garbled_rate > 0)
+        counts = ("timeout_after", "garbled_after", "connection_lost_after", "error_after")
+        return any(getattr(self, n) is not None for n in (*counts, "compliance_after")) or (
+            self.timeout_rate > 0 or self.garbled_rate > 0
+        )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class SimulationSection:
     """``[simulation]``: the simulated array and the twins (backends "twins" and "physics").
 
@@ -302,30 +268,27 @@ class SimulationSection:
     noise on; ``faults`` holds ``keithley`` and ``ad2`` fault plans.
     """
 
-    profile: str = field(default="optimized", metadata=_check(_str(nonempty=True)))
-    seed: int = field(default=0, metadata=_check(_int(0)))
-    latency_s: float = field(default=0.003, metadata=_check(_float(0.0, 10.0)))
-    usb_latency_s: float = field(default=0.001, metadata=_check(_float(0.0, 10.0)))
-    device_noise: bool = field(default=True, metadata=_check(_bool))
-    faults: dict[str, FaultSettings] = field(default_factory=dict)
+    profile: str = _text("optimized", nonempty=True)
+    seed: int = _int(0, 0)
+    latency_s: float = _float(0.003, 0.0, 10.0)
+    usb_latency_s: float = _float(0.001, 0.0, 10.0)
+    device_noise: bool = _flag(True)
+    faults: dict[FaultTarget, FaultSettings] = Field(default_factory=dict)
 
 
-_FAULT_TARGETS = ("keithley", "ad2")
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_STRICT)
 class BenchConfig:
     """A whole bench (see the module docstring for the file format).
 
     ``source`` is the file it was loaded from (or ``"<dict>"`` / the built-in name).
     """
 
-    bench: BenchSection = field(default_factory=BenchSection)
-    instruments: InstrumentsSection = field(default_factory=InstrumentsSection)
-    wiring: WiringSection = field(default_factory=WiringSection)
-    crossbar: CrossbarSection = field(default_factory=CrossbarSection)
-    limits: LimitsSection = field(default_factory=LimitsSection)
-    simulation: SimulationSection = field(default_factory=SimulationSection)
+    bench: BenchSection = Field(default_factory=BenchSection)
+    instruments: InstrumentsSection = Field(default_factory=InstrumentsSection)
+    wiring: WiringSection = Field(default_factory=WiringSection)
+    crossbar: CrossbarSection = Field(default_factory=CrossbarSection)
+    limits: LimitsSection = Field(default_factory=LimitsSection)
+    simulation: SimulationSection = Field(default_factory=SimulationSection)
     source: str = "<defaults>"
 
     @property
@@ -346,78 +309,35 @@ class BenchConfig:
         """The drivers' :class:`SafetyLimits` (max_voltage V, max_compliance A)."""
         return self.limits.safety
 
+    @model_validator(mode="after")
+    def _row_drivers_within_rows(self) -> BenchConfig:
+        if self.wiring.row_drivers > self.crossbar.rows:
+            raise ValueError(
+                f"[wiring] row_drivers = {self.wiring.row_drivers}: allowed an integer "
+                f"in [1, {self.crossbar.rows}] (crossbar rows)"
+            )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (TOML/JSON-serialisable, ``None`` entries dropped) for data files;
         :func:`parse_bench_config` of it gives the same configuration back."""
-        out: dict[str, Any] = {}
-        for section in _SECTIONS:
-            obj = getattr(self, section)
-            d: dict[str, Any] = {}
-            for f in dataclasses.fields(obj):
-                value = getattr(obj, f.name)
-                if f.name == "faults":
-                    faults = {
-                        k: {
-                            g.name: getattr(v, g.name)
-                            for g in dataclasses.fields(v)
-                            if getattr(v, g.name) is not None
-                        }
-                        for k, v in value.items()
-                    }
-                    if faults:
-                        d["faults"] = faults
-                elif value is not None:
-                    d[f.name] = value
-            out[section] = d
+        out = _ADAPTER.dump_python(self, exclude_none=True, exclude={"source"})
+        if not out["simulation"]["faults"]:
+            del out["simulation"]["faults"]
         return out
 
 
+_ADAPTER = TypeAdapter(BenchConfig)
 _SECTIONS: dict[str, type] = {
-    "bench": BenchSection,
-    "instruments": InstrumentsSection,
-    "wiring": WiringSection,
-    "crossbar": CrossbarSection,
-    "limits": LimitsSection,
-    "simulation": SimulationSection,
+    name: info.annotation
+    for name, info in BenchConfig.__pydantic_fields__.items()  # type: ignore[attr-defined]
+    if name != "source"
 }
 
 
 # --------------------------------------------------------------------------------------------
-# Parsing
+# Parsing: pydantic validates, the first error becomes the one-line message
 # --------------------------------------------------------------------------------------------
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return repr(value)
-
-
-def _build_section(cls: type, data: Any, where: str, origin: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise BenchConfigError(f"{origin}: {where} must be a table, got {_show(data)}")
-    fields_ = {f.name: f for f in dataclasses.fields(cls) if "check" in f.metadata}
-    extra = {f.name for f in dataclasses.fields(cls)} - set(fields_)
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in extra:
-            continue
-        if key not in fields_:
-            allowed = ", ".join(sorted(set(fields_) | extra))
-            raise BenchConfigError(f"{origin}: {where} unknown key {key!r}: allowed keys {allowed}")
-        try:
-            kwargs[key] = fields_[key].metadata["check"](value)
-        except _Bad as bad:
-            raise BenchConfigError(
-                f"{origin}: {where} {key} = {_show(value)}: allowed {bad.allowed}"
-            ) from None
-    return kwargs
 
 
 def parse_bench_config(data: Mapping[str, Any], *, origin: str = "<dict>") -> BenchConfig:
@@ -433,54 +353,98 @@ def parse_bench_config(data: Mapping[str, Any], *, origin: str = "<dict>") -> Be
     if unknown:
         allowed = ", ".join(f"[{s}]" for s in _SECTIONS)
         raise BenchConfigError(f"{origin}: unknown section [{unknown[0]}]: allowed {allowed}")
-    sections: dict[str, Any] = {}
-    for name, cls in _SECTIONS.items():
-        raw = data.get(name, {})
-        kwargs = _build_section(cls, raw, f"[{name}]", origin)
-        if name == "simulation":
-            kwargs["faults"] = _parse_faults(raw.get("faults", {}), origin)
-        sections[name] = cls(**kwargs)
-    config = BenchConfig(**sections, source=origin)
-    _check_consistency(config, origin)
-    return config
+    try:
+        return _ADAPTER.validate_python({**data, "source": origin})
+    except ValidationError as exc:
+        first = min(exc.errors(), key=lambda err: _reading_order(err, data))
+        raise BenchConfigError(f"{origin}: {_message(first)}") from None
 
 
-def _parse_faults(raw: Any, origin: str) -> dict[str, FaultSettings]:
-    if not isinstance(raw, Mapping):
-        raise BenchConfigError(
-            f"{origin}: [simulation] faults = {_show(raw)}: allowed a table with "
-            + ", ".join(f"[simulation.faults.{t}]" for t in _FAULT_TARGETS)
-        )
-    out: dict[str, FaultSettings] = {}
-    for target, plan in raw.items():
-        if target not in _FAULT_TARGETS:
-            raise BenchConfigError(
-                f"{origin}: unknown section [simulation.faults.{target}]: allowed "
-                + ", ".join(f"[simulation.faults.{t}]" for t in _FAULT_TARGETS)
-            )
-        where = f"[simulation.faults.{target}]"
-        out[target] = FaultSettings(**_build_section(FaultSettings, plan, where, origin))
-    return out
+def _reading_order(err: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[float, ...]:
+    """Rank of an error as a reader meets it: sections in :data:`_SECTIONS` order, keys in the
+    file's order, fault tables after their section's keys; consistency rules after every key."""
+    loc = tuple(err["loc"])
+    sections = list(_SECTIONS)
+    if err["type"] == "value_error" or not loc:
+        return (len(sections), sections.index(loc[0]) if loc else len(sections))
+    rank: list[float] = [sections.index(loc[0])]
+    node = data[loc[0]]
+    for part in loc[1:]:
+        if part == "[key]":  # the table's name itself is wrong: before anything inside it
+            rank[-1] -= 0.5
+            break
+        keys = sorted(node, key=lambda k: k == "faults") if isinstance(node, Mapping) else []
+        rank.append(keys.index(part) if part in keys else -1)
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return tuple(rank)
 
 
-def _check_consistency(config: BenchConfig, origin: str) -> None:
-    pins = config.wiring.pins
-    if len(set(pins)) != len(pins):
-        raise BenchConfigError(
-            f"{origin}: [wiring] data_pin, clk_pin, latch_pin, enable_pin = {list(pins)}: "
-            "allowed four distinct DIO pins 0..15"
-        )
-    lim = config.limits
-    if lim.max_read_voltage > lim.max_voltage:
-        raise BenchConfigError(
-            f"{origin}: [limits] max_read_voltage = {lim.max_read_voltage!r}: allowed a number "
-            f"<= max_voltage ({lim.max_voltage:g})"
-        )
-    if config.wiring.row_drivers > config.crossbar.rows:
-        raise BenchConfigError(
-            f"{origin}: [wiring] row_drivers = {config.wiring.row_drivers}: allowed an integer "
-            f"in [1, {config.crossbar.rows}] (crossbar rows)"
-        )
+def _message(err: Mapping[str, Any]) -> str:
+    """One pydantic error as ``[section] key = value: allowed …`` (or the section's problem)."""
+    kind, loc, value = err["type"], tuple(err["loc"]), err["input"]
+    if kind == "value_error":  # a model validator's consistency rule: its own message
+        return str(err["ctx"]["error"])
+    faults = ", ".join(f"[simulation.faults.{t}]" for t in _FAULT_TARGETS)
+    if loc[:2] == ("simulation", "faults"):
+        if len(loc) == 2:
+            return f"[simulation] faults = {_show(value)}: allowed a table with {faults}"
+        if loc[-1] == "[key]":
+            return f"unknown section [simulation.faults.{loc[2]}]: allowed {faults}"
+        where, cls, key = f"[simulation.faults.{loc[2]}]", FaultSettings, loc[3:]
+    else:
+        where, cls, key = f"[{loc[0]}]", _SECTIONS[loc[0]], loc[1:]
+    if not key:
+        return f"{where} must be a table, got {_show(value)}"
+    if kind == "unexpected_keyword_argument":
+        allowed = ", ".join(sorted(f.name for f in dataclasses.fields(cls)))
+        return f"{where} unknown key {key[0]!r}: allowed keys {allowed}"
+    return f"{where} {key[0]} = {_show(value)}: allowed {_allowed(cls, key[0], kind)}"
+
+
+def _allowed(cls: type, key: str, kind: str) -> str:
+    """What a field accepts, from its declaration (type, choices, bounds)."""
+    info = cls.__pydantic_fields__[key]  # type: ignore[attr-defined]
+
+    def meta(name: str) -> Any:
+        return next((getattr(m, name) for m in info.metadata if hasattr(m, name)), None)
+
+    of = info.annotation
+    if typing.get_origin(of) is Literal:
+        return ", ".join(f'"{a}"' for a in typing.get_args(of))
+    if type(None) in typing.get_args(of):  # an optional value: what it is when present
+        (of,) = (t for t in typing.get_args(of) if t is not type(None))
+    if of is bool:
+        return "true or false"
+    if of is str:
+        return "a non-empty string" if meta("pattern") else "a string"
+    lo_open = meta("gt") is not None
+    span = _span(meta("gt") if lo_open else meta("ge"), meta("le"), lo_open=lo_open)
+    if of is int:
+        return f"an integer{span}"
+    wrong_type = kind in ("float_type", "finite_number", "float_parsing")
+    return f"{'a finite number' if wrong_type else 'a number'}{span}"
+
+
+def _span(lo: float | None, hi: float | None, *, lo_open: bool = False) -> str:
+    if lo is None and hi is None:
+        return ""
+    if hi is None:
+        return f" {'>' if lo_open else '>='} {lo:g}"
+    if lo is None:
+        return f" <= {hi:g}"
+    return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return repr(value)
 
 
 def builtin_bench_path(name: str) -> Path:
