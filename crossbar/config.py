@@ -86,6 +86,8 @@ __all__ = [
     "builtin_bench_path",
     "load_bench_config",
     "parse_bench_config",
+    "range_text",
+    "toml_text",
 ]
 
 Backend = Literal["instruments", "twins", "physics"]
@@ -293,10 +295,12 @@ class BenchConfig:
 
     @property
     def name(self) -> str:
+        """The bench's name (``[bench] name``)."""
         return self.bench.name
 
     @property
     def backend(self) -> str:
+        """Which backend the bench builds (``[bench] backend``)."""
         return self.bench.backend
 
     @property
@@ -418,21 +422,29 @@ def _allowed(cls: type, key: str, kind: str) -> str:
     if of is str:
         return "a non-empty string" if meta("pattern") else "a string"
     lo_open = meta("gt") is not None
-    span = _span(meta("gt") if lo_open else meta("ge"), meta("le"), lo_open=lo_open)
+    span = range_text(meta("gt") if lo_open else meta("ge"), meta("le"), lo_open)
     if of is int:
         return f"an integer{span}"
     wrong_type = kind in ("float_type", "finite_number", "float_parsing")
     return f"{'a finite number' if wrong_type else 'a number'}{span}"
 
 
-def _span(lo: float | None, hi: float | None, *, lo_open: bool = False) -> str:
+def range_text(
+    lo: float | None,
+    hi: float | None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    unit: str = "",
+) -> str:
+    """The allowed range of a number as message text, with a leading space: ``" in (0, 5]"``,
+    ``" >= 0"``, ``" <= 1 V"`` (``unit`` as given, e.g. ``" V"``); ``""`` when unbounded."""
     if lo is None and hi is None:
         return ""
     if hi is None:
-        return f" {'>' if lo_open else '>='} {lo:g}"
+        return f" {'>' if lo_open else '>='} {lo:g}{unit}"
     if lo is None:
-        return f" <= {hi:g}"
-    return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
+        return f" {'<' if hi_open else '<='} {hi:g}{unit}"
+    return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}{unit}"
 
 
 def _show(value: Any) -> str:
@@ -445,6 +457,34 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return repr(value)
+
+
+def toml_text(data: Mapping[str, Any], prefix: str = "") -> str:
+    """A bench description (nested dicts, e.g. :meth:`BenchConfig.to_dict`) as TOML text:
+    scalars as ``key = value``, nested dicts as ``[section]`` / ``[section.sub]`` tables.
+    Valid or not: :func:`parse_bench_config` judges the content."""
+    lines: list[str] = []
+    tables = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    out = f"[{prefix}]\n" if prefix and lines else ""
+    out += "".join(line + "\n" for line in lines)
+    for key, value in tables:
+        out += "\n" + toml_text(value, f"{prefix}.{key}" if prefix else key)
+    return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 def builtin_bench_path(name: str) -> Path:
