@@ -22,7 +22,8 @@ Decisions (METHODS section 3 and this module):
   the same training seed, so a candidate differs from ERM only by its noise.
 * **Acquisition** (decision): LogEI scored on a candidate grid of the triangle (step 0.01,
   already-evaluated points excluded) rather than a gradient optimiser, which is exact enough for
-  two variables and respects the triangle constraint without penalties.
+  two variables and respects the triangle constraint without penalties (the grid BO of
+  :mod:`calibration.grid_bo`, shared with the fabrication search).
 * torch runs single-threaded during training (``num_threads=1``): these networks are tiny and
   threading overhead dominates on a 2-core machine.
 """
