@@ -43,10 +43,12 @@ Loading is strict: an unknown section or key, a value of the wrong type or out o
 :class:`BenchConfigError` naming the file, the section, the key and what is allowed, e.g.
 ``bench.toml: [wiring] pulse_instrument = "awg": allowed "ad2", "keithley"``.
 
-The sections are pydantic (v2) dataclasses: the types, ranges and choices of every key are
-declared once on its field (``Field(ge=…, le=…)``, ``Literal`` choices, strict types, no extra
-keys), validated on construction (also by ``dataclasses.replace``), and pydantic's
-``ValidationError`` is translated into the one-line message above.
+Validation is pydantic's (v2): the type, range and choices of every key are declared once on
+its dataclass field (``Annotated[int, Field(ge=…, le=…)]``, ``Literal`` choices, strict types,
+``extra="forbid"``, model validators for the rules between keys); :func:`parse_bench_config`
+validates a document against them and translates the first ``ValidationError`` into the
+one-line message above. The sections stay plain frozen dataclasses for the code that builds or
+``dataclasses.replace``-s them (not validated there, as before).
 
 This module only describes the bench; :func:`crossbar.bench.open_backend` builds it.
 """
@@ -56,12 +58,12 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
-from pydantic.dataclasses import dataclass
 
 from instruments.errors import SafetyLimits
 
@@ -102,37 +104,42 @@ _FAULT_TARGETS: tuple[str, ...] = typing.get_args(FaultTarget)
 _KEITHLEY_MAX_V = 505.0
 _KEITHLEY_MAX_I = 25e-3
 
-# Unknown keys are errors, NaN and ±inf are not numbers; scalar fields are strict (no "10" for
-# 10, no 1 for true, no 5.5 for an integer), integers are accepted for floats.
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
-
 
 class BenchConfigError(ValueError):
     """A bench file (or dict) that does not describe a valid bench; the message names the file,
     the ``[section] key`` and the allowed values."""
 
 
-# Field declarations: the default, the accepted range (closed, or open below with lo_open) and
-# strict types; the error message's "allowed …" is read back from them (see _allowed).
+# Every section is a frozen dataclass whose fields declare, with pydantic, what a bench file may
+# hold: unknown keys are errors, NaN and ±inf are not numbers, scalars are strict (no "10" for
+# 10, no 1 for true, no 5.5 for an integer; integers are accepted for floats), ranges are
+# Field(ge/gt/le) and choices Literal. The error message's "allowed …" is read back from the
+# same declarations (_allowed).
+_VALIDATION = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-def _int(default: int | None, ge: int | None = None, le: int | None = None) -> Any:
-    return Field(default=default, ge=ge, le=le, strict=True)
-
-
-def _float(default: float, lo: float, hi: float, *, lo_open: bool = False) -> Any:
-    if lo_open:
-        return Field(default=default, gt=lo, le=hi, strict=True)
-    return Field(default=default, ge=lo, le=hi, strict=True)
-
-
-def _text(default: str, *, nonempty: bool = False) -> Any:
-    # non-empty: at least one non-blank character
-    return Field(default=default, pattern=r"\S" if nonempty else None, strict=True)
-
-
-def _flag(default: bool) -> Any:
-    return Field(default=default, strict=True)
+# The value types of the keys (strict; ranges closed unless ``gt``).
+Text = Annotated[str, Field(strict=True)]
+Name = Annotated[str, Field(strict=True, pattern=r"\S")]  # at least one non-blank character
+Flag = Annotated[bool, Field(strict=True)]
+Count = Annotated[int, Field(strict=True, ge=0)]  # seeds, transaction counts
+Fraction = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
+Pin = Annotated[int, Field(strict=True, ge=0, le=15)]  # AD2 DIO
+Size = Annotated[int, Field(strict=True, ge=1, le=256)]  # crossbar rows / columns
+TimeoutMs = Annotated[int, Field(strict=True, ge=100, le=600_000)]
+PollS = Annotated[float, Field(strict=True, gt=0.0, le=10.0)]
+LatencyS = Annotated[float, Field(strict=True, ge=0.0, le=10.0)]
+GainOhm = Annotated[float, Field(strict=True, ge=1.0, le=1e9)]
+RowDrivers = Annotated[int, Field(strict=True, ge=1, le=1024)]
+ScopeRangeV = Annotated[float, Field(strict=True, gt=0.0, le=50.0)]
+SampleRateHz = Annotated[float, Field(strict=True, gt=0.0, le=100e6)]
+ScopeSamples = Annotated[int, Field(strict=True, ge=16, le=8192)]
+Nplc = Annotated[float, Field(strict=True, ge=0.01, le=6.0)]
+LineOhm = Annotated[float, Field(strict=True, ge=0.0, le=1e6)]
+MaxVoltageV = Annotated[float, Field(strict=True, gt=0.0, le=_KEITHLEY_MAX_V)]
+MaxComplianceA = Annotated[float, Field(strict=True, gt=0.0, le=_KEITHLEY_MAX_I)]
+ReadVoltageV = Annotated[float, Field(strict=True, gt=0.0, le=5.0)]
+ErrorCode = Annotated[int, Field(strict=True, ge=-999, le=999)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,16 +147,18 @@ def _flag(default: bool) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, config=_STRICT)
+@dataclass(frozen=True)
 class BenchSection:
     """``[bench]``: the bench's name and which backend it builds."""
 
-    name: str = _text("sim", nonempty=True)
+    __pydantic_config__ = _VALIDATION
+
+    name: Name = "sim"
     backend: Backend = "twins"
-    description: str = _text("")
+    description: Text = ""
 
 
-@dataclass(frozen=True, config=_STRICT)
+@dataclass(frozen=True)
 class InstrumentsSection:
     """``[instruments]``: how to reach the real instruments (backend "instruments").
 
@@ -159,14 +168,16 @@ class InstrumentsSection:
     staircase too (the manual says it can; unverified on the bench, so off by default).
     """
 
-    keithley_resource: str = _text("GPIB0::22::INSTR", nonempty=True)
-    keithley_timeout_ms: int = _int(10_000, 100, 600_000)
-    ad2_serial: str = _text("")
-    sweep_poll_s: float = _float(0.1, 0.0, 10.0, lo_open=True)
-    builtin_descending: bool = _flag(False)
+    __pydantic_config__ = _VALIDATION
+
+    keithley_resource: Name = "GPIB0::22::INSTR"
+    keithley_timeout_ms: TimeoutMs = 10_000
+    ad2_serial: Text = ""
+    sweep_poll_s: PollS = 0.1
+    builtin_descending: Flag = False
 
 
-@dataclass(frozen=True, config=_STRICT)
+@dataclass(frozen=True)
 class WiringSection:
     """``[wiring]``: switch-matrix DIO pins, TIA gain, pulse and MVM drivers, scope settings.
 
@@ -176,17 +187,19 @@ class WiringSection:
     AD2 has 2 AWG channels; rows are applied in groups and the currents summed).
     """
 
-    data_pin: int = _int(0, 0, 15)
-    clk_pin: int = _int(1, 0, 15)
-    latch_pin: int = _int(2, 0, 15)
-    enable_pin: int = _int(3, 0, 15)
-    tia_gain_ohm: float = _float(10_000.0, 1.0, 1e9)
+    __pydantic_config__ = _VALIDATION
+
+    data_pin: Pin = 0
+    clk_pin: Pin = 1
+    latch_pin: Pin = 2
+    enable_pin: Pin = 3
+    tia_gain_ohm: GainOhm = 10_000.0
     pulse_instrument: PulseInstrument = "ad2"
-    row_drivers: int = _int(2, 1, 1024)
-    scope_range_v: float = _float(5.0, 0.0, 50.0, lo_open=True)
-    scope_sample_rate_hz: float = _float(1e6, 0.0, 100e6, lo_open=True)
-    scope_samples: int = _int(1000, 16, 8192)
-    read_nplc: float = _float(1.0, 0.01, 6.0)
+    row_drivers: RowDrivers = 2
+    scope_range_v: ScopeRangeV = 5.0
+    scope_sample_rate_hz: SampleRateHz = 1e6
+    scope_samples: ScopeSamples = 1000
+    read_nplc: Nplc = 1.0
 
     @property
     def pins(self) -> tuple[int, int, int, int]:
@@ -203,22 +216,26 @@ class WiringSection:
         return self
 
 
-@dataclass(frozen=True, config=_STRICT)
+@dataclass(frozen=True)
 class CrossbarSection:
     """``[crossbar]``: array size and line resistance (Ω per segment, simulation only)."""
 
-    rows: int = _int(10, 1, 256)
-    cols: int = _int(10, 1, 256)
-    line_resistance_ohm: float = _float(0.0, 0.0, 1e6)
+    __pydantic_config__ = _VALIDATION
+
+    rows: Size = 10
+    cols: Size = 10
+    line_resistance_ohm: LineOhm = 0.0
 
 
-@dataclass(frozen=True, config=_STRICT)
+@dataclass(frozen=True)
 class LimitsSection:
     """``[limits]``: the bench's safety limits (V, A) and the largest read/MVM voltage (V)."""
 
-    max_voltage: float = _float(6.0, 0.0, _KEITHLEY_MAX_V, lo_open=True)
-    max_compliance: float = _float(1e-3, 0.0, _KEITHLEY_MAX_I, lo_open=True)
-    max_read_voltage: float = _float(0.3, 0.0, 5.0, lo_open=True)
+    __pydantic_config__ = _VALIDATION
+
+    max_voltage: MaxVoltageV = 6.0
+    max_compliance: MaxComplianceA = 1e-3
+    max_read_voltage: ReadVoltageV = 0.3
 
     @property
     def safety(self) -> SafetyLimits:
@@ -235,21 +252,23 @@ class LimitsSection:
         return self
 
 
-@dataclass(frozen=True, config=_STRICT)
+@dataclass(frozen=True)
 class FaultSettings:
     """One instrument's fault-injection plan (``[simulation.faults.keithley]`` or ``.ad2``);
     the fields mirror :class:`sim_backends.faults.FaultPlan`. Counts are transactions (bus
     messages on the 6487, pydwf calls on the AD2); absent = never."""
 
-    timeout_after: int | None = _int(None, 0)
-    garbled_after: int | None = _int(None, 0)
-    connection_lost_after: int | None = _int(None, 0)
-    error_after: int | None = _int(None, 0)
-    error_code: int = _int(-200, -999, 999)
-    compliance_after: int | None = _int(None, 0)
-    timeout_rate: float = _float(0.0, 0.0, 1.0)
-    garbled_rate: float = _float(0.0, 0.0, 1.0)
-    seed: int = _int(0, 0)
+    __pydantic_config__ = _VALIDATION
+
+    timeout_after: Count | None = None
+    garbled_after: Count | None = None
+    connection_lost_after: Count | None = None
+    error_after: Count | None = None
+    error_code: ErrorCode = -200
+    compliance_after: Count | None = None
+    timeout_rate: Fraction = 0.0
+    garbled_rate: Fraction = 0.0
+    seed: Count = 0
 
     @property
     def active(self) -> bool:
@@ -260,7 +279,7 @@ class FaultSettings:
         )
 
 
-@dataclass(frozen=True, config=_STRICT)
+@dataclass(frozen=True)
 class SimulationSection:
     """``[simulation]``: the simulated array and the twins (backends "twins" and "physics").
 
@@ -270,27 +289,31 @@ class SimulationSection:
     noise on; ``faults`` holds ``keithley`` and ``ad2`` fault plans.
     """
 
-    profile: str = _text("optimized", nonempty=True)
-    seed: int = _int(0, 0)
-    latency_s: float = _float(0.003, 0.0, 10.0)
-    usb_latency_s: float = _float(0.001, 0.0, 10.0)
-    device_noise: bool = _flag(True)
-    faults: dict[FaultTarget, FaultSettings] = Field(default_factory=dict)
+    __pydantic_config__ = _VALIDATION
+
+    profile: Name = "optimized"
+    seed: Count = 0
+    latency_s: LatencyS = 0.003
+    usb_latency_s: LatencyS = 0.001
+    device_noise: Flag = True
+    faults: dict[FaultTarget, FaultSettings] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, config=_STRICT)
+@dataclass(frozen=True)
 class BenchConfig:
     """A whole bench (see the module docstring for the file format).
 
     ``source`` is the file it was loaded from (or ``"<dict>"`` / the built-in name).
     """
 
-    bench: BenchSection = Field(default_factory=BenchSection)
-    instruments: InstrumentsSection = Field(default_factory=InstrumentsSection)
-    wiring: WiringSection = Field(default_factory=WiringSection)
-    crossbar: CrossbarSection = Field(default_factory=CrossbarSection)
-    limits: LimitsSection = Field(default_factory=LimitsSection)
-    simulation: SimulationSection = Field(default_factory=SimulationSection)
+    __pydantic_config__ = _VALIDATION
+
+    bench: BenchSection = field(default_factory=BenchSection)
+    instruments: InstrumentsSection = field(default_factory=InstrumentsSection)
+    wiring: WiringSection = field(default_factory=WiringSection)
+    crossbar: CrossbarSection = field(default_factory=CrossbarSection)
+    limits: LimitsSection = field(default_factory=LimitsSection)
+    simulation: SimulationSection = field(default_factory=SimulationSection)
     source: str = "<defaults>"
 
     @property
@@ -333,9 +356,7 @@ class BenchConfig:
 
 _ADAPTER = TypeAdapter(BenchConfig)
 _SECTIONS: dict[str, type] = {
-    name: info.annotation
-    for name, info in BenchConfig.__pydantic_fields__.items()  # type: ignore[attr-defined]
-    if name != "source"
+    name: kind for name, kind in typing.get_type_hints(BenchConfig).items() if name != "source"
 }
 
 
@@ -407,16 +428,13 @@ def _message(err: Mapping[str, Any]) -> str:
 
 def _allowed(cls: type, key: str, kind: str) -> str:
     """What a field accepts, from its declaration (type, choices, bounds)."""
-    info = cls.__pydantic_fields__[key]  # type: ignore[attr-defined]
+    of, constraints = _declared(cls, key)
 
     def meta(name: str) -> Any:
-        return next((getattr(m, name) for m in info.metadata if hasattr(m, name)), None)
+        return next((getattr(m, name) for m in constraints if hasattr(m, name)), None)
 
-    of = info.annotation
     if typing.get_origin(of) is Literal:
         return ", ".join(f'"{a}"' for a in typing.get_args(of))
-    if type(None) in typing.get_args(of):  # an optional value: what it is when present
-        (of,) = (t for t in typing.get_args(of) if t is not type(None))
     if of is bool:
         return "true or false"
     if of is str:
@@ -427,6 +445,18 @@ def _allowed(cls: type, key: str, kind: str) -> str:
         return f"an integer{span}"
     wrong_type = kind in ("float_type", "finite_number", "float_parsing")
     return f"{'a finite number' if wrong_type else 'a number'}{span}"
+
+
+def _declared(cls: type, key: str) -> tuple[Any, list[Any]]:
+    """A field's value type (an optional value: what it is when present) and its pydantic
+    constraints (Ge, Gt, Le, pattern …)."""
+    hint = typing.get_type_hints(cls, include_extras=True)[key]
+    if type(None) in typing.get_args(hint):
+        (hint,) = (t for t in typing.get_args(hint) if t is not type(None))
+    if typing.get_origin(hint) is not Annotated:
+        return hint, []
+    of, *extras = typing.get_args(hint)
+    return of, [m for extra in extras for m in getattr(extra, "metadata", [extra])]
 
 
 def range_text(
