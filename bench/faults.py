@@ -96,39 +96,12 @@ def fault_plan(fault: str, after: int, instrument: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ bench files
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
-
-
-def _toml(d: dict[str, Any], prefix: str = "") -> str:
-    lines: list[str] = []
-    tables = []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            tables.append((k, v))
-        else:
-            lines.append(f"{k} = {_toml_value(v)}")
-    out = ""
-    if prefix and lines:
-        out += f"[{prefix}]\n"
-    out += "".join(line + "\n" for line in lines)
-    for k, v in tables:
-        out += "\n" + _toml(v, f"{prefix}.{k}" if prefix else k)
-    return out
-
-
 def write_bench(
     path: Path, faults: dict[str, dict[str, Any]] | None = None, **changes: Any
 ) -> Path:
     """A copy of the built-in ``sim`` bench as TOML at ``path`` with fault plans
     (``{"keithley": {...}, "ad2": {...}}``) and ``section__key=value`` changes."""
-    from crossbar.config import load_bench_config
+    from crossbar.config import load_bench_config, toml_text
 
     d = load_bench_config("sim").to_dict()
     for dotted, value in changes.items():
@@ -136,7 +109,7 @@ def write_bench(
         d.setdefault(section, {})[key] = value
     if faults:
         d.setdefault("simulation", {})["faults"] = faults
-    path.write_text(_toml(d))
+    path.write_text(toml_text(d))
     return path
 
 
@@ -402,7 +375,7 @@ class CaseResult:
 
 
 def _in_file(operation: str, data: Path | None) -> dict[str, int]:
-    from crossbar.datastore import read_iv, read_mvm, read_records
+    from crossbar.datastore import read_iv_groups, read_mvm, read_records
 
     if data is None or not data.exists():
         return {}
@@ -414,7 +387,9 @@ def _in_file(operation: str, data: Path | None) -> dict[str, int]:
         "iv": int(np.sum(ops == "iv")),
         "mvm": int(np.sum(ops == "mvm")),
     }
-    out["iv-points"] = int(sum(np.isfinite(s["current"]).sum() for s in read_iv(data).values()))
+    out["iv-points"] = int(
+        sum(np.isfinite(s["current"]).sum() for s in read_iv_groups(data).values())
+    )
     out["mvm-rows"] = int(read_mvm(data)["inputs"].shape[0])
     return out
 

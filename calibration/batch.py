@@ -26,23 +26,11 @@ from calibration.io import (
     read_iv_all,
 )
 from calibration.profile import DeviceNoiseProfile
-from calibration.usability import UsabilityError, UsabilityResult, usability
+from calibration.usability import SUMMARY_KEYS, UsabilityError, UsabilityResult, usability
 
-#: The keys of one device in ``xbar calibrate --json`` and the summary CSV, in order.
-JSON_KEYS = (
-    "file",
-    "n_cycles",
-    "branch_points",
-    "lcis_start_v",
-    "lcis_stop_v",
-    "lcis_length",
-    "l_min",
-    "alpha_nm",
-    "n_residuals",
-    "sigma_hat",
-    "sigma_up",
-    "usability",
-)
+#: The keys of one device in ``xbar calibrate --json`` and the summary CSV, in order: the file,
+#: then the section-1 figures of :data:`calibration.usability.SUMMARY_KEYS`.
+JSON_KEYS: tuple[str, ...] = ("file", *SUMMARY_KEYS)
 
 
 @dataclass(frozen=True)

@@ -49,11 +49,12 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+
+from calibration import grid_bo
 
 PEROVSKITES = ("MAPbI3", "MAPbBr3", "FAPbI3", "CsPbI3")
 
@@ -537,21 +538,6 @@ def build_history(
 # the GP and EI
 
 
-@contextmanager
-def _torch_threads(n: int = 1):
-    """Run torch on ``n`` threads inside the block (restored after). The GP here is tiny
-    (tens of points, an 8,064 × 1 × 5 batch to score); one thread is as fast and does not
-    stall when other processes hold the cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _kernel(d: int):
     from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
     from gpytorch.kernels import ScaleKernel
@@ -566,34 +552,7 @@ def _kernel(d: int):
 def fit_gp(x: np.ndarray, y: np.ndarray, *, seed: int = 0):
     """Fit the section-4 surrogate: SingleTaskGP, RBF ScaleKernel, on encoded inputs x (n, d)
     and usabilities y (n,). Returns the fitted model (eval mode, float64)."""
-    import torch
-    from botorch.fit import fit_gpytorch_mll
-    from botorch.models import SingleTaskGP
-    from gpytorch.mlls import ExactMarginalLogLikelihood
-
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        tx = torch.as_tensor(np.asarray(x, dtype=float), dtype=torch.float64)
-        ty = torch.as_tensor(np.asarray(y, dtype=float).reshape(-1, 1), dtype=torch.float64)
-        model = SingleTaskGP(tx, ty, covar_module=_kernel(tx.shape[-1]))
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        fit_gpytorch_mll(mll)
-    model.eval()
-    return model
-
-
-def _score(model, xg, best_f: float):
-    """Marginal posterior mean, std and log EI at every row of xg (a torch tensor (n, d))."""
-    import torch
-    from botorch.acquisition.analytic import LogExpectedImprovement
-
-    with torch.no_grad():
-        batched = xg.unsqueeze(-2)  # n × 1 × d: marginals only, never the n × n joint
-        post = model.posterior(batched)
-        mean = post.mean.reshape(-1)
-        std = post.variance.clamp_min(0).sqrt().reshape(-1)
-        log_ei = LogExpectedImprovement(model, best_f=best_f)(batched)
-    return mean, std, log_ei
+    return grid_bo.fit_gp(x, y, kernel=_kernel, seed=seed)
 
 
 def suggest(
@@ -620,18 +579,6 @@ def suggest(
     Raises:
         ValueError: fewer than 2 history rows, non-finite usability, k out of range.
     """
-    with _torch_threads(1):
-        return _suggest(history, k, grid, seed=seed, exclude_measured=exclude_measured)
-
-
-def _suggest(
-    history: History,
-    k: int = 1,
-    grid: Grid = DEFAULT_GRID,
-    *,
-    seed: int = 0,
-    exclude_measured: bool = True,
-) -> list[Suggestion]:
     import torch
 
     if len(history) < 2:
@@ -641,37 +588,17 @@ def _suggest(
         raise ValueError("history usability holds non-finite values")
     x = grid.encode(list(history.conditions))
     xg_np = grid.encoded()
-    candidates = np.ones(grid.size, dtype=bool)
-    if exclude_measured:
-        for row in x:
-            candidates &= ~np.all(np.isclose(xg_np, row, rtol=0, atol=1e-9), axis=1)
+    candidates = grid_bo.unseen(xg_np, x) if exclude_measured else np.ones(grid.size, bool)
     n_cand = int(candidates.sum())
     if not 1 <= k <= n_cand:
         raise ValueError(f"k must be in 1 … {n_cand} (candidate grid points), got {k}")
-
-    model = fit_gp(x, y, seed=seed)
-    xg = torch.as_tensor(xg_np, dtype=torch.float64)
-    best = float(y.max())
-    mean0, std0, log_ei0 = _score(model, xg, best)
-
-    chosen: list[int] = []
-    mask = torch.as_tensor(~candidates)
-    log_ei = log_ei0.clone()
-    current, current_best = model, best
-    for step in range(k):
-        scores = log_ei.masked_fill(mask, -math.inf)
-        i = int(torch.argmax(scores))  # first maximum: ties go to the lowest grid index
-        chosen.append(i)
-        mask[i] = True
-        if step + 1 < k:
-            # kriging believer: condition on the posterior mean at the chosen point
-            xi = xg[i : i + 1]
-            with torch.no_grad():
-                yi = current.posterior(xi).mean.reshape(1, 1)
-            current = current.condition_on_observations(X=xi, Y=yi)
-            current_best = max(current_best, float(yi))
-            _, _, log_ei = _score(current, xg, current_best)
-
+    with grid_bo.torch_threads(1):
+        model = fit_gp(x, y, seed=seed)
+        xg = torch.as_tensor(xg_np, dtype=torch.float64)
+        best = float(y.max())
+        mean0, std0, log_ei0 = grid_bo.score_grid(model, xg, best)
+        chosen = grid_bo.select(model, xg, best, k, candidates, log_ei0)
+    # reported under the model of the real history (not the kriging-believer fantasies)
     out = [
         Suggestion(
             grid.conditions(i),
@@ -689,10 +616,10 @@ def predict_grid(history: History, grid: Grid = DEFAULT_GRID, *, seed: int = 0):
     """Posterior mean and std (usability) at every grid point, arrays of shape (grid.size,)."""
     import torch
 
-    with _torch_threads(1):
+    with grid_bo.torch_threads(1):
         model = fit_gp(grid.encode(list(history.conditions)), history.usability, seed=seed)
         xg = torch.as_tensor(grid.encoded(), dtype=torch.float64)
-        mean, std, _ = _score(model, xg, float(np.max(history.usability)))
+        mean, std, _ = grid_bo.score_grid(model, xg, float(np.max(history.usability)))
     return mean.numpy().copy(), std.numpy().copy()
 
 

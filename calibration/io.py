@@ -56,6 +56,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from crossbar.datastore import IV_ROOT, write_iv_group
+
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 CSV_SUFFIXES = (".csv", ".txt")
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -236,7 +238,8 @@ def write_iv_hdf5(
     cycles: Sequence[int] | None = None,
     attrs: dict[str, object] | None = None,
 ) -> str:
-    """Write one sweep as group ``/iv/<name>`` of an HDF5 file (appending if it exists).
+    """Write one sweep as group ``/iv/<name>`` of an HDF5 file (appending if it exists), in the
+    layout of the crossbar data file (:func:`crossbar.datastore.write_iv_group`).
 
     Args:
         path: the HDF5 file.
@@ -259,18 +262,11 @@ def write_iv_hdf5(
         raise ValueError(f"voltage (K,) and currents (K, C) needed, got {v.shape} and {i.shape}")
     if "/" in name or not name:
         raise ValueError(f"sweep name must be non-empty without '/', got {name!r}")
-    cyc = np.arange(1, i.shape[1] + 1) if cycles is None else np.asarray(cycles, dtype=np.int64)
-    if cyc.shape != (i.shape[1],):
+    cyc = None if cycles is None else np.asarray(cycles, dtype=np.int64)
+    if cyc is not None and cyc.shape != (i.shape[1],):
         raise ValueError(f"cycles must have {i.shape[1]} entries, got {cyc.shape}")
     with h5py.File(path, "a") as f:
-        g = f.require_group("iv").create_group(name)
-        g.create_dataset("voltage", data=v)
-        g.create_dataset("current", data=i)
-        g.attrs["cycles"] = cyc
-        g.attrs["units_voltage"] = "V"
-        g.attrs["units_current"] = "A"
-        for key, value in (attrs or {}).items():
-            g.attrs[key] = value
+        g = write_iv_group(f.require_group(IV_ROOT), name, v, i, cycles=cyc, attrs=attrs)
         return g.name
 
 

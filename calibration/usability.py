@@ -17,7 +17,7 @@ Decisions of METHODS section 1, all kept as parameters here:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
@@ -61,11 +61,17 @@ class UsabilityResult:
         return self.sigma_up if self.sigma_choice == "up" else self.sigma_hat
 
     def summary(self) -> dict[str, float | int]:
-        """The scalar figures (no arrays), as a dict."""
-        d = asdict(self)
-        for key in ("branch_v", "branch_g_mean", "residuals", "sigma_choice", "lcis_start"):
-            d.pop(key)
-        return d
+        """The scalar figures (no arrays), as a dict with the keys :data:`SUMMARY_KEYS`."""
+        return {key: getattr(self, key) for key in SUMMARY_KEYS}
+
+
+#: The scalar figures of a :class:`UsabilityResult` reported per device (field order), without
+#: the branch arrays, the σ choice and the LCIS start index.
+SUMMARY_KEYS: tuple[str, ...] = tuple(
+    f.name
+    for f in fields(UsabilityResult)
+    if f.name not in ("branch_v", "branch_g_mean", "residuals", "sigma_choice", "lcis_start")
+)
 
 
 def lcis(values: ArrayLike, tolerated_decreases: int = 0) -> tuple[int, int]:
@@ -126,6 +132,54 @@ def usability(
     Raises:
         UsabilityError: no positive branch, no cycle with data, or fewer than two valid points.
     """
+    v, i = _checked(voltage, currents, tolerated_decreases, l_min_fraction, sigma)
+    n_cycles, vb, g, g_mean = _set_branch(v, i)
+    n_branch = int(g_mean.size)
+
+    # 5. LCIS
+    start, length = lcis(g_mean, tolerated_decreases)
+
+    # 6. non-monotonic factor
+    l_min = max(1, math.ceil(l_min_fraction * n_branch))
+    alpha = min(1.0, length / l_min)
+
+    # 7. log residuals inside the LCIS
+    seg = slice(start, start + length)
+    r = np.log(g[seg] / g_mean[seg, None])
+    r = r[np.isfinite(r)]
+    sigma_hat, sigma_up = _sigmas(r)
+
+    s = sigma_up if sigma == "up" else sigma_hat
+    u = alpha * math.exp(-s) if math.isfinite(s) else 0.0
+    u = float(min(1.0, max(0.0, u)))
+    return UsabilityResult(
+        n_cycles=n_cycles,
+        branch_points=n_branch,
+        lcis_start=int(start),
+        lcis_start_v=float(vb[start]),
+        lcis_stop_v=float(vb[start + length - 1]),
+        lcis_length=int(length),
+        l_min=int(l_min),
+        alpha_nm=float(alpha),
+        n_residuals=int(r.size),
+        sigma_hat=sigma_hat,
+        sigma_up=sigma_up,
+        sigma_choice=sigma,
+        usability=u,
+        branch_v=tuple(float(x) for x in vb),
+        branch_g_mean=tuple(float(x) for x in g_mean),
+        residuals=tuple(float(x) for x in r),
+    )
+
+
+def _checked(
+    voltage: ArrayLike,
+    currents: ArrayLike,
+    tolerated_decreases: int,
+    l_min_fraction: float,
+    sigma: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs as float arrays V (K,) and I (K, cycles); UsabilityError if unusable."""
     v = np.asarray(voltage, dtype=float)
     i = np.asarray(currents, dtype=float)
     if v.ndim != 1:
@@ -142,7 +196,16 @@ def usability(
         raise UsabilityError(f"sigma must be 'up' or 'hat', got {sigma!r}")
     if tolerated_decreases < 0:
         raise UsabilityError(f"tolerated_decreases must be >= 0, got {tolerated_decreases}")
+    return v, i
 
+
+def _set_branch(v: np.ndarray, i: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-4: ``(n_cycles, vb (n,) V, G (n, cycles) S, Ḡ (n,) S)`` of the SET branch.
+
+    Cycles without data are dropped; the branch is ``0 … argmax(V)`` (first maximum) with
+    ``V ≥ 1 mV``; non-positive or non-finite conductances are NaN; points without any valid
+    conductance are dropped. UsabilityError when fewer than two points remain.
+    """
     # 1. drop cycles with no data at all
     has_data = np.isfinite(i).any(axis=0)
     i = i[:, has_data]
@@ -170,51 +233,18 @@ def usability(
     g = g[keep]
     vb = vb[keep]
     g_mean = np.nansum(g, axis=1) / valid_counts[keep] if keep.any() else np.zeros(0)
-    n_branch = int(g_mean.size)
-    if n_branch < 2:
+    if g_mean.size < 2:
         raise UsabilityError(
-            f"the SET branch has {n_branch} point(s) with a positive current; need at least 2"
+            f"the SET branch has {g_mean.size} point(s) with a positive current; need at least 2"
         )
+    return n_cycles, vb, g, g_mean
 
-    # 5. LCIS
-    start, length = lcis(g_mean, tolerated_decreases)
 
-    # 6. non-monotonic factor
-    l_min = max(1, math.ceil(l_min_fraction * n_branch))
-    alpha = min(1.0, length / l_min)
-
-    # 7. log residuals inside the LCIS
-    seg = slice(start, start + length)
-    r = np.log(g[seg] / g_mean[seg, None])
-    r = r[np.isfinite(r)]
+def _sigmas(r: np.ndarray) -> tuple[float, float]:
+    """``(σ̂, σ_up)`` of the finite log residuals ``r`` (step 8: χ² 5 % quantile, N−1 degrees
+    of freedom). One residual cannot estimate a spread: σ̂ = 0, σ_up = ∞ (U = 0); none: NaN, ∞."""
     n_res = int(r.size)
     if n_res >= 2:
         sigma_hat = float(np.sqrt(np.mean((r - r.mean()) ** 2)))
-        # 8. conservative bound with the χ² 5 % quantile, N−1 degrees of freedom
-        sigma_up = float(sigma_hat * math.sqrt(n_res / chi2.ppf(0.05, n_res - 1)))
-    else:
-        # One residual cannot estimate a spread: treat as unknown -> infinitely noisy (U = 0).
-        sigma_hat = 0.0 if n_res == 1 else float("nan")
-        sigma_up = float("inf")
-
-    s = sigma_up if sigma == "up" else sigma_hat
-    u = alpha * math.exp(-s) if math.isfinite(s) else 0.0
-    u = float(min(1.0, max(0.0, u)))
-    return UsabilityResult(
-        n_cycles=n_cycles,
-        branch_points=n_branch,
-        lcis_start=int(start),
-        lcis_start_v=float(vb[start]),
-        lcis_stop_v=float(vb[start + length - 1]),
-        lcis_length=int(length),
-        l_min=int(l_min),
-        alpha_nm=float(alpha),
-        n_residuals=n_res,
-        sigma_hat=sigma_hat,
-        sigma_up=sigma_up,
-        sigma_choice=sigma,
-        usability=u,
-        branch_v=tuple(float(x) for x in vb),
-        branch_g_mean=tuple(float(x) for x in g_mean),
-        residuals=tuple(float(x) for x in r),
-    )
+        return sigma_hat, float(sigma_hat * math.sqrt(n_res / chi2.ppf(0.05, n_res - 1)))
+    return (0.0 if n_res == 1 else float("nan")), float("inf")

@@ -43,18 +43,27 @@ Loading is strict: an unknown section or key, a value of the wrong type or out o
 :class:`BenchConfigError` naming the file, the section, the key and what is allowed, e.g.
 ``bench.toml: [wiring] pulse_instrument = "awg": allowed "ad2", "keithley"``.
 
+Validation is pydantic's (v2): the type, range and choices of every key are declared once on
+its dataclass field (``Annotated[int, Field(ge=…, le=…)]``, ``Literal`` choices, strict types,
+``extra="forbid"``, model validators for the rules between keys); :func:`parse_bench_config`
+validates a document against them and translates the first ``ValidationError`` into the
+one-line message above. The sections stay plain frozen dataclasses for the code that builds or
+``dataclasses.replace``-s them (not validated there, as before).
+
 This module only describes the bench; :func:`lab.open_backend` builds it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from instruments.errors import SafetyLimits
 
@@ -79,11 +88,17 @@ __all__ = [
     "builtin_bench_path",
     "load_bench_config",
     "parse_bench_config",
+    "range_text",
+    "toml_text",
 ]
 
-BACKENDS = ("instruments", "twins", "physics")
-PULSE_INSTRUMENTS = ("ad2", "keithley")
+Backend = Literal["instruments", "twins", "physics"]
+PulseInstrument = Literal["ad2", "keithley"]
+FaultTarget = Literal["keithley", "ad2"]
+BACKENDS: tuple[str, ...] = typing.get_args(Backend)
+PULSE_INSTRUMENTS: tuple[str, ...] = typing.get_args(PulseInstrument)
 BUILTIN_BENCHES = ("sim",)
+_FAULT_TARGETS: tuple[str, ...] = typing.get_args(FaultTarget)
 
 #: Instrument ceilings used to bound configuration values (INSTRUMENTS.md).
 _KEITHLEY_MAX_V = 505.0
@@ -95,82 +110,36 @@ class BenchConfigError(ValueError):
     the ``[section] key`` and the allowed values."""
 
 
-# --------------------------------------------------------------------------------------------
-# Field checks: each returns the converted value or raises _Bad(allowed-description)
-# --------------------------------------------------------------------------------------------
+# Every section is a frozen dataclass whose fields declare, with pydantic, what a bench file may
+# hold: unknown keys are errors, NaN and ±inf are not numbers, scalars are strict (no "10" for
+# 10, no 1 for true, no 5.5 for an integer; integers are accepted for floats), ranges are
+# Field(ge/gt/le) and choices Literal. The error message's "allowed …" is read back from the
+# same declarations (_allowed).
+_VALIDATION = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class _Bad(Exception):
-    def __init__(self, allowed: str) -> None:
-        super().__init__(allowed)
-        self.allowed = allowed
-
-
-def _int(lo: int | None = None, hi: int | None = None, *, optional: bool = False) -> Callable:
-    def check(v: Any) -> int | None:
-        span = _span(lo, hi)
-        if optional and v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise _Bad(f"an integer{span}")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise _Bad(f"an integer{span}")
-        return int(v)
-
-    return check
-
-
-def _float(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Callable:
-    def check(v: Any) -> float:
-        span = _span(lo, hi, lo_open=lo_open)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise _Bad(f"a finite number{span}")
-        x = float(v)
-        if lo is not None and (x < lo or (lo_open and x == lo)):
-            raise _Bad(f"a number{span}")
-        if hi is not None and x > hi:
-            raise _Bad(f"a number{span}")
-        return x
-
-    return check
-
-
-def _str(*, nonempty: bool = False) -> Callable:
-    def check(v: Any) -> str:
-        if not isinstance(v, str) or (nonempty and not v.strip()):
-            raise _Bad("a non-empty string" if nonempty else "a string")
-        return v
-
-    return check
-
-
-def _choice(*allowed: str) -> Callable:
-    def check(v: Any) -> str:
-        if not isinstance(v, str) or v not in allowed:
-            raise _Bad(", ".join(f'"{a}"' for a in allowed))
-        return v
-
-    return check
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise _Bad("true or false")
-    return v
-
-
-def _span(lo: float | None, hi: float | None, *, lo_open: bool = False) -> str:
-    if lo is None and hi is None:
-        return ""
-    if hi is None:
-        return f" {'>' if lo_open else '>='} {lo:g}"
-    if lo is None:
-        return f" <= {hi:g}"
-    return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
-
-
-def _check(fn: Callable) -> dict:
-    return {"check": fn}
+# The value types of the keys (strict; ranges closed unless ``gt``).
+Text = Annotated[str, Field(strict=True)]
+Name = Annotated[str, Field(strict=True, pattern=r"\S")]  # at least one non-blank character
+Flag = Annotated[bool, Field(strict=True)]
+Count = Annotated[int, Field(strict=True, ge=0)]  # seeds, transaction counts
+Fraction = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
+Pin = Annotated[int, Field(strict=True, ge=0, le=15)]  # AD2 DIO
+Size = Annotated[int, Field(strict=True, ge=1, le=256)]  # crossbar rows / columns
+TimeoutMs = Annotated[int, Field(strict=True, ge=100, le=600_000)]
+PollS = Annotated[float, Field(strict=True, gt=0.0, le=10.0)]
+LatencyS = Annotated[float, Field(strict=True, ge=0.0, le=10.0)]
+GainOhm = Annotated[float, Field(strict=True, ge=1.0, le=1e9)]
+RowDrivers = Annotated[int, Field(strict=True, ge=1, le=1024)]
+ScopeRangeV = Annotated[float, Field(strict=True, gt=0.0, le=50.0)]
+SampleRateHz = Annotated[float, Field(strict=True, gt=0.0, le=100e6)]
+ScopeSamples = Annotated[int, Field(strict=True, ge=16, le=8192)]
+Nplc = Annotated[float, Field(strict=True, ge=0.01, le=6.0)]
+LineOhm = Annotated[float, Field(strict=True, ge=0.0, le=1e6)]
+MaxVoltageV = Annotated[float, Field(strict=True, gt=0.0, le=_KEITHLEY_MAX_V)]
+MaxComplianceA = Annotated[float, Field(strict=True, gt=0.0, le=_KEITHLEY_MAX_I)]
+ReadVoltageV = Annotated[float, Field(strict=True, gt=0.0, le=5.0)]
+ErrorCode = Annotated[int, Field(strict=True, ge=-999, le=999)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,9 +151,11 @@ def _check(fn: Callable) -> dict:
 class BenchSection:
     """``[bench]``: the bench's name and which backend it builds."""
 
-    name: str = field(default="sim", metadata=_check(_str(nonempty=True)))
-    backend: str = field(default="twins", metadata=_check(_choice(*BACKENDS)))
-    description: str = field(default="", metadata=_check(_str()))
+    __pydantic_config__ = _VALIDATION
+
+    name: Name = "sim"
+    backend: Backend = "twins"
+    description: Text = ""
 
 
 @dataclass(frozen=True)
@@ -197,11 +168,13 @@ class InstrumentsSection:
     staircase too (the manual says it can; unverified on the bench, so off by default).
     """
 
-    keithley_resource: str = field(default="GPIB0::22::INSTR", metadata=_check(_str(nonempty=True)))
-    keithley_timeout_ms: int = field(default=10_000, metadata=_check(_int(100, 600_000)))
-    ad2_serial: str = field(default="", metadata=_check(_str()))
-    sweep_poll_s: float = field(default=0.1, metadata=_check(_float(0.0, 10.0, lo_open=True)))
-    builtin_descending: bool = field(default=False, metadata=_check(_bool))
+    __pydantic_config__ = _VALIDATION
+
+    keithley_resource: Name = "GPIB0::22::INSTR"
+    keithley_timeout_ms: TimeoutMs = 10_000
+    ad2_serial: Text = ""
+    sweep_poll_s: PollS = 0.1
+    builtin_descending: Flag = False
 
 
 @dataclass(frozen=True)
@@ -214,51 +187,69 @@ class WiringSection:
     AD2 has 2 AWG channels; rows are applied in groups and the currents summed).
     """
 
-    data_pin: int = field(default=0, metadata=_check(_int(0, 15)))
-    clk_pin: int = field(default=1, metadata=_check(_int(0, 15)))
-    latch_pin: int = field(default=2, metadata=_check(_int(0, 15)))
-    enable_pin: int = field(default=3, metadata=_check(_int(0, 15)))
-    tia_gain_ohm: float = field(default=10_000.0, metadata=_check(_float(1.0, 1e9)))
-    pulse_instrument: str = field(default="ad2", metadata=_check(_choice(*PULSE_INSTRUMENTS)))
-    row_drivers: int = field(default=2, metadata=_check(_int(1, 1024)))
-    scope_range_v: float = field(default=5.0, metadata=_check(_float(0.0, 50.0, lo_open=True)))
-    scope_sample_rate_hz: float = field(
-        default=1e6, metadata=_check(_float(0.0, 100e6, lo_open=True))
-    )
-    scope_samples: int = field(default=1000, metadata=_check(_int(16, 8192)))
-    read_nplc: float = field(default=1.0, metadata=_check(_float(0.01, 6.0)))
+    __pydantic_config__ = _VALIDATION
+
+    data_pin: Pin = 0
+    clk_pin: Pin = 1
+    latch_pin: Pin = 2
+    enable_pin: Pin = 3
+    tia_gain_ohm: GainOhm = 10_000.0
+    pulse_instrument: PulseInstrument = "ad2"
+    row_drivers: RowDrivers = 2
+    scope_range_v: ScopeRangeV = 5.0
+    scope_sample_rate_hz: SampleRateHz = 1e6
+    scope_samples: ScopeSamples = 1000
+    read_nplc: Nplc = 1.0
 
     @property
     def pins(self) -> tuple[int, int, int, int]:
         """(data, clk, latch, enable) DIO pins."""
         return (self.data_pin, self.clk_pin, self.latch_pin, self.enable_pin)
 
+    @model_validator(mode="after")
+    def _distinct_pins(self) -> WiringSection:
+        if len(set(self.pins)) != len(self.pins):
+            raise ValueError(
+                f"[wiring] data_pin, clk_pin, latch_pin, enable_pin = {list(self.pins)}: "
+                "allowed four distinct DIO pins 0..15"
+            )
+        return self
+
 
 @dataclass(frozen=True)
 class CrossbarSection:
     """``[crossbar]``: array size and line resistance (Ω per segment, simulation only)."""
 
-    rows: int = field(default=10, metadata=_check(_int(1, 256)))
-    cols: int = field(default=10, metadata=_check(_int(1, 256)))
-    line_resistance_ohm: float = field(default=0.0, metadata=_check(_float(0.0, 1e6)))
+    __pydantic_config__ = _VALIDATION
+
+    rows: Size = 10
+    cols: Size = 10
+    line_resistance_ohm: LineOhm = 0.0
 
 
 @dataclass(frozen=True)
 class LimitsSection:
     """``[limits]``: the bench's safety limits (V, A) and the largest read/MVM voltage (V)."""
 
-    max_voltage: float = field(
-        default=6.0, metadata=_check(_float(0.0, _KEITHLEY_MAX_V, lo_open=True))
-    )
-    max_compliance: float = field(
-        default=1e-3, metadata=_check(_float(0.0, _KEITHLEY_MAX_I, lo_open=True))
-    )
-    max_read_voltage: float = field(default=0.3, metadata=_check(_float(0.0, 5.0, lo_open=True)))
+    __pydantic_config__ = _VALIDATION
+
+    max_voltage: MaxVoltageV = 6.0
+    max_compliance: MaxComplianceA = 1e-3
+    max_read_voltage: ReadVoltageV = 0.3
 
     @property
     def safety(self) -> SafetyLimits:
         """As the drivers' :class:`~instruments.errors.SafetyLimits`."""
         return SafetyLimits(max_voltage=self.max_voltage, max_compliance=self.max_compliance)
+
+    @model_validator(mode="after")
+    def _read_within_limit(self) -> LimitsSection:
+        if self.max_read_voltage > self.max_voltage:
+            raise ValueError(
+                f"[limits] max_read_voltage = {self.max_read_voltage!r}: allowed a number "
+                f"<= max_voltage ({self.max_voltage:g})"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -267,29 +258,25 @@ class FaultSettings:
     the fields mirror :class:`sim_backends.faults.FaultPlan`. Counts are transactions (bus
     messages on the 6487, pydwf calls on the AD2); absent = never."""
 
-    timeout_after: int | None = field(default=None, metadata=_check(_int(0, optional=True)))
-    garbled_after: int | None = field(default=None, metadata=_check(_int(0, optional=True)))
-    connection_lost_after: int | None = field(default=None, metadata=_check(_int(0, optional=True)))
-    error_after: int | None = field(default=None, metadata=_check(_int(0, optional=True)))
-    error_code: int = field(default=-200, metadata=_check(_int(-999, 999)))
-    compliance_after: int | None = field(default=None, metadata=_check(_int(0, optional=True)))
-    timeout_rate: float = field(default=0.0, metadata=_check(_float(0.0, 1.0)))
-    garbled_rate: float = field(default=0.0, metadata=_check(_float(0.0, 1.0)))
-    seed: int = field(default=0, metadata=_check(_int(0)))
+    __pydantic_config__ = _VALIDATION
+
+    timeout_after: Count | None = None
+    garbled_after: Count | None = None
+    connection_lost_after: Count | None = None
+    error_after: Count | None = None
+    error_code: ErrorCode = -200
+    compliance_after: Count | None = None
+    timeout_rate: Fraction = 0.0
+    garbled_rate: Fraction = 0.0
+    seed: Count = 0
 
     @property
     def active(self) -> bool:
         """True when any fault is planned."""
-        return any(
-            getattr(self, n) is not None
-            for n in (
-                "timeout_after",
-                "garbled_after",
-                "connection_lost_after",
-                "error_after",
-                "compliance_after",
-            )
-        ) or (self.timeout_rate > 0 or self.garbled_rate > 0)
+        counts = ("timeout_after", "garbled_after", "connection_lost_after", "error_after")
+        return any(getattr(self, n) is not None for n in (*counts, "compliance_after")) or (
+            self.timeout_rate > 0 or self.garbled_rate > 0
+        )
 
 
 @dataclass(frozen=True)
@@ -302,15 +289,14 @@ class SimulationSection:
     noise on; ``faults`` holds ``keithley`` and ``ad2`` fault plans.
     """
 
-    profile: str = field(default="optimized", metadata=_check(_str(nonempty=True)))
-    seed: int = field(default=0, metadata=_check(_int(0)))
-    latency_s: float = field(default=0.003, metadata=_check(_float(0.0, 10.0)))
-    usb_latency_s: float = field(default=0.001, metadata=_check(_float(0.0, 10.0)))
-    device_noise: bool = field(default=True, metadata=_check(_bool))
-    faults: dict[str, FaultSettings] = field(default_factory=dict)
+    __pydantic_config__ = _VALIDATION
 
-
-_FAULT_TARGETS = ("keithley", "ad2")
+    profile: Name = "optimized"
+    seed: Count = 0
+    latency_s: LatencyS = 0.003
+    usb_latency_s: LatencyS = 0.001
+    device_noise: Flag = True
+    faults: dict[FaultTarget, FaultSettings] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -319,6 +305,8 @@ class BenchConfig:
 
     ``source`` is the file it was loaded from (or ``"<dict>"`` / the built-in name).
     """
+
+    __pydantic_config__ = _VALIDATION
 
     bench: BenchSection = field(default_factory=BenchSection)
     instruments: InstrumentsSection = field(default_factory=InstrumentsSection)
@@ -330,10 +318,12 @@ class BenchConfig:
 
     @property
     def name(self) -> str:
+        """The bench's name (``[bench] name``)."""
         return self.bench.name
 
     @property
     def backend(self) -> str:
+        """Which backend the bench builds (``[bench] backend``)."""
         return self.bench.backend
 
     @property
@@ -346,78 +336,33 @@ class BenchConfig:
         """The drivers' :class:`SafetyLimits` (max_voltage V, max_compliance A)."""
         return self.limits.safety
 
+    @model_validator(mode="after")
+    def _row_drivers_within_rows(self) -> BenchConfig:
+        if self.wiring.row_drivers > self.crossbar.rows:
+            raise ValueError(
+                f"[wiring] row_drivers = {self.wiring.row_drivers}: allowed an integer "
+                f"in [1, {self.crossbar.rows}] (crossbar rows)"
+            )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (TOML/JSON-serialisable, ``None`` entries dropped) for data files;
         :func:`parse_bench_config` of it gives the same configuration back."""
-        out: dict[str, Any] = {}
-        for section in _SECTIONS:
-            obj = getattr(self, section)
-            d: dict[str, Any] = {}
-            for f in dataclasses.fields(obj):
-                value = getattr(obj, f.name)
-                if f.name == "faults":
-                    faults = {
-                        k: {
-                            g.name: getattr(v, g.name)
-                            for g in dataclasses.fields(v)
-                            if getattr(v, g.name) is not None
-                        }
-                        for k, v in value.items()
-                    }
-                    if faults:
-                        d["faults"] = faults
-                elif value is not None:
-                    d[f.name] = value
-            out[section] = d
+        out = _ADAPTER.dump_python(self, exclude_none=True, exclude={"source"})
+        if not out["simulation"]["faults"]:
+            del out["simulation"]["faults"]
         return out
 
 
+_ADAPTER = TypeAdapter(BenchConfig)
 _SECTIONS: dict[str, type] = {
-    "bench": BenchSection,
-    "instruments": InstrumentsSection,
-    "wiring": WiringSection,
-    "crossbar": CrossbarSection,
-    "limits": LimitsSection,
-    "simulation": SimulationSection,
+    name: kind for name, kind in typing.get_type_hints(BenchConfig).items() if name != "source"
 }
 
 
 # --------------------------------------------------------------------------------------------
-# Parsing
+# Parsing: pydantic validates, the first error becomes the one-line message
 # --------------------------------------------------------------------------------------------
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return repr(value)
-
-
-def _build_section(cls: type, data: Any, where: str, origin: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise BenchConfigError(f"{origin}: {where} must be a table, got {_show(data)}")
-    fields_ = {f.name: f for f in dataclasses.fields(cls) if "check" in f.metadata}
-    extra = {f.name for f in dataclasses.fields(cls)} - set(fields_)
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in extra:
-            continue
-        if key not in fields_:
-            allowed = ", ".join(sorted(set(fields_) | extra))
-            raise BenchConfigError(f"{origin}: {where} unknown key {key!r}: allowed keys {allowed}")
-        try:
-            kwargs[key] = fields_[key].metadata["check"](value)
-        except _Bad as bad:
-            raise BenchConfigError(
-                f"{origin}: {where} {key} = {_show(value)}: allowed {bad.allowed}"
-            ) from None
-    return kwargs
 
 
 def parse_bench_config(data: Mapping[str, Any], *, origin: str = "<dict>") -> BenchConfig:
@@ -433,54 +378,143 @@ def parse_bench_config(data: Mapping[str, Any], *, origin: str = "<dict>") -> Be
     if unknown:
         allowed = ", ".join(f"[{s}]" for s in _SECTIONS)
         raise BenchConfigError(f"{origin}: unknown section [{unknown[0]}]: allowed {allowed}")
-    sections: dict[str, Any] = {}
-    for name, cls in _SECTIONS.items():
-        raw = data.get(name, {})
-        kwargs = _build_section(cls, raw, f"[{name}]", origin)
-        if name == "simulation":
-            kwargs["faults"] = _parse_faults(raw.get("faults", {}), origin)
-        sections[name] = cls(**kwargs)
-    config = BenchConfig(**sections, source=origin)
-    _check_consistency(config, origin)
-    return config
+    try:
+        return _ADAPTER.validate_python({**data, "source": origin})
+    except ValidationError as exc:
+        first = min(exc.errors(), key=lambda err: _reading_order(err, data))
+        raise BenchConfigError(f"{origin}: {_message(first)}") from None
 
 
-def _parse_faults(raw: Any, origin: str) -> dict[str, FaultSettings]:
-    if not isinstance(raw, Mapping):
-        raise BenchConfigError(
-            f"{origin}: [simulation] faults = {_show(raw)}: allowed a table with "
-            + ", ".join(f"[simulation.faults.{t}]" for t in _FAULT_TARGETS)
-        )
-    out: dict[str, FaultSettings] = {}
-    for target, plan in raw.items():
-        if target not in _FAULT_TARGETS:
-            raise BenchConfigError(
-                f"{origin}: unknown section [simulation.faults.{target}]: allowed "
-                + ", ".join(f"[simulation.faults.{t}]" for t in _FAULT_TARGETS)
-            )
-        where = f"[simulation.faults.{target}]"
-        out[target] = FaultSettings(**_build_section(FaultSettings, plan, where, origin))
+def _reading_order(err: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[float, ...]:
+    """Rank of an error as a reader meets it: sections in :data:`_SECTIONS` order, keys in the
+    file's order, fault tables after their section's keys; consistency rules after every key."""
+    loc = tuple(err["loc"])
+    sections = list(_SECTIONS)
+    if err["type"] == "value_error" or not loc:
+        return (len(sections), sections.index(loc[0]) if loc else len(sections))
+    rank: list[float] = [sections.index(loc[0])]
+    node = data[loc[0]]
+    for part in loc[1:]:
+        if part == "[key]":  # the table's name itself is wrong: before anything inside it
+            rank[-1] -= 0.5
+            break
+        keys = sorted(node, key=lambda k: k == "faults") if isinstance(node, Mapping) else []
+        rank.append(keys.index(part) if part in keys else -1)
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return tuple(rank)
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    """One pydantic error as ``[section] key = value: allowed …`` (or the section's problem)."""
+    kind, loc, value = err["type"], tuple(err["loc"]), err["input"]
+    if kind == "value_error":  # a model validator's consistency rule: its own message
+        return str(err["ctx"]["error"])
+    faults = ", ".join(f"[simulation.faults.{t}]" for t in _FAULT_TARGETS)
+    if loc[:2] == ("simulation", "faults"):
+        if len(loc) == 2:
+            return f"[simulation] faults = {_show(value)}: allowed a table with {faults}"
+        if loc[-1] == "[key]":
+            return f"unknown section [simulation.faults.{loc[2]}]: allowed {faults}"
+        where, cls, key = f"[simulation.faults.{loc[2]}]", FaultSettings, loc[3:]
+    else:
+        where, cls, key = f"[{loc[0]}]", _SECTIONS[loc[0]], loc[1:]
+    if not key:
+        return f"{where} must be a table, got {_show(value)}"
+    if kind == "unexpected_keyword_argument":
+        allowed = ", ".join(sorted(f.name for f in dataclasses.fields(cls)))
+        return f"{where} unknown key {key[0]!r}: allowed keys {allowed}"
+    return f"{where} {key[0]} = {_show(value)}: allowed {_allowed(cls, key[0], kind)}"
+
+
+def _allowed(cls: type, key: str, kind: str) -> str:
+    """What a field accepts, from its declaration (type, choices, bounds)."""
+    of, constraints = _declared(cls, key)
+
+    def meta(name: str) -> Any:
+        return next((getattr(m, name) for m in constraints if hasattr(m, name)), None)
+
+    if typing.get_origin(of) is Literal:
+        return ", ".join(f'"{a}"' for a in typing.get_args(of))
+    if of is bool:
+        return "true or false"
+    if of is str:
+        return "a non-empty string" if meta("pattern") else "a string"
+    lo_open = meta("gt") is not None
+    span = range_text(meta("gt") if lo_open else meta("ge"), meta("le"), lo_open)
+    if of is int:
+        return f"an integer{span}"
+    wrong_type = kind in ("float_type", "finite_number", "float_parsing")
+    return f"{'a finite number' if wrong_type else 'a number'}{span}"
+
+
+def _declared(cls: type, key: str) -> tuple[Any, list[Any]]:
+    """A field's value type (an optional value: what it is when present) and its pydantic
+    constraints (Ge, Gt, Le, pattern …)."""
+    hint = typing.get_type_hints(cls, include_extras=True)[key]
+    if type(None) in typing.get_args(hint):
+        (hint,) = (t for t in typing.get_args(hint) if t is not type(None))
+    if typing.get_origin(hint) is not Annotated:
+        return hint, []
+    of, *extras = typing.get_args(hint)
+    return of, [m for extra in extras for m in getattr(extra, "metadata", [extra])]
+
+
+def range_text(
+    lo: float | None,
+    hi: float | None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    unit: str = "",
+) -> str:
+    """The allowed range of a number as message text, with a leading space: ``" in (0, 5]"``,
+    ``" >= 0"``, ``" <= 1 V"`` (``unit`` as given, e.g. ``" V"``); ``""`` when unbounded."""
+    if lo is None and hi is None:
+        return ""
+    if hi is None:
+        return f" {'>' if lo_open else '>='} {lo:g}{unit}"
+    if lo is None:
+        return f" {'<' if hi_open else '<='} {hi:g}{unit}"
+    return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}{unit}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return repr(value)
+
+
+def toml_text(data: Mapping[str, Any], prefix: str = "") -> str:
+    """A bench description (nested dicts, e.g. :meth:`BenchConfig.to_dict`) as TOML text:
+    scalars as ``key = value``, nested dicts as ``[section]`` / ``[section.sub]`` tables.
+    Valid or not: :func:`parse_bench_config` judges the content."""
+    lines: list[str] = []
+    tables = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    out = f"[{prefix}]\n" if prefix and lines else ""
+    out += "".join(line + "\n" for line in lines)
+    for key, value in tables:
+        out += "\n" + toml_text(value, f"{prefix}.{key}" if prefix else key)
     return out
 
 
-def _check_consistency(config: BenchConfig, origin: str) -> None:
-    pins = config.wiring.pins
-    if len(set(pins)) != len(pins):
-        raise BenchConfigError(
-            f"{origin}: [wiring] data_pin, clk_pin, latch_pin, enable_pin = {list(pins)}: "
-            "allowed four distinct DIO pins 0..15"
-        )
-    lim = config.limits
-    if lim.max_read_voltage > lim.max_voltage:
-        raise BenchConfigError(
-            f"{origin}: [limits] max_read_voltage = {lim.max_read_voltage!r}: allowed a number "
-            f"<= max_voltage ({lim.max_voltage:g})"
-        )
-    if config.wiring.row_drivers > config.crossbar.rows:
-        raise BenchConfigError(
-            f"{origin}: [wiring] row_drivers = {config.wiring.row_drivers}: allowed an integer "
-            f"in [1, {config.crossbar.rows}] (crossbar rows)"
-        )
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 def builtin_bench_path(name: str) -> Path:

@@ -15,8 +15,10 @@ Layout (``format`` attribute ``xbar-datastore/1``)::
                            measured, written point by point), compliance (K, C) bool;
                            attrs row, col, compliance_a (A), cycles (int64 (C,): the cycle
                            numbers 1..C), units_voltage, units_current — exactly the layout
-                           :func:`calibration.io.write_iv_hdf5` writes and
-                           :func:`calibration.io.read_iv` reads (it ignores ``compliance``)
+                           :func:`write_iv_group` writes (for :meth:`DataStore.begin_iv` and
+                           :func:`calibration.io.write_iv_hdf5`) and
+                           :func:`calibration.io.read_iv` reads (it ignores ``compliance``);
+                           :func:`read_iv_groups` gives the raw groups
 
 **Crash safety.** The file is written with ``libver="latest"`` in SWMR (single-writer /
 multiple-reader) mode: HDF5 then orders its metadata writes so the file on disk is always a
@@ -39,6 +41,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import math
 import os
 import re
 import threading
@@ -61,8 +64,9 @@ __all__ = [
     "IvWriter",
     "clear_write_flags",
     "export_csv",
+    "IV_ROOT",
     "open_read",
-    "read_iv",
+    "read_iv_groups",
     "read_mvm",
     "read_records",
 ]
@@ -97,6 +101,7 @@ RECORD_DTYPE = np.dtype(
     ]
 )
 _CHUNK = 1024
+IV_ROOT = "iv"  # the group holding one subgroup per I-V sweep
 _NAME_OK = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -104,19 +109,24 @@ class DataStoreError(RuntimeError):
     """The data file cannot be created, opened or appended to (the message says why)."""
 
 
-def _jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any, *, finite_only: bool = False) -> Any:
+    """A JSON-serialisable copy of ``obj``: mappings (str keys), lists, numpy arrays and scalars
+    as Python values, paths as str, enums as their value. ``finite_only``: NaN and ±inf become
+    None (JSON has no such numbers)."""
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v, finite_only=finite_only) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [to_jsonable(v, finite_only=finite_only) for v in obj]
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return to_jsonable(obj.tolist(), finite_only=finite_only)
     if isinstance(obj, np.generic):
-        return obj.item()
+        obj = obj.item()
+    if isinstance(obj, float):
+        return None if finite_only and not math.isfinite(obj) else obj
     if isinstance(obj, Path):
         return str(obj)
     if hasattr(obj, "value") and hasattr(obj, "name") and not isinstance(obj, (str, bytes)):
-        return _jsonable(obj.value)  # enums
+        return to_jsonable(obj.value, finite_only=finite_only)  # enums
     return obj
 
 
@@ -124,7 +134,7 @@ def _to_json(obj: dict | str) -> str:
     if isinstance(obj, str):
         json.loads(obj)  # must already be JSON
         return obj
-    return json.dumps(_jsonable(obj), sort_keys=True, default=str)
+    return json.dumps(to_jsonable(obj), sort_keys=True, default=str)
 
 
 def _now_iso() -> str:
@@ -138,57 +148,34 @@ def _rot(x: int, k: int) -> int:
     return ((x << k) | (x >> (32 - k))) & 0xFFFFFFFF
 
 
+# lookup3's mix and final rounds: (x, y, z, k) is x -= y; x ^= rot(y, k); y += z, and (x, y, k)
+# is x ^= y; x -= rot(y, k), on the state (a, b, c) = (0, 1, 2).
+_MIX = ((0, 2, 1, 4), (1, 0, 2, 6), (2, 1, 0, 8), (0, 2, 1, 16), (1, 0, 2, 19), (2, 1, 0, 4))
+_FINAL = ((2, 1, 14), (0, 2, 11), (1, 0, 25), (2, 1, 16), (0, 2, 4), (1, 0, 14), (2, 1, 24))
+_M32 = 0xFFFFFFFF
+
+
 def _lookup3(data: bytes, initval: int = 0) -> int:
     """Bob Jenkins' lookup3 ``hashlittle`` — HDF5's metadata checksum."""
-    m = 0xFFFFFFFF
     n = len(data)
-    a = b = c = (0xDEADBEEF + n + initval) & m
+    s = [(0xDEADBEEF + n + initval) & _M32] * 3
     i = 0
     while n > 12:
-        a = (a + int.from_bytes(data[i : i + 4], "little")) & m
-        b = (b + int.from_bytes(data[i + 4 : i + 8], "little")) & m
-        c = (c + int.from_bytes(data[i + 8 : i + 12], "little")) & m
-        a = (a - c) & m
-        a ^= _rot(c, 4)
-        c = (c + b) & m
-        b = (b - a) & m
-        b ^= _rot(a, 6)
-        a = (a + c) & m
-        c = (c - b) & m
-        c ^= _rot(b, 8)
-        b = (b + a) & m
-        a = (a - c) & m
-        a ^= _rot(c, 16)
-        c = (c + b) & m
-        b = (b - a) & m
-        b ^= _rot(a, 19)
-        a = (a + c) & m
-        c = (c - b) & m
-        c ^= _rot(b, 4)
-        b = (b + a) & m
+        for j in range(3):
+            s[j] = (s[j] + int.from_bytes(data[i + 4 * j : i + 4 * j + 4], "little")) & _M32
+        for x, y, z, k in _MIX:
+            s[x] = ((s[x] - s[y]) & _M32) ^ _rot(s[y], k)
+            s[y] = (s[y] + s[z]) & _M32
         n -= 12
         i += 12
     if n == 0:
-        return c
+        return s[2]
     tail = data[i:] + b"\0" * (12 - n)
-    a = (a + int.from_bytes(tail[0:4], "little")) & m
-    b = (b + int.from_bytes(tail[4:8], "little")) & m
-    c = (c + int.from_bytes(tail[8:12], "little")) & m
-    c ^= b
-    c = (c - _rot(b, 14)) & m
-    a ^= c
-    a = (a - _rot(c, 11)) & m
-    b ^= a
-    b = (b - _rot(a, 25)) & m
-    c ^= b
-    c = (c - _rot(b, 16)) & m
-    a ^= c
-    a = (a - _rot(c, 4)) & m
-    b ^= a
-    b = (b - _rot(a, 14)) & m
-    c ^= b
-    c = (c - _rot(b, 24)) & m
-    return c
+    for j in range(3):
+        s[j] = (s[j] + int.from_bytes(tail[4 * j : 4 * j + 4], "little")) & _M32
+    for x, y, k in _FINAL:
+        s[x] = ((s[x] ^ s[y]) - _rot(s[y], k)) & _M32
+    return s[2]
 
 
 def clear_write_flags(path: str | Path) -> int:
@@ -273,16 +260,20 @@ def read_mvm(path: str | Path) -> dict[str, np.ndarray]:
         return {k: g[k][...] for k in ("time", "inputs", "outputs")}
 
 
-def read_iv(path: str | Path, name: str | None = None) -> dict[str, dict[str, Any]]:
-    """I-V sweeps: ``{name: {"voltage", "current", "compliance", "row", "col", "compliance_a",
-    "cycles" (cycle numbers), "n_cycles", …}}`` (only ``name`` if given)."""
+def read_iv_groups(path: str | Path, name: str | None = None) -> dict[str, dict[str, Any]]:
+    """The raw ``/iv/<name>`` groups of a data file (only ``name`` if given), as dicts:
+    ``{name: {"voltage" (K,) V, "current" (K, C) A, "compliance" (K, C) bool or None,
+    "n_cycles", and every attribute: "row", "col", "compliance_a", "cycles" …}}``.
+
+    Low-level access to this module's layout (compliance flags, attributes, a file being
+    written); :func:`calibration.io.read_iv` is the I-V reader for calibration."""
     out: dict[str, dict[str, Any]] = {}
     with open_read(path) as f:
-        if "iv" not in f:
+        if IV_ROOT not in f:
             return out
-        names = [name] if name is not None else list(f["iv"])
+        names = [name] if name is not None else list(f[IV_ROOT])
         for n in names:
-            g = f["iv"][n]
+            g = f[IV_ROOT][n]
             out[n] = {
                 "voltage": g["voltage"][...],
                 "current": g["current"][...],
@@ -291,6 +282,45 @@ def read_iv(path: str | Path, name: str | None = None) -> dict[str, dict[str, An
                 "n_cycles": int(g["current"].shape[1]),
             }
     return out
+
+
+def write_iv_group(
+    parent: h5py.Group,
+    name: str,
+    voltage: np.ndarray,
+    current: np.ndarray,
+    *,
+    cycles: Sequence[int] | None = None,
+    compliance: np.ndarray | None = None,
+    chunked: bool = False,
+    attrs: Mapping[str, Any] | None = None,
+) -> h5py.Group:
+    """Create the sweep group ``parent/name`` in this module's I-V layout (module docstring).
+
+    Args:
+        parent: the ``/iv`` group (or any group).
+        name: the new group's name.
+        voltage: (K,) V; current: (K, C) A, NaN = not measured.
+        cycles: cycle numbers (C,), default 1..C, stored as attribute ``cycles`` (int64).
+        compliance: (K, C) bool flags, stored as dataset ``compliance`` when given.
+        chunked: one chunk per cycle column (for point-by-point writing).
+        attrs: more attributes (HDF5-storable values).
+    """
+    k, c = current.shape
+    chunks = (k, 1) if chunked else None
+    g = parent.create_group(name)
+    g.create_dataset("voltage", data=voltage)
+    g.create_dataset("current", data=current, chunks=chunks)
+    if compliance is not None:
+        g.create_dataset("compliance", data=compliance, chunks=chunks)
+    g.attrs["cycles"] = (
+        np.arange(1, c + 1, dtype=np.int64) if cycles is None else np.asarray(cycles, np.int64)
+    )
+    g.attrs["units_voltage"] = "V"
+    g.attrs["units_current"] = "A"
+    for key, value in (attrs or {}).items():
+        g.attrs[key] = value
+    return g
 
 
 def _attr(v: Any) -> Any:
@@ -399,13 +429,13 @@ class DataStore:
             self._open_existing(recover)
         else:
             self._create()
-        self._iv_count = len(self._f["iv"]) if "iv" in self._f else 0  # type: ignore[index]
+        self._iv_count = len(self._f[IV_ROOT]) if IV_ROOT in self._f else 0  # type: ignore[index]
 
     # -- file handling -----------------------------------------------------------------------
     def _session(self) -> dict:
         return {
             "started": _now_iso(),
-            "metadata": _jsonable(self.metadata),
+            "metadata": to_jsonable(self.metadata),
             "bench_config": json.loads(self.bench_config_json),
         }
 
@@ -426,7 +456,7 @@ class DataStore:
         f.create_dataset(
             "records", shape=(0,), maxshape=(None,), chunks=(_CHUNK,), dtype=RECORD_DTYPE
         )
-        f.create_group("iv")
+        f.create_group(IV_ROOT)
         f.flush()
         f.swmr_mode = True
         self._f = f
@@ -452,7 +482,7 @@ class DataStore:
         sessions.append(self._session())
         f.attrs["sessions"] = json.dumps(sessions)
         if "iv" not in f:
-            f.create_group("iv")
+            f.create_group(IV_ROOT)
         f.flush()
         f.swmr_mode = True
         self._f = f
@@ -640,27 +670,22 @@ class DataStore:
                 raise ValueError(f"sweep name {name!r}: use letters, digits, '_', '-', '.'")
             f = self._restructure()
             try:
-                if name in f["iv"]:
+                if name in f[IV_ROOT]:
                     raise DataStoreError(f"{self.path}: sweep /iv/{name} exists already")
-                g = f["iv"].create_group(name)
-                g.create_dataset("voltage", data=v)
-                g.create_dataset(
-                    "current", data=np.full((v.size, cycles), np.nan), chunks=(v.size, 1)
+                extra = {
+                    k: a if isinstance(a, (int, float, str, bool)) else json.dumps(to_jsonable(a))
+                    for k, a in attrs.items()
+                }
+                write_iv_group(
+                    f[IV_ROOT],
+                    name,
+                    v,
+                    np.full((v.size, cycles), np.nan),
+                    compliance=np.zeros((v.size, cycles), bool),
+                    chunked=True,
+                    attrs={"row": int(row), "col": int(col), "compliance_a": float(compliance_a)}
+                    | extra,
                 )
-                g.create_dataset(
-                    "compliance", data=np.zeros((v.size, cycles), bool), chunks=(v.size, 1)
-                )
-                g.attrs["row"] = int(row)
-                g.attrs["col"] = int(col)
-                g.attrs["compliance_a"] = float(compliance_a)
-                # As calibration.io.write_iv_hdf5: cycle numbers (C,), 1..C, and the units.
-                g.attrs["cycles"] = np.arange(1, int(cycles) + 1, dtype=np.int64)
-                g.attrs["units_voltage"] = "V"
-                g.attrs["units_current"] = "A"
-                for k, a in attrs.items():
-                    g.attrs[k] = (
-                        a if isinstance(a, (int, float, str, bool)) else json.dumps(_jsonable(a))
-                    )
             finally:
                 self._swmr_on()
             self._iv_count += 1
@@ -671,7 +696,7 @@ class DataStore:
             self._check_open()
             f = self._f
             assert f is not None
-            g = f["iv"][w.name]
+            g = f[IV_ROOT][w.name]
             g["current"][p.index, p.cycle] = p.current
             g["compliance"][p.index, p.cycle] = p.compliance
             g_val = p.current / p.voltage if p.voltage != 0 else np.nan

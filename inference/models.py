@@ -17,14 +17,14 @@ Where the noise goes (``noise_site``):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from calibration.grid_bo import torch_threads
 from inference.names import NOISE_SITES
 
 # The paper's hardware network: 2 inputs, one hidden layer of 5 ReLU units, 2 outputs.
@@ -44,22 +44,6 @@ DIGITS_SIZES: tuple[int, ...] = (64, 32, 10)
 ACTIVATIONS = ("relu", "tanh")
 
 
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run a block with ``torch.set_num_threads(n)`` (restored after; None: unchanged).
-
-    These networks are tiny: thread start-up and contention cost more than they save, so
-    training and the batched noise evaluation run single-threaded by default.
-    """
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def multinomial_eta(

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from calibration.grid_bo import torch_threads
 from calibration.profile import DeviceNoiseProfile
-
-from .models import torch_threads
 
 
 def sigma_from_usability(usability: float) -> float:
@@ -211,6 +211,7 @@ def evaluate(
     n_trials: int = 10,
     seed: int | np.random.Generator | None = 0,
     activation: str | None = None,
+    per_trial: bool = False,
 ) -> np.ndarray:
     """Accuracy of a network under the section-2 hardware noise, one value per trial.
 
@@ -221,37 +222,42 @@ def evaluate(
         usability / profile: the noise mode (exactly one), see :func:`perturb_weights`.
         n_trials: number of noise trials (paper: 10).
         seed: seed or Generator of the noise.
+        per_trial: the reference computation, a Python loop over trials (same numbers for a
+            seed; see :func:`evaluate_per_trial`).
 
     Returns:
         float64 array ``(n_trials,)`` of accuracies in [0, 1]. Vectorised: one draw for all
         trials, then batched matmuls over (trials, points).
     """
     weights, act = _weights_and_activation(model_or_weights, activation)
-    tw = perturb_weights(
-        weights, n_trials=n_trials, rng=_as_rng(seed), usability=usability, profile=profile
-    )
+    rng = _as_rng(seed)
+    if per_trial:
+        return _accuracy_per_trial(weights, act, x, y, rng, n_trials, usability, profile)
+    tw = perturb_weights(weights, n_trials=n_trials, rng=rng, usability=usability, profile=profile)
     logits = forward_batched(tw, x, act)
     pred = logits.argmax(axis=-1)
     return (pred == np.asarray(y)[None, :]).mean(axis=1)
 
 
-def evaluate_per_trial(
-    model_or_weights,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    usability: float | None = None,
-    profile: DeviceNoiseProfile | None = None,
-    n_trials: int = 10,
-    seed: int | np.random.Generator | None = 0,
-    activation: str | None = None,
-) -> np.ndarray:
-    """Reference of :func:`evaluate` with a Python loop over trials (same numbers for a seed).
+def evaluate_per_trial(model_or_weights, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> np.ndarray:
+    """Reference of :func:`evaluate` with a Python loop over trials (same numbers for a seed):
+    ``evaluate(..., per_trial=True)`` with the same keywords.
 
     Used by the tests (equality) and the benchmark (the "per-trial python loop" peer).
     """
-    weights, act = _weights_and_activation(model_or_weights, activation)
-    rng = _as_rng(seed)
+    return evaluate(model_or_weights, x, y, per_trial=True, **kwargs)
+
+
+def _accuracy_per_trial(
+    weights: list[np.ndarray],
+    act: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    rng: np.random.Generator,
+    n_trials: int,
+    usability: float | None,
+    profile: DeviceNoiseProfile | None,
+) -> np.ndarray:
     y = np.asarray(y)
     acc = np.empty(int(n_trials))
     for t in range(int(n_trials)):

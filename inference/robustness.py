@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,8 @@ from .noise import evaluate
 from .training import TrainedModel, train_bayesmulti_many, train_erm
 
 DEFAULT_USABILITIES: tuple[float, ...] = tuple(round(1.0 - 0.1 * k, 1) for k in range(10))
+DEFAULT_TUNE = "per-level"  # BayesMulti tuned at every level (see the module docstring)
+DEFAULT_TUNE_USABILITY = 0.5  # the level of "single" tuning
 SIZES_BY_DATA = {"moons": MOONS_SIZES, "digits": DIGITS_SIZES}
 
 
@@ -121,8 +124,8 @@ def tune_bayesmulti(
     sizes: Sequence[int],
     usabilities: Sequence[float] = DEFAULT_USABILITIES,
     *,
-    tune: str = "per-level",
-    tune_usability: float = 0.5,
+    tune: str = DEFAULT_TUNE,
+    tune_usability: float = DEFAULT_TUNE_USABILITY,
     n_init: int = 3,
     n_iter: int = 10,
     n_eval_trials: int = 30,
@@ -184,51 +187,44 @@ def run_study(
     usabilities: Sequence[float] = DEFAULT_USABILITIES,
     n_trials: int = 10,
     seed: int = 0,
-    n_init: int = 3,
-    n_iter: int = 10,
-    n_eval_trials: int = 30,
-    tune: str = "per-level",
-    tune_usability: float = 0.5,
-    noise_site: str = "activations",
     progress: Callable[[str], None] | None = None,
+    **tuning: Any,
 ) -> RobustnessStudy:
-    """Train ERM and BayesMulti on ``data`` (moons / digits) and measure the robustness curve."""
+    """Train ERM and BayesMulti on ``data`` (moons / digits) and measure the robustness curve.
+
+    ``tuning``: the keywords of :func:`tune_bayesmulti` (tune, tune_usability, n_init, n_iter,
+    n_eval_trials, noise_site); ``n_trials`` noise trials per level, ``seed`` for everything.
+    """
     t0 = time.perf_counter()
     dataset = load_dataset(data, seed=seed)
     sizes = SIZES_BY_DATA[data]
     erm = train_erm(dataset, sizes, seed=seed)
     if progress is not None:
         progress(f"ERM trained: software test accuracy {erm.accuracies['test']:.3f}")
-    bm = tune_bayesmulti(
-        dataset,
-        sizes,
-        usabilities,
-        tune=tune,
-        tune_usability=tune_usability,
-        n_init=n_init,
-        n_iter=n_iter,
-        n_eval_trials=n_eval_trials,
-        seed=seed,
-        noise_site=noise_site,
-        progress=progress,
-    )
+    bm = tune_bayesmulti(dataset, sizes, usabilities, seed=seed, progress=progress, **tuning)
     rows = robustness_curve(dataset, erm, bm, usabilities, n_trials=n_trials, seed=seed)
+    tuned = next(iter(bm.values()))  # the BO settings as the models record them
     settings = {
         "data": data,
         "n_trials": n_trials,
         "seed": seed,
-        "n_init": n_init,
-        "n_iter": n_iter,
-        "n_eval_trials": n_eval_trials,
-        "noise_site": noise_site,
+        "n_init": tuned.training["n_init"],
+        "n_iter": tuned.training["n_iter"],
+        "n_eval_trials": tuned.n_eval_trials,
+        "noise_site": tuned.noise_site,
     }
+    tune = tuning.get("tune", DEFAULT_TUNE)
     return RobustnessStudy(
         dataset=dataset,
         erm=erm,
         bayesmulti=bm,
         rows=rows,
         tune=tune,
-        tune_usability=float(tune_usability) if tune == "single" else None,
+        tune_usability=(
+            float(tuning.get("tune_usability", DEFAULT_TUNE_USABILITY))
+            if tune == "single"
+            else None
+        ),
         elapsed_s=time.perf_counter() - t0,
         settings=settings,
     )

@@ -14,12 +14,13 @@ Every problem — a missing or malformed JSON, a missing ``.pt``, a file ``weigh
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from crossbar.datastore import to_jsonable
 
 from .models import MLP, MultinomialNoise
 from .training import TrainedModel
@@ -55,22 +56,6 @@ def model_paths(path: str | Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".pt"), stem.with_name(stem.name + ".json")
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy (numpy → python, non-finite floats → None)."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    return value
-
-
 def save_model(trained: TrainedModel, path_stem: str | Path) -> tuple[Path, Path]:
     """Write ``<stem>.pt`` (state dict) and ``<stem>.json`` (metadata); returns both paths."""
     pt, js = model_paths(path_stem)
@@ -96,7 +81,7 @@ def save_model(trained: TrainedModel, path_stem: str | Path) -> tuple[Path, Path
         "bo_trace": trained.bo_trace,
         "state_dict_file": pt.name,
     }
-    js.write_text(json.dumps(_clean(meta), indent=1))
+    js.write_text(json.dumps(to_jsonable(meta, finite_only=True), indent=1))
     return pt, js
 
 

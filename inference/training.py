@@ -22,7 +22,8 @@ Decisions (METHODS section 3 and this module):
   the same training seed, so a candidate differs from ERM only by its noise.
 * **Acquisition** (decision): LogEI scored on a candidate grid of the triangle (step 0.01,
   already-evaluated points excluded) rather than a gradient optimiser, which is exact enough for
-  two variables and respects the triangle constraint without penalties.
+  two variables and respects the triangle constraint without penalties (the grid BO of
+  :mod:`calibration.grid_bo`, shared with the fabrication search).
 * torch runs single-threaded during training (``num_threads=1``): these networks are tiny and
   threading overhead dominates on a 2-core machine.
 """
@@ -30,7 +31,6 @@ Decisions (METHODS section 3 and this module):
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,10 +39,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from calibration import grid_bo
+from calibration.grid_bo import torch_threads
 from calibration.profile import DeviceNoiseProfile
 
 from .data import Dataset
-from .models import MLP, MultinomialNoise, multinomial_eta, torch_threads
+from .models import MLP, MultinomialNoise, multinomial_eta
 from .names import OBJECTIVES
 from .noise import evaluate, sigma_from_usability
 
@@ -56,6 +58,7 @@ HYPERPARAMETERS: dict[str, dict[str, float | int]] = {
 _FALLBACK_HYPER = {"epochs": 300, "lr": 0.01, "restarts": 1}
 
 Progress = Callable[[int, int, float, float, float], None]
+ManyProgress = Callable[[int, int, int, float, float, float], None]  # (problem, …) of the above
 
 
 @dataclass
@@ -104,6 +107,60 @@ def hyperparameters(data_name: str) -> dict[str, float | int]:
 NoiseSpec = tuple[float, float] | None  # (p1, p2) of the training noise, None for ERM
 
 
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How a network is trained (the same for ERM and every BayesMulti candidate).
+
+    Adam for ``epochs`` passes (≥ 1) at learning rate ``lr`` (> 0); ``restarts`` initialisations
+    (≥ 1), the lowest clean training loss wins; ``batch_size`` minibatches (None: full batch);
+    training ``seed``; hidden ``activation`` and the training-noise site ``noise_site``.
+    """
+
+    epochs: int = 300
+    lr: float = 0.01
+    seed: int = 0
+    restarts: int = 1
+    batch_size: int | None = None
+    activation: str = "relu"
+    noise_site: str = "activations"
+
+    def __post_init__(self) -> None:
+        if int(self.epochs) < 1 or not (self.lr > 0) or int(self.restarts) < 1:
+            raise ValueError(
+                f"need epochs >= 1, lr > 0, restarts >= 1; "
+                f"got {self.epochs}, {self.lr}, {self.restarts}"
+            )
+
+    @classmethod
+    def for_dataset(
+        cls,
+        dataset: Dataset,
+        epochs: int | None = None,
+        lr: float | None = None,
+        restarts: int | None = None,
+        **rest: Any,
+    ) -> TrainingSettings:
+        """Settings with ``None`` epochs / lr / restarts taken from :func:`hyperparameters`."""
+        h = hyperparameters(dataset.name)
+        return cls(
+            epochs=int(h["epochs"] if epochs is None else epochs),
+            lr=float(h["lr"] if lr is None else lr),
+            restarts=int(h["restarts"] if restarts is None else restarts),
+            **rest,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The ``training`` entry of a :class:`TrainedModel` (epochs, lr, seed, restarts,
+        batch_size)."""
+        return {
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "seed": int(self.seed),
+            "restarts": self.restarts,
+            "batch_size": self.batch_size,
+        }
+
+
 def fit_networks(
     dataset: Dataset,
     sizes: Sequence[int],
@@ -140,125 +197,10 @@ def fit_networks(
     Returns:
         One :class:`MLP` per entry of ``noises`` (with its :class:`MultinomialNoise` attached).
     """
-    if int(epochs) < 1 or not (lr > 0) or int(restarts) < 1:
-        raise ValueError(f"need epochs >= 1, lr > 0, restarts >= 1; got {epochs}, {lr}, {restarts}")
-    with torch_threads(num_threads):
-        return _fit_networks(
-            dataset,
-            sizes,
-            noises,
-            noise_site=noise_site,
-            activation=activation,
-            epochs=epochs,
-            lr=lr,
-            seed=seed,
-            restarts=restarts,
-            batch_size=batch_size,
-        )
-
-
-def _fit_networks(
-    dataset: Dataset,
-    sizes: Sequence[int],
-    noises: Sequence[NoiseSpec],
-    *,
-    noise_site: str,
-    activation: str,
-    epochs: int,
-    lr: float,
-    seed: int,
-    restarts: int,
-    batch_size: int | None,
-) -> list[MLP]:
-    sizes = tuple(int(k) for k in sizes)
-    # Validate every spec (and build the noise modules) before any work.
-    modules = [None if nz is None else MultinomialNoise(*nz) for nz in noises]
-    MLP(sizes, activation=activation, noise_site=noise_site)  # validates sizes / names
-    n_models, n_restarts = len(modules), int(restarts)
-    if n_models == 0:
-        return []
-    m_total = n_models * n_restarts  # index = model * restarts + restart
-    p1 = torch.tensor([0.0 if nz is None else nz.p1 for nz in modules for _ in range(n_restarts)])
-    p2 = torch.tensor([0.0 if nz is None else nz.p2 for nz in modules for _ in range(n_restarts)])
-    gens = [
-        torch.Generator().manual_seed(int(seed) * 1000 + r)
-        for _ in range(n_models)
-        for r in range(n_restarts)
-    ]
-    weights, biases = [], []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        std = math.sqrt(2.0 / a)  # Kaiming normal (ReLU gain), zero bias
-        w = torch.stack([torch.randn((b, a), generator=g) * std for g in gens])
-        weights.append(w.requires_grad_())
-        biases.append(torch.zeros((m_total, b), requires_grad=True))
-    params = weights + biases
-    opt = torch.optim.Adam(params, lr=float(lr))
-    x_all = torch.as_tensor(dataset.x_train, dtype=torch.float32)
-    y_all = torch.as_tensor(dataset.y_train, dtype=torch.int64)
-    n = x_all.shape[0]
-    n_layers = len(weights)
-    p1v, p2v = p1.view(-1, 1, 1), p2.view(-1, 1, 1)
-    act = torch.relu if activation == "relu" else torch.tanh
-
-    def eta(shape: tuple[int, ...]) -> torch.Tensor:
-        u = torch.stack([torch.rand(shape, generator=g) for g in gens])
-        return multinomial_eta(
-            u,
-            p1v if len(shape) == 2 else p1.view(-1, 1),
-            p2v if len(shape) == 2 else p2.view(-1, 1),
-        )
-
-    def forward(x: torch.Tensor, noisy: bool) -> torch.Tensor:
-        h = x  # (N, in), broadcast over models by the first matmul
-        for i in range(n_layers):
-            w, b = weights[i], biases[i]
-            if noisy and noise_site == "weights":
-                w = w * eta(tuple(w.shape[1:]))
-                b = b * eta(tuple(b.shape[1:]))
-            h = torch.matmul(h, w.transpose(1, 2)) + b[:, None, :]
-            if i < n_layers - 1:
-                h = act(h)
-                if noisy and noise_site == "activations":
-                    h = h * eta(tuple(h.shape[1:]))
-        return h  # (M, N, classes)
-
-    def loss_per_model(x: torch.Tensor, y: torch.Tensor, noisy: bool) -> torch.Tensor:
-        logits = forward(x, noisy)  # (M, N, C); classes on dim 1 is the fast CPU layout
-        ce = F.cross_entropy(
-            logits.transpose(1, 2), y.expand(logits.shape[0], -1), reduction="none"
-        )
-        return ce.mean(dim=1)
-
-    any_noise = bool((p1 > 0).any() or (p2 > 0).any())
-    perm_gen = torch.Generator().manual_seed(int(seed))
-    for _ in range(int(epochs)):
-        if batch_size is None or int(batch_size) >= n:
-            batches = [(x_all, y_all)]
-        else:
-            perm = torch.randperm(n, generator=perm_gen)
-            batches = [
-                (x_all[perm[s : s + int(batch_size)]], y_all[perm[s : s + int(batch_size)]])
-                for s in range(0, n, int(batch_size))
-            ]
-        for xb, yb in batches:
-            opt.zero_grad()
-            loss_per_model(xb, yb, any_noise).sum().backward()
-            opt.step()
-    with torch.no_grad():
-        clean = loss_per_model(x_all, y_all, False).view(n_models, n_restarts)
-        clean = torch.nan_to_num(clean, nan=math.inf)
-        pick = clean.argmin(dim=1)  # first restart on ties
-    out = []
-    for k, noise in enumerate(modules):
-        j = k * n_restarts + int(pick[k])
-        model = MLP(sizes, activation=activation, noise=noise, noise_site=noise_site)
-        with torch.no_grad():
-            for i, layer in enumerate(model.layers):
-                layer.weight.copy_(weights[i][j])
-                layer.bias.copy_(biases[i][j])
-        model.eval()
-        out.append(model)
-    return out
+    settings = TrainingSettings(
+        epochs, lr, seed, restarts, batch_size, activation=activation, noise_site=noise_site
+    )
+    return _fit(dataset, sizes, noises, settings, num_threads)
 
 
 def fit_network(
@@ -266,29 +208,140 @@ def fit_network(
     sizes: Sequence[int],
     *,
     noise: NoiseSpec | MultinomialNoise = None,
-    noise_site: str = "activations",
-    activation: str = "relu",
-    epochs: int = 300,
-    lr: float = 0.01,
-    seed: int = 0,
-    restarts: int = 1,
-    batch_size: int | None = None,
+    **settings: Any,
 ) -> MLP:
-    """Train one network (see :func:`fit_networks`); ``noise`` is (p1, p2), a module or None."""
+    """Train one network: :func:`fit_networks` of ``[noise]`` with the same keywords (noise_site,
+    activation, epochs, lr, seed, restarts, batch_size); ``noise`` is (p1, p2), a module or
+    None."""
     if isinstance(noise, MultinomialNoise):
         noise = (noise.p1, noise.p2)
-    return fit_networks(
-        dataset,
-        sizes,
-        [noise],
-        noise_site=noise_site,
-        activation=activation,
-        epochs=epochs,
-        lr=lr,
-        seed=seed,
-        restarts=restarts,
-        batch_size=batch_size,
-    )[0]
+    return fit_networks(dataset, sizes, [noise], **settings)[0]
+
+
+def _fit(
+    dataset: Dataset,
+    sizes: Sequence[int],
+    noises: Sequence[NoiseSpec],
+    settings: TrainingSettings,
+    num_threads: int | None = 1,
+) -> list[MLP]:
+    """:func:`fit_networks` with its settings gathered (training on ``num_threads`` threads)."""
+    sizes = tuple(int(k) for k in sizes)
+    # Validate every spec (and build the noise modules) before any work.
+    modules = [None if nz is None else MultinomialNoise(*nz) for nz in noises]
+    MLP(sizes, activation=settings.activation, noise_site=settings.noise_site)  # validates
+    if not modules:
+        return []
+    with torch_threads(num_threads):
+        ensemble = _Ensemble(sizes, modules, settings)
+        ensemble.train(dataset, settings)
+        return ensemble.best_models(dataset)
+
+
+def _minibatches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int | None, order: torch.Generator
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch's batches: the whole set, or a permutation from ``order`` cut in minibatches."""
+    n = x.shape[0]
+    if batch_size is None or int(batch_size) >= n:
+        return [(x, y)]
+    b = int(batch_size)
+    perm = torch.randperm(n, generator=order)
+    return [(x[perm[s : s + b]], y[perm[s : s + b]]) for s in range(0, n, b)]
+
+
+class _Ensemble:
+    """``models × restarts`` independent MLPs as stacked parameters (dim 0 = model * restarts +
+    restart), each with its own generator for initialisation and training noise."""
+
+    def __init__(
+        self,
+        sizes: tuple[int, ...],
+        modules: Sequence[MultinomialNoise | None],
+        settings: TrainingSettings,
+    ) -> None:
+        self.sizes, self.modules = sizes, list(modules)
+        self.activation, self.noise_site = settings.activation, settings.noise_site
+        self.n_restarts = int(settings.restarts)
+        r = range(self.n_restarts)
+        self.p1 = torch.tensor([0.0 if nz is None else nz.p1 for nz in modules for _ in r])
+        self.p2 = torch.tensor([0.0 if nz is None else nz.p2 for nz in modules for _ in r])
+        self.gens = [
+            torch.Generator().manual_seed(int(settings.seed) * 1000 + k) for _ in modules for k in r
+        ]
+        self.weights: list[torch.Tensor] = []
+        self.biases: list[torch.Tensor] = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            std = math.sqrt(2.0 / a)  # Kaiming normal (ReLU gain), zero bias
+            w = torch.stack([torch.randn((b, a), generator=g) * std for g in self.gens])
+            self.weights.append(w.requires_grad_())
+            self.biases.append(torch.zeros((len(self.gens), b), requires_grad=True))
+
+    def _eta(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """A fresh multinomial η per model for a parameter or activation of ``shape``."""
+        u = torch.stack([torch.rand(shape, generator=g) for g in self.gens])
+        view = (-1, 1, 1) if len(shape) == 2 else (-1, 1)
+        return multinomial_eta(u, self.p1.view(*view), self.p2.view(*view))
+
+    def forward(self, x: torch.Tensor, noisy: bool) -> torch.Tensor:
+        """Logits (M, N, classes) of every model for inputs x (N, in)."""
+        act = torch.relu if self.activation == "relu" else torch.tanh
+        n_layers = len(self.weights)
+        h = x  # (N, in), broadcast over models by the first matmul
+        for i in range(n_layers):
+            w, b = self.weights[i], self.biases[i]
+            if noisy and self.noise_site == "weights":
+                w = w * self._eta(tuple(w.shape[1:]))
+                b = b * self._eta(tuple(b.shape[1:]))
+            h = torch.matmul(h, w.transpose(1, 2)) + b[:, None, :]
+            if i < n_layers - 1:
+                h = act(h)
+                if noisy and self.noise_site == "activations":
+                    h = h * self._eta(tuple(h.shape[1:]))
+        return h
+
+    def losses(self, x: torch.Tensor, y: torch.Tensor, noisy: bool) -> torch.Tensor:
+        """Mean cross-entropy per model, shape (M,)."""
+        logits = self.forward(x, noisy)  # (M, N, C); classes on dim 1 is the fast CPU layout
+        ce = F.cross_entropy(
+            logits.transpose(1, 2), y.expand(logits.shape[0], -1), reduction="none"
+        )
+        return ce.mean(dim=1)
+
+    def train(self, dataset: Dataset, settings: TrainingSettings) -> None:
+        """Adam on the summed loss (each model gets exactly its own gradient)."""
+        opt = torch.optim.Adam(self.weights + self.biases, lr=float(settings.lr))
+        x = torch.as_tensor(dataset.x_train, dtype=torch.float32)
+        y = torch.as_tensor(dataset.y_train, dtype=torch.int64)
+        noisy = bool((self.p1 > 0).any() or (self.p2 > 0).any())
+        order = torch.Generator().manual_seed(int(settings.seed))
+        for _ in range(int(settings.epochs)):
+            for xb, yb in _minibatches(x, y, settings.batch_size, order):
+                opt.zero_grad()
+                self.losses(xb, yb, noisy).sum().backward()
+                opt.step()
+
+    def best_models(self, dataset: Dataset) -> list[MLP]:
+        """Per model, the restart with the lowest clean training loss (the first on ties), as an
+        :class:`MLP` in eval mode with its noise module attached."""
+        x = torch.as_tensor(dataset.x_train, dtype=torch.float32)
+        y = torch.as_tensor(dataset.y_train, dtype=torch.int64)
+        with torch.no_grad():
+            clean = self.losses(x, y, False).view(len(self.modules), self.n_restarts)
+            pick = torch.nan_to_num(clean, nan=math.inf).argmin(dim=1)
+        out = []
+        for k, noise in enumerate(self.modules):
+            j = k * self.n_restarts + int(pick[k])
+            model = MLP(
+                self.sizes, activation=self.activation, noise=noise, noise_site=self.noise_site
+            )
+            with torch.no_grad():
+                for i, layer in enumerate(model.layers):
+                    layer.weight.copy_(self.weights[i][j])
+                    layer.bias.copy_(self.biases[i][j])
+            model.eval()
+            out.append(model)
+        return out
 
 
 def _accuracies(model: MLP, dataset: Dataset) -> dict[str, float]:
@@ -297,15 +350,6 @@ def _accuracies(model: MLP, dataset: Dataset) -> dict[str, float]:
         "val": model.accuracy(dataset.x_val, dataset.y_val),
         "test": model.accuracy(dataset.x_test, dataset.y_test),
     }
-
-
-def _resolve(dataset: Dataset, epochs, lr, restarts) -> tuple[int, float, int]:
-    h = hyperparameters(dataset.name)
-    return (
-        int(h["epochs"] if epochs is None else epochs),
-        float(h["lr"] if lr is None else lr),
-        int(h["restarts"] if restarts is None else restarts),
-    )
 
 
 def _wrap(
@@ -350,27 +394,12 @@ def train_erm(
     num_threads: int | None = 1,
 ) -> TrainedModel:
     """ERM baseline: the network trained without noise. ``None`` → per-data-set defaults."""
-    epochs, lr, restarts = _resolve(dataset, epochs, lr, restarts)
+    settings = TrainingSettings.for_dataset(
+        dataset, epochs, lr, restarts, seed=seed, batch_size=batch_size, activation=activation
+    )
     with torch_threads(num_threads):
-        model = fit_network(
-            dataset,
-            sizes,
-            noise=None,
-            activation=activation,
-            epochs=epochs,
-            lr=lr,
-            seed=seed,
-            restarts=restarts,
-            batch_size=batch_size,
-        )
-    training = {
-        "epochs": epochs,
-        "lr": lr,
-        "seed": int(seed),
-        "restarts": restarts,
-        "batch_size": batch_size,
-    }
-    return _wrap(model, dataset, method="erm", p1=0.0, p2=0.0, training=training)
+        (model,) = _fit(dataset, sizes, [None], settings)
+    return _wrap(model, dataset, method="erm", p1=0.0, p2=0.0, training=settings.record())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -403,34 +432,13 @@ def propose_next(
     """Fit a SingleTaskGP to the observations and return the candidate maximising LogEI.
 
     Returns ``(point, log_ei)``. Observations are maximised. Already-seen points are excluded.
+    Inputs are normalised to the triangle's box ``[0, total_max]²`` (see
+    :func:`calibration.grid_bo.propose`).
     """
-    tx = torch.as_tensor(x_seen, dtype=torch.float64)
-    ty = torch.as_tensor(y_seen, dtype=torch.float64).reshape(-1, 1)
-    bounds = torch.tensor([[0.0, 0.0], [total_max, total_max]], dtype=torch.float64)
-    with warnings.catch_warnings(), torch_threads(1):
-        # botorch/gpytorch warn on import (torch.jit deprecation) and on tiny data sets;
-        # a 2-D GP on a dozen points is fastest single-threaded.
-        warnings.simplefilter("ignore")
-        from botorch.acquisition import LogExpectedImprovement
-        from botorch.fit import fit_gpytorch_mll
-        from botorch.models import SingleTaskGP
-        from botorch.models.transforms import Normalize, Standardize
-        from gpytorch.mlls import ExactMarginalLogLikelihood
-
-        gp = SingleTaskGP(
-            tx,
-            ty,
-            input_transform=Normalize(d=2, bounds=bounds),
-            outcome_transform=Standardize(m=1),
-        )
-        fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
-        acq = LogExpectedImprovement(gp, best_f=ty.max())
-        dist = np.abs(candidates[:, None, :] - np.asarray(x_seen)[None, :, :]).max(axis=2)
-        fresh = candidates[dist.min(axis=1) > 1e-9]
-        with torch.no_grad():
-            values = acq(torch.as_tensor(fresh, dtype=torch.float64).unsqueeze(1))
-    i = int(torch.argmax(values))
-    return fresh[i], float(values[i])
+    bounds = [[0.0, 0.0], [total_max, total_max]]
+    with torch_threads(1):  # a 2-D GP on a dozen points is fastest single-threaded
+        i, log_ei = grid_bo.propose(x_seen, y_seen, candidates, bounds=bounds)
+    return candidates[i], log_ei
 
 
 def bayes_opt_many(
@@ -442,7 +450,7 @@ def bayes_opt_many(
     seed: int = 0,
     total_max: float = P_TOTAL_MAX,
     grid_step: float = 0.01,
-    progress: Callable[[int, int, int, float, float, float], None] | None = None,
+    progress: ManyProgress | None = None,
 ) -> list[list[dict[str, float]]]:
     """Run ``n_problems`` independent BO searches of (p1, p2) in lockstep; maximises.
 
@@ -506,32 +514,29 @@ def bayes_opt_many(
 def bayes_opt_noise(
     objective: Callable[[float, float], float],
     *,
-    n_init: int = 3,
-    n_iter: int = 10,
-    seed: int = 0,
-    total_max: float = P_TOTAL_MAX,
-    grid_step: float = 0.01,
     progress: Progress | None = None,
+    **options: Any,
 ) -> list[dict[str, float]]:
-    """Maximise ``objective(p1, p2)`` over the triangle (one search of :func:`bayes_opt_many`)."""
+    """Maximise ``objective(p1, p2)`` over the triangle: one search of :func:`bayes_opt_many`
+    (``options``: its n_init, n_iter, seed, total_max, grid_step);
+    ``progress(iteration, total, p1, p2, score)`` after each evaluation."""
 
     def many(batch: list[tuple[int, float, float]]) -> list[float]:
         return [float(objective(p1, p2)) for _, p1, p2 in batch]
 
-    def prog(_k: int, it: int, total: int, p1: float, p2: float, score: float) -> None:
-        if progress is not None:
-            progress(it, total, p1, p2, score)
+    return bayes_opt_many(many, 1, progress=_one_search(progress), **options)[0]
 
-    return bayes_opt_many(
-        many,
-        1,
-        n_init=n_init,
-        n_iter=n_iter,
-        seed=seed,
-        total_max=total_max,
-        grid_step=grid_step,
-        progress=prog,
-    )[0]
+
+def _one_search(progress: Progress | None) -> ManyProgress | None:
+    """Forward the lockstep ``progress(k, iteration, total, p1, p2, score)`` of a single search
+    to ``progress(iteration, total, p1, p2, score)``."""
+    if progress is None:
+        return None
+
+    def forward(_k: int, it: int, total: int, p1: float, p2: float, score: float) -> None:
+        progress(it, total, p1, p2, score)
+
+    return forward
 
 
 def best_of_trace(trace: Sequence[dict[str, float]]) -> dict[str, float]:
@@ -557,6 +562,84 @@ def _target_dict(usability: float | None, profile: DeviceNoiseProfile | None) ->
     return None
 
 
+def _check_targets(targets: Sequence[Target], objective: str, n_eval_trials: int) -> None:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    for usability, profile in targets:
+        if usability is not None and profile is not None:
+            raise ValueError("give at most one of usability= and profile= per target")
+        if objective == "hardware" and usability is None and profile is None:
+            raise ValueError("the hardware objective needs a target: usability= or profile=")
+        if usability is not None:
+            sigma_from_usability(usability)  # validates (0, 1]
+    if int(n_eval_trials) < 1:
+        raise ValueError(f"n_eval_trials must be >= 1, got {n_eval_trials}")
+
+
+class _CandidateScores:
+    """BayesMulti's BO objective for :func:`bayes_opt_many`: trains one candidate per entry of
+    a batch ``[(target, p1, p2), …]`` in one ensemble and scores it; keeps each target's best
+    model (the first of equal scores)."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        sizes: Sequence[int],
+        targets: Sequence[Target],
+        settings: TrainingSettings,
+        objective: str,
+        n_eval_trials: int,
+    ) -> None:
+        self.dataset, self.sizes, self.targets = dataset, sizes, list(targets)
+        self.settings, self.objective, self.n_eval_trials = settings, objective, int(n_eval_trials)
+        self.best_score = [-math.inf for _ in self.targets]
+        self.best_model: list[MLP | None] = [None for _ in self.targets]
+
+    def score(self, k: int, model: MLP) -> float:
+        """The objective of a trained candidate for target ``k``."""
+        ds = self.dataset
+        if self.objective != "hardware":
+            return model.accuracy(ds.x_train, ds.y_train)
+        usability, profile = self.targets[k]
+        accs = evaluate(
+            model,
+            ds.x_val,
+            ds.y_val,
+            usability=usability,
+            profile=profile,
+            n_trials=self.n_eval_trials,
+            seed=int(self.settings.seed) + 7919,  # common random numbers for every candidate
+        )
+        return float(np.mean(accs))
+
+    def trained(self, k: int, trace: list[dict[str, float]], training: dict) -> TrainedModel:
+        """Target ``k``'s result: its best model with the (p1, p2) of its trace's best entry."""
+        top = best_of_trace(trace)
+        return _wrap(
+            self.best_model[k],
+            self.dataset,
+            method="bayesmulti",
+            p1=top["p1"],
+            p2=top["p2"],
+            training=dict(training),
+            objective=self.objective,
+            target=_target_dict(*self.targets[k]),
+            n_eval_trials=self.n_eval_trials,
+            bo_trace=trace,
+        )
+
+    def __call__(self, batch: list[tuple[int, float, float]]) -> list[float]:
+        noises = [(p1, p2) for _, p1, p2 in batch]
+        models = _fit(self.dataset, self.sizes, noises, self.settings)
+        scores = []
+        for (k, _, _), model in zip(batch, models):
+            value = self.score(k, model)
+            if value > self.best_score[k]:  # strict: the first of equal scores is kept
+                self.best_score[k], self.best_model[k] = value, model
+            scores.append(value)
+        return scores
+
+
 def train_bayesmulti_many(
     dataset: Dataset,
     sizes: Sequence[int],
@@ -567,7 +650,7 @@ def train_bayesmulti_many(
     objective: str = "hardware",
     n_eval_trials: int = 30,
     seed: int = 0,
-    progress: Callable[[int, int, int, float, float, float], None] | None = None,
+    progress: ManyProgress | None = None,
     epochs: int | None = None,
     lr: float | None = None,
     activation: str = "relu",
@@ -580,87 +663,47 @@ def train_bayesmulti_many(
 
     The searches run in lockstep (:func:`bayes_opt_many`) so each round trains one candidate per
     target in a single batched ensemble; every result equals :func:`train_bayesmulti` run alone
-    for that target. ``progress(target_index, iteration, total, p1, p2, score)``.
+    for that target.
+
+    Args:
+        dataset: the data (validation set scores the hardware objective).
+        sizes: layer widths.
+        targets: per search, ``(usability, profile)``: a target usability U in (0, 1]
+            (usability-only noise, σ = −ln U) or a calibrated device profile (σ and the
+            non-monotonic mapping); exactly one of the two for ``objective="hardware"``,
+            optional (None, None) for ``"train_accuracy"``.
+        n_init, n_iter: random initial points and BO iterations (paper 3 + 10).
+        objective: ``"hardware"`` (default, decision) or ``"train_accuracy"`` (the paper's).
+        n_eval_trials: noise trials averaged by the hardware objective.
+        seed: training seed of every candidate; also seeds the initial points and the
+            objective's noise.
+        progress: called as ``progress(target_index, iteration, total, p1, p2, score)`` after
+            each candidate.
+        epochs, lr, restarts: None → per-data-set defaults (:data:`HYPERPARAMETERS`).
+        activation, noise_site, batch_size: see :class:`TrainingSettings`.
+        num_threads: torch threads of the search (training itself runs single-threaded).
+
+    Returns:
+        Per target, the best candidate's :class:`TrainedModel` with the whole BO trace.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    for usability, profile in targets:
-        if usability is not None and profile is not None:
-            raise ValueError("give at most one of usability= and profile= per target")
-        if objective == "hardware" and usability is None and profile is None:
-            raise ValueError("the hardware objective needs a target: usability= or profile=")
-        if usability is not None:
-            sigma_from_usability(usability)  # validates (0, 1]
-    if int(n_eval_trials) < 1:
-        raise ValueError(f"n_eval_trials must be >= 1, got {n_eval_trials}")
-    epochs, lr, restarts = _resolve(dataset, epochs, lr, restarts)
-    best: list[dict[str, Any]] = [{"score": -math.inf, "model": None} for _ in targets]
-
-    def objective_many(batch: list[tuple[int, float, float]]) -> list[float]:
-        models = fit_networks(
-            dataset,
-            sizes,
-            [(p1, p2) for _, p1, p2 in batch],
-            noise_site=noise_site,
-            activation=activation,
-            epochs=epochs,
-            lr=lr,
-            seed=seed,
-            restarts=restarts,
-            batch_size=batch_size,
-        )
-        scores = []
-        for (k, _, _), model in zip(batch, models):
-            usability, profile = targets[k]
-            if objective == "hardware":
-                accs = evaluate(
-                    model,
-                    dataset.x_val,
-                    dataset.y_val,
-                    usability=usability,
-                    profile=profile,
-                    n_trials=int(n_eval_trials),
-                    seed=int(seed) + 7919,
-                )
-                value = float(np.mean(accs))
-            else:
-                value = model.accuracy(dataset.x_train, dataset.y_train)
-            if value > best[k]["score"]:  # strict: the first of equal scores is kept
-                best[k].update(score=value, model=model)
-            scores.append(value)
-        return scores
-
+    _check_targets(targets, objective, n_eval_trials)
+    settings = TrainingSettings.for_dataset(
+        dataset,
+        epochs,
+        lr,
+        restarts,
+        seed=seed,
+        batch_size=batch_size,
+        activation=activation,
+        noise_site=noise_site,
+    )
+    scores = _CandidateScores(dataset, sizes, targets, settings, objective, n_eval_trials)
     with torch_threads(num_threads):
         traces = bayes_opt_many(
-            objective_many, len(targets), n_init=n_init, n_iter=n_iter, seed=seed, progress=progress
+            scores, len(targets), n_init=n_init, n_iter=n_iter, seed=seed, progress=progress
         )
-    out = []
-    for k, (usability, profile) in enumerate(targets):
-        top = best_of_trace(traces[k])
-        training = {
-            "epochs": epochs,
-            "lr": lr,
-            "seed": int(seed),
-            "restarts": restarts,
-            "batch_size": batch_size,
-            "n_init": int(n_init),
-            "n_iter": int(n_iter),
-        }
-        out.append(
-            _wrap(
-                best[k]["model"],
-                dataset,
-                method="bayesmulti",
-                p1=top["p1"],
-                p2=top["p2"],
-                training=training,
-                objective=objective,
-                target=_target_dict(usability, profile),
-                n_eval_trials=int(n_eval_trials),
-                bo_trace=traces[k],
-            )
-        )
-    return out
+    training = {**settings.record(), "n_init": int(n_init), "n_iter": int(n_iter)}
+    return [scores.trained(k, traces[k], training) for k in range(len(targets))]
 
 
 def train_bayesmulti(
@@ -669,21 +712,14 @@ def train_bayesmulti(
     *,
     usability: float | None = None,
     profile: DeviceNoiseProfile | None = None,
-    n_init: int = 3,
-    n_iter: int = 10,
-    objective: str = "hardware",
-    n_eval_trials: int = 30,
-    seed: int = 0,
     progress: Progress | None = None,
-    epochs: int | None = None,
-    lr: float | None = None,
-    activation: str = "relu",
-    noise_site: str = "activations",
-    restarts: int | None = None,
-    batch_size: int | None = None,
-    num_threads: int | None = 1,
+    **options: Any,
 ) -> TrainedModel:
     """BayesMulti: multinomial-noise training with (p1, p2) chosen by Bayesian optimisation.
+
+    The search for one target, :func:`train_bayesmulti_many` with ``[(usability, profile)]``;
+    ``options`` are its keywords (n_init, n_iter, objective, n_eval_trials, seed, epochs, lr,
+    activation, noise_site, restarts, batch_size, num_threads).
 
     Args:
         dataset: the data (validation set scores the hardware objective).
@@ -691,39 +727,14 @@ def train_bayesmulti(
         usability: target usability U in (0, 1] (usability-only noise, σ = −ln U), or
         profile: a calibrated device profile (σ and the non-monotonic mapping); exactly one of
             the two for ``objective="hardware"``; optional for ``"train_accuracy"``.
-        n_init, n_iter: random initial points and BO iterations (paper 3 + 10).
-        objective: ``"hardware"`` (default, decision) or ``"train_accuracy"`` (the paper's).
-        n_eval_trials: noise trials averaged by the hardware objective.
-        seed: training seed of every candidate; also seeds the initial points and the
-            objective's noise.
         progress: called as ``progress(iteration, total, p1, p2, score)`` after each candidate.
-        epochs, lr, restarts: None → per-data-set defaults (:data:`HYPERPARAMETERS`).
 
     Returns:
         The best candidate's :class:`TrainedModel` with the whole BO trace.
     """
-
-    def prog(_k: int, it: int, total: int, p1: float, p2: float, score: float) -> None:
-        if progress is not None:
-            progress(it, total, p1, p2, score)
-
+    targets = [(usability, profile)]
     return train_bayesmulti_many(
-        dataset,
-        sizes,
-        [(usability, profile)],
-        n_init=n_init,
-        n_iter=n_iter,
-        objective=objective,
-        n_eval_trials=n_eval_trials,
-        seed=seed,
-        progress=prog,
-        epochs=epochs,
-        lr=lr,
-        activation=activation,
-        noise_site=noise_site,
-        restarts=restarts,
-        batch_size=batch_size,
-        num_threads=num_threads,
+        dataset, sizes, targets, progress=_one_search(progress), **options
     )[0]
 
 

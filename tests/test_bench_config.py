@@ -15,6 +15,7 @@ from crossbar.config import (
     builtin_bench_path,
     load_bench_config,
     parse_bench_config,
+    toml_text,
 )
 from instruments.errors import SafetyLimits
 
@@ -217,28 +218,7 @@ def test_parsing_accepts_exactly_the_valid_values(rows: int, v: float, pins: lis
     if valid:
         cfg = parse_bench_config(data)
         assert cfg.crossbar.rows == rows and cfg.limits.max_voltage == v
-        assert tomllib.loads(_dump(cfg.to_dict())) == cfg.to_dict()
+        assert tomllib.loads(toml_text(cfg.to_dict())) == cfg.to_dict()
     else:
         with pytest.raises(BenchConfigError, match=r"<dict>: "):
             parse_bench_config(data)
-
-
-def _dump(d: dict) -> str:
-    """Minimal TOML writer for the round-trip check (tables of scalars and one nesting)."""
-    lines: list[str] = []
-
-    def scalar(x: object) -> str:
-        if isinstance(x, bool):
-            return "true" if x else "false"
-        if isinstance(x, str):
-            return '"' + x.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(x, float):
-            return repr(x)
-        return str(x)
-
-    for section, table in d.items():
-        lines.append(f"[{section}]")
-        for key, value in table.items():
-            if not isinstance(value, dict):
-                lines.append(f"{key} = {scalar(value)}")
-    return "\n".join(lines) + "\n"

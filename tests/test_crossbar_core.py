@@ -11,7 +11,7 @@ from fakes import IdealCrossbar
 
 from crossbar.backend import OperationAborted
 from crossbar.core import Crossbar
-from crossbar.datastore import DataStore, read_iv, read_mvm, read_records
+from crossbar.datastore import DataStore, read_iv_groups, read_mvm, read_records
 from crossbar.programming import ProgramReport
 
 
@@ -69,7 +69,7 @@ def test_iv_sweep_recorded_point_by_point(bench) -> None:
     np.testing.assert_allclose(res.current[:, 0], np.minimum(np.array(v) * g[2, 3], 25e-6))
     assert res.compliance[2, 0]  # 1 V × 60 µS = 60 µA > 25 µA
     cb.close()
-    iv = read_iv(path)["r2c3"]
+    iv = read_iv_groups(path)["r2c3"]
     np.testing.assert_array_equal(iv["current"], res.current)
     assert iv["compliance_a"] == 25e-6 and iv["nplc"] == 1.0 and iv["biasing"] == "ground"
     rec = read_records(path)

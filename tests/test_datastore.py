@@ -25,10 +25,12 @@ from crossbar.datastore import (
     DataStoreError,
     clear_write_flags,
     export_csv,
-    read_iv,
+    read_iv_groups,
     read_mvm,
     read_records,
+    to_jsonable,
 )
+from crossbar.datastore import _lookup3 as lookup3
 
 
 def _write_n(ds: DataStore, n: int, start: int = 0) -> None:
@@ -234,9 +236,9 @@ def test_iv_group_matches_calibration_reader(tmp_path: Path) -> None:
             for k, vk in enumerate(v):
                 w.point(SweepPoint(c, k, vk, 1e-6 * vk * (c + 1), vk >= 2.0, 0.1 * k))
         # half-written sweep visible while the file is open (SWMR reader)
-        live = read_iv(path, "r3c4")["r3c4"]
+        live = read_iv_groups(path, "r3c4")["r3c4"]
         assert np.isnan(live["current"][:, 2]).all()
-    got = read_iv(path)["r3c4"]
+    got = read_iv_groups(path)["r3c4"]
     np.testing.assert_array_equal(got["voltage"], v)
     np.testing.assert_array_equal(got["current"][:, 1], 2e-6 * v)
     assert np.isnan(got["current"][:, 2]).all()
@@ -285,3 +287,35 @@ def test_fsync_mode_writes_the_same(tmp_path: Path) -> None:
         assert ds.flushed_count == 8
     rec = read_records(tmp_path / "s.h5")
     np.testing.assert_array_equal(rec["time"], 0.5 * np.arange(10))
+
+
+def test_lookup3_known_vectors() -> None:
+    """HDF5's metadata checksum is Bob Jenkins' hashlittle (vectors from lookup3.c's driver5)."""
+    assert lookup3(b"") == 0xDEADBEEF
+    assert lookup3(b"Four score and seven years ago") == 0x17770551
+    assert lookup3(b"Four score and seven years ago", 1) == 0xCD628161
+
+
+def test_to_jsonable_numpy_paths_and_non_finite() -> None:
+    import enum
+
+    class Mode(enum.Enum):
+        FAST = "fast"
+
+    value = {
+        1: [np.float32(1.5), np.int64(3), np.bool_(True), Path("/x/y"), Mode.FAST],
+        "a": np.array([[1.0, np.nan], [np.inf, 2.0]]),
+        "t": (float("-inf"), "s", None),
+    }
+    kept = to_jsonable(value)
+    assert kept["1"] == [1.5, 3, True, "/x/y", "fast"]
+    assert [type(x) for x in kept["1"][:3]] == [float, int, bool]  # numpy scalars as Python's
+    assert kept["a"][0][0] == 1.0 and np.isnan(kept["a"][0][1])
+    assert kept["a"][1] == [float("inf"), 2.0]
+    assert kept["t"] == [float("-inf"), "s", None]
+    assert to_jsonable(value, finite_only=True) == {
+        "1": [1.5, 3, True, "/x/y", "fast"],
+        "a": [[1.0, None], [None, 2.0]],
+        "t": [None, "s", None],
+    }
+    json.dumps(to_jsonable(value, finite_only=True), allow_nan=False)  # strict JSON

@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from calibration.usability import usability
-from crossbar.datastore import read_iv
+from crossbar.datastore import read_iv_groups
 from gui.panels.iv_sweep import staircase
 from gui.testing import GapMonitor, open_main_window
 
@@ -59,7 +59,7 @@ def test_sweep_is_saved_in_the_session_data_file(window) -> None:
     assert window.runner.wait_idle(60)
     session = window.session
     session.datastore.flush()
-    sweeps = read_iv(session.data_path)
+    sweeps = read_iv_groups(session.data_path)
     assert iv.last.name in sweeps
     stored = sweeps[iv.last.name]
     np.testing.assert_allclose(stored["voltage"], iv.last.voltage)

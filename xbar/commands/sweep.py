@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from crossbar.backend import Biasing
-from crossbar.config import BenchConfig
+from crossbar.config import BenchConfig, range_text
 from instruments.errors import SafetyLimitError
 from instruments.keithley6487_limits import (
     CURRENT_LIMITS,
@@ -95,7 +95,7 @@ def finite(
     except (TypeError, ValueError):
         raise UserError(f"{option} {text!r} is not a number") from None
     unit = f" {unit}" if unit else ""
-    span = _span(lo, hi, lo_open, hi_open, unit)
+    span = range_text(lo, hi, lo_open, hi_open, unit)
     if not math.isfinite(x):
         raise UserError(f"{option} {text}: must be a finite number{span}")
     if lo is not None and (x < lo or (lo_open and x == lo)):
@@ -103,16 +103,6 @@ def finite(
     if hi is not None and (x > hi or (hi_open and x == hi)):
         raise UserError(f"{option} {x:g}{unit}: must be{span}")
     return x
-
-
-def _span(lo, hi, lo_open, hi_open, unit) -> str:
-    if lo is None and hi is None:
-        return ""
-    if hi is None:
-        return f" {'>' if lo_open else '>='} {lo:g}{unit}"
-    if lo is None:
-        return f" {'<' if hi_open else '<='} {hi:g}{unit}"
-    return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}{unit}"
 
 
 def integer(text: str, option: str, *, lo: int, hi: int | None = None) -> int:
