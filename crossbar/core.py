@@ -37,8 +37,7 @@ from crossbar.biasing import Biasing, BiasScheme
 from crossbar.datastore import DataStore
 from crossbar.policy import CrossbarPolicy, SweepSettings
 from crossbar.programming import CellProgramReport, ProgramReport, ProgramStep
-
-ProgressFn = Callable[[int, int], None]  # (done, total)
+from crossbar.progress import ProgressFn, notify
 
 __all__ = ["Crossbar", "FormReport", "OperationAborted"]
 
@@ -160,8 +159,7 @@ class Crossbar(BenchView):
             if self.datastore is not None:
                 self.datastore.record_reading(reading, "read")
             done[0] += 1
-            if progress is not None:
-                progress(done[0], total)
+            notify(progress, done[0], total, "read map")
             if reading.compliance:  # recorded (flagged) above; a clamped read is no conductance
                 raise self.policy.compliance_error(reading, "read map")
             self._check()
@@ -260,8 +258,7 @@ class Crossbar(BenchView):
             if on_point is not None:
                 on_point(p)
             done[0] += 1
-            if progress is not None:
-                progress(done[0], total)
+            notify(progress, done[0], total, "I-V sweep")
             self._check()
 
         def partial() -> SweepResult:
@@ -418,8 +415,7 @@ class Crossbar(BenchView):
                         self.datastore.record(
                             "mvm", time=t, voltage=vm, read_voltage=vm, current=i_tot
                         )
-                if progress is not None:
-                    progress(min(start + batch_size, v2.shape[0]), v2.shape[0])
+                notify(progress, min(start + batch_size, v2.shape[0]), v2.shape[0], "MVM")
             self._flush()
         return out[0] if single else out
 

@@ -40,9 +40,8 @@ import numpy as np
 from crossbar.backend import CellReading, CrossbarBackend
 from crossbar.biasing import Biasing, BiasScheme
 from crossbar.policy import CrossbarPolicy
+from crossbar.progress import ProgressFn, notify
 from instruments.errors import SafetyLimitError
-
-ProgressFn = Callable[[int, int], None]  # (done, total)
 
 __all__ = [
     "DEFAULTS",
@@ -395,7 +394,7 @@ def program_map(
     """Program every cell of ``targets`` (rows, cols) S, row by row; NaN = leave alone.
 
     ``skip``: cells not to touch (e.g. already done when resuming a run, or known stuck).
-    ``progress(done, total)`` after each cell; ``on_cell`` gets each cell's report as soon as it
+    ``progress`` (:class:`~crossbar.progress.Progress`) after each cell; ``on_cell`` gets each cell's report as soon as it
     is done; ``on_pulse`` every pulse (see :func:`program_cell`, which receives
     ``cell_options``). ``should_abort`` is checked between cells and between pulses; an abort
     stops at once and returns the partial report with ``aborted=True``.
@@ -411,8 +410,7 @@ def program_map(
     cells = [(int(r), int(c)) for r, c in np.argwhere(valid) if (int(r), int(c)) not in skip]
     report = ProgramReport(shape=policy.shape, targets=t.copy(), skipped=set(skip))
     total = len(cells)
-    if progress is not None:
-        progress(0, total)
+    notify(progress, 0, total, "program")
     for done, (r, c) in enumerate(cells, start=1):
         if should_abort is not None and should_abort():
             report.aborted = True
@@ -432,8 +430,7 @@ def program_map(
         if cell.aborted:
             report.aborted = True
             break
-        if progress is not None:
-            progress(done, total)
+        notify(progress, done, total, "program", f"cell ({r}, {c})")
     return report
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Progress", "ProgressFn", "report", "relabelled"]
+__all__ = ["Progress", "ProgressFn", "notify", "relabelled"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
-def report(
+def notify(
     progress: ProgressFn | None,
     done: int,
     total: int,

@@ -45,6 +45,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from crossbar.progress import Progress
 from gui import plotting
 from gui.arguments import add_arguments
 from gui.backend_chooser import BenchChooser, BenchSession, close_session, open_session
@@ -294,10 +295,11 @@ class MainWindow(QMainWindow):
         self._tick.start()
         self.abort_button.setEnabled(True)
 
-    def _task_progress(self, done: int, total: int) -> None:
-        if total > 0:
-            self.progress.setRange(0, total)
-            self.progress.setValue(min(done, total))
+    def _task_progress(self, p: Progress) -> None:
+        if p.total > 0:
+            self.progress.setRange(0, p.total)
+            self.progress.setValue(min(p.done, p.total))
+            self.progress.setFormat(f"{p.stage}: %v / %m" if p.stage else "%v / %m")
 
     def _task_finished(self, name: str, outcome: str) -> None:
         self._tick.stop()

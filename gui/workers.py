@@ -5,7 +5,7 @@ thread for every task, so instrument sessions are always used from one thread) a
 :class:`Task` at a time on it. A task is a plain function ``fn(ctx)`` that receives a
 :class:`TaskContext`; from the worker thread it may
 
-* ``ctx.progress(done, total)`` — the latest value is shown in the status bar;
+* ``ctx.progress(p)`` — a :class:`crossbar.progress.Progress`; the latest is shown in the status bar;
 * ``ctx.emit(item)`` — live data (sweep points, cell reads, BO iterations …), buffered and handed
   to the task's ``on_items`` on the UI thread in batches at most every ``update_interval_ms``
   (50 ms by default), so plots are redrawn at a bounded rate however fast points arrive;
@@ -39,6 +39,7 @@ from PyQt6.QtCore import (
 )
 
 from crossbar.backend import OperationAborted
+from crossbar.progress import Progress
 
 __all__ = ["Task", "TaskAborted", "TaskContext", "TaskRunner"]
 
@@ -58,14 +59,15 @@ class TaskContext:
         self._abort = threading.Event()
         self._lock = threading.Lock()
         self._items: list[Any] = []
-        self._progress: tuple[int, int] | None = None
+        self._progress: Progress | None = None
         self._message: str | None = None
 
     # -- called from the worker thread -------------------------------------------------------
-    def progress(self, done: int, total: int) -> None:
-        """Report progress (``done`` of ``total`` steps)."""
+    def progress(self, progress: Progress) -> None:
+        """Report progress (the protocol of every long operation: pass ``ctx.progress`` as the
+        operation's ``progress``)."""
         with self._lock:
-            self._progress = (int(done), int(total))
+            self._progress = progress
 
     def emit(self, item: Any) -> None:
         """Queue one live-data item for the UI (delivered in batches)."""
@@ -90,7 +92,7 @@ class TaskContext:
     def request_abort(self) -> None:
         self._abort.set()
 
-    def drain(self) -> tuple[list[Any], tuple[int, int] | None, str | None]:
+    def drain(self) -> tuple[list[Any], Progress | None, str | None]:
         with self._lock:
             items, self._items = self._items, []
             prog, msg = self._progress, self._message
@@ -159,12 +161,12 @@ class _Executor(QObject):
 class TaskRunner(QObject):
     """Runs :class:`Task` objects one at a time on a dedicated worker thread.
 
-    Signals: ``started(name)``, ``progress(done, total)``, ``message(text)``,
+    Signals: ``started(name)``, ``progress(Progress)``, ``message(text)``,
     ``finished(name, outcome)`` with outcome "done", "aborted" or "error", ``busy_changed``.
     """
 
     started = pyqtSignal(str)
-    progress = pyqtSignal(int, int)
+    progress = pyqtSignal(object)  # crossbar.progress.Progress
     message = pyqtSignal(str)
     finished = pyqtSignal(str, str)
     busy_changed = pyqtSignal(bool)
@@ -254,7 +256,7 @@ class TaskRunner(QObject):
             return
         items, prog, msg = task.ctx.drain()
         if prog is not None:
-            self.progress.emit(*prog)
+            self.progress.emit(prog)
         if msg is not None:
             self.message.emit(msg)
         if items and task.on_items is not None:

@@ -35,13 +35,12 @@ import numpy as np
 from crossbar.core import Crossbar
 from crossbar.mapping import NetworkPlacement, inputs_to_voltages, place_network
 from crossbar.programming import ProgramReport
+from crossbar.progress import ProgressFn, relabelled
 from inference.names import DEPLOY_TOL
 from inference.training import TrainedModel
 
 #: V100 energy efficiency implied by the paper (27,548 GOPS/W / 270), GOPS per W.
 V100_GOPS_PER_W = 27548.0 / 270.0
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass
@@ -197,7 +196,7 @@ def crossbar_outputs(
     x: np.ndarray,
     activation: str,
     options: DeployOptions | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Logits (n, classes) with every layer's MVM on the crossbar; activations stay digital.
 
@@ -212,11 +211,10 @@ def crossbar_outputs(
         v_rows = placement.row_voltages(i, v_in, input_scale=s_x)
         applied.append(v_rows)
 
-        def prog(done: int, total: int, _i: int = i) -> None:
-            if progress is not None:
-                progress(f"MVM layer {_i + 1}/{n_layers}", done, total)
-
-        currents = crossbar.mvm(v_rows, batch_size=o.batch_size, progress=prog)
+        stage = f"MVM layer {i + 1}/{n_layers}"
+        currents = crossbar.mvm(
+            v_rows, batch_size=o.batch_size, progress=relabelled(progress, stage)
+        )
         h = m.outputs(currents, input_scale=s_x)
         if i < n_layers - 1:
             h = _activation(h, activation)
@@ -248,7 +246,7 @@ def run_on_crossbar(
     x_train: np.ndarray,
     options: DeployOptions | None = None,
     program: bool = True,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     should_abort: Callable[[], bool] | None = None,
 ) -> DeploymentResult:
     """Map, program and run a trained classifier on ``crossbar``; compare with software.
@@ -282,9 +280,7 @@ def run_on_crossbar(
     x_test = np.asarray(x_test, dtype=float)
     y_test = np.asarray(y_test)
     out_sw = software_outputs(trained, x_test)
-    out_hw, applied = crossbar_outputs(
-        crossbar, placement, x_test, trained.activation, o, progress
-    )
+    out_hw, applied = crossbar_outputs(crossbar, placement, x_test, trained.activation, o, progress)
     e, ops = energy_per_mvm(applied, g_map, placement, o.t_read)
     eff = ops / e / 1e9 if e > 0 else math.inf  # GOPS/W = ops per nJ
     pred_sw = out_sw.argmax(axis=1)
@@ -319,12 +315,12 @@ def run_on_crossbar(
 
 
 def _program(
-    crossbar: Crossbar, targets: np.ndarray, o: DeployOptions, progress: Progress | None
+    crossbar: Crossbar, targets: np.ndarray, o: DeployOptions, progress: ProgressFn | None
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Program-and-verify the network's cells: (achieved map S, summary of the run)."""
     report: ProgramReport = crossbar.program_map(
         targets,
-        progress=(lambda d, t: progress("program", d, t)) if progress else None,
+        progress=relabelled(progress, "program"),
         tol=o.tol,
         max_pulses=o.max_pulses,
     )

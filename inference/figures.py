@@ -16,7 +16,9 @@ from inference.deploy import DeploymentResult  # noqa: E402
 COLORS = {"erm": "#7f7f7f", "bayesmulti": "#d62728"}
 
 
-def plot_deployment(results: Sequence[DeploymentResult], path: str | Path, *, title: str = "") -> Path:
+def plot_deployment(
+    results: Sequence[DeploymentResult], path: str | Path, *, title: str = ""
+) -> Path:
     """One PNG: accuracy bars (software light, hardware dark), per-point view of 20 points, and
     the histogram of hardware-minus-software outputs for each result."""
     path = Path(path)
@@ -46,12 +48,27 @@ def plot_deployment(results: Sequence[DeploymentResult], path: str | Path, *, ti
         ok_hw = (r.predictions_hardware[:n] == r.labels[:n]).astype(float)
         y = k * 2.5
         c = COLORS.get(r.method, f"C{k}")
-        ax.scatter(np.arange(n), np.full(n, y + 1), c=[c if v else "white" for v in ok_sw],
-                   edgecolors=c, s=60, label=f"{r.method} software")
-        ax.scatter(np.arange(n), np.full(n, y), marker="s", c=[c if v else "white" for v in ok_hw],
-                   edgecolors=c, s=60, label=f"{r.method} hardware")
-    ax.set_yticks([k * 2.5 + d for k in range(len(results)) for d in (0, 1)],
-                  [f"{r.method} {w}" for r in results for w in ("hw", "sw")])
+        ax.scatter(
+            np.arange(n),
+            np.full(n, y + 1),
+            c=[c if v else "white" for v in ok_sw],
+            edgecolors=c,
+            s=60,
+            label=f"{r.method} software",
+        )
+        ax.scatter(
+            np.arange(n),
+            np.full(n, y),
+            marker="s",
+            c=[c if v else "white" for v in ok_hw],
+            edgecolors=c,
+            s=60,
+            label=f"{r.method} hardware",
+        )
+    ax.set_yticks(
+        [k * 2.5 + d for k in range(len(results)) for d in (0, 1)],
+        [f"{r.method} {w}" for r in results for w in ("hw", "sw")],
+    )
     ax.set_xlabel("test point (filled = correct)")
     ax.set_xticks(range(0, n, 2))
     ax.set_title(f"per-point view, first {n} points")
@@ -62,8 +79,13 @@ def plot_deployment(results: Sequence[DeploymentResult], path: str | Path, *, ti
     lim = max(float(np.percentile(np.abs(e), 99)) for e in errs) or 1.0
     bins = np.linspace(-lim, lim, 41)
     for r, e in zip(results, errs, strict=True):
-        ax.hist(e, bins=bins, alpha=0.55, color=COLORS.get(r.method, "C0"),
-                label=f"{r.method}: σ = {np.std(e):.2f}")
+        ax.hist(
+            e,
+            bins=bins,
+            alpha=0.55,
+            color=COLORS.get(r.method, "C0"),
+            label=f"{r.method}: σ = {np.std(e):.2f}",
+        )
     ax.set_xlabel("hardware − software output (logit units)")
     ax.set_ylabel("count")
     ax.set_title("output error distribution")

@@ -44,8 +44,6 @@ DIGITS_SIZES: tuple[int, ...] = (64, 32, 10)
 ACTIVATIONS = ("relu", "tanh")
 
 
-
-
 def multinomial_eta(
     u: torch.Tensor, p1: float | torch.Tensor, p2: float | torch.Tensor
 ) -> torch.Tensor:

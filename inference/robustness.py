@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from crossbar.progress import Progress, ProgressFn, notify
 
 from .data import Dataset, load_dataset
 from .models import DIGITS_SIZES, MOONS_SIZES
@@ -131,7 +133,7 @@ def tune_bayesmulti(
     n_eval_trials: int = 30,
     seed: int = 0,
     noise_site: str = "activations",
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[float, TrainedModel]:
     """BayesMulti models for each level: tuned at that level, or one tuned at ``tune_usability``."""
     if tune not in TUNE_MODES:
@@ -141,19 +143,18 @@ def tune_bayesmulti(
     done = [0]
     total_evals = len(levels) * (int(n_init) + int(n_iter))
 
-    def on_eval(*_: float) -> None:  # (level index, iteration, total, p1, p2, score)
+    def say(text: str) -> None:
+        notify(progress, done[0], total_evals, "BO", text)
+
+    def on_eval(_: Progress) -> None:  # one candidate of one level evaluated
         done[0] += 1
         init_evals = len(levels) * int(n_init)
-        if progress is None:
-            return
         elapsed = time.perf_counter() - t0
         if done[0] == init_evals:
-            progress(f"BO initial points done ({init_evals} candidates, {elapsed:.1f} s)")
+            say(f"BO initial points done ({init_evals} candidates, {elapsed:.1f} s)")
         elif done[0] > init_evals and (done[0] - init_evals) % len(levels) == 0:
             r = (done[0] - init_evals) // len(levels)
-            progress(
-                f"BO round {r}/{n_iter} done ({done[0]}/{total_evals} candidates, {elapsed:.1f} s)"
-            )
+            say(f"BO round {r}/{n_iter} done ({done[0]}/{total_evals} candidates, {elapsed:.1f} s)")
 
     # One BO per level, run in lockstep (each round trains every level's candidate in one batch).
     trained = train_bayesmulti_many(
@@ -168,13 +169,12 @@ def tune_bayesmulti(
         progress=on_eval,
     )
     models = {_key(u): m for u, m in zip(levels, trained)}
-    if progress is not None:
-        for u, m in zip(levels, trained):
-            progress(
-                f"BayesMulti tuned at U={u:.2f}: p1={m.p1:.2f} p2={m.p2:.2f} "
-                f"objective={max(t['objective'] for t in m.bo_trace):.3f}"
-            )
-        progress(f"BO for {len(levels)} level(s): {time.perf_counter() - t0:.1f} s")
+    for u, m in zip(levels, trained):
+        say(
+            f"BayesMulti tuned at U={u:.2f}: p1={m.p1:.2f} p2={m.p2:.2f} "
+            f"objective={max(t['objective'] for t in m.bo_trace):.3f}"
+        )
+    say(f"BO for {len(levels)} level(s): {time.perf_counter() - t0:.1f} s")
     if tune == "single":
         only = models[_key(tune_usability)]
         return {_key(u): only for u in usabilities}
@@ -187,7 +187,7 @@ def run_study(
     usabilities: Sequence[float] = DEFAULT_USABILITIES,
     n_trials: int = 10,
     seed: int = 0,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressFn | None = None,
     **tuning: Any,
 ) -> RobustnessStudy:
     """Train ERM and BayesMulti on ``data`` (moons / digits) and measure the robustness curve.
@@ -199,8 +199,9 @@ def run_study(
     dataset = load_dataset(data, seed=seed)
     sizes = SIZES_BY_DATA[data]
     erm = train_erm(dataset, sizes, seed=seed)
-    if progress is not None:
-        progress(f"ERM trained: software test accuracy {erm.accuracies['test']:.3f}")
+    notify(
+        progress, 0, 1, "ERM", f"ERM trained: software test accuracy {erm.accuracies['test']:.3f}"
+    )
     bm = tune_bayesmulti(dataset, sizes, usabilities, seed=seed, progress=progress, **tuning)
     rows = robustness_curve(dataset, erm, bm, usabilities, n_trials=n_trials, seed=seed)
     tuned = next(iter(bm.values()))  # the BO settings as the models record them

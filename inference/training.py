@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from calibration import grid_bo
 from calibration.grid_bo import torch_threads
 from calibration.profile import DeviceNoiseProfile
+from crossbar.progress import ProgressFn, notify
 
 from .data import Dataset
 from .models import MLP, MultinomialNoise, multinomial_eta
@@ -56,9 +57,6 @@ HYPERPARAMETERS: dict[str, dict[str, float | int]] = {
     "digits": {"epochs": 200, "lr": 0.01, "restarts": 1},
 }
 _FALLBACK_HYPER = {"epochs": 300, "lr": 0.01, "restarts": 1}
-
-Progress = Callable[[int, int, float, float, float], None]
-ManyProgress = Callable[[int, int, int, float, float, float], None]  # (problem, …) of the above
 
 
 @dataclass
@@ -450,7 +448,7 @@ def bayes_opt_many(
     seed: int = 0,
     total_max: float = P_TOTAL_MAX,
     grid_step: float = 0.01,
-    progress: ManyProgress | None = None,
+    progress: ProgressFn | None = None,
 ) -> list[list[dict[str, float]]]:
     """Run ``n_problems`` independent BO searches of (p1, p2) in lockstep; maximises.
 
@@ -461,7 +459,8 @@ def bayes_opt_many(
 
     Returns one trace per problem, in evaluation order, entries
     ``{"iteration", "p1", "p2", "objective", "phase"}`` (phase "init" or "bo").
-    ``progress(problem, iteration, total, p1, p2, score)`` is called after each evaluation.
+    ``progress`` gets a :class:`~crossbar.progress.Progress` after each evaluation: stage
+    ``"BO"``, done = the problem's iteration, values ``problem``, ``p1``, ``p2``, ``score``.
     """
     if int(n_init) < 1 or int(n_iter) < 0 or int(n_problems) < 1:
         raise ValueError(
@@ -486,8 +485,17 @@ def bayes_opt_many(
                     "phase": phase,
                 }
             )
-            if progress is not None:
-                progress(k, len(trace), total, p1, p2, float(score))
+            notify(
+                progress,
+                len(trace),
+                total,
+                "BO",
+                f"p1={p1:.2f} p2={p2:.2f} objective={float(score):.3f}",
+                problem=k,
+                p1=p1,
+                p2=p2,
+                score=float(score),
+            )
 
     run(
         [
@@ -514,29 +522,16 @@ def bayes_opt_many(
 def bayes_opt_noise(
     objective: Callable[[float, float], float],
     *,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     **options: Any,
 ) -> list[dict[str, float]]:
     """Maximise ``objective(p1, p2)`` over the triangle: one search of :func:`bayes_opt_many`
-    (``options``: its n_init, n_iter, seed, total_max, grid_step);
-    ``progress(iteration, total, p1, p2, score)`` after each evaluation."""
+    (``options``: its n_init, n_iter, seed, total_max, grid_step, progress)."""
 
     def many(batch: list[tuple[int, float, float]]) -> list[float]:
         return [float(objective(p1, p2)) for _, p1, p2 in batch]
 
-    return bayes_opt_many(many, 1, progress=_one_search(progress), **options)[0]
-
-
-def _one_search(progress: Progress | None) -> ManyProgress | None:
-    """Forward the lockstep ``progress(k, iteration, total, p1, p2, score)`` of a single search
-    to ``progress(iteration, total, p1, p2, score)``."""
-    if progress is None:
-        return None
-
-    def forward(_k: int, it: int, total: int, p1: float, p2: float, score: float) -> None:
-        progress(it, total, p1, p2, score)
-
-    return forward
+    return bayes_opt_many(many, 1, progress=progress, **options)[0]
 
 
 def best_of_trace(trace: Sequence[dict[str, float]]) -> dict[str, float]:
@@ -650,7 +645,7 @@ def train_bayesmulti_many(
     objective: str = "hardware",
     n_eval_trials: int = 30,
     seed: int = 0,
-    progress: ManyProgress | None = None,
+    progress: ProgressFn | None = None,
     epochs: int | None = None,
     lr: float | None = None,
     activation: str = "relu",
@@ -677,7 +672,8 @@ def train_bayesmulti_many(
         n_eval_trials: noise trials averaged by the hardware objective.
         seed: training seed of every candidate; also seeds the initial points and the
             objective's noise.
-        progress: called as ``progress(target_index, iteration, total, p1, p2, score)`` after
+        progress: a :class:`~crossbar.progress.Progress` (values ``problem`` = target index,
+            ``p1``, ``p2``, ``score``) after
             each candidate.
         epochs, lr, restarts: None → per-data-set defaults (:data:`HYPERPARAMETERS`).
         activation, noise_site, batch_size: see :class:`TrainingSettings`.
@@ -712,7 +708,7 @@ def train_bayesmulti(
     *,
     usability: float | None = None,
     profile: DeviceNoiseProfile | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     **options: Any,
 ) -> TrainedModel:
     """BayesMulti: multinomial-noise training with (p1, p2) chosen by Bayesian optimisation.
@@ -727,15 +723,14 @@ def train_bayesmulti(
         usability: target usability U in (0, 1] (usability-only noise, σ = −ln U), or
         profile: a calibrated device profile (σ and the non-monotonic mapping); exactly one of
             the two for ``objective="hardware"``; optional for ``"train_accuracy"``.
-        progress: called as ``progress(iteration, total, p1, p2, score)`` after each candidate.
+        progress: a :class:`~crossbar.progress.Progress` after each candidate (see
+            :func:`bayes_opt_many`).
 
     Returns:
         The best candidate's :class:`TrainedModel` with the whole BO trace.
     """
     targets = [(usability, profile)]
-    return train_bayesmulti_many(
-        dataset, sizes, targets, progress=_one_search(progress), **options
-    )[0]
+    return train_bayesmulti_many(dataset, sizes, targets, progress=progress, **options)[0]
 
 
 def robustness_radius(p1: float, p2: float, n_params: int, score: float) -> float:

@@ -30,7 +30,7 @@ def test_read_cell_and_map_recorded(bench) -> None:
     assert r.conductance == pytest.approx(g[1, 2], rel=1e-12)
     assert r.current == pytest.approx(0.1 * g[1, 2])
     progress = []
-    m = cb.read_map(v_read=0.2, progress=lambda d, t: progress.append((d, t)))
+    m = cb.read_map(v_read=0.2, progress=lambda p: progress.append((p.done, p.total)))
     np.testing.assert_allclose(m, g, rtol=1e-12)
     assert progress[-1] == (12, 12) and len(progress) == 12
     cb.close()
@@ -83,7 +83,7 @@ def test_program_cell_and_map_recorded(bench) -> None:
     targets = np.full((3, 4), np.nan)
     targets[1, :2] = [5e-6, 40e-6]
     done = []
-    mrep = cb.program_map(targets, progress=lambda d, t: done.append(d))
+    mrep = cb.program_map(targets, progress=lambda p: done.append(p.done))
     assert isinstance(mrep, ProgramReport) and mrep.fraction_converged == 1.0
     assert done == [0, 1, 2]
     cb.close()
@@ -121,7 +121,7 @@ def test_mvm_batches_recorded(bench) -> None:
     rng = np.random.default_rng(3)
     v = rng.uniform(-0.3, 0.3, size=(10, 3))
     prog = []
-    out = cb.mvm(v, batch_size=4, progress=lambda d, t: prog.append((d, t)))
+    out = cb.mvm(v, batch_size=4, progress=lambda p: prog.append((p.done, p.total)))
     np.testing.assert_allclose(out, v @ g, rtol=1e-12)
     assert prog == [(4, 10), (8, 10), (10, 10)] and xb.mvm_calls == 3
     one = cb.mvm(v[0])
@@ -167,9 +167,9 @@ def test_abort_read_map_and_mvm_partial(bench) -> None:
     xb, ds, cb, path, g = bench
     n = [0]
 
-    def progress(d, t):
-        n[0] = d
-        if d == 5:
+    def progress(p):
+        n[0] = p.done
+        if p.done == 5:
             cb.abort()
 
     with pytest.raises(OperationAborted) as exc:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossbar.backend import OperationAborted
+from crossbar.progress import Progress
 from gui.panels.iv_sweep import staircase
 from gui.settings import Settings
 from gui.workers import Task, TaskAborted, TaskRunner
@@ -28,7 +29,7 @@ def test_task_runs_off_the_ui_thread_and_delivers_its_result(runner) -> None:
 
     def fn(ctx):
         seen["thread"] = threading.get_ident()
-        ctx.progress(3, 4)
+        ctx.progress(Progress(3, 4))
         return 42
 
     done = []

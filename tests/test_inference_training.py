@@ -84,10 +84,14 @@ def test_bayesmulti_returns_the_best_of_its_trace(moons) -> None:
         n_iter=3,
         seed=0,
         n_eval_trials=15,
-        progress=lambda *a: seen.append(a),
+        progress=seen.append,
     )
     assert len(bm.bo_trace) == 5 and len(seen) == 5
-    assert [s[0] for s in seen] == [1, 2, 3, 4, 5] and all(s[1] == 5 for s in seen)
+    assert [s.done for s in seen] == [1, 2, 3, 4, 5] and all(s.total == 5 for s in seen)
+    assert {s.stage for s in seen} == {"BO"}
+    assert [(s.values["p1"], s.values["p2"], s.values["score"]) for s in seen] == [
+        (t["p1"], t["p2"], t["objective"]) for t in bm.bo_trace
+    ]
     top = best_of_trace(bm.bo_trace)
     assert top["objective"] == max(t["objective"] for t in bm.bo_trace)
     assert (bm.p1, bm.p2) == (top["p1"], top["p2"])

@@ -43,6 +43,7 @@ from calibration.batch import (
     calibrate_file,
 )
 from calibration.io import CalibrationInputError, find_iv_files
+from crossbar.progress import Progress
 from gui import plotting
 from gui.panels.base import AppServices, Panel
 from gui.widgets import button, hbox, int_spin, set_panes, table
@@ -316,7 +317,7 @@ class CalibrationPanel(Panel):
                     for d in devs:
                         ctx.emit(("device", d))
                     ok += len(devs)
-                ctx.progress(k + 1, len(files))
+                ctx.progress(Progress(k + 1, len(files), "calibrate", Path(path).name))
             return ok, bad
 
         def done(res: tuple[int, int]) -> None:

@@ -38,6 +38,7 @@ from PyQt6.QtWidgets import (
 
 from crossbar.backend import Biasing, CellReading
 from crossbar.programming import CellProgramReport, ProgramReport, ProgramStep
+from crossbar.progress import Progress
 from gui import plotting
 from gui.panels.base import AppServices, Panel
 from gui.widgets import button, double_spin, hbox, int_spin, set_panes
@@ -662,7 +663,7 @@ class CrossbarPanel(Panel):
                     raise TaskAborted()
                 reading = crossbar.read_cell(r, c, v_read=v_read, biasing=biasing)
                 ctx.emit((0.0, 0.0, reading))
-                ctx.progress(k + 1, len(cells))
+                ctx.progress(Progress(k + 1, len(cells), "read"))
             return len(cells)
 
         return self.start_task(
@@ -705,7 +706,7 @@ class CrossbarPanel(Panel):
                     if reading is not None:
                         ctx.emit((amp, width, reading))
                     done += 1
-                    ctx.progress(done, total)
+                    ctx.progress(Progress(done, total, "pulses"))
             return done
 
         return self.start_task(

@@ -37,6 +37,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from crossbar.progress import Progress
 from gui import plotting
 from gui.panels.base import AppServices, Panel
 from gui.widgets import button, double_spin, hbox, int_spin, set_panes, table
@@ -55,11 +56,11 @@ def call_run_on_crossbar(
 ) -> Any:
     """Call ``run_on_crossbar(crossbar, model, x_test, y_test, *, x_train, progress,
     should_abort)`` (:func:`inference.deploy.run_on_crossbar`) on the first ``n_test_points``
-    test points, reporting its ``progress(stage, done, total)`` to the task."""
+    test points, reporting its progress to the task."""
 
-    def progress(stage: str, done: int, total: int) -> None:
-        ctx.message(f"Deploying: {stage} {done}/{total}")
-        ctx.progress(int(done), int(total))
+    def progress(p: Progress) -> None:
+        ctx.message(f"Deploying: {p.stage} {p.done}/{p.total}")
+        ctx.progress(p)
 
     n = int(n_test_points)
     return run_on_crossbar(
@@ -401,9 +402,9 @@ class InferencePanel(Panel):
                 model = train_erm(ds, sizes, epochs=epochs, seed=seed)
             else:
 
-                def progress(i: int, total: int, p1: float, p2: float, score: float) -> None:
-                    ctx.emit((p1, p2, score))
-                    ctx.progress(i, total)
+                def progress(p: Progress) -> None:
+                    ctx.emit((p.values["p1"], p.values["p2"], p.values["score"]))
+                    ctx.progress(p)
                     if ctx.should_abort():
                         raise TaskAborted()
 

@@ -130,9 +130,7 @@ def _train(args: argparse.Namespace, usability: float, out: Path, say: Callable[
         n_init=3,
         n_iter=args.bo_iters,
         seed=args.seed,
-        progress=lambda it, tot, p1, p2, s: say(
-            f"    BO {it}/{tot}: p1={p1:.2f} p2={p2:.2f} objective={s:.3f}"
-        ),
+        progress=lambda p: say(f"    BO {p.done}/{p.total}: {p.detail}"),
     )
     save_model(erm, out / "moons-erm")
     save_model(bm, out / "moons-bayesmulti")

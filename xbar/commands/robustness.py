@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         n_trials=args.trials,
         tune=args.tune,
         tune_usability=u,
-        progress=lambda msg: print("  " + msg, flush=True),
+        progress=lambda p: print("  " + p.detail, flush=True),
         **bo_settings(args),
     )
     csv_path = write_csv(study.rows, out / f"robustness-{args.data}.csv")

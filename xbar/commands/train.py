@@ -21,6 +21,7 @@ from ._common import add_bo_arguments, bo_settings, make_dir
 
 if TYPE_CHECKING:
     from calibration.profile import DeviceNoiseProfile
+    from crossbar.progress import Progress
 
 DEFAULT_USABILITY = 0.5  # BayesMulti target when neither --usability nor --profile is given
 
@@ -160,8 +161,13 @@ def _train_bayesmulti(
         print(f"target: usability {usability} (sigma {-math.log(usability):.3f})")
     total = args.bo_init + args.bo_iters
 
-    def progress(it: int, tot: int, p1: float, p2: float, score: float) -> None:
-        print(f"  BO {it:>2}/{tot}: p1={p1:.3f} p2={p2:.3f} -> objective {score:.4f}", flush=True)
+    def progress(p: Progress) -> None:
+        v = p.values
+        print(
+            f"  BO {p.done:>2}/{p.total}: p1={v['p1']:.3f} p2={v['p2']:.3f} -> objective "
+            f"{v['score']:.4f}",
+            flush=True,
+        )
 
     print(
         f"BayesMulti: {args.bo_init} + {args.bo_iters} = {total} candidates, objective "
