@@ -84,6 +84,8 @@ def test_deploy_wiring_with_a_stand_in_run_on_crossbar(window, monkeypatch) -> N
 
     import torch
 
+    from crossbar.progress import Progress
+
     calls = []
 
     def run_on_crossbar(crossbar, trained, x_test, y_test, *, x_train, progress, should_abort):
@@ -95,7 +97,7 @@ def test_deploy_wiring_with_a_stand_in_run_on_crossbar(window, monkeypatch) -> N
             out_sw = trained.model(torch.as_tensor(x)).numpy().astype(float)
         out_hw = out_sw + np.random.default_rng(0).normal(0.0, 1.0, out_sw.shape)
         for i in range(len(y)):
-            progress("mvm", i + 1, len(y))
+            progress(Progress(i + 1, len(y), "MVM"))
         return types.SimpleNamespace(
             software_accuracy=float(np.mean(out_sw.argmax(1) == y)),
             hardware_accuracy=float(np.mean(out_hw.argmax(1) == y)),
