@@ -180,10 +180,10 @@ class Probe:
             probe.reads += 1
             return r
 
-        def mvm(self, row_voltages):
+        def mvm(self, row_voltages, **kw):
             if "mvm" not in probe.marks and getattr(self, "sim_handles", None) is not None:
                 probe.marks["mvm"] = probe.counts(self)
-            out = orig_mvm(self, row_voltages)
+            out = orig_mvm(self, row_voltages, **kw)
             probe.mvm_vectors += int(np.atleast_2d(out).shape[0])
             return out
 

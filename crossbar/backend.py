@@ -44,11 +44,14 @@ __all__ = [
     "CellReading",
     "CrossbarBackend",
     "Measurement",
+    "EmergencyStop",
     "OperationAborted",
+    "StopRequested",
     "BenchView",
     "SweepPoint",
     "SweepResult",
     "SweepSpec",
+    "check_stop",
 ]
 
 
@@ -187,6 +190,28 @@ class OperationAborted(RuntimeError):
         self.partial = partial
 
 
+class EmergencyStop(OperationAborted):
+    """The emergency stop is latched. The running operation stopped at its next primitive with
+    every output off and returns no result (``partial`` is None); every further operation is
+    refused with this error until :meth:`crossbar.core.Crossbar.reset_emergency_stop`."""
+
+
+class StopRequested(Exception):
+    """Raised by a backend primitive when the ``should_stop`` it was given returned True between
+    two of its steps (sweep points, polls of a built-in sweep, MVM captures). The crossbar layer
+    turns it into :class:`OperationAborted` or :class:`EmergencyStop`."""
+
+
+StopFn = Callable[[], bool]
+"""``should_stop()``: True when the running primitive must stop at its next step."""
+
+
+def check_stop(should_stop: StopFn | None) -> None:
+    """Raise :class:`StopRequested` when ``should_stop`` (if given) says so."""
+    if should_stop is not None and should_stop():
+        raise StopRequested
+
+
 class CrossbarBackend(ABC):
     """Line-level primitives on one bench (see the module docstring). Arguments arrive
     validated by :class:`crossbar.policy.CrossbarPolicy`; a backend switches every output off
@@ -207,9 +232,17 @@ class CrossbarBackend(ABC):
         take one reading of the sensed column. The source may stay on (see :meth:`release`)."""
 
     @abstractmethod
-    def sweep(self, spec: SweepSpec, on_point: Callable[[int, int, Measurement], None]) -> None:
+    def sweep(
+        self,
+        spec: SweepSpec,
+        on_point: Callable[[int, int, Measurement], None],
+        *,
+        should_stop: StopFn | None = None,
+    ) -> None:
         """Run ``spec`` (see :class:`SweepSpec`): every reading passed at once to
-        ``on_point(cycle, index, measurement)``. Source off and lines released at the end."""
+        ``on_point(cycle, index, measurement)``. ``should_stop`` is polled between points (and
+        while a built-in sweep runs): True raises :class:`StopRequested`. Source off and lines
+        released at the end, on every path."""
 
     @abstractmethod
     def pulse(
@@ -220,10 +253,11 @@ class CrossbarBackend(ABC):
         pulse path and limit, ``capabilities.read_compliance`` where a limit applies)."""
 
     @abstractmethod
-    def mvm(self, row_voltages: np.ndarray) -> np.ndarray:
+    def mvm(self, row_voltages: np.ndarray, *, should_stop: StopFn | None = None) -> np.ndarray:
         """Column currents (batch, cols) A for row voltages (batch, rows) V, columns at
         virtual ground. Rows beyond the bench's drivers are applied in groups and the currents
-        summed (superposition)."""
+        summed (superposition). ``should_stop`` is polled between the bench's steps (captures):
+        True raises :class:`StopRequested` (outputs off)."""
 
     @abstractmethod
     def release(self) -> None:

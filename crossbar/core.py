@@ -8,9 +8,14 @@ inference and the GUI use it rather than the backend, so that
   to the data file the moment it is measured (through the backends' ``on_cell``/``on_point``
   callbacks);
 * a run can be stopped from another thread with :meth:`Crossbar.abort`: the flag is checked
-  between cells, sweep points, pulses and MVM batches; the operation then switches every output
-  to 0 V and raises :class:`~crossbar.backend.OperationAborted` carrying what was acquired
-  (the abort request is consumed by that raise);
+  between cells, sweep points, pulses and MVM batches, and once more when the operation ends;
+  the operation then switches every output to 0 V and raises
+  :class:`~crossbar.backend.OperationAborted` carrying what was acquired (the abort request is
+  consumed by that raise);
+* :meth:`Crossbar.emergency_stop` latches: the running operation stops at its next primitive
+  (outputs off, lines released, the data file marked ``aborted`` with the time and the last
+  record) and raises :class:`~crossbar.backend.EmergencyStop` with no result; every further
+  operation is refused with that error until :meth:`Crossbar.reset_emergency_stop`;
 * any error or Ctrl-C during an operation also switches outputs off before propagating, and the
   context manager always shuts the backend down.
 """
@@ -29,7 +34,9 @@ from crossbar.backend import (
     BenchView,
     CellReading,
     CrossbarBackend,
+    EmergencyStop,
     OperationAborted,
+    StopRequested,
     SweepPoint,
     SweepResult,
 )
@@ -39,11 +46,14 @@ from crossbar.policy import CrossbarPolicy, SweepSettings
 from crossbar.programming import CellProgramReport, ProgramReport, ProgramStep
 from crossbar.progress import ProgressFn, notify
 
-__all__ = ["Crossbar", "FormReport", "OperationAborted"]
+__all__ = ["Crossbar", "EmergencyStop", "FormReport", "OperationAborted"]
 
 
 class _Stop(Exception):
     """Internal: raised inside a backend callback to unwind an aborted operation."""
+
+
+_STOPS = (_Stop, StopRequested)
 
 
 @dataclass
@@ -78,9 +88,42 @@ class Crossbar(BenchView):
         differential_read: bool = True,
     ) -> None:
         self.backend = backend
-        self.policy = CrossbarPolicy(backend, differential_read=differential_read)
-        self.datastore = datastore
         self._abort = threading.Event()
+        self._estop = threading.Event()
+        # the emergency stop reaches inside every primitive; a plain abort is checked between
+        # steps (cells, points, pulses, MVM batches), so an aborted run keeps its partial result
+        self.policy = CrossbarPolicy(
+            backend, differential_read=differential_read, should_stop=self._estop.is_set
+        )
+        self.datastore = datastore
+
+    # -- emergency stop ----------------------------------------------------------------------
+    def emergency_stop(self) -> None:
+        """Latch the emergency stop (thread-safe). The running operation stops at its next
+        primitive with every output off and no result; every further operation is refused
+        until :meth:`reset_emergency_stop`. With no operation running, call :meth:`shutdown`
+        as well (from the thread that owns the bench) to switch the outputs off now."""
+        self._estop.set()
+
+    def reset_emergency_stop(self) -> None:
+        """Acknowledge the emergency stop: operations are accepted again (outputs stay off)."""
+        self._estop.clear()
+        self._abort.clear()
+
+    @property
+    def emergency_stopped(self) -> bool:
+        """True while the emergency stop is latched."""
+        return self._estop.is_set()
+
+    def _stop_requested(self) -> bool:
+        return self._estop.is_set() or self._abort.is_set()
+
+    def _refuse_if_stopped(self, what: str) -> None:
+        if self._estop.is_set():
+            raise EmergencyStop(
+                f"{what} refused: the emergency stop is latched (outputs off); acknowledge it "
+                "first (reset_emergency_stop(), or Acknowledge in the GUI)"
+            )
 
     # -- abort -------------------------------------------------------------------------------
     def abort(self) -> None:
@@ -97,16 +140,24 @@ class Crossbar(BenchView):
         return self._abort.is_set()
 
     def _check(self) -> None:
-        if self._abort.is_set():
+        if self._stop_requested():
             raise _Stop
 
     @contextmanager
     def _operation(self, what: str, partial: Callable[[], object]) -> Iterator[None]:
-        """Outputs off on any exception; an abort becomes OperationAborted(partial=...)."""
+        """Refused while the emergency stop is latched; outputs off on any exception; an abort
+        becomes OperationAborted(partial=...), an emergency stop EmergencyStop (no result)."""
+        self._refuse_if_stopped(what)
         try:
             yield
-        except _Stop:
+        except _STOPS:
             self.backend.outputs_off()
+            if self._estop.is_set():
+                self._mark_aborted(what)
+                self._flush_quietly()
+                raise EmergencyStop(
+                    f"{what} stopped by the emergency stop; outputs off, no result"
+                ) from None
             self._flush_quietly()
             self._abort.clear()
             raise OperationAborted(f"{what} aborted", partial=partial()) from None
@@ -114,6 +165,15 @@ class Crossbar(BenchView):
             self.backend.outputs_off()
             self._flush_quietly()
             raise
+
+    def _mark_aborted(self, what: str) -> None:
+        """Mark the data file ``aborted`` (never hides the stop behind a data-file error)."""
+        if self.datastore is None or self.datastore.closed:
+            return
+        try:
+            self.datastore.mark_aborted(f"emergency stop during {what}", self.backend.now())
+        except Exception:  # noqa: BLE001 - the stop itself must be reported
+            pass
 
     def _flush(self) -> None:
         if self.datastore is not None and not self.datastore.closed:
@@ -232,6 +292,7 @@ class Crossbar(BenchView):
         cur = np.full((v.size, plan.cycles), np.nan)
         comp = np.zeros((v.size, plan.cycles), dtype=bool)
         writer = None
+        self._refuse_if_stopped("I-V sweep")
         if self.datastore is not None:
             writer = self.datastore.begin_iv(
                 row,
@@ -404,7 +465,7 @@ class Crossbar(BenchView):
             for start in range(0, v2.shape[0], batch_size):
                 self._check()
                 chunk = v2[start : start + batch_size]
-                cur = np.asarray(self.backend.mvm(chunk), dtype=float).reshape(chunk.shape[0], -1)
+                cur = self.policy.mvm(chunk)
                 out[start : start + chunk.shape[0]] = cur
                 if self.datastore is not None:
                     t = self.backend.now()
@@ -416,6 +477,7 @@ class Crossbar(BenchView):
                             "mvm", time=t, voltage=vm, read_voltage=vm, current=i_tot
                         )
                 notify(progress, min(start + batch_size, v2.shape[0]), v2.shape[0], "MVM")
+            self._check()  # a stop requested during the last batch still stops the operation
             self._flush()
         return out[0] if single else out
 

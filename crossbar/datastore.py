@@ -27,8 +27,18 @@ being written. Records are buffered and flushed in small batches — every ``flu
 (16) or when ``flush_interval`` (0.5 s) has passed at the next write, and by :meth:`flush` /
 :meth:`close` — so a crash of the program (SIGKILL, an exception, a segfault) loses at most the last unflushed
 batch; with ``fsync=True`` every flush is also synced to disk (power cut, OS crash).
-SWMR forbids creating new objects while in SWMR mode, so a new I-V group or the first MVM
-dataset closes and reopens the file (milliseconds; only for those rare structural changes).
+SWMR forbids creating new objects while in SWMR mode, so a new I-V group, the first MVM
+dataset or the ``aborted`` mark closes and reopens the file (milliseconds; only for those rare
+structural changes).
+
+**Readers at any time.** Every open uses ``locking=False`` (HDF5's POSIX file lock off): with
+the lock on, a reader in another process (the GUI's live view, a script) holds a shared lock
+that makes the writer's reopen for such a structural change fail ("unable to lock file"), so a
+reader could not be open during a run. The guard against a second *writer* does not depend on
+that lock: HDF5 marks the superblock "open for writing" and refuses a second writer
+(``tests/test_datastore.py::test_a_second_writer_is_refused_without_file_locks``). A reader sees
+every record flushed so far (``/records`` grows in place; it calls ``refresh``); objects created
+after it opened (a new I-V group) appear when it reopens the file.
 
 A file left by a crashed writer is readable at once (:func:`read_records` opens it as an SWMR
 reader). To append to it again (resume a program-map run), open it with ``recover=True``: this
@@ -216,10 +226,10 @@ def open_read(path: str | Path) -> h5py.File:
     if not path.exists():
         raise DataStoreError(f"{path}: no such data file")
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", locking=False)
     except OSError as first:
         try:
-            return h5py.File(path, "r", libver="latest", swmr=True)
+            return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
         except OSError:
             raise DataStoreError(
                 f"{path}: cannot open ({first}); if a writer crashed outside SWMR mode, "
@@ -442,7 +452,7 @@ class DataStore:
     def _create(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            f = h5py.File(self.path, "w", libver="latest")
+            f = h5py.File(self.path, "w", libver="latest", locking=False)
         except OSError as exc:
             raise DataStoreError(f"{self.path}: cannot create data file ({exc})") from exc
         f.attrs["format"] = FORMAT
@@ -463,11 +473,11 @@ class DataStore:
 
     def _open_existing(self, recover: bool) -> None:
         try:
-            f = h5py.File(self.path, "a", libver="latest")
+            f = h5py.File(self.path, "a", libver="latest", locking=False)
         except OSError as exc:
             if "already open for write" in str(exc) and recover:
                 clear_write_flags(self.path)
-                f = h5py.File(self.path, "a", libver="latest")
+                f = h5py.File(self.path, "a", libver="latest", locking=False)
             elif "already open for write" in str(exc):
                 raise DataStoreError(
                     f"{self.path}: the file was not closed cleanly (a crashed run?) or another "
@@ -492,7 +502,7 @@ class DataStore:
         self._flush_locked()
         assert self._f is not None
         self._f.close()
-        self._f = h5py.File(self.path, "a", libver="latest")
+        self._f = h5py.File(self.path, "a", libver="latest", locking=False)
         return self._f
 
     def _swmr_on(self) -> None:
@@ -713,6 +723,32 @@ class DataStore:
             )
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def mark_aborted(self, reason: str, bench_time: float) -> None:
+        """Mark the file ``aborted`` (root attribute, JSON): the wall time (ISO 8601), the bench
+        time (s), ``reason`` and the last record written (its index and fields), after flushing
+        every buffered record. Each call appends to the list in ``aborted``."""
+        with self._lock:
+            self._check_open()
+            self._flush_locked()
+            last: dict[str, Any] | None = None
+            n = self.flushed_count
+            if n:
+                row = self._f["records"][n - 1]  # type: ignore[index]
+                last = {"index": n - 1} | _records_dict(np.asarray([row]))  # one record
+                last = {k: (v[0] if isinstance(v, np.ndarray) else v) for k, v in last.items()}
+            entry = {
+                "time": _now_iso(),
+                "bench_time_s": float(bench_time),
+                "reason": str(reason),
+                "last_record": to_jsonable(last),
+            }
+            f = self._restructure()  # attributes are written outside SWMR mode
+            try:
+                marks = json.loads(f.attrs.get("aborted", "[]"))
+                f.attrs["aborted"] = json.dumps([*marks, entry])
+            finally:
+                self._swmr_on()
+
     def close(self) -> None:
         """Flush and close (safe to call twice)."""
         with self._lock:

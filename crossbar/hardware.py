@@ -52,7 +52,15 @@ from typing import Any
 
 import numpy as np
 
-from crossbar.backend import Capabilities, CellReading, CrossbarBackend, Measurement, SweepSpec
+from crossbar.backend import (
+    Capabilities,
+    CellReading,
+    CrossbarBackend,
+    Measurement,
+    StopFn,
+    SweepSpec,
+    check_stop,
+)
 from crossbar.biasing import SELECTED, Line, LineLevels
 from crossbar.config import BenchConfig
 from instruments import keithley6487_procedures as procedures
@@ -346,7 +354,13 @@ class InstrumentBackend(CrossbarBackend):
                 k.source_voltage_range = 10
 
     # ------------------------------------------------------------------ I-V sweeps
-    def sweep(self, spec: SweepSpec, on_point: Callable[[int, int, Measurement], None]) -> None:
+    def sweep(
+        self,
+        spec: SweepSpec,
+        on_point: Callable[[int, int, Measurement], None],
+        *,
+        should_stop: StopFn | None = None,
+    ) -> None:
         """Staircase through the 6487 (built-in sweeps where the list allows), ``cycles``
         times; overflow readings are ±inf."""
         v = np.asarray(spec.voltages, dtype=float).ravel()
@@ -364,6 +378,7 @@ class InstrumentBackend(CrossbarBackend):
                 def deliver(index: int, reading: Reading, cycle: int = cycle) -> None:
                     m = Measurement(_current(reading), bool(reading.compliance), self.now())
                     on_point(cycle, index, m)
+                    check_stop(should_stop)
 
                 procedures.sweep_points(
                     k,
@@ -378,7 +393,7 @@ class InstrumentBackend(CrossbarBackend):
                 self._back_to_10v_range()
 
     # ------------------------------------------------------------------ MVM
-    def mvm(self, row_voltages: np.ndarray) -> np.ndarray:
+    def mvm(self, row_voltages: np.ndarray, *, should_stop: StopFn | None = None) -> np.ndarray:
         """Column currents (batch, cols) A for row voltages (batch, rows) V, |V| ≤ the read limit
         (see the module docstring for the grouping and the number of captures)."""
         v = np.atleast_2d(np.asarray(row_voltages, dtype=float))
@@ -405,6 +420,7 @@ class InstrumentBackend(CrossbarBackend):
                         c[j] = tia_bus[k]
                     self._route(r, c)  # break-before-make; AWG levels stay in the read range
                     for b in active:
+                        check_stop(should_stop)
                         for k, i in enumerate(group):
                             self.ad2.awg_dc(k, float(v[b, i]))
                         volts = self.ad2.scope_capture(

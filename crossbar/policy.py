@@ -37,11 +37,13 @@ from crossbar.backend import (
     CellReading,
     CrossbarBackend,
     Measurement,
+    StopFn,
     SweepPoint,
     SweepResult,
     SweepSpec,
+    check_stop,
 )
-from crossbar.biasing import Biasing, BiasScheme
+from crossbar.biasing import Biasing, BiasScheme, LineLevels
 from instruments.errors import ComplianceError, SafetyLimitError
 
 __all__ = ["CrossbarPolicy", "SweepPlan", "SweepRun", "SweepSettings"]
@@ -103,11 +105,25 @@ class CrossbarPolicy(BenchView):
     :param backend: the bench.
     :param differential_read: cancel the half-selected cells' current in reads under schemes
         that drive the unselected rows (V/2, V/3); False gives the raw I/V.
+    :param should_stop: polled before every primitive and handed to the long ones (sweeps,
+        MVMs, which poll it between their steps): True stops the operation there with
+        :class:`~crossbar.backend.StopRequested` (the Crossbar's abort and emergency stop).
     """
 
-    def __init__(self, backend: CrossbarBackend, *, differential_read: bool = True) -> None:
+    def __init__(
+        self,
+        backend: CrossbarBackend,
+        *,
+        differential_read: bool = True,
+        should_stop: StopFn | None = None,
+    ) -> None:
         self.backend = backend
         self.differential_read = bool(differential_read)
+        self.should_stop = should_stop
+
+    def _read(self, lines: LineLevels, v: float) -> Measurement:
+        check_stop(self.should_stop)
+        return self.backend.read(lines, v)
 
     @classmethod
     def of(cls, target: CrossbarPolicy | CrossbarBackend | object) -> CrossbarPolicy:
@@ -300,9 +316,9 @@ class CrossbarPolicy(BenchView):
         V/2, V/3 (module docstring). ``current`` is G·v_read (A)."""
         self.check_cell(row, col)
         v, b = self._read_setup(v_read, biasing)
-        m1 = self.backend.read(b.lines(self.shape, row, col), v)
+        m1 = self._read(b.lines(self.shape, row, col), v)
         f = self._differential(b)
-        m0 = self.backend.read(b.baseline_lines(self.shape, row, col), v) if f else None
+        m0 = self._read(b.baseline_lines(self.shape, row, col), v) if f else None
         return self._reading(row, col, v, f, m1, m0)
 
     def read_map(
@@ -321,9 +337,9 @@ class CrossbarPolicy(BenchView):
         out = np.full((rows, cols), np.nan)
         try:
             for col in range(cols):
-                m0 = self.backend.read(b.baseline_lines(self.shape, 0, col), v) if f else None
+                m0 = self._read(b.baseline_lines(self.shape, 0, col), v) if f else None
                 for row in range(rows):
-                    m1 = self.backend.read(b.lines(self.shape, row, col), v)
+                    m1 = self._read(b.lines(self.shape, row, col), v)
                     reading = self._reading(row, col, v, f, m1, m0)
                     out[row, col] = reading.conductance
                     if on_cell is not None:
@@ -369,6 +385,7 @@ class CrossbarPolicy(BenchView):
         w = self.check_width(width)
         if compliance is None:
             self.check_read_limit("pulse current limit")
+        check_stop(self.should_stop)
         self.backend.pulse(b.lines(self.shape, row, col), amp, w, compliance=limit)
 
     # -- I-V sweeps --------------------------------------------------------------------------
@@ -437,7 +454,8 @@ class CrossbarPolicy(BenchView):
             spec = SweepSpec(
                 lines, v[run.start : run.stop], run.limit, plan.nplc, plan.delay, cycles
             )
-            self.backend.sweep(spec, shifted)
+            check_stop(self.should_stop)
+            self.backend.sweep(spec, shifted, should_stop=self.should_stop)
 
         if plan.split:
             for cycle in range(plan.cycles):
@@ -478,7 +496,9 @@ class CrossbarPolicy(BenchView):
         returns (cols,))."""
         single = np.ndim(row_voltages) == 1
         v2 = self.check_mvm(row_voltages)
-        out = np.asarray(self.backend.mvm(v2), dtype=float).reshape(v2.shape[0], -1)
+        check_stop(self.should_stop)
+        raw = self.backend.mvm(v2, should_stop=self.should_stop)
+        out = np.asarray(raw, dtype=float).reshape(v2.shape[0], -1)
         return out[0] if single else out
 
 

@@ -33,7 +33,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from crossbar.backend import Capabilities, CrossbarBackend, Measurement, SweepSpec
+from crossbar.backend import (
+    Capabilities,
+    CrossbarBackend,
+    Measurement,
+    StopFn,
+    SweepSpec,
+    check_stop,
+)
 from crossbar.biasing import Line, LineLevels
 from instruments.errors import SafetyLimits
 from sim_backends.array import SimulatedCrossbar
@@ -171,7 +178,13 @@ class PhysicsBackend(CrossbarBackend):
         )
         self.last_pulse_compliance = bool(res.compliance)
 
-    def sweep(self, spec: SweepSpec, on_point: Callable[[int, int, Measurement], None]) -> None:
+    def sweep(
+        self,
+        spec: SweepSpec,
+        on_point: Callable[[int, int, Measurement], None],
+        *,
+        should_stop: StopFn | None = None,
+    ) -> None:
         """Point by point: each point held ``delay`` s, then read over ``nplc/60`` s with the
         source limited at ``compliance`` A."""
         v = np.asarray(spec.voltages, dtype=float).reshape(-1)
@@ -202,9 +215,10 @@ class PhysicsBackend(CrossbarBackend):
                 )
                 i = float(np.asarray(res.solution.column_currents)[col])
                 on_point(c, k, Measurement(i, bool(res.compliance), self.now()))
+                check_stop(should_stop)
         self.outputs_on = False
 
-    def mvm(self, row_voltages: np.ndarray) -> np.ndarray:
+    def mvm(self, row_voltages: np.ndarray, *, should_stop: StopFn | None = None) -> np.ndarray:
         """Column currents (batch, cols) A; see the module docstring for the linear fast path
         and when the non-linear solve is used."""
         v2 = np.atleast_2d(np.asarray(row_voltages, dtype=float))
@@ -213,6 +227,7 @@ class PhysicsBackend(CrossbarBackend):
         linear = self.mvm_mode == "linear" or (
             self.mvm_mode == "auto" and vmax <= self.linear_max_v
         )
+        check_stop(should_stop)
         self.outputs_on = True
         if linear:
             out = np.asarray(self.sim.mvm_linear(v2), dtype=float).reshape(v2.shape[0], cols)
@@ -222,6 +237,7 @@ class PhysicsBackend(CrossbarBackend):
         bottom = LineEnds.uniform(cols, End.VGROUND, 0.0)
         out = np.empty((v2.shape[0], cols))
         for b in range(v2.shape[0]):
+            check_stop(should_stop)
             left = LineEnds.uniform(rows, End.DRIVE, 0.0)
             left.voltage[:] = v2[b]
             res = self.sim.bias(left, bottom, duration_s=self.t_read, noisy=True)

@@ -26,7 +26,14 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from crossbar.backend import Capabilities, CrossbarBackend, Measurement, SweepSpec
+from crossbar.backend import (
+    Capabilities,
+    CrossbarBackend,
+    Measurement,
+    StopFn,
+    SweepSpec,
+    check_stop,
+)
 from crossbar.biasing import LineLevels
 from instruments.errors import SafetyLimits
 
@@ -116,7 +123,13 @@ class IdealCrossbar(CrossbarBackend):
             frac = 1.0 - np.exp(-scale * (-amplitude - self.v_reset))
             self.g[row, col] = np.exp(lg - (lg - np.log(self.g_off)) * frac)
 
-    def sweep(self, spec: SweepSpec, on_point: Callable[[int, int, Measurement], None]) -> None:
+    def sweep(
+        self,
+        spec: SweepSpec,
+        on_point: Callable[[int, int, Measurement], None],
+        *,
+        should_stop: StopFn | None = None,
+    ) -> None:
         icc = spec.compliance
         for c in range(spec.cycles):
             for k, vk in enumerate(spec.voltages):
@@ -125,8 +138,10 @@ class IdealCrossbar(CrossbarBackend):
                 i = float(np.clip(i, -icc, icc))
                 self.t += spec.delay + spec.nplc / 60.0
                 on_point(c, k, Measurement(i, bool(hit), self.t))
+                check_stop(should_stop)
 
-    def mvm(self, row_voltages: np.ndarray) -> np.ndarray:
+    def mvm(self, row_voltages: np.ndarray, *, should_stop: StopFn | None = None) -> np.ndarray:
+        check_stop(should_stop)
         v = np.atleast_2d(np.asarray(row_voltages, dtype=float))
         self.mvm_calls += 1
         self.t += T_READ * v.shape[0]
