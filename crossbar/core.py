@@ -150,6 +150,7 @@ class Crossbar(BenchView):
         self._refuse_if_stopped(what)
         try:
             yield
+            self._check()  # a stop pressed during the operation's last step still stops it
         except _STOPS:
             self.backend.outputs_off()
             if self._estop.is_set():
@@ -477,7 +478,6 @@ class Crossbar(BenchView):
                             "mvm", time=t, voltage=vm, read_voltage=vm, current=i_tot
                         )
                 notify(progress, min(start + batch_size, v2.shape[0]), v2.shape[0], "MVM")
-            self._check()  # a stop requested during the last batch still stops the operation
             self._flush()
         return out[0] if single else out
 
