@@ -11,9 +11,11 @@ no instrument logic: it opens a :class:`gui.backend_chooser.BenchSession` (backe
 
 Safety:
 
-* **EMERGENCY STOP** aborts the running operation, waits briefly for the worker to leave the
-  instrument (≤ 0.5 s), then calls the backend's ``shutdown()`` (every output off, switch matrix
-  released) even if the worker has not stopped; the bench stays connected, outputs off.
+* **EMERGENCY STOP** latches the crossbar layer's emergency stop (the running operation stops at
+  its next primitive and shows no result), waits briefly for the worker to leave the instrument
+  (≤ 0.5 s), then calls the backend's ``shutdown()`` (every output off, switch matrix released)
+  even if the worker has not stopped; the bench stays connected, outputs off. Every further
+  operation is refused until **Acknowledge stop** is pressed.
 * **Abort** stops the running operation; the crossbar layer switches outputs off.
 * **Closing the window** aborts running work and shuts the backend down.
 """
@@ -137,6 +139,14 @@ class MainWindow(QMainWindow):
         )
         self.estop.clicked.connect(self.emergency_stop)
         top.addWidget(self.estop)
+        self.ack_button = QPushButton("Acknowledge stop")
+        self.ack_button.setToolTip(
+            "The emergency stop is latched: check the bench, then acknowledge to allow "
+            "operations again (outputs stay off)"
+        )
+        self.ack_button.setEnabled(False)
+        self.ack_button.clicked.connect(self.acknowledge_stop)
+        top.addWidget(self.ack_button)
         return top
 
     def _build_panels(self) -> None:
@@ -238,6 +248,11 @@ class MainWindow(QMainWindow):
             self.log("Connect a bench first.", "warning")
             return False
         crossbar = session.crossbar
+        if crossbar.emergency_stopped:
+            self.log(
+                f"EMERGENCY STOP is latched: press Acknowledge stop before {task.name}.", "error"
+            )
+            return False
         backend = session.backend
         fn = task.fn
 
@@ -285,10 +300,6 @@ class MainWindow(QMainWindow):
             self.runner.abort()
 
     def _task_started(self, name: str) -> None:
-        if self._estopped and self.session is not None:
-            self._estopped = False
-            rows, cols = self.session.shape
-            self.chooser.set_status(f"connected: {self.session.name} ({rows}×{cols})", "#1a7f1a")
         self.op_label.setText(f"Running: {name}")
         self.progress.setRange(0, 0)  # busy indicator until the first progress report
         self._t0 = time.monotonic()
@@ -399,6 +410,9 @@ class MainWindow(QMainWindow):
         self._notify_session()
 
     def _notify_session(self) -> None:
+        latched = self.session is not None and self.session.crossbar.emergency_stopped
+        self.ack_button.setEnabled(latched)
+        self._estopped = latched
         for p in self.panels:
             p.session_changed(self.session)
         self.session_changed.emit(self.session)
@@ -413,6 +427,9 @@ class MainWindow(QMainWindow):
         self.estop_count += 1
         session = self.session
         running = self.runner.busy
+        if session is not None:
+            session.crossbar.emergency_stop()  # latched: the running operation shows no result
+            self.ack_button.setEnabled(True)
         self.runner.abort()
         if session is None:
             self.log("EMERGENCY STOP: no bench connected", "warning")
@@ -431,8 +448,20 @@ class MainWindow(QMainWindow):
             + ("" if stopped else " (the running operation is being aborted)"),
             "error",
         )
-        self.chooser.set_status("EMERGENCY STOP — outputs off", "#c00000")
+        self.chooser.set_status("EMERGENCY STOP — outputs off; acknowledge to go on", "#c00000")
         self._estopped = True
+
+    def acknowledge_stop(self) -> None:
+        """Acknowledge a latched emergency stop: operations are accepted again (outputs stay
+        off until the next operation switches them on)."""
+        session = self.session
+        if session is not None:
+            session.crossbar.reset_emergency_stop()
+            rows, cols = session.shape
+            self.chooser.set_status(f"connected: {session.name} ({rows}×{cols})", "#1a7f1a")
+        self._estopped = False
+        self.ack_button.setEnabled(False)
+        self.log("Emergency stop acknowledged: operations allowed again (outputs are off)")
 
     @staticmethod
     def _shutdown_backend(session: BenchSession) -> None:

@@ -8,6 +8,7 @@ every line floating).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gui.testing import bench_outputs, keithley_commands, open_main_window, outputs_all_off
 
@@ -54,9 +55,19 @@ def test_emergency_stop_during_a_sweep(window, qtbot) -> None:
     assert window.runner.wait_idle(30)
     assert outputs_all_off(backend)
     assert "EMERGENCY STOP" in window.chooser.status.text()
-    # the bench stays usable: a read works afterwards and leaves outputs off again
+    # the stopped sweep shows no result
+    assert window.iv_panel.last is None or window.iv_panel.last.usability is None
+    # latched: nothing runs until the stop is acknowledged, and nothing reaches the bench
     xb = window.crossbar_panel
     xb.set_selection({(0, 0)})
+    mark = len(keithley_commands(backend))
+    assert not xb.read_selected()
+    assert len(keithley_commands(backend)) == mark
+    assert any("Acknowledge" in line for line in window.log_lines())
+    assert window.ack_button.isEnabled()
+    window.ack_button.click()
+    assert not window.ack_button.isEnabled()
+    # acknowledged: the bench is usable again, a read works and leaves outputs off again
     assert xb.read_selected()
     assert window.runner.wait_idle(30)
     assert np.isfinite(xb.g_map[0, 0])
@@ -74,9 +85,12 @@ def test_emergency_stop_during_programming(window, qtbot) -> None:
     backend = window.session.backend
     assert outputs_all_off(backend), bench_outputs(backend)
     assert window.runner.wait_idle(30)
-    assert xb.last_program is not None and xb.last_program.aborted
-    assert len(xb.last_program.cells) < 100
+    # an emergency stop shows no result: no programming report, the label says so
+    assert xb.last_program is None and xb.program_label.text() == "stopped: no result"
     assert outputs_all_off(backend)
+    assert not xb.program_selected()  # refused until acknowledged
+    window.acknowledge_stop()
+    assert window.session.crossbar.emergency_stopped is False
 
 
 def test_emergency_stop_when_idle(window) -> None:
@@ -119,3 +133,26 @@ def test_abort_during_deployment_switches_outputs_off(window, qtbot) -> None:
     assert outputs_all_off(backend), bench_outputs(backend)
     assert inf.current.last is None  # no result from an aborted run
     assert any("Deployment aborted" in line for line in window.log_lines())
+
+
+@pytest.mark.slow  # programs the network's cells on the simulated bench first
+def test_emergency_stop_during_a_deployments_inference_shows_no_result(window, qtbot) -> None:
+    """What a new user found: EMERGENCY STOP during a deployment's MVM batches, and the
+    deployment finished and showed a hardware accuracy. Now it shows nothing and the bench waits
+    for the stop to be acknowledged."""
+    from test_gui_inference import train
+
+    inf = window.inference_panel
+    entry = train(window, "erm", epochs=40)
+    inf.n_test.setValue(40)
+    assert inf.deploy()
+    qtbot.waitUntil(lambda: "MVM layer" in window.op_label.text(), timeout=300_000)
+    window.emergency_stop()
+    backend = window.session.backend
+    assert outputs_all_off(backend), bench_outputs(backend)
+    assert window.runner.wait_idle(60)
+    assert entry.last is None  # no deployment result shown
+    assert "hardware accuracy" not in inf.acc_label.text()
+    assert not inf.deploy()  # refused while latched
+    window.acknowledge_stop()
+    assert not window.session.crossbar.emergency_stopped

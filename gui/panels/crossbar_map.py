@@ -768,6 +768,8 @@ class CrossbarPanel(Panel):
             if isinstance(partial, ProgramReport):
                 self.last_program = partial
                 self.program_label.setText(partial.summary())
+            else:  # an emergency stop: no result
+                self.program_label.setText("stopped: no result")
             self.app.log(f"{name} aborted; outputs off", "warning")
 
         self.program_label.setText("programming…")
