@@ -443,6 +443,18 @@ class Crossbar(BenchView):
             ),
         )
 
+    # -- waiting ----------------------------------------------------------------------------
+    def wait(self, seconds: float) -> None:
+        """Let ``seconds`` s pass with the outputs off (retention; see
+        :meth:`CrossbarPolicy.wait <crossbar.policy.CrossbarPolicy.wait>`); recorded as ``wait``
+        with the duration in ``pulse_width``. An abort or emergency stop ends it."""
+        with self._operation("wait", lambda: None):
+            self._check()
+            t0 = self.backend.now()
+            self.policy.wait(seconds)
+            if self.datastore is not None:
+                self.datastore.record("wait", time=t0, pulse_width=float(seconds))
+
     # -- matrix-vector products --------------------------------------------------------------
     def mvm(
         self,

@@ -83,7 +83,7 @@ __all__ = [
 
 FORMAT = "xbar-datastore/1"
 #: Operation codes stored in ``/records["operation"]``.
-OPERATIONS = ("read", "pulse", "iv", "program-verify", "mvm", "form")
+OPERATIONS = ("read", "pulse", "iv", "program-verify", "mvm", "form", "wait")
 RECORD_FIELDS = (
     "time",
     "operation",

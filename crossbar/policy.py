@@ -480,6 +480,22 @@ class CrossbarPolicy(BenchView):
         plan = self.plan_sweep(row, col, voltages, SweepSettings(**settings))  # type: ignore[arg-type]
         return self.run_sweep(plan, on_point)
 
+    # -- waiting ----------------------------------------------------------------------------
+    def wait(self, seconds: float, *, step: float = 10.0) -> None:
+        """Let ``seconds`` s pass with every line released and the sources off (retention), in
+        waits of at most ``step`` s so a stop request ends it (virtual time on a simulated
+        bench: an hour costs no wall time)."""
+        t = float(seconds)
+        if not (math.isfinite(t) and t >= 0):
+            raise ValueError(f"a wait must be ≥ 0 s, got {seconds!r}")
+        check_stop(self.should_stop)
+        self.backend.release()
+        while t > 0:
+            check_stop(self.should_stop)
+            dt = min(t, float(step))
+            self.backend.wait(dt)
+            t -= dt
+
     # -- matrix-vector products --------------------------------------------------------------
     def check_mvm(self, row_voltages: np.ndarray) -> np.ndarray:
         """``row_voltages`` as a (batch, rows) float array, within the read limit."""

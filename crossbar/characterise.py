@@ -1,0 +1,406 @@
+"""Characterise a device for computing: the measurements a deployed network's error comes from.
+
+:func:`characterise` runs four procedures on any bench through the :class:`~crossbar.core.
+Crossbar` facade, so every read, pulse, program-verify step and retention wait is written to the
+data file as it is acquired, progress is reported, and an abort or emergency stop ends it safely
+(outputs off). The result is a :class:`~crossbar.deployment_profile.DeploymentProfile`.
+
+1. **window and stuck map** (every cell): a RESET ramp then a SET ramp, an averaged read after
+   every pulse (G_min: the lowest read of the RESET ramp, G_max: the highest of the SET ramp — a
+   filament may rupture on a strong pulse), then the RESET ramp again (the array is left in the
+   HRS). A cell whose G_max/G_min < ``min_ratio`` is stuck.
+2. **read noise** (the chosen cells): ``n_reads`` single reads at ``v_read`` → σ_read = std/mean
+   of G per cell (median over cells) and how σ scales with G (slope of ln σ vs ln G).
+3. **programming statistics** (the chosen cells): program-and-verify to ``n_targets`` targets
+   spread log-uniformly across the window the cells share (target k on cell i: k = i mod K),
+   then averaged reads right after and at ``settle_times`` s → σ_prog (the spread of achieved /
+   target, with the read noise of the averaged read removed in quadrature), the relaxation
+   between the first two reads, and the drift exponent ν of g(t) = g(t₀)(t/t₀)^−ν fitted per cell
+   over the settle reads (mean, spread), plus the fraction that fell back to the HRS.
+4. **pulse response** (the first ``n_pulse_cells`` chosen cells): from a strong RESET, N identical
+   SET pulses then N identical RESET pulses, an averaged read after each → distinguishable levels
+   (consecutive reads more than ``level_z`` read-noise σ apart start a new level), dynamic range,
+   the non-linearity ν of each branch (G ∝ 1 − exp(−ν p/N), NeuroSim's form) and the asymmetry.
+
+``CharacterisationPlan.quick()`` is the short protocol (fewer cells, reads, targets and settle
+times) that still recovers the figures on the simulated bench in a few minutes of wall time.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from crossbar.biasing import Biasing
+from crossbar.core import Crossbar
+from crossbar.deployment_profile import (
+    DeploymentProfile,
+    Programming,
+    PulseResponse,
+    ReadNoise,
+    Window,
+)
+from crossbar.programming import pulse_cap
+from crossbar.progress import ProgressFn, notify
+
+__all__ = ["CharacterisationPlan", "characterise", "default_cells"]
+
+
+def default_cells(shape: tuple[int, int], n: int) -> list[tuple[int, int]]:
+    """``n`` cells spread over the array: every k-th cell in row-major order, shifted by one
+    column per row so rows and columns are both covered."""
+    rows, cols = shape
+    total = rows * cols
+    n = max(1, min(int(n), total))
+    picks = np.linspace(0, total - 1, n).round().astype(int)
+    return [(int(p // cols), int((p % cols + p // cols) % cols)) for p in picks]
+
+
+@dataclass(frozen=True)
+class CharacterisationPlan:
+    """The protocol (defaults: the full one; :meth:`quick` the short one). Voltages V, times s."""
+
+    cells: tuple[tuple[int, int], ...] | None = None  # None: default_cells(shape, n_cells)
+    n_cells: int = 20
+    v_read: float = 0.2
+    read_biasing: str = "ground"  # the verify reads' biasing (programming uses it too)
+    n_reads: int = 40  # single reads per cell for the read noise
+    avg_reads: int = 8  # reads averaged for every "G" of steps 1, 3, 4
+    n_targets: int = 5
+    tol: float = 0.03
+    max_pulses: int = 60
+    settle_times: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3600.0)
+    n_pulse_cells: int = 3
+    n_pulses: int = 30
+    amplitude_set: float = 3.4
+    amplitude_reset: float = -2.6
+    pulse_width: float = 1e-3
+    # the window map's SET and RESET ramps (V; each capped by the bench's pulse capability):
+    # stepping up reaches cells whose threshold drew high after their last switching event
+    window_set: tuple[float, ...] = (4.0, 4.5, 5.0)
+    window_reset: tuple[float, ...] = (-3.0, -3.5, -4.0)
+    window_width: float = 10e-3
+    min_ratio: float = 2.0
+    level_z: float = 4.0
+
+    @classmethod
+    def quick(cls, **changes: object) -> CharacterisationPlan:
+        """The short protocol: 10 cells, 20 reads, 3 targets, settle to 1000 s, 2 pulse cells."""
+        base = cls(
+            n_cells=10,
+            n_reads=20,
+            avg_reads=6,
+            n_targets=3,
+            settle_times=(1.0, 10.0, 100.0, 1000.0),
+            n_pulse_cells=2,
+            n_pulses=20,
+        )
+        return replace(base, **changes)  # type: ignore[arg-type]
+
+    def chosen(self, shape: tuple[int, int]) -> list[tuple[int, int]]:
+        """The cells of steps 2–4."""
+        return list(self.cells) if self.cells else default_cells(shape, self.n_cells)
+
+
+@dataclass
+class _Run:
+    xb: Crossbar
+    plan: CharacterisationPlan
+    progress: ProgressFn | None
+    steps: int = 0
+    total: int = 0
+    log: dict[str, object] = field(default_factory=dict)
+
+    def tick(self, stage: str, detail: str = "") -> None:
+        self.steps += 1
+        notify(self.progress, self.steps, self.total, stage, detail)
+
+    def g(self, r: int, c: int, n: int | None = None) -> float:
+        """Mean of ``n`` (default ``avg_reads``) reads of a cell, S."""
+        p = self.plan
+        k = p.avg_reads if n is None else n
+        reads = [
+            self.xb.read_cell(r, c, v_read=p.v_read, biasing=p.read_biasing).conductance
+            for _ in range(k)
+        ]
+        return float(np.mean(reads))
+
+    def ramp(
+        self, r: int, c: int, amplitudes: Sequence[float], width: float, reads: int = 0
+    ) -> list[float]:
+        """One pulse per amplitude (V, each capped by the bench's pulse capability); with
+        ``reads`` > 0 the mean of that many reads after each pulse (S), else nothing."""
+        out = []
+        for a in amplitudes:
+            amp = math.copysign(min(abs(a), pulse_cap(self.xb.policy, abs(a))), a)
+            self.xb.pulse(r, c, amp, width, biasing=Biasing.V3, read_after=False)
+            if reads:
+                out.append(self.g(r, c, reads))
+        return out
+
+
+def characterise(
+    xb: Crossbar,
+    plan: CharacterisationPlan | None = None,
+    *,
+    progress: ProgressFn | None = None,
+) -> DeploymentProfile:
+    """Run the four procedures (see the module docstring) and return the deployment profile."""
+    p = plan or CharacterisationPlan()
+    rows, cols = xb.shape
+    cells = p.chosen((rows, cols))
+    for r, c in cells:
+        xb.policy.check_cell(r, c)
+    t0 = xb.now()
+    run = _Run(xb, p, progress)
+    run.total = rows * cols + len(cells) * 2 + len(p.settle_times) + p.n_pulse_cells
+    window = _window(run)
+    noise = _read_noise(run, cells)
+    programming = _programming(run, cells, window, noise)
+    pulse = _pulse_response(run, cells[: p.n_pulse_cells], noise)
+    return DeploymentProfile(
+        bench=xb.backend.name,
+        shape=(rows, cols),
+        cells=cells,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        bench_time=max(0.0, xb.now() - t0),
+        protocol={k: v for k, v in asdict(p).items() if k != "cells"},
+        read_noise=noise,
+        programming=programming,
+        pulse_response=pulse,
+        window=window,
+    )
+
+
+# -- 1. window and stuck map --------------------------------------------------------------------
+
+
+def _window(run: _Run) -> Window:
+    p, xb = run.plan, run.xb
+    rows, cols = xb.shape
+    g_min = np.zeros((rows, cols))
+    g_max = np.zeros((rows, cols))
+    for r in range(rows):
+        for c in range(cols):
+            k = max(2, p.avg_reads // 3)
+            g_min[r, c] = min(run.ramp(r, c, p.window_reset, p.window_width, k))
+            g_max[r, c] = max(run.ramp(r, c, p.window_set, p.window_width, k))
+            # back to the HRS: a row of cells left at G_max would load the source of a read
+            run.ramp(r, c, p.window_reset, p.window_width)
+            run.tick("window", f"cell ({r}, {c})")
+    lo = np.maximum(g_min, 1e-15)
+    stuck = [(int(r), int(c)) for r, c in np.argwhere(g_max / lo < p.min_ratio)]
+    return Window(
+        g_min=np.clip(g_min, 0.0, 1.0).tolist(),
+        g_max=np.clip(g_max, 0.0, 1.0).tolist(),
+        stuck=stuck,
+        stuck_fraction=len(stuck) / (rows * cols),
+        min_ratio=p.min_ratio,
+    )
+
+
+# -- 2. read noise ------------------------------------------------------------------------------
+
+
+def _read_noise(run: _Run, cells: Sequence[tuple[int, int]]) -> ReadNoise:
+    p, xb = run.plan, run.xb
+    sig, mean = [], []
+    for r, c in cells:
+        g = np.array(
+            [
+                xb.read_cell(r, c, v_read=p.v_read, biasing=p.read_biasing).conductance
+                for _ in range(p.n_reads)
+            ]
+        )
+        mean.append(float(np.mean(g)))
+        sig.append(float(np.std(g, ddof=1) / abs(np.mean(g))) if np.mean(g) != 0 else 1.0)
+        run.tick("read noise", f"cell ({r}, {c})")
+    m, s = np.array(mean), np.array(sig)
+    ok = (m > 0) & (s > 0)
+    slope = 0.0
+    if ok.sum() >= 3 and np.ptp(np.log(m[ok])) > 0.5:
+        slope = float(np.polyfit(np.log(m[ok]), np.log(s[ok] * m[ok]), 1)[0])
+    return ReadNoise(
+        v_read=p.v_read,
+        biasing=p.read_biasing,
+        n_reads=p.n_reads,
+        sigma_rel=float(min(1.0, np.median(s))),
+        sigma_rel_per_cell=np.clip(s, 0.0, 1.0).tolist(),
+        g_per_cell=np.clip(m, 0.0, 1.0).tolist(),
+        slope=slope,
+    )
+
+
+# -- 3. programming statistics ------------------------------------------------------------------
+
+
+def _targets(window: Window, cells: Sequence[tuple[int, int]], n: int) -> list[float]:
+    """``n`` targets log-spaced inside the window every chosen non-stuck cell reaches."""
+    stuck = set(window.stuck)
+    free = [(r, c) for r, c in cells if (r, c) not in stuck] or list(cells)
+    lo = max(window.g_min[r][c] for r, c in free)
+    hi = min(window.g_max[r][c] for r, c in free)
+    if not (hi > lo > 0):
+        lo, hi = (
+            float(np.median([window.g_min[r][c] for r, c in free])),
+            float(np.median([window.g_max[r][c] for r, c in free])),
+        )
+    a, b = math.log(lo) + 0.15 * math.log(hi / lo), math.log(hi) - 0.15 * math.log(hi / lo)
+    return [float(x) for x in np.exp(np.linspace(a, b, n))] if n > 1 else [math.sqrt(lo * hi)]
+
+
+def _programming(
+    run: _Run, cells: Sequence[tuple[int, int]], window: Window, noise: ReadNoise
+) -> Programming:
+    p, xb = run.plan, run.xb
+    targets = _targets(window, cells, p.n_targets)
+    stuck = set(window.stuck)
+    todo = [
+        (r, c, targets[i % len(targets)]) for i, (r, c) in enumerate(cells) if (r, c) not in stuck
+    ]
+    achieved: list[list[float]] = []
+    programmed_at, pulses, converged = [], [], []
+    for r, c, target in todo:
+        rep = xb.program_cell(
+            r, c, target, tol=p.tol, max_pulses=p.max_pulses, read_biasing=p.read_biasing
+        )
+        programmed_at.append(xb.now())
+        pulses.append(rep.pulses)
+        converged.append(rep.converged)
+        achieved.append([run.g(r, c)])
+        run.tick("programming", f"cell ({r}, {c}) → {target:.3g} S")
+    times: list[list[float]] = [[xb.now() - t] for t in programmed_at]
+    start = xb.now()
+    for ts in p.settle_times:
+        xb.wait(max(0.0, start + ts - xb.now()))
+        for k, (r, c, _) in enumerate(todo):
+            achieved[k].append(run.g(r, c))
+            times[k].append(xb.now() - programmed_at[k])
+        run.tick("settling", f"{ts:g} s")
+    return _programming_figures(p, todo, targets, achieved, times, pulses, converged, noise)
+
+
+def _programming_figures(
+    p: CharacterisationPlan,
+    todo: list[tuple[int, int, float]],
+    targets: list[float],
+    achieved: list[list[float]],
+    times: list[list[float]],
+    pulses: list[int],
+    converged: list[bool],
+    noise: ReadNoise,
+) -> Programming:
+    read_var = noise.sigma_rel**2 / p.avg_reads  # the averaged read's own relative variance
+    a = np.array(achieved) if achieved else np.zeros((0, 1 + len(p.settle_times)))
+    tg = np.array([t for _, _, t in todo])
+    err = a[:, 0] / tg - 1 if a.size else np.zeros(0)
+
+    def spread(e: np.ndarray) -> float:
+        if e.size < 2:
+            return 0.0
+        return float(math.sqrt(max(0.0, float(np.var(e, ddof=1)) - read_var)))
+
+    by_target = [spread(err[np.isclose(tg, t)]) for t in targets]
+    dissolved = np.zeros(len(todo), dtype=bool)
+    nus = []
+    for k in range(len(todo)):
+        g, t = np.array(achieved[k]), np.array(times[k])
+        dissolved[k] = bool(g[-1] < 0.5 * g[1]) if g.size > 2 else False
+        good = (g[1:] > 0) & (t[1:] > 0)
+        if not dissolved[k] and good.sum() >= 3:
+            nus.append(-float(np.polyfit(np.log(t[1:][good]), np.log(g[1:][good]), 1)[0]))
+    relax = float(np.mean(a[:, 1] / a[:, 0] - 1)) if a.shape[0] and a.shape[1] > 1 else 0.0
+    nu = np.array(nus) if nus else np.zeros(1)
+    nu_sd = float(np.std(nu, ddof=1)) if nu.size > 1 else 0.0
+    return Programming(
+        tol=p.tol,
+        targets=targets,
+        sigma_rel=min(1.0, spread(err)),
+        sigma_rel_by_target=[min(1.0, s) for s in by_target],
+        mean_pulses=float(np.mean(pulses)) if pulses else 0.0,
+        converged_fraction=float(np.mean(converged)) if converged else 0.0,
+        settle_times=list(p.settle_times),
+        relaxation_rel=float(np.clip(relax, -1.0, 10.0)),
+        drift_nu_mean=float(np.clip(np.mean(nu), -1.0, 1.0)),
+        drift_nu_std=float(np.clip(nu_sd, 0.0, 1.0)),
+        dissolved_fraction=float(np.mean(dissolved)) if dissolved.size else 0.0,
+    )
+
+
+# -- 4. pulse response --------------------------------------------------------------------------
+
+
+def _pulse_response(run: _Run, cells: Sequence[tuple[int, int]], noise: ReadNoise) -> PulseResponse:
+    p, xb = run.plan, run.xb
+    trains = []
+    for r, c in cells:
+        run.ramp(r, c, p.window_reset, p.window_width)
+        up, down = [], []
+        for seq, amp in ((up, p.amplitude_set), (down, p.amplitude_reset)):
+            for _ in range(p.n_pulses):
+                xb.pulse(r, c, amp, p.pulse_width, biasing=Biasing.V3, read_after=False)
+                seq.append(run.g(r, c))
+        trains.append((np.array(up), np.array(down)))
+        run.tick("pulse response", f"cell ({r}, {c})")
+    sigma = noise.sigma_rel / math.sqrt(p.avg_reads)
+    levels = [count_levels(np.concatenate([u, d]), sigma, p.level_z) for u, d in trains]
+    g_all = np.concatenate([np.concatenate([u, d]) for u, d in trains])
+    g_pos = g_all[g_all > 0]
+    g_min = float(g_pos.min()) if g_pos.size else 0.0
+    g_max = float(g_pos.max()) if g_pos.size else 0.0
+    nu_set = float(np.median([nonlinearity(u) for u, _ in trains]))
+    nu_reset = float(np.median([nonlinearity(-d) for _, d in trains]))  # G falling with p
+    return PulseResponse(
+        amplitude_set=p.amplitude_set,
+        amplitude_reset=p.amplitude_reset,
+        width=p.pulse_width,
+        n_pulses=p.n_pulses,
+        levels=int(np.median(levels)) if levels else 1,
+        dynamic_range=max(1.0, g_max / g_min) if g_min > 0 else 1.0,
+        g_min=min(1.0, g_min),
+        g_max=min(1.0, g_max),
+        nonlinearity_set=nu_set,
+        nonlinearity_reset=nu_reset,
+        asymmetry=abs(nu_set - nu_reset),
+    )
+
+
+def count_levels(g: np.ndarray, sigma_rel: float, z: float = 4.0) -> int:
+    """Distinguishable levels a read sequence visits: the number of distinct plateaus once
+    consecutive reads closer than ``z`` read-noise σ (relative, of one averaged read) are merged
+    and levels closer than that to an earlier plateau are counted once."""
+    x = np.log(np.maximum(np.asarray(g, dtype=float), 1e-15))
+    tol = z * max(sigma_rel, 1e-6) * math.sqrt(2.0)
+    plateaus: list[float] = []
+    for v in x:
+        if not plateaus or abs(v - plateaus[-1]) > tol:
+            plateaus.append(float(v))
+    distinct: list[float] = []
+    for v in sorted(plateaus):
+        if not distinct or v - distinct[-1] > tol:
+            distinct.append(v)
+    return len(distinct)
+
+
+def nonlinearity(g: np.ndarray) -> float:
+    """ν of a monotonic train G(p), p = 1…N, fitted as G = G₀ + ΔG·(1 − e^(−ν p/N)) /
+    (1 − e^(−ν)) (0: linear; > 0: saturating, the common case of filamentary devices)."""
+    y = np.asarray(g, dtype=float)
+    n = y.size
+    if n < 3 or np.ptp(y) <= 0:
+        return 0.0
+    x = np.arange(1, n + 1) / n
+    y = (y - y.min()) / np.ptp(y)
+
+    def curve(nu: float) -> np.ndarray:
+        if abs(nu) < 1e-6:
+            return x
+        return (1 - np.exp(-nu * x)) / (1 - np.exp(-nu))
+
+    fit = least_squares(lambda q: curve(float(q[0])) - y, x0=[1.0], bounds=([-30.0], [30.0]))
+    return float(fit.x[0])
