@@ -144,7 +144,78 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with h5py.File(f("other.h5"), "w") as h:
         h["x"] = np.arange(3)
     f("existing.h5").write_bytes(b"")  # replaced by a real data file in the test
+    # --- deployment profiles (xbar characterise --show)
+    good = _deployment_profile()
+    f("dp_good.json").write_text(json.dumps(good))
+    bad = json.loads(json.dumps(good))
+    del bad["read_noise"]["sigma_rel"]
+    f("dp_missing.json").write_text(json.dumps(bad))
+    bad = json.loads(json.dumps(good))
+    bad["programming"]["sigma_rel"] = 2.5
+    f("dp_range.json").write_text(json.dumps(bad))
+    bad = json.loads(json.dumps(good))
+    bad["window"]["colour"] = "red"
+    f("dp_unknown.json").write_text(json.dumps(bad))
+    f("dp_broken.json").write_text(json.dumps(good)[:-30])
     return d
+
+
+def _deployment_profile() -> dict:
+    """A valid deployment profile (2×2 array), built field by field."""
+    from crossbar.deployment_profile import DeploymentProfile
+
+    doc = {
+        "bench": "sim",
+        "shape": [2, 2],
+        "cells": [[0, 0], [1, 1]],
+        "created": "2026-12-04T00:00:00+00:00",
+        "bench_time": 100.0,
+        "protocol": {"n_reads": 20},
+        "read_noise": {
+            "v_read": 0.2,
+            "biasing": "ground",
+            "n_reads": 20,
+            "sigma_rel": 0.01,
+            "sigma_rel_per_cell": [0.01, 0.011],
+            "g_per_cell": [1e-5, 2e-5],
+            "slope": 1.0,
+        },
+        "programming": {
+            "tol": 0.03,
+            "targets": [1e-5, 2e-5],
+            "sigma_rel": 0.02,
+            "sigma_rel_by_target": [0.02, 0.02],
+            "mean_pulses": 20.0,
+            "converged_fraction": 1.0,
+            "settle_times": [1.0, 10.0],
+            "relaxation_rel": 0.0,
+            "drift_nu_mean": 0.01,
+            "drift_nu_std": 0.002,
+            "dissolved_fraction": 0.0,
+        },
+        "pulse_response": {
+            "amplitude_set": 3.4,
+            "amplitude_reset": -2.6,
+            "width": 1e-3,
+            "n_pulses": 20,
+            "levels": 12,
+            "dynamic_range": 100.0,
+            "g_min": 1e-7,
+            "g_max": 1e-4,
+            "nonlinearity_set": 2.0,
+            "nonlinearity_reset": 3.0,
+            "asymmetry": 1.0,
+        },
+        "window": {
+            "g_min": [[1e-7, 1e-7], [1e-7, 1e-7]],
+            "g_max": [[1e-4, 1e-4], [1e-4, 1e-4]],
+            "stuck": [],
+            "stuck_fraction": 0.0,
+            "min_ratio": 2.0,
+        },
+    }
+    DeploymentProfile.from_dict(doc)  # the corpus's good file is a real profile
+    return doc
 
 
 # (id, argv builder, fragments the one error line must contain)
@@ -256,6 +327,16 @@ CASES: list[Case] = [
      ("existing.h5", "--resume")),
     ("data-resume-foreign", lambda d: [*_prog(d, "ok.csv")[:3], "--data", str(d / "notes.h5"),
                                        "--resume"], ("notes.h5",)),
+    # deployment profiles
+    ("profile-missing", lambda d: ["characterise", "--show", str(d / "dp_missing.json")],
+     ("dp_missing.json", "read_noise.sigma_rel", "missing")),
+    ("profile-range", lambda d: ["characterise", "--show", str(d / "dp_range.json")],
+     ("dp_range.json", "programming.sigma_rel = 2.5", "less than or equal to 1")),
+    ("profile-unknown", lambda d: ["characterise", "--show", str(d / "dp_unknown.json")],
+     ("dp_unknown.json", "window.colour", "unknown field")),
+    ("profile-broken", lambda d: ["characterise", "--show", str(d / "dp_broken.json")],
+     ("dp_broken.json", "not a JSON")),
+    ("profile-cells", lambda d: ["characterise", "--cells", "3,12"], ("--cells 3,12", "10x10")),
 ]  # fmt: skip
 
 

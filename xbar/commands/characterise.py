@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
         return _report(args, profile, f"deployment profile {args.show}", None, None)
     cfg = load_bench(args)
-    cells = tuple(parse_cell(c, cfg) for c in args.cells) if args.cells else None
+    cells = tuple(parse_cell(c, cfg, "--cells") for c in args.cells) if args.cells else None
     if cells is not None and len(set(cells)) != len(cells):
         raise UserError("--cells: a cell is given twice")
     plan = (

@@ -117,19 +117,19 @@ def integer(text: str, option: str, *, lo: int, hi: int | None = None) -> int:
     return n
 
 
-def parse_cell(text: str, cfg: BenchConfig) -> tuple[int, int]:
-    """``"R,C"`` (0-based) within the bench's array, else UserError."""
+def parse_cell(text: str, cfg: BenchConfig, option: str = "--cell") -> tuple[int, int]:
+    """``"R,C"`` (0-based) within the bench's array, else UserError naming ``option``."""
     parts = str(text).split(",")
     try:
         if len(parts) != 2:
             raise ValueError
         r, c = (int(p.strip()) for p in parts)
     except ValueError:
-        raise UserError(f"--cell {text!r} is not R,C (two integers, 0-based)") from None
+        raise UserError(f"{option} {text!r} is not R,C (two integers, 0-based)") from None
     rows, cols = cfg.shape
     if not (0 <= r < rows and 0 <= c < cols):
         raise UserError(
-            f"--cell {r},{c} is outside the {rows}x{cols} array of bench {cfg.name!r} "
+            f"{option} {r},{c} is outside the {rows}x{cols} array of bench {cfg.name!r} "
             f"(rows 0..{rows - 1}, columns 0..{cols - 1})"
         )
     return r, c
