@@ -19,6 +19,7 @@ from xbar.cli import main
 COMMANDS = {
     "bench",
     "calibrate",
+    "characterise",
     "demo",
     "fab",
     "gui",
