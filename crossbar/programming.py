@@ -31,6 +31,7 @@ currents go to ground instead of into the sense amplifier).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
@@ -69,7 +70,14 @@ DEFAULTS = dict(
     min_progress=0.3,
     stuck_rtol=0.02,
     stuck_patience=6,
+    algorithm="adaptive",
 )
+
+#: program-and-verify algorithms: "adaptive" (default) and "ladder" (the amplitude ladder)
+ALGORITHMS = ("adaptive", "ladder")
+
+#: adaptive: the fraction of the remaining gap (in ln G) the next pulse aims to close
+AIM = 0.8
 
 
 @dataclass
@@ -206,6 +214,8 @@ def program_cell(
     min_progress: float = DEFAULTS["min_progress"],
     stuck_rtol: float = DEFAULTS["stuck_rtol"],
     stuck_patience: int = DEFAULTS["stuck_patience"],
+    algorithm: str = DEFAULTS["algorithm"],
+    prior: dict[int, float] | None = None,
     on_pulse: Callable[[ProgramStep], None] | None = None,
     should_abort: Callable[[], bool] | None = None,
 ) -> CellProgramReport:
@@ -224,6 +234,12 @@ def program_cell(
     :class:`~instruments.errors.ComplianceError` from ``backend.compliance_error`` after the
     read has been passed to ``on_pulse`` — pulsing on blind could damage the cell or its
     neighbours; the operator decides (a resumed map skips the cells already converged).
+
+    ``algorithm``: ``"adaptive"`` (default: the drive follows the cell's measured response) or
+    ``"ladder"`` (fixed width, amplitude ladder). ``prior`` (adaptive): the SET (+1) and RESET
+    (−1) amplitudes that last made cells respond, V; the run starts at them instead of at
+    ``v_set_start``/``v_reset_start`` (never below those) and writes its own back (:func:`program_map` passes
+    one from cell to cell: neighbouring devices switch alike).
     """
     policy = CrossbarPolicy.of(array)
     target = float(target)
@@ -236,23 +252,26 @@ def program_cell(
             f"pulse biasing {biasing.value!r} is for V >= 0 only and programming pulses both "
             "ways; use v/3"
         )
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     cap = pulse_cap(policy, v_max)
+    start = {+1: min(abs(v_set_start), cap), -1: min(abs(v_reset_start), cap)}
+    rule: _Ladder | _Adaptive
+    if algorithm == "ladder":
+        rule = _Ladder(start, v_step, cap, width, min_progress, stuck_rtol, stuck_patience)
+    else:
+        rule = _Adaptive(start, v_step, cap, width, stuck_rtol, stuck_patience, prior=prior)
     run = _Verify(
         policy,
         row,
         col,
         target,
         tol=tol,
-        width=width,
         max_pulses=max_pulses,
-        pulse=lambda a: policy.pulse(row, col, a, width, biasing=biasing, compliance=compliance),
-        read=lambda: policy.read_cell(row, col, v_read=v_read, biasing=Biasing.parse(read_biasing)),
-        amplitude=_Amplitude(
-            {+1: min(abs(v_set_start), cap), -1: min(abs(v_reset_start), cap)}, v_step, cap
-        ),
-        min_progress=min_progress,
+        pulse=lambda a, w: policy.pulse(row, col, a, w, biasing=biasing, compliance=compliance),
+        read=lambda: policy.read_cell(row, col, v_read=v_read, biasing=read_biasing),
+        rule=rule,
         stuck_rtol=stuck_rtol,
-        stuck_patience=stuck_patience,
         on_pulse=on_pulse,
         should_abort=should_abort,
     )
@@ -261,21 +280,20 @@ def program_cell(
 
 @dataclass
 class _Verify:
-    """One program-and-verify run on one cell (see :func:`program_cell`)."""
+    """One program-and-verify run on one cell (see :func:`program_cell`): verify, pick the next
+    pulse from ``rule``, pulse, verify again, until the target, the budget, an abort, or the
+    rule gives the cell up as stuck."""
 
     policy: CrossbarPolicy
     row: int
     col: int
     target: float
     tol: float
-    width: float
     max_pulses: int
-    pulse: Callable[[float], None]
+    pulse: Callable[[float, float], None]
     read: Callable[[], CellReading]
-    amplitude: _Amplitude
-    min_progress: float
+    rule: _Ladder | _Adaptive
     stuck_rtol: float
-    stuck_patience: int
     on_pulse: Callable[[ProgramStep], None] | None
     should_abort: Callable[[], bool] | None
 
@@ -295,27 +313,20 @@ class _Verify:
         g0 = g = self.verify(0, 0.0, 0.0)
         reads = [g]
         report = CellProgramReport(self.row, self.col, self.target, g, 0, False, False)
-        miss = False
-        at_cap: list[float] = []  # G before each consecutive at-cap pulse in this direction
         while not self.within(g) and report.pulses < self.max_pulses:
             if self.should_abort is not None and self.should_abort():
                 report.aborted = True
                 break
             d = 1 if g < self.target else -1
-            amplitude, restarted = self.amplitude.next(d, miss)
-            at_cap = (
-                [*([] if restarted else at_cap), g] if d * amplitude >= self.amplitude.cap else []
-            )
-            self.pulse(amplitude)
+            amplitude, width = self.rule.next(d, g, self.target)
+            self.pulse(amplitude, width)
             report.pulses += 1
-            g_new = self.verify(report.pulses, amplitude, self.width)
-            report.history.append((amplitude, self.width, g_new))
-            miss = _progress(g, g_new, self.target, d) < self.min_progress
+            g_new = self.verify(report.pulses, amplitude, width)
+            report.history.append((amplitude, width, g_new))
+            self.rule.observe(d, g, g_new, self.target)
             g = g_new
             reads.append(g)
-            if _stuck_at_cap(
-                at_cap, g, d, self.stuck_patience, self.stuck_rtol
-            ) and not self.within(g):
+            if self.rule.gave_up(g) and not self.within(g):
                 report.stuck = True
                 break
         report.converged = self.within(g) and not report.stuck
@@ -348,27 +359,130 @@ def _check_settings(
 
 
 @dataclass
-class _Amplitude:
-    """The amplitude rule of program-and-verify (module docstring, step 4): the polarity's
-    ``start`` magnitude on a direction change, ``step`` more after a miss, never above ``cap``."""
+class _Ladder:
+    """The amplitude ladder (the ``"ladder"`` algorithm): fixed width; the polarity's ``start``
+    magnitude on a direction change, ``step`` more after a miss (a pulse that closed less than
+    ``min_progress`` of the gap in ln G), never above ``cap``; stuck after ``patience``
+    consecutive pulses at the cap that moved G by less than ``rtol``."""
 
     start: dict[int, float]
     step: float
     cap: float
+    width: float
+    min_progress: float
+    rtol: float
+    patience: int
     direction: int = 0
     amp: float = 0.0
+    miss: bool = False
+    at_cap: list[float] = field(default_factory=list)  # G before each consecutive at-cap pulse
 
-    def next(self, d: int, miss: bool) -> tuple[float, bool]:
-        """(signed amplitude V of the next pulse in direction ``d``, whether it restarted)."""
+    def next(self, d: int, g: float, target: float) -> tuple[float, float]:
+        """(signed amplitude V, width s) of the next pulse in direction ``d``."""
         restarted = d != self.direction
         if restarted:
             self.direction, self.amp = d, self.start[d]
-        elif miss:
+        elif self.miss:
             self.amp = min(self.amp + self.step, self.cap)
         # Safety: never ask for more than the bench allows (the policy checks again).
         if self.amp > self.cap * (1 + 1e-12):
             raise SafetyLimitError(f"pulse {d * self.amp:g} V beyond the cap {self.cap:g} V")
-        return d * self.amp, restarted
+        self.at_cap = [*([] if restarted else self.at_cap), g] if self.amp >= self.cap else []
+        return d * self.amp, self.width
+
+    def observe(self, d: int, g: float, g_new: float, target: float) -> None:
+        self.miss = _progress(g, g_new, target, d) < self.min_progress
+        self._last = (d, g_new)
+
+    def gave_up(self, g: float) -> bool:
+        return _stuck_at_cap(self.at_cap, g, self.direction, self.patience, self.rtol)
+
+
+@dataclass
+class _Adaptive:
+    """The ``"adaptive"`` algorithm: each polarity's drive (amplitude, width) follows the cell's
+    measured response.
+
+    Below its switching threshold a filament does not move at all, above it it moves in
+    proportion to the time spent there. So a pulse that does not move the cell raises the
+    amplitude (by ``2·step``: no time is wasted below threshold), and once the cell responds the
+    amplitude stays and the width becomes the fine control: the observed step in ln G sets the
+    next width so that one pulse closes :data:`AIM` of the remaining gap (between ``width/256`` and
+    ``width·8``, the amplitude moving one ``step`` when the width runs out of range). After an
+    overshoot the other polarity starts from its own last working drive. A cell that does not
+    move at the strongest drive for ``patience`` pulses gets one full-strength pulse the other
+    way (a switching event redraws its thresholds, so a cell is not stranded) and is given up
+    as stuck only if that happens twice."""
+
+    start: dict[int, float]
+    step: float
+    cap: float
+    width: float
+    rtol: float
+    patience: int
+    prior: dict[int, float] | None = None  # learned responding amplitudes, updated in place
+    amp: dict[int, float] = field(default_factory=dict)
+    wid: dict[int, float] = field(default_factory=dict)
+    flat: int = 0  # consecutive pulses at full drive that did not move the cell
+    kicks: int = 0
+    kick_pending: bool = False
+
+    def __post_init__(self) -> None:
+        known = self.prior or {}
+        self.amp = {
+            d: min(self.cap, max(self.start[d], known.get(d, 0.0))) for d in (1, -1)
+        }
+        self.wid = {d: self.width for d in (1, -1)}
+
+    @property
+    def _w_max(self) -> float:
+        return max(self.width, min(self.width * 8, 10e-3))
+
+    @property
+    def _w_min(self) -> float:
+        return max(self.width / 256, 1e-6)
+
+    def next(self, d: int, g: float, target: float) -> tuple[float, float]:
+        if self.kick_pending:  # one full-strength pulse the other way, then back to the target
+            self.kick_pending = False
+            return -d * self.cap, self._w_max
+        if self.amp[d] > self.cap * (1 + 1e-12):
+            raise SafetyLimitError(f"pulse {d * self.amp[d]:g} V beyond the cap {self.cap:g} V")
+        return d * self.amp[d], self.wid[d]
+
+    def observe(self, d: int, g: float, g_new: float, target: float) -> None:
+        gap = abs(math.log(target / g)) if g > 0 else 1.0
+        moved = d * math.log(g_new / g) if g > 0 and g_new > 0 else 0.0  # > 0: toward target
+        if moved > max(0.1 * gap, self.rtol):  # it responded: size the next pulse on it
+            self.flat = 0
+            if self.prior is not None:
+                self.prior[d] = self.amp[d]
+            if (g_new < target) != (g < target):  # overshot: this drive was too strong
+                self._set_width(d, self.wid[d] * 0.35)
+                return
+            remaining = abs(math.log(target / g_new)) if g_new > 0 else gap
+            self._set_width(d, self.wid[d] * min(4.0, max(1 / 32, AIM * remaining / moved)))
+            return
+        if self.amp[d] >= self.cap and self.wid[d] >= self._w_max:
+            self.flat += 1
+            if self.flat >= self.patience and self.kicks < 2:
+                self.kick_pending, self.flat, self.kicks = True, 0, self.kicks + 1
+        elif self.amp[d] < self.cap:  # below threshold: more voltage, same width
+            self.amp[d] = min(self.cap, self.amp[d] + 2 * self.step)
+        else:
+            self.wid[d] = min(self._w_max, self.wid[d] * 2)
+
+    def _set_width(self, d: int, w: float) -> None:
+        if w > self._w_max:
+            w = self._w_max
+            self.amp[d] = min(self.cap, self.amp[d] + self.step)
+        elif w < self._w_min:
+            w = self._w_min
+            self.amp[d] = max(0.5 * self.start[d], self.amp[d] - self.step)
+        self.wid[d] = w
+
+    def gave_up(self, g: float) -> bool:
+        return self.kicks >= 2 and self.flat >= self.patience
 
 
 def _stuck_at_cap(at_cap: list[float], g: float, d: int, patience: int, rtol: float) -> bool:
@@ -411,6 +525,7 @@ def program_map(
     report = ProgramReport(shape=policy.shape, targets=t.copy(), skipped=set(skip))
     total = len(cells)
     notify(progress, 0, total, "program")
+    prior: dict[int, float] = {}  # adaptive: responding amplitudes, from cell to cell
     for done, (r, c) in enumerate(cells, start=1):
         if should_abort is not None and should_abort():
             report.aborted = True
@@ -420,6 +535,7 @@ def program_map(
             r,
             c,
             t[r, c],
+            prior=prior,
             on_pulse=on_pulse,
             should_abort=should_abort,
             **cell_options,  # type: ignore[arg-type]

@@ -13,9 +13,10 @@ from instruments.errors import SafetyLimits
 
 
 def test_program_cell_up_and_down_converges() -> None:
+    """The amplitude ladder (the algorithm before the adaptive one, still available)."""
     xb = IdealCrossbar(shape=(2, 2))  # cells start at 10 µS
     steps: list[ProgramStep] = []
-    rep = program_cell(xb, 0, 1, 40e-6, on_pulse=steps.append)
+    rep = program_cell(xb, 0, 1, 40e-6, on_pulse=steps.append, algorithm="ladder")
     assert rep.converged and not rep.stuck
     assert abs(rep.final - 40e-6) <= 0.05 * 40e-6
     assert rep.final == xb.g[0, 1]
@@ -26,7 +27,7 @@ def test_program_cell_up_and_down_converges() -> None:
     # the SET ramp: 2.8, 2.9, 3.0 … in 0.1 V steps while the pulses miss
     amps = [a for _, _, a, _ in xb.pulses]
     assert amps[:3] == pytest.approx([2.8, 2.9, 3.0])
-    rep2 = program_cell(xb, 0, 1, 3e-6)
+    rep2 = program_cell(xb, 0, 1, 3e-6, algorithm="ladder")
     assert rep2.converged and abs(rep2.rel_error) <= 0.05
     assert all(a < 0 for a, _, _ in rep2.history[:1])
     assert rep2.history[0][0] == pytest.approx(-2.0)  # RESET starts at −2.0 V
@@ -36,7 +37,7 @@ def test_direction_change_resets_amplitude() -> None:
     # a fast device and a tight tolerance: pulses overshoot, the direction flips and the
     # amplitude restarts at the start value of the new polarity
     xb = IdealCrossbar(shape=(1, 1), rate=5.0)
-    rep = program_cell(xb, 0, 0, 20e-6, tol=0.02, max_pulses=200)
+    rep = program_cell(xb, 0, 0, 20e-6, tol=0.02, max_pulses=200, algorithm="ladder")
     amps = [a for a, _, _ in rep.history]
     flips = [k for k in range(1, len(amps)) if np.sign(amps[k]) != np.sign(amps[k - 1])]
     assert flips, amps
@@ -60,7 +61,7 @@ def test_budget_respected_and_not_stuck_when_moving() -> None:
 
 def test_stuck_cell_detected_early() -> None:
     xb = IdealCrossbar(shape=(2, 2), stuck=[(1, 1)])
-    rep = program_cell(xb, 1, 1, 50e-6, max_pulses=100)
+    rep = program_cell(xb, 1, 1, 50e-6, max_pulses=100, algorithm="ladder")
     assert rep.stuck and not rep.converged
     # ramp 2.8 → 4.0 V (13 pulses, the last at the cap) then 5 more at the cap
     assert rep.pulses == 18
@@ -158,3 +159,54 @@ def test_bad_inputs() -> None:
         program_map(xb, np.ones((3, 3)))
     with pytest.raises(ValueError, match="> 0 S"):
         program_map(xb, np.zeros((2, 2)))
+
+
+# ------------------------------------------------------------------ the adaptive algorithm
+
+
+def test_adaptive_converges_up_and_down_in_fewer_pulses_than_the_ladder() -> None:
+    pulses = {}
+    for algorithm in ("ladder", "adaptive"):
+        xb = IdealCrossbar(shape=(1, 3))
+        reps = [
+            program_cell(xb, 0, 0, 60e-6, algorithm=algorithm),
+            program_cell(xb, 0, 1, 3e-6, algorithm=algorithm),
+            program_cell(xb, 0, 2, 25e-6, tol=0.02, algorithm=algorithm),
+        ]
+        assert all(r.converged and not r.stuck for r in reps)
+        assert all(r.final == pytest.approx(xb.g[0, r.col], rel=1e-12) for r in reps)
+        pulses[algorithm] = sum(r.pulses for r in reps)
+    assert pulses["adaptive"] < pulses["ladder"], pulses
+
+
+def test_adaptive_raises_the_voltage_below_threshold_then_tunes_the_width() -> None:
+    xb = IdealCrossbar(shape=(1, 1))  # SET threshold 2.9 V: 2.8 V moves nothing
+    rep = program_cell(xb, 0, 0, 40e-6, tol=0.02, algorithm="adaptive")
+    assert rep.converged
+    amps = [a for a, _, _ in rep.history]
+    widths = [w for _, w, _ in rep.history]
+    assert amps[:2] == pytest.approx([2.8, 3.0])  # no response at 2.8 V: +2 steps, same width
+    assert widths[0] == widths[1] == pytest.approx(1e-3)
+    assert len(set(widths)) > 1  # then the width follows the response
+    assert all(1e-6 <= w <= 8e-3 for w in widths)
+
+
+def test_adaptive_gives_up_a_stuck_cell_after_two_kicks() -> None:
+    xb = IdealCrossbar(shape=(2, 2), stuck=[(1, 1)])
+    rep = program_cell(xb, 1, 1, 50e-6, max_pulses=100, algorithm="adaptive")
+    assert rep.stuck and not rep.converged
+    amps = [a for a, _, _ in rep.history]
+    kicks = [a for a in amps if a < 0]  # full-strength pulses the other way, then retry
+    assert kicks == pytest.approx([-4.0, -4.0])
+    assert rep.pulses < 40 and max(abs(a) for a in amps) == pytest.approx(4.0)
+
+
+def test_program_map_passes_the_responding_amplitude_from_cell_to_cell() -> None:
+    xb = IdealCrossbar(shape=(1, 4))
+    targets = np.array([[40e-6, 40e-6, 40e-6, 40e-6]])
+    rep = program_map(xb, targets, tol=0.02)
+    first = [a for a, _, _ in rep.cells[0].history]
+    later = [a for a, _, _ in rep.cells[3].history]
+    assert first[0] == pytest.approx(2.8) and later[0] > 2.8  # starts near what worked
+    assert rep.cells[3].pulses < rep.cells[0].pulses
+    assert all(c.converged for c in rep.cells)
