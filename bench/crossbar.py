@@ -23,7 +23,7 @@ import numpy as np
 
 from bench._report import Row
 from crossbar.backend import Biasing
-from crossbar.config import load_bench_config
+from crossbar.config import load_bench_config, parse_bench_config
 from crossbar.core import Crossbar
 from crossbar.policy import CrossbarPolicy
 from lab import open_backend
@@ -71,26 +71,58 @@ def _mvm_case(n: int = 1000) -> list[Row]:
     ]
 
 
-def _program_case() -> list[Row]:
-    rng = np.random.default_rng(1)
-    backend = open_backend("sim")
+def _program_run(profile: str, algorithm: str, seed: int = 1) -> dict[str, float]:
+    """Program random 10×10 targets (log-uniform 1–20 µS, ±5 %) on the simulated bench."""
+    d = load_bench_config("sim").to_dict()
+    d["simulation"]["profile"], d["simulation"]["seed"] = profile, seed
+    backend = open_backend(parse_bench_config(d, origin="bench crossbar"))
     sim = backend.sim_handles.crossbar
+    rng = np.random.default_rng(seed)
     targets = np.exp(rng.uniform(np.log(1e-6), np.log(20e-6), size=sim.shape))
     with Crossbar(backend) as xb:
-        t0 = xb.now()
-        w0 = time.perf_counter()
-        report = xb.program_map(targets, tol=0.03)
-        wall = time.perf_counter() - w0
-        est = xb.now() - t0
+        t0, w0 = xb.now(), time.perf_counter()
+        report = xb.program_map(targets, tol=0.05, algorithm=algorithm)
+        wall, est = time.perf_counter() - w0, xb.now() - t0
+    dv = sim.devices
+    free = ~(dv.stuck_on | dv.stuck_off)
+    conv = np.zeros(sim.shape, bool)
+    flagged = np.zeros(sim.shape, bool)
+    for c in report.cells:
+        conv[c.row, c.col], flagged[c.row, c.col] = c.converged, c.stuck
     g = sim.true_conductance(0.2)
-    ok = ~(sim.devices.stuck_on | sim.devices.stuck_off)
-    within = float(np.mean(np.abs(g[ok] / targets[ok] - 1) <= 0.05))
-    return [
-        Row("program-map-10x10", "mean pulses per cell", report.mean_pulses, "pulses"),
-        Row("program-map-10x10", "non-stuck cells within ±5 % (true G)", 100 * within, "%"),
-        Row("program-map-10x10", "est. real-bench time", est, "s"),
-        Row("program-map-10x10", "simulation wall time", wall, "s"),
-    ]
+    return {
+        "pulses": report.mean_pulses,
+        "converged": 100 * float(conv[free].mean()),
+        "flagged": 100 * float(flagged.mean()),
+        "stuck": 100 * float((~free).mean()),
+        "within": 100 * float(np.mean(np.abs(g[free] / targets[free] - 1) <= 0.05)),
+        "bench": est,
+        "wall": wall,
+    }
+
+
+def _program_case() -> list[Row]:
+    """Program-and-verify, adaptive (ours) against the amplitude ladder (the peer), on the
+    ``typical`` and ``optimized`` simulated benches."""
+    rows = []
+    for profile in ("typical", "optimized"):
+        ours, peer = _program_run(profile, "adaptive"), _program_run(profile, "ladder")
+        case, name = f"program-map-10x10-{profile}", "amplitude ladder"
+        rows += [
+            Row(case, "mean pulses per cell", ours["pulses"], "pulses", name, peer["pulses"],
+                peer["pulses"] / ours["pulses"]),
+            Row(case, "converged (% of non-stuck cells)", ours["converged"], "%", name,
+                peer["converged"], None),
+            Row(case, "flagged stuck (% of cells)", ours["flagged"], "%", name, peer["flagged"],
+                None),
+            Row(case, "truly stuck (% of cells)", ours["stuck"], "%"),
+            Row(case, "non-stuck within ±5 % (true G)", ours["within"], "%", name,
+                peer["within"], None),
+            Row(case, "est. real-bench time", ours["bench"], "s", name, peer["bench"],
+                peer["bench"] / ours["bench"]),
+            Row(case, "simulation wall time", ours["wall"], "s"),
+        ]
+    return rows
 
 
 def _read_case() -> list[Row]:
