@@ -28,6 +28,7 @@ COMMANDS = {
     "read-map",
     "robustness",
     "sweep",
+    "study",
     "train",
 }
 HEAVY = ("torch", "botorch", "sim_backends", "PyQt6", "pyqtgraph")
