@@ -16,8 +16,9 @@ From a :class:`~crossbar.config.BenchConfig` (or a bench file / built-in name):
 * ``backend = "physics"``: :class:`sim_backends.physics_backend.PhysicsBackend` around a
   :class:`sim_backends.array.SimulatedCrossbar`, the fast path.
 
-Opening an instrument bench resets the 6487 (``*RST``, ``*CLS``), runs its zero correction and
-releases the switch matrix, so every session starts from a known, safe state.
+Opening an instrument bench resets the 6487 (``*RST``, ``*CLS``), runs its zero correction,
+reads its mains frequency (the NPLC bound) and releases the switch matrix, so every session
+starts from a known, safe state.
 """
 
 from __future__ import annotations
@@ -107,7 +108,9 @@ def _compose(
     poll_interval: float | None = None,
     sim_handles: SimHandles | None = None,
 ) -> InstrumentBackend:
-    """Initialise the opened instruments and wrap them (closing them if that fails)."""
+    """Initialise the opened instruments and wrap them (closing them if that fails): switch
+    matrix released, 6487 reset (``*RST``, ``*CLS``, error queue), zero correction, and its
+    mains frequency read (``SYST:LFR?``: the NPLC bound)."""
     matrix = SwitchMatrix(ad2, _wiring(cfg))
     backend = InstrumentBackend(
         keithley,
@@ -124,6 +127,7 @@ def _compose(
         keithley.write("*CLS")
         keithley.check_errors()
         keithley.zero_correct()
+        backend.read_line_frequency()
     except BaseException:
         backend.close()
         raise
@@ -185,6 +189,7 @@ def _open_twins(cfg: BenchConfig) -> InstrumentBackend:
         poll_wait_s=cfg.instruments.sweep_poll_s,
         timeout_s=cfg.instruments.keithley_timeout_ms / 1000.0,
         device_noise=sim.device_noise,
+        line_frequency=sim.line_frequency_hz,
     )
     limits = cfg.safety_limits
     keithley = Keithley6487(handles.adapter, limits=limits)

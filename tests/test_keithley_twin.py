@@ -17,7 +17,7 @@ from instruments.errors import (
     SafetyLimitError,
     SafetyLimits,
 )
-from instruments.keithley6487 import Keithley6487, parse_readings
+from instruments.keithley6487 import MEAS_BFL, MEAS_INT, Keithley6487, parse_readings
 from instruments.keithley6487_procedures import measure_at, sweep, sweep_points
 from instruments.sweep_plan import cyclic_points
 from sim_backends.faults import FaultPlan
@@ -189,22 +189,25 @@ def test_builtin_sweep_fills_the_buffer_and_refuses_840_while_running() -> None:
         "TRAC:FEED SENS",
         "TRAC:FEED:CONT NEXT",
         "SYST:ZCH OFF",
+        "STAT:MEAS:ENAB 512",
         "SOUR:VOLT:SWE:INIT",
     ):
         t.write(c)
     assert t.output_on and t.source_voltage == 0.0  # SWE:INIT puts the source in operate
+    t.write("SOUR:VOLT 2")  # armed: the manual's p. 6-11 list is locked out already
     t.write("INIT")
-    assert ask(t, "SOUR:VOLT:SWE:STAT?") == "1"
+    t0 = t.clock.now()
     t.write("SOUR:VOLT 2")
     t.write("TRAC:CLE")
     t.write("INIT")
-    assert ask(t, "SOUR:VOLT:SWE:STAT?") == "1"
     polls = 1
-    while ask(t, "SOUR:VOLT:SWE:STAT?") == "1":
+    while not t.connection.read_stb() & 1:  # serial poll: the measurement summary bit
         polls += 1
     step = 0.01 + 1 / 60 + 1e-3
     assert polls == pytest.approx(11 * step / (0.05 + 3e-3), abs=2)
-    assert errors(t) == [840, 840, 840]
+    assert t.clock.now() - t0 == pytest.approx(11 * step, abs=0.05 + 2 * 3e-3)
+    assert t.meas_events & MEAS_BFL and t.serial_polls == polls
+    assert errors(t) == [840, 840, 840, 840]
     values = np.array([float(x) for x in ask(t, "TRAC:DATA?").split(",")]).reshape(-1, 2)
     assert values.shape == (11, 2)
     np.testing.assert_allclose(values[:, 1], np.linspace(0, 1, 11), atol=1e-9)
@@ -233,13 +236,18 @@ def test_descending_sweep_and_abort() -> None:
 
 def test_interlock_on_the_high_ranges() -> None:
     t = twin(interlock_closed=False)
+    t.write("SOUR:VOLT:RANG 50")  # *RST limit 25 mA: not allowed on 50 V
+    assert errors(t) == [-221] and t.source_range == 10
+    t.write("SOUR:VOLT:ILIM 2.5e-3")
     t.write("SOUR:VOLT:RANG 50")
     t.write("SOUR:VOLT:INT OFF")
     t.write("SOUR:VOLT:STAT ON")
-    assert errors(t) == [-221]
+    assert errors(t) == [-221]  # only the interlock switch-off: an open lid queues nothing
     assert not t.output_on and ask(t, "SOUR:VOLT:INT:FAIL?") == "1"
+    assert t.circuit.floating  # high impedance, not 0 V
+    assert int(ask(t, "STAT:MEAS?")) & MEAS_INT
     t.write("SOUR:VOLT:RANG 10")
-    assert t.output_on and ask(t, "SOUR:VOLT:INT:FAIL?") == "0"
+    assert t.output_on and ask(t, "SOUR:VOLT:INT:FAIL?") == "0" and not t.circuit.floating
 
 
 def test_adapter_plumbing_bytes_flush_and_close() -> None:
@@ -343,7 +351,8 @@ def test_each_transaction_costs_latency_and_readings_integration() -> None:
     n0, t0 = t.transactions, t.clock.now()
     measure_at(k, 0.5, compliance=2.5e-4, nplc=2)
     n = t.transactions - n0
-    assert n == 8  # NPLC, ILIM, SOUR:VOLT, STAT ON, ZCH OFF, FORM:ELEM, READ?, SYST:ERR?
+    # NPLC, ILIM, SOUR:VOLT, STAT ON, ZCH OFF, FORM:ELEM, READ?, STAT:MEAS:COND?, SYST:ERR?
+    assert n == 9
     assert t.clock.now() - t0 == pytest.approx(n * 3e-3 + 2 / 60)
 
 
