@@ -67,8 +67,10 @@ from .keithley6487_limits import (
     NPLC_RANGE,
     SOURCE_RANGES,
     as_number,
+    SOURCE_RANGE_MAX_LEVEL,
     check_level,
     check_nplc,
+    check_range_compliance,
     largest_limit_within,
     nplc_range,
     snap_compliance,
@@ -739,13 +741,19 @@ class Keithley6487(SCPIMixin, Instrument):
         """Control the source current limit (compliance) (float, A; the 6487 has only 25e-6,
         2.5e-4, 2.5e-3 and 25e-3 A, max 2.5e-3 A on the 50/500 V ranges). A request snaps UP to
         the smallest limit >= the request; if that exceeds ``limits.max_compliance`` the request
-        is refused with SafetyLimitError before anything is written."""
+        is refused with SafetyLimitError, and above 2.5 mA on the 50/500 V ranges (as this
+        driver set them) with ValueError, before anything is written."""
         return self._source_current_limit
 
     @source_current_limit.setter
     def source_current_limit(self, limit: float) -> None:
+        snapped = self.checked_compliance(limit, "source_current_limit")
+        if self._range != 10:
+            check_range_compliance(
+                SOURCE_RANGE_MAX_LEVEL[self._range], snapped, "source_current_limit"
+            )
         self._source_current_limit = limit
-        self._limit = self.checked_compliance(limit, "source_current_limit")
+        self._limit = snapped
 
     _source_enabled = _bool_control(
         "SOUR:VOLT:STAT",

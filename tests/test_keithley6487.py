@@ -645,7 +645,9 @@ def test_sweep_stops_at_the_next_poll_when_asked():
     pairs = [*TIMED_OUT_SWEEP, ("SOUR:VOLT:STAT OFF", None)]
     with protocol(pairs, polls=(0, 0)) as inst:
         with pytest.raises(StopRequested, match="3 points stopped"):
-            sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0, should_stop=lambda: next(asked))
+            sweep(
+                inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0, should_stop=lambda: next(asked)
+            )
         inst.adapter.connection.clear.assert_called_once_with()
         inst.source_off()
 
@@ -682,9 +684,7 @@ def test_sweep_flag_is_set_before_the_arming_write():
         ("SOUR:VOLT:STAT OFF", None),
     ]
     with protocol(pairs) as inst:
-        fail_write(
-            inst, "SOUR:VOLT:SWE:INIT", visa_errors.VisaIOError(visa_constants.VI_ERROR_TMO)
-        )
+        fail_write(inst, "SOUR:VOLT:SWE:INIT", visa_errors.VisaIOError(visa_constants.VI_ERROR_TMO))
         with pytest.raises(InstrumentTimeout):
             sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
         assert inst.sweep_armed
@@ -1097,3 +1097,105 @@ def test_plan_segments_of_a_cyclic_sweep():
 def test_plan_segments_caps_builtin_length():
     segments = plan_segments(np.arange(5000) * 0.001)
     assert [s.count for s in segments] == [2048, 2048, 904]
+
+
+# ------------------------------------------------------------------ 50/500 V ranges, mains
+
+WIDE = SafetyLimits(max_voltage=20.0, max_compliance=2.5e-3)
+TO_50V = [("SOUR:VOLT:ILIM 0.0025", None), ("SOUR:VOLT:RANG 50", None), ("SYST:ERR?", OK)]
+
+
+def test_range_switch_writes_a_limit_within_2_5ma_first_only_when_needed():
+    """Item 5: the 50/500 V ranges allow at most 2.5 mA; the driver writes the largest 6487
+    limit within 2.5 mA and the bench limit before the range, unless its own last limit is."""
+    pairs = [
+        ("SOUR:VOLT:ILIM 0.00025", None),
+        ("SYST:ERR?", OK),
+        ("SOUR:VOLT:RANG 50", None),
+        ("SYST:ERR?", OK),
+        ("SOUR:VOLT:RANG 10", None),
+        ("SYST:ERR?", OK),
+        ("SOUR:VOLT:ILIM 0.025", None),
+        ("SYST:ERR?", OK),
+        ("SOUR:VOLT:ILIM 0.0025", None),
+        ("SOUR:VOLT:RANG 500", None),
+        ("SYST:ERR?", OK),
+    ]
+    with protocol(pairs, limits=SafetyLimits(max_voltage=20.0, max_compliance=25e-3)) as inst:
+        inst.source_current_limit = 2e-4
+        inst.source_voltage_range = 50  # 250 µA is within 2.5 mA: no limit written
+        with pytest.raises(ValueError, match="at most 0.0025 A"):  # refused, nothing written
+            inst.source_current_limit = 25e-3
+        inst.source_voltage_range = 10
+        inst.source_current_limit = 25e-3
+        inst.source_voltage_range = 500
+    with protocol([], limits=SafetyLimits(max_voltage=20.0, max_compliance=1e-5)) as inst:
+        with pytest.raises(SafetyLimitError):  # no 6487 limit within the bench's: nothing sent
+            inst.source_voltage_range = 50
+
+
+def test_interlock_is_checked_after_switching_on_at_50v():
+    """Item 2: SOUR:VOLT:INT:FAIL? follows SOUR:VOLT:STAT ON on the 50/500 V ranges; an
+    asserted interlock switches the source off and raises InterlockOpen."""
+    pairs = [
+        *TO_50V,
+        ("SOUR:VOLT:STAT ON", None),
+        ("SOUR:VOLT:INT:FAIL?", "0"),
+        ("SOUR:VOLT:STAT ON", None),
+        ("SOUR:VOLT:INT:FAIL?", "1"),
+        ("SOUR:VOLT:STAT OFF", None),
+    ]
+    with protocol(pairs, limits=WIDE) as inst:
+        inst.source_voltage_range = 50
+        inst.source_enabled = True  # closed: nothing more
+        with pytest.raises(InterlockOpen) as info:
+            inst.source_enabled = True
+    assert info.value.command == "SOUR:VOLT:INT:FAIL?"
+    with protocol([("SOUR:VOLT:STAT ON", None)]) as inst:
+        inst.source_enabled = True  # the 10 V range: no interlock query
+
+
+def test_measure_at_on_the_50v_range_stops_at_an_open_interlock():
+    pairs = [
+        *TO_50V,
+        ("SOUR:VOLT:ILIM 0.00025", None),
+        ("SOUR:VOLT 15", None),
+        ("SOUR:VOLT:STAT ON", None),
+        ("SOUR:VOLT:INT:FAIL?", "1"),
+        ("SOUR:VOLT:STAT OFF", None),
+    ]
+    with protocol(pairs, limits=WIDE) as inst:
+        inst.source_voltage_range = 50
+        with pytest.raises(InterlockOpen, match="high impedance"):
+            measure_at(inst, 15.0, compliance=2.5e-4)
+
+
+def test_builtin_sweep_beyond_10v_checks_the_interlock_after_arming():
+    """The sweep picks the 50 V range itself (p. 6-11); after SOUR:VOLT:SWE:INIT the driver
+    checks the interlock and, if asserted, aborts the armed sweep and switches off."""
+    pairs = builtin_pairs("0", "12", "1", 13, "unused")[: AFTER_INIT - 1] + [
+        ("SOUR:VOLT:INT:FAIL?", "1"),
+        ("SOUR:VOLT:SWE:ABOR", None),
+        ("SOUR:VOLT:STAT OFF", None),
+    ]
+    with protocol(pairs, limits=WIDE) as inst:
+        with pytest.raises(InterlockOpen, match="50 V range"):
+            sweep(inst, 0, 12, 1, compliance=1e-4, poll_interval=0)
+    assert not inst.sweep_armed
+
+
+def test_line_frequency_bounds_nplc():
+    """Item 4: SYST:LFR? at connect; 5 PLC at most on 50 Hz mains, refused before the bus."""
+    with protocol([("SYST:LFR?", "50"), ("SENS:CURR:NPLC 5", None)]) as inst:
+        assert inst.read_line_frequency() == 50.0
+        with pytest.raises(ValueError):
+            inst.nplc = 6
+        with pytest.raises(ValueError, match=r"\[0.01, 5\] PLC"):
+            measure_at(inst, 1.0, compliance=1e-4, nplc=6)
+        inst.nplc = 5
+    with protocol([("SYST:LFR?", "+6.000000E+01"), ("SENS:CURR:NPLC 6", None)]) as inst:
+        assert inst.read_line_frequency() == 60.0
+        inst.nplc = 6
+    with protocol([("SYST:LFR?", "55")]) as inst:
+        with pytest.raises(GarbledReply, match="not 50 or 60 Hz"):
+            inst.read_line_frequency()
