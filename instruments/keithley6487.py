@@ -65,9 +65,9 @@ from .keithley6487_limits import (
     LINE_FREQUENCIES,
     MAX_SWEEP_POINTS,
     NPLC_RANGE,
+    SOURCE_RANGE_MAX_LEVEL,
     SOURCE_RANGES,
     as_number,
-    SOURCE_RANGE_MAX_LEVEL,
     check_level,
     check_nplc,
     check_range_compliance,
@@ -656,7 +656,9 @@ class Keithley6487(SCPIMixin, Instrument):
             match = _ERROR_RE.fullmatch(reply)
             if match is None:
                 raise GarbledReply(
-                    fault_message(self.name, "SYST:ERR?", f"unparseable error entry {reply!r}"),
+                    fault_message(
+                        self.name, "SYST:ERR?", f"garbled reply: unparseable error entry {reply!r}"
+                    ),
                     instrument=self.name,
                     command="SYST:ERR?",
                 )

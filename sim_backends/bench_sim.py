@@ -5,7 +5,7 @@ matrix connects to each crossbar line, and turns that into circuit-solver line e
 
 * SMU_SOURCE: the 6487 source output — its level while operating, else a low-impedance 0 V
   (the source's current limit applies at the line routed there); high impedance (open) while
-  the 6487's interlock holds it (``set_smu(..., floating=True)``), and so are the dividers;
+  the 6487's interlock holds it (``set_smu_floating(True)``), and so are the dividers;
 * SMU_SENSE: the 6487 ammeter input (virtual ground; its current is what the 6487 reads);
 * AWG1, AWG2: the AD2's waveform generators (their present level);
 * TIA1, TIA2: transimpedance amplifiers into scope channels 1/2 (virtual ground,
@@ -334,20 +334,16 @@ class SimBench:
             self.t_applied += duration_s
 
     # ------------------------------------------------------------------ state changes
-    def set_smu(
-        self,
-        voltage: float,
-        on: bool,
-        i_limit: float,
-        *,
-        at: float | None = None,
-        floating: bool = False,
-    ) -> None:
-        """The 6487 source: ``voltage`` V while ``on``, current limit ``i_limit`` A;
-        ``floating``: high impedance (the interlock holds it)."""
+    def set_smu(self, voltage: float, on: bool, i_limit: float, *, at: float | None = None) -> None:
+        """The 6487 source: ``voltage`` V while ``on``, current limit ``i_limit`` A."""
         self.sync(at)
         self.smu_level, self.smu_on, self.smu_limit = float(voltage), bool(on), float(i_limit)
-        self.smu_floating = bool(floating)
+
+    def set_smu_floating(self, floating: bool, *, at: float | None = None) -> None:
+        """The 6487 source in high impedance (its interlock holds it) while ``floating``."""
+        if bool(floating) != self.smu_floating:
+            self.sync(at)
+            self.smu_floating = bool(floating)
 
     def set_awg(self, channel: int, level: float, *, at: float | None = None) -> None:
         """AWG ``channel`` (0 = AWG1, 1 = AWG2) output level, V."""

@@ -136,18 +136,13 @@ STB_RQS = 1 << 6  # request for service
 class SmuCircuit(Protocol):
     """What the twin needs from the circuit it is wired to (SimBench implements it)."""
 
-    def set_smu(
-        self,
-        voltage: float,
-        on: bool,
-        i_limit: float,
-        *,
-        at: float | None = None,
-        floating: bool = False,
-    ) -> None:
+    def set_smu(self, voltage: float, on: bool, i_limit: float, *, at: float | None = None) -> None:
         """The 6487 source output: ``voltage`` V when ``on`` (current limit ``i_limit`` A),
-        else a low-impedance 0 V; ``floating``: high impedance (interlock asserted); takes
-        effect at virtual time ``at`` (default now)."""
+        else a low-impedance 0 V; takes effect at virtual time ``at`` (default now)."""
+
+    def set_smu_floating(self, floating: bool, *, at: float | None = None) -> None:
+        """Whether the source output is in high impedance (its interlock asserted), from
+        virtual time ``at`` (default now); overrides ``set_smu``'s level while True."""
 
     def measure_smu(self, duration_s: float, *, at: float | None = None) -> tuple[float, bool]:
         """Integrate the ammeter current over ``duration_s`` from ``at``: (A into the ammeter,
@@ -165,16 +160,10 @@ class ResistorLoad:
         self.floating = False
         self.i_limit = math.inf
 
-    def set_smu(
-        self,
-        voltage: float,
-        on: bool,
-        i_limit: float,
-        *,
-        at: float | None = None,
-        floating: bool = False,
-    ) -> None:
+    def set_smu(self, voltage: float, on: bool, i_limit: float, *, at: float | None = None) -> None:
         self.voltage, self.on, self.i_limit = float(voltage), bool(on), float(i_limit)
+
+    def set_smu_floating(self, floating: bool, *, at: float | None = None) -> None:
         self.floating = bool(floating)
 
     def measure_smu(self, duration_s: float, *, at: float | None = None) -> tuple[float, bool]:
@@ -509,13 +498,8 @@ class Keithley6487Twin(Adapter):
         self._vsc_now = False  # a new source state: compliance is known at the next reading
         if self.operate and self.interlock_tripped:
             self._event(MEAS_INT)
-        self.circuit.set_smu(
-            self.source_voltage,
-            self.output_on,
-            self.current_limit,
-            at=at,
-            floating=self.output_floating,
-        )
+        self.circuit.set_smu(self.source_voltage, self.output_on, self.current_limit, at=at)
+        self.circuit.set_smu_floating(self.output_floating, at=at)
 
     # ------------------------------------------------------------------ status model
     def _event(self, bits: int) -> None:
