@@ -24,9 +24,7 @@ BIAS_HALF, BIAS_THIRD, BIAS_TWO_THIRDS, ground → GND, float → FLOAT):
   ``OFF`` — widths are bus-timed (one transaction ≈ ms longer than asked).
 * **sweep**: route the lines, ``SENS:CURR:NPLC``, then per cycle
   ``keithley6487_procedures.sweep_points`` (built-in staircases for uniform runs, point by point for the
-  rest; ``on_reading`` → ``on_point``; :attr:`InstrumentBackend.stop_check` is passed on as
-  ``should_stop``, polled while a built-in staircase runs). Source off and matrix released at
-  the end.
+  rest; ``on_reading`` → ``on_point``). Source off and matrix released at the end.
 * **levels beyond 10.1 V** (pulses and sweeps): the 6487's 50/500 V range, entered with a
   current limit of at most 2.5 mA written first (the driver does), the interlock checked after
   the source goes to operate (``SOUR:VOLT:INT:FAIL?``: an open interlock there leaves the
@@ -166,9 +164,6 @@ class InstrumentBackend(CrossbarBackend):
         self.read_compliance = largest_limit_within(self.limits.max_compliance)
         #: mains frequency of the 6487 (Hz), read at connect; None until then
         self.line_frequency: float | None = None
-        #: ``() -> bool`` polled while a built-in sweep runs; True stops it (set by the crossbar
-        #: layer's abort; passed to the sweep procedures as ``should_stop``)
-        self.stop_check: Callable[[], bool] | None = None
         self.capabilities = self._capabilities(config)
         self._nplc: float | None = None
         self.stats = {"routings": 0, "captures": 0, "reads": 0, "pulses": 0}
@@ -409,7 +404,6 @@ class InstrumentBackend(CrossbarBackend):
                     delay=float(spec.delay),
                     builtin_descending=self.config.instruments.builtin_descending,
                     poll_interval=self.poll_interval,
-                    should_stop=self.stop_check,
                 )
 
     # ------------------------------------------------------------------ MVM
