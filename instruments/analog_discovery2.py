@@ -174,6 +174,13 @@ class AnalogDiscovery2:
         """Largest AWG custom waveform the open device allows, samples."""
         return self._awg_samples[1]
 
+    def runtime_version(self) -> str:
+        """The WaveForms runtime's version (``DwfLibrary.getVersion()``), e.g. "3.21.3"."""
+        try:
+            return str(self._dwf.getVersion())
+        except PyDwfError as exc:
+            raise self._translate(exc, "getVersion()") from exc
+
     def open(self) -> AnalogDiscovery2:
         """Open the AD2 (``pydwf.utilities.openDwfDevice``, filtered to Analog Discovery 2 and
         ``serial_number``) and read the scope/AWG buffer sizes. Idempotent; returns ``self``.

@@ -19,6 +19,7 @@ from xbar.cli import main
 COMMANDS = {
     "bench",
     "calibrate",
+    "check",
     "demo",
     "fab",
     "gui",
