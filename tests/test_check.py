@@ -5,8 +5,12 @@ WaveForms, and the outputs left off whatever failed."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
+from conftest import REPO
 
 import lab
 import lab.check as check
@@ -169,3 +173,26 @@ def test_faults_only_on_a_simulated_bench_and_by_name() -> None:
     cfg = check.with_faults(load_bench_config("sim"), ["interlock-open", "open-row"])
     assert cfg.simulation.faults["keithley"].interlock_open
     assert cfg.simulation.faults["ad2"].open_row == 0
+
+
+@pytest.mark.slow
+def test_hardware_tier_runs_with_a_bench_and_is_skipped_with_the_reason_without() -> None:
+    """``pytest -m hardware --bench sim`` runs the tier (on the simulated bench); the README's
+    plain ``python -m pytest`` skips it, naming what to do."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/test_hardware_tier.py"]
+
+    def pytest_run(*extra: str) -> str:
+        proc = subprocess.run(
+            [*base, *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+        )
+        return proc.stdout + proc.stderr
+
+    ran = pytest_run("-q", "-m", "hardware", "--bench", "sim")
+    assert "4 passed" in ran, ran
+    skipped = pytest_run("-q", "-rs")
+    assert "4 skipped" in skipped, skipped
+    assert "needs a bench: run `python -m pytest -m hardware --bench FILE`" in skipped
