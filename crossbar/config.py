@@ -166,7 +166,7 @@ class BenchSection:
 class InstrumentsSection:
     """``[instruments]``: how to reach the real instruments (backend "instruments").
 
-    ``sweep_poll_s`` is the wait between ``SOUR:VOLT:SWE:STAT?`` polls while a built-in sweep
+    ``sweep_poll_s`` is the wait between status polls (serial polls) while a built-in sweep
     runs (the twins charge it to their virtual clock instead of sleeping);
     ``builtin_descending`` lets descending runs of an I-V sweep use the 6487's built-in
     staircase too (the manual says it can; unverified on the bench, so off by default).
