@@ -847,8 +847,9 @@ def test_sweep_points_empty_list_does_nothing():
         assert sweep_points(inst, [], compliance=1e-4) == []
 
 
-def test_sweep_points_raise_on_compliance_after_delivering_the_reading():
-    pairs = [
+def point_run(second_read: str, *end) -> list:
+    """A point-by-point run at 1 V then 0.5 V: configuration, events cleared, two reads."""
+    return [
         ("SOUR:VOLT:ILIM 0.00025", None),
         ("SOUR:VOLT 1", None),
         ("SOUR:VOLT:STAT ON", None),
@@ -857,10 +858,14 @@ def test_sweep_points_raise_on_compliance_after_delivering_the_reading():
         ("STAT:MEAS?", "0"),
         ("READ?", "+1.0E-06,+1.000000E+00"),
         ("SOUR:VOLT 0.5", None),
-        ("READ?", "+2.5E-04,-999"),
+        ("READ?", second_read),
+        *end,
     ]
+
+
+def test_sweep_points_raise_on_compliance_after_delivering_the_reading():
     got = []
-    with protocol(pairs) as inst:
+    with protocol(point_run("+2.5E-04,-999")) as inst:
         with pytest.raises(ComplianceError):
             sweep_points(
                 inst,
@@ -875,19 +880,7 @@ def test_sweep_points_raise_on_compliance_after_delivering_the_reading():
 def test_point_run_with_vsc_but_no_vso_fails_after_delivering_its_readings():
     """Item 3 on a point-by-point run: its readings are delivered as acquired, so a VSC event
     that no VSO -999 shows fails the run (ComplianceError) once the events are read."""
-    pairs = [
-        ("SOUR:VOLT:ILIM 0.00025", None),
-        ("SOUR:VOLT 1", None),
-        ("SOUR:VOLT:STAT ON", None),
-        ("SYST:ZCH OFF", None),
-        ("FORM:ELEM READ,VSO", None),
-        ("STAT:MEAS?", "0"),
-        ("READ?", "+1.0E-06,+1.000000E+00"),
-        ("SOUR:VOLT 0.5", None),
-        ("READ?", "+2.5E-04,+5.000000E-01"),
-        ("STAT:MEAS?", str(MEAS_VSC)),
-        ("SYST:ERR?", OK),
-    ]
+    pairs = point_run("+2.5E-04,+5.000000E-01", ("STAT:MEAS?", str(MEAS_VSC)), ("SYST:ERR?", OK))
     got = []
     with protocol(pairs) as inst:
         with pytest.raises(ComplianceError, match="no reading carried VSO = -999"):
