@@ -894,9 +894,14 @@ class Keithley6487(SCPIMixin, Instrument):
     def read_status_byte(self) -> int | None:
         """The status byte by serial poll (pyvisa ``read_stb()`` on the session): a bus-level
         operation the 6487 answers even while a built-in sweep keeps it from reading commands.
-        None when the interface has no serial poll (RS-232 sessions without 488.2 emulation)."""
-        read_stb = getattr(getattr(self.adapter, "connection", None), "read_stb", None)
-        if read_stb is None:
+        None when the interface has no serial poll: a session that is not GPIB (RS-232, where
+        a VISA library would emulate it with ``*STB?``, a query held back by a running sweep),
+        or one that reports the operation unsupported."""
+        connection = getattr(self.adapter, "connection", None)
+        read_stb = getattr(connection, "read_stb", None)
+        kind = getattr(connection, "interface_type", None)
+        gpib = pyvisa.constants.InterfaceType.gpib
+        if read_stb is None or (isinstance(kind, pyvisa.constants.InterfaceType) and kind != gpib):
             return None
         try:
             return int(read_stb())  # type: ignore[arg-type]

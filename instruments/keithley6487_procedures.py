@@ -66,7 +66,7 @@ StopCheck = Callable[[], bool]
 def _disagreement(k: Keithley6487, what: str, vsc: bool) -> None:
     """Log and record one disagreement between VSO = -999 and the VSC bit."""
     text = (
-        f"{what}: the measurement event register's VSC bit says "
+        f"{what}: the measurement status VSC bit says "
         f"{'compliance' if vsc else 'no compliance'} but "
         f"{'no reading' if vsc else 'a reading'} carried VSO = -999"
     )

@@ -500,8 +500,8 @@ def test_measure_at_cross_checks_vso_with_the_vsc_condition_bit():
         reading = measure_at(inst, 1.0, compliance=1e-4)
     assert reading.compliance and math.isnan(reading.voltage_source)
     assert inst.compliance_disagreements == [
-        "measure_at 1 V: the measurement event register's VSC bit says compliance but no "
-        "reading carried VSO = -999"
+        "measure_at 1 V: the measurement status VSC bit says compliance but no reading "
+        "carried VSO = -999"
     ]
     # VSO -999 without VSC: still in compliance (-999 is no source level), disagreement noted
     with protocol(in_compliance_1v("+2.500000E-04,-9.990000E+02", 0)) as inst:
@@ -1192,3 +1192,16 @@ def test_line_frequency_bounds_nplc():
     with protocol([("SYST:LFR?", "55")]) as inst:
         with pytest.raises(GarbledReply, match="not 50 or 60 Hz"):
             inst.read_line_frequency()
+
+
+def test_serial_poll_only_on_gpib_sessions():
+    """An RS-232 session's read_stb would be a *STB? query (held back by a running sweep):
+    the driver uses serial poll only where the session is GPIB."""
+    from pyvisa.constants import InterfaceType
+
+    with protocol([]) as inst:
+        inst.adapter.connection.interface_type = InterfaceType.asrl
+        assert inst.read_status_byte() is None
+    with protocol([], polls=(STB_MSB,)) as inst:
+        inst.adapter.connection.interface_type = InterfaceType.gpib
+        assert inst.read_status_byte() == STB_MSB
