@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crossbar.biasing import Biasing, BiasScheme, LineLevels
-from instruments.errors import ComplianceError, SafetyLimits
+from instruments.errors import ComplianceError, SafetyLimits, StopRequested
 
 __all__ = [
     "Biasing",
@@ -196,18 +196,15 @@ class EmergencyStop(OperationAborted):
     refused with this error until :meth:`crossbar.core.Crossbar.reset_emergency_stop`."""
 
 
-class StopRequested(Exception):
-    """Raised by a backend primitive when the ``should_stop`` it was given returned True between
-    two of its steps (sweep points, polls of a built-in sweep, MVM captures). The crossbar layer
-    turns it into :class:`OperationAborted` or :class:`EmergencyStop`."""
-
-
 StopFn = Callable[[], bool]
 """``should_stop()``: True when the running primitive must stop at its next step."""
 
 
 def check_stop(should_stop: StopFn | None) -> None:
-    """Raise :class:`StopRequested` when ``should_stop`` (if given) says so."""
+    """Raise :class:`~instruments.errors.StopRequested` when ``should_stop`` (if given) says so:
+    a backend primitive stops between two of its steps (sweep points, polls of a built-in sweep,
+    MVM captures); the crossbar layer turns it into :class:`OperationAborted` or
+    :class:`EmergencyStop`."""
     if should_stop is not None and should_stop():
         raise StopRequested
 

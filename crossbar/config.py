@@ -36,8 +36,11 @@ A bench is described by a TOML file (or the built-in name ``"sim"``, the package
     seed = 0
     latency_s = 0.003                # GPIB transaction latency of the 6487 twin
 
+    line_frequency_hz = 60           # mains of the simulated 6487: 50 or 60 Hz
+
     [simulation.faults.keithley]     # optional fault injection (see sim_backends.faults)
     timeout_after = 50
+    interlock_open = false           # the 6487's fixture lid open
 
 Loading is strict: an unknown section or key, a value of the wrong type or out of range raises
 :class:`BenchConfigError` naming the file, the section, the key and what is allowed, e.g.
@@ -95,6 +98,7 @@ __all__ = [
 Backend = Literal["instruments", "twins", "physics"]
 PulseInstrument = Literal["ad2", "keithley"]
 FaultTarget = Literal["keithley", "ad2"]
+LineFrequencyHz = Literal[50, 60]
 BACKENDS: tuple[str, ...] = typing.get_args(Backend)
 PULSE_INSTRUMENTS: tuple[str, ...] = typing.get_args(PulseInstrument)
 BUILTIN_BENCHES = ("sim",)
@@ -162,7 +166,7 @@ class BenchSection:
 class InstrumentsSection:
     """``[instruments]``: how to reach the real instruments (backend "instruments").
 
-    ``sweep_poll_s`` is the wait between ``SOUR:VOLT:SWE:STAT?`` polls while a built-in sweep
+    ``sweep_poll_s`` is the wait between status polls (serial polls) while a built-in sweep
     runs (the twins charge it to their virtual clock instead of sleeping);
     ``builtin_descending`` lets descending runs of an I-V sweep use the 6487's built-in
     staircase too (the manual says it can; unverified on the bench, so off by default).
@@ -256,7 +260,9 @@ class LimitsSection:
 class FaultSettings:
     """One instrument's fault-injection plan (``[simulation.faults.keithley]`` or ``.ad2``);
     the fields mirror :class:`sim_backends.faults.FaultPlan`. Counts are transactions (bus
-    messages on the 6487, pydwf calls on the AD2); absent = never."""
+    messages on the 6487, pydwf calls on the AD2); absent = never. ``interlock_open`` (6487):
+    the fixture lid is open; ``no_device`` (AD2): no AD2 is connected; ``open_row`` (AD2, the
+    switch matrix it drives): that row's switch is stuck open."""
 
     __pydantic_config__ = _VALIDATION
 
@@ -269,13 +275,20 @@ class FaultSettings:
     timeout_rate: Fraction = 0.0
     garbled_rate: Fraction = 0.0
     seed: Count = 0
+    interlock_open: Flag = False
+    no_device: Flag = False
+    open_row: Count | None = None
 
     @property
     def active(self) -> bool:
         """True when any fault is planned."""
         counts = ("timeout_after", "garbled_after", "connection_lost_after", "error_after")
-        return any(getattr(self, n) is not None for n in (*counts, "compliance_after")) or (
-            self.timeout_rate > 0 or self.garbled_rate > 0
+        return (
+            any(getattr(self, n) is not None for n in (*counts, "compliance_after", "open_row"))
+            or self.timeout_rate > 0
+            or self.garbled_rate > 0
+            or self.interlock_open
+            or self.no_device
         )
 
 
@@ -286,7 +299,8 @@ class SimulationSection:
     ``profile`` names a device profile of :mod:`sim_backends.profiles` (checked when the backend
     is opened); ``latency_s`` is the 6487 twin's bus latency per transaction (GPIB-like), and
     ``usb_latency_s`` the AD2 twin's per pydwf call; ``device_noise`` turns the devices' read
-    noise on; ``faults`` holds ``keithley`` and ``ad2`` fault plans.
+    noise on; ``line_frequency_hz`` is the mains the 6487 twin runs on (50 or 60 Hz: its NPLC
+    bound and time base); ``faults`` holds ``keithley`` and ``ad2`` fault plans.
     """
 
     __pydantic_config__ = _VALIDATION
@@ -296,6 +310,7 @@ class SimulationSection:
     latency_s: LatencyS = 0.003
     usb_latency_s: LatencyS = 0.001
     device_noise: Flag = True
+    line_frequency_hz: LineFrequencyHz = 60
     faults: dict[FaultTarget, FaultSettings] = field(default_factory=dict)
 
 
@@ -434,7 +449,7 @@ def _allowed(cls: type, key: str, kind: str) -> str:
         return next((getattr(m, name) for m in constraints if hasattr(m, name)), None)
 
     if typing.get_origin(of) is Literal:
-        return ", ".join(f'"{a}"' for a in typing.get_args(of))
+        return ", ".join(f'"{a}"' if isinstance(a, str) else str(a) for a in typing.get_args(of))
     if of is bool:
         return "true or false"
     if of is str:

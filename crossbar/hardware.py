@@ -12,7 +12,7 @@ SMU_SOURCE, sensed → SMU_SENSE, V/2, V/3, 2V/3 → the buffered dividers of th
 BIAS_HALF, BIAS_THIRD, BIAS_TWO_THIRDS, ground → GND, float → FLOAT):
 
 * **read**: route the lines, ``measure_at(v)`` (NPLC from ``[wiring] read_nplc``, the largest
-  6487 current limit the bench allows). About 8 GPIB transactions and one routing (165 DIO
+  6487 current limit the bench allows). About 9 GPIB transactions and one routing (165 DIO
   words) per measurement. The source stays on until :meth:`InstrumentBackend.release`.
 * **pulse**: |V| ≤ 5 V without a compliance: the AD2. AWG1 drives the selected row with a
   pulse from a baseline (the unselected rows' level) to V, the selected column is grounded.
@@ -25,6 +25,12 @@ BIAS_HALF, BIAS_THIRD, BIAS_TWO_THIRDS, ground → GND, float → FLOAT):
 * **sweep**: route the lines, ``SENS:CURR:NPLC``, then per cycle
   ``keithley6487_procedures.sweep_points`` (built-in staircases for uniform runs, point by point for the
   rest; ``on_reading`` → ``on_point``). Source off and matrix released at the end.
+* **levels beyond 10.1 V** (pulses and sweeps): the 6487's 50/500 V range, entered with a
+  current limit of at most 2.5 mA written first (the driver does), the interlock checked after
+  the source goes to operate (``SOUR:VOLT:INT:FAIL?``: an open interlock there leaves the
+  source in high impedance with no error, so the operation is refused with InterlockOpen and
+  the source switched off), and the 10 V range restored on every exit path (off on the 10 V
+  range is a low-impedance 0 V; on 50/500 V with the interlock open it would be high-Z).
 * **mvm**: rows in groups of ``min(row_drivers, 2)`` (the AD2's two AWG channels), columns in
   pairs through TIA1/TIA2 (``V_out = −I·tia_gain``), every other line grounded; one scope
   capture (mean of ``scope_samples`` samples) per (row group, column pair, vector) and the
@@ -38,7 +44,9 @@ BIAS_HALF, BIAS_THIRD, BIAS_TWO_THIRDS, ground → GND, float → FLOAT):
   :meth:`close` also closes the AD2 and the 6487 session (``with`` blocks call it).
 
 Every voltage and compliance has been checked against the bench limits before a primitive is
-called (the drivers check again).
+called (the drivers check again). The integration-time range (:attr:`Capabilities.nplc_range`)
+follows the mains the 6487 runs on, read at connect (:meth:`InstrumentBackend.read_line_frequency`:
+at most 5 PLC at 50 Hz, 6 at 60 Hz).
 """
 
 from __future__ import annotations
@@ -72,9 +80,9 @@ from instruments.keithley6487_limits import (
     DELAY_RANGE,
     HARDWARE_MAX_VOLTAGE,
     HIGH_RANGE_MAX_CURRENT_LIMIT,
-    NPLC_RANGE,
     SOURCE_RANGE_MAX_LEVEL,
     largest_limit_within,
+    nplc_range,
     source_range_for,
     written_level,
 )
@@ -162,6 +170,8 @@ class InstrumentBackend(CrossbarBackend):
         #: current limit of reads and of the 6487 feeding the bias dividers (A): the largest 6487
         #: limit the bench allows (None: none does)
         self.read_compliance = largest_limit_within(self.limits.max_compliance)
+        #: mains frequency of the 6487 (Hz), read at connect; None until then
+        self.line_frequency: float | None = None
         self.capabilities = self._capabilities(config)
         self._nplc: float | None = None
         self.stats = {"routings": 0, "captures": 0, "reads": 0, "pulses": 0}
@@ -183,7 +193,7 @@ class InstrumentBackend(CrossbarBackend):
             read_compliance=self.read_compliance,
             drive_fractions=tuple(_DIVIDER_BUS),
             can_float=True,
-            nplc_range=NPLC_RANGE,
+            nplc_range=nplc_range(self.line_frequency),
             delay_range=DELAY_RANGE,
             compliance_levels=CURRENT_LIMITS,
             compliance_ceilings=(
@@ -193,6 +203,14 @@ class InstrumentBackend(CrossbarBackend):
             pulse_width_range=(AWG_MIN_PULSE_S, 1000.0),
             written_level=written_level,  # the 6487 is written %g
         )
+
+    def read_line_frequency(self) -> float:
+        """Read the 6487's mains frequency (``SYST:LFR?``, 50 or 60 Hz) and narrow
+        :attr:`capabilities` ``.nplc_range`` to it (at most 5 PLC at 50 Hz). Called at connect
+        (:func:`lab.open_backend`); returns Hz."""
+        self.line_frequency = self.keithley.read_line_frequency()
+        self.capabilities = self._capabilities(self.config)
+        return self.line_frequency
 
     # ------------------------------------------------------------------ basics
     def now(self) -> float:
@@ -326,32 +344,48 @@ class InstrumentBackend(CrossbarBackend):
         rng = source_range_for(v_abs)
         return None if rng == 10 else rng
 
-    def _back_to_10v_range(self) -> None:
-        self.keithley.source_off()
-        self.keithley.source_voltage = 0.0
-        self.keithley.source_voltage_range = 10
+    @contextmanager
+    def _source_range(self, v_abs: float) -> Iterator[int | None]:
+        """Put the 6487 on the range ``|V| = v_abs`` needs for the block (the driver writes a
+        current limit <= 2.5 mA first on 50/500 V) and back on the 10 V range on every exit
+        path (source off, 0 V, ``SOUR:VOLT:RANG 10``; each step tried, failures logged).
+        Yields the high range, or None within 10.1 V (nothing written)."""
+        high = self._high_range(v_abs)
+        if high is None:
+            yield None
+            return
+        k = self.keithley
+        try:
+            k.source_off()
+            k.source_voltage_range = high
+            yield high
+        finally:
+            for what, step in (
+                ("6487 source off", k.source_off),
+                ("6487 to 0 V", lambda: setattr(k, "source_voltage", 0.0)),
+                ("6487 10 V range", lambda: setattr(k, "source_voltage_range", 10)),
+            ):
+                try:
+                    step()
+                except Exception as exc:  # noqa: BLE001 - every step must be tried
+                    log.warning("%s: %s failed: %s", self.name, what, exc)
 
     def _pulse_keithley(
         self, lines: LineLevels, amp: float, width: float, compliance: float | None
     ) -> None:
         limit = self.read_compliance if compliance is None else float(compliance)
         k = self.keithley
-        high = self._high_range(abs(amp))
-        if high is not None and compliance is None:  # the 50/500 V ranges have at most 2.5 mA
-            limit = min(limit, HIGH_RANGE_MAX_CURRENT_LIMIT)
+        if self._high_range(abs(amp)) is not None and compliance is None:
+            limit = min(limit, HIGH_RANGE_MAX_CURRENT_LIMIT)  # 50/500 V: at most 2.5 mA
         with self._session():
             k.source_off()
             self._route_lines(lines)  # the selected column on SMU_SENSE: the current's return
-            if high is not None:
-                k.source_voltage_range = high
-            k.source_current_limit = limit
-            k.source_voltage = amp
-            k.source_enabled = True
-            self.clock.sleep(width)
-            k.source_enabled = False
-            if high is not None:
-                k.source_voltage = 0.0
-                k.source_voltage_range = 10
+            with self._source_range(abs(amp)):
+                k.source_current_limit = limit
+                k.source_voltage = amp
+                k.source_enabled = True  # on 50/500 V: the interlock checked (InterlockOpen)
+                self.clock.sleep(width)
+                k.source_enabled = False
 
     # ------------------------------------------------------------------ I-V sweeps
     def sweep(
@@ -365,14 +399,11 @@ class InstrumentBackend(CrossbarBackend):
         times; overflow readings are ±inf."""
         v = np.asarray(spec.voltages, dtype=float).ravel()
         k = self.keithley
-        high = self._high_range(float(np.max(np.abs(v))))
-        with self._session():
+        with self._session(), self._source_range(float(np.max(np.abs(v)))):
             k.source_off()
             self._route_lines(spec.lines)
             k.nplc = spec.nplc
             self._nplc = spec.nplc
-            if high is not None:
-                k.source_voltage_range = high
             for cycle in range(int(spec.cycles)):
 
                 def deliver(index: int, reading: Reading, cycle: int = cycle) -> None:
@@ -388,9 +419,10 @@ class InstrumentBackend(CrossbarBackend):
                     delay=float(spec.delay),
                     builtin_descending=self.config.instruments.builtin_descending,
                     poll_interval=self.poll_interval,
+                    # polled while a built-in staircase runs: the driver aborts it (device
+                    # clear, SWE:ABOR) and StopRequested comes through
+                    should_stop=lambda: check_stop(should_stop) or False,
                 )
-            if high is not None:
-                self._back_to_10v_range()
 
     # ------------------------------------------------------------------ MVM
     def mvm(self, row_voltages: np.ndarray, *, should_stop: StopFn | None = None) -> np.ndarray:

@@ -7,8 +7,10 @@ waveforms), the two scope channels (single triggered captures, quick samples), t
 digital I/O pins (the switch matrix) and the ±5 V supplies.
 
 Safety: every AWG voltage is checked against the bench's ``SafetyLimits.max_voltage`` and the
-AWG's ±5 V range, and supply voltages against 0…+5 V / −5…0 V, *before* any call reaches the
-device (``SafetyLimitError``, a ``ValueError``). ``close()`` (also on leaving a ``with`` block,
+AWG's ±5 V range — which holds a node's offset and amplitude *together*: a pulse from a
+baseline is the carrier node's offset (the baseline) plus its amplitude (the step), so
+``|baseline| + |amplitude − baseline| ≤ 5 V`` — and supply voltages against 0…+5 V / −5…0 V,
+*before* any call reaches the device (``SafetyLimitError``, a ``ValueError``). ``close()`` (also on leaving a ``with`` block,
 even through an exception) drives both AWG outputs to 0 V and disables them, releases the DIO
 pins (switch matrix floating), turns the supplies off and closes the device; it never raises.
 
@@ -70,7 +72,8 @@ AWG_CHANNELS = (0, 1)
 SCOPE_CHANNELS = (0, 1)
 """Scope channel indices (1+/1−, 2+/2−)."""
 AWG_MAX_VOLTAGE = 5.0
-"""AWG hardware output range, ±V."""
+"""AWG hardware output range, ±V; a node's |offset| + amplitude must stay within it (the AD2
+Reference Manual's "±5 V" arbitrary function generator; issue 16 item 7)."""
 AWG_MAX_RATE = 100e6
 """AWG sample rate limit, samples/s."""
 AWG_MIN_PULSE_S = 100e-9
@@ -170,6 +173,13 @@ class AnalogDiscovery2:
     def awg_samples_max(self) -> int:
         """Largest AWG custom waveform the open device allows, samples."""
         return self._awg_samples[1]
+
+    def runtime_version(self) -> str:
+        """The WaveForms runtime's version (``DwfLibrary.getVersion()``), e.g. "3.21.3"."""
+        try:
+            return str(self._dwf.getVersion())
+        except PyDwfError as exc:
+            raise self._translate(exc, "getVersion()") from exc
 
     def open(self) -> AnalogDiscovery2:
         """Open the AD2 (``pydwf.utilities.openDwfDevice``, filtered to Analog Discovery 2 and
@@ -332,7 +342,9 @@ class AnalogDiscovery2:
         start: bool = True,
     ) -> None:
         """One rectangular pulse on AWG ``channel``: ``baseline`` V → ``amplitude`` V for
-        ``width_s`` s → ``baseline`` V (both levels |V| ≤ min(5, max_voltage); width ≥ 100 ns).
+        ``width_s`` s → ``baseline`` V (both levels |V| ≤ min(5, max_voltage), and
+        ``|baseline| + |amplitude − baseline| ≤ 5 V``: the node's offset plus its amplitude must
+        fit the AWG's ±5 V; width ≥ 100 ns).
 
         Implementation (chosen over the ``Pulse`` function, whose level/duty semantics depend on
         symmetry and frequency): the ``Custom`` function with a constant buffer of ±1,
@@ -349,8 +361,17 @@ class AnalogDiscovery2:
         width = self._positive(width_s, "pulse width_s", unit="s")
         if width < AWG_MIN_PULSE_S:
             raise ValueError(f"pulse width_s must be >= {AWG_MIN_PULSE_S:g} s, got {width_s!r}")
-        self._require_open()
         step = level - base
+        if abs(base) + abs(step) > AWG_MAX_VOLTAGE * (1 + 1e-12):
+            raise SafetyLimitError(
+                f"AWG {ch + 1} pulse {base:g} V -> {level:g} V refused: offset + amplitude "
+                f"|{base:g}| + |{step:g}| = {abs(base) + abs(step):g} V is beyond the AWG "
+                f"range ±{AWG_MAX_VOLTAGE:g} V (a baseline and a pulse of the same sign fit)",
+                setting=f"AWG {ch + 1} pulse offset + amplitude",
+                value=abs(base) + abs(step),
+                limit=AWG_MAX_VOLTAGE,
+            )
+        self._require_open()
         n = int(np.clip(math.floor(width * AWG_MAX_RATE + 1e-6), 1, _PULSE_MAX_SAMPLES))
         n = max(n, self._awg_samples[0])
         data = np.full(n, -1.0 if step < 0 else 1.0)

@@ -20,8 +20,10 @@ __all__ = [
     "InstrumentError",
     "InstrumentErrorQueue",
     "InstrumentTimeout",
+    "InterlockOpen",
     "SafetyLimitError",
     "SafetyLimits",
+    "StopRequested",
     "fault_message",
 ]
 
@@ -100,7 +102,22 @@ class ConnectionLost(InstrumentError):
 
 
 class ComplianceError(InstrumentError):
-    """The source hit its current limit (raised only when the caller asked to raise)."""
+    """The source hit its current limit (raised when the caller asked to raise, or when the
+    instrument's two compliance indicators disagree so that no reading of a run can be
+    trusted)."""
+
+
+class InterlockOpen(InstrumentError):
+    """The source's interlock is asserted (fixture lid open, interlock cable missing): on the
+    Keithley 6487's 50/500 V ranges the source then stays in high impedance without any error
+    in the error queue, so a driver checks ``SOUR:VOLT:INT:FAIL?`` after switching it on and
+    raises this after switching it off again."""
+
+
+class StopRequested(RuntimeError):
+    """A driver procedure stopped early because its ``should_stop()`` callback returned True;
+    the instrument was made safe first (e.g. a running built-in sweep aborted). Not an
+    instrument fault: the caller (the crossbar layer's abort) asked for it."""
 
 
 class SafetyLimitError(ValueError):

@@ -33,7 +33,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -50,7 +50,9 @@ from .errors import (
     InstrumentError,
     InstrumentErrorQueue,
     InstrumentTimeout,
+    InterlockOpen,
     SafetyLimits,
+    StopRequested,
     fault_message,
 )
 from .keithley6487_limits import (
@@ -59,12 +61,20 @@ from .keithley6487_limits import (
     CURRENT_RANGE,
     DELAY_RANGE,
     HARDWARE_MAX_VOLTAGE,
+    HIGH_RANGE_MAX_CURRENT_LIMIT,
+    LINE_FREQUENCIES,
     MAX_SWEEP_POINTS,
     NPLC_RANGE,
+    SOURCE_RANGE_MAX_LEVEL,
     SOURCE_RANGES,
     as_number,
     check_level,
+    check_nplc,
+    check_range_compliance,
+    largest_limit_within,
+    nplc_range,
     snap_compliance,
+    source_range_for,
 )
 
 log = logging.getLogger(__name__)
@@ -72,6 +82,11 @@ log.addHandler(logging.NullHandler())
 
 __all__ = [
     "COMPLIANCE_VSO",
+    "MEAS_BFL",
+    "MEAS_INT",
+    "MEAS_ROF",
+    "MEAS_VSC",
+    "STB_MSB",
     "Identity",
     "Keithley6487",
     "NAN_SENTINEL",
@@ -93,6 +108,21 @@ SIM_RESOURCE = "GPIB0::22::INSTR"
 OVERFLOW_SENTINEL = 9.9e37
 NAN_SENTINEL = 9.91e37
 COMPLIANCE_VSO = -999.0
+
+# Status model (Reference Manual section 10). Status byte (serial poll, ``*STB?``), p. 10-8:
+# bit B0 = measurement summary bit (MSB): an event enabled in the measurement event enable
+# register (``STAT:MEAS:ENAB``) has occurred. Measurement event register, pp. 10-13/10-14
+# (``STAT:MEAS?`` reads and clears the event register, ``STAT:MEAS:COND?`` the live condition):
+#: status byte bit B0, measurement summary (an enabled measurement event occurred)
+STB_MSB = 1 << 0
+#: B7 reading overflow (ROF)
+MEAS_ROF = 1 << 7
+#: B9 buffer full (BFL): "also set when a voltage sweep has been completed" (p. 10-14)
+MEAS_BFL = 1 << 9
+#: B11 output interlock asserted (INT): "the voltage source output cannot be turned on"
+MEAS_INT = 1 << 11
+#: B14 voltage source compliance (VSC): "the voltage source is in compliance"
+MEAS_VSC = 1 << 14
 
 #: FORM:ELEM short forms and their long forms (any abbreviation in between is accepted).
 _ELEMENT_LONG = {
@@ -453,8 +483,21 @@ class Keithley6487(SCPIMixin, Instrument):
     :meth:`deferred_error_check`, where the caller checks once after a batch of settings.
 
     State the driver keeps so that every exit path is safe: whether it armed a built-in sweep
-    that it has not seen finish (:attr:`sweep_armed`; :meth:`source_off` and :meth:`shutdown`
-    abort it) and whether ``TRIG:COUN`` may be other than 1 (:meth:`restore_single_trigger`).
+    that it has not seen finish (:attr:`sweep_armed`, set *before* ``SOUR:VOLT:SWE:INIT`` is
+    written so that a failed write is still aborted; :meth:`source_off` and :meth:`shutdown`
+    abort it, with a device clear first when the sweep may be running), whether ``TRIG:COUN``
+    may be other than 1 (:meth:`restore_single_trigger`), the source range and current limit it
+    last set (so it writes a limit <= 2.5 mA before switching to 50/500 V, and checks the
+    interlock after switching the source on there; the range is assumed to be the *RST 10 V
+    until this driver sets it — ``lab.open_backend`` resets the instrument on connect) and the
+    line frequency (:meth:`read_line_frequency`: the NPLC bound is 5 on 50 Hz mains).
+
+    Compliance (Reference Manual p. 6-5: "a value of -999 returned for the voltage source
+    element indicates that the source was in compliance", stated for buffer readings) is
+    cross-checked with the measurement event register's VSC bit (B14) by the procedures; every
+    disagreement is logged and kept in :attr:`compliance_disagreements`. To confirm on a first
+    real run: a ``READ?`` in compliance returns VSO -999 (the manual states it only for buffer
+    recall), VSC latches during a built-in sweep in compliance, and the list stays empty.
     """
 
     #: When True, overflow / NaN readings raise InstrumentError instead of being flagged.
@@ -468,10 +511,18 @@ class Keithley6487(SCPIMixin, Instrument):
         self._last_command: str | None = None  # last command other than SYST:ERR?
         self._last_written: str | None = None
         self._sweep_armed = False
+        self._sweep_started = False  # INIT written for an armed sweep (it may be running)
         self._trigger_count_dirty = False
         self._deferred_checks = 0
+        self._range = 10  # source range (V) this driver last set (*RST: 10)
+        self._limit: float | None = None  # current limit (A) this driver last set (None: *RST)
+        #: mains frequency (Hz) read by :meth:`read_line_frequency`; None until then
+        self.line_frequency: float | None = None
+        #: every run where VSO = -999 and the VSC event disagreed (see the class docstring)
+        self.compliance_disagreements: list[str] = []
         super().__init__(adapter, name, **kwargs)
         self.limits = limits
+        self.nplc_values = NPLC_RANGE
 
     # ---------------------------------------------------------------- limits and transport
 
@@ -488,7 +539,7 @@ class Keithley6487(SCPIMixin, Instrument):
         self.source_voltage_values = _VoltageBounds("source_voltage", limits.max_voltage)
         self.sweep_start_values = _VoltageBounds("sweep_start", limits.max_voltage)
         self.sweep_stop_values = _VoltageBounds("sweep_stop", limits.max_voltage)
-        self.source_current_limit_values = _ComplianceBounds(
+        self._source_current_limit_values = _ComplianceBounds(
             "source_current_limit", limits.max_compliance
         )
 
@@ -583,8 +634,9 @@ class Keithley6487(SCPIMixin, Instrument):
         """Reset the instrument to its *RST defaults (``*RST``; source off, 10 V range, one
         trigger, no sweep armed)."""
         self.write("*RST")
-        self._sweep_armed = False
+        self._sweep_armed = self._sweep_started = False
         self._trigger_count_dirty = False
+        self._range, self._limit = 10, None
 
     def check_errors(self, command: str | None = None) -> list:
         """Read ``SYST:ERR?`` until ``0,"No error"``; raise if anything was queued.
@@ -604,7 +656,9 @@ class Keithley6487(SCPIMixin, Instrument):
             match = _ERROR_RE.fullmatch(reply)
             if match is None:
                 raise GarbledReply(
-                    fault_message(self.name, "SYST:ERR?", f"unparseable error entry {reply!r}"),
+                    fault_message(
+                        self.name, "SYST:ERR?", f"garbled reply: unparseable error entry {reply!r}"
+                    ),
                     instrument=self.name,
                     command="SYST:ERR?",
                 )
@@ -639,24 +693,44 @@ class Keithley6487(SCPIMixin, Instrument):
         check_set_errors=True,
     )
 
-    source_voltage_range = Instrument.control(
+    _source_voltage_range = Instrument.control(
         "SOUR:VOLT:RANG?",
         "SOUR:VOLT:RANG %g",
-        """Control the source range (int, V, strict 10, 50 or 500; *RST 10). The 50 V and
-        500 V ranges always use the interlock and allow at most 2.5 mA current limit.""",
+        """The raw source-range control (see :attr:`source_voltage_range`).""",
         validator=strict_discrete_set,
         values=SOURCE_RANGES,
         get_process=_to_int,
         check_set_errors=True,
     )
 
-    source_current_limit = Instrument.control(
+    @property
+    def source_voltage_range(self) -> int:
+        """Control the source range (int, V, strict 10, 50 or 500; *RST 10). The 50 V and 500 V
+        ranges always use the interlock and allow at most a 2.5 mA current limit: before
+        switching to them, this driver writes ``SOUR:VOLT:ILIM`` (the largest 6487 limit within
+        2.5 mA and the bench limit) unless the limit it last set is already within 2.5 mA (after
+        *RST it is 25 mA). Errors are checked once after the range (and that limit)."""
+        return self._source_voltage_range
+
+    @source_voltage_range.setter
+    def source_voltage_range(self, rng: int) -> None:
+        value = strict_discrete_set(rng, SOURCE_RANGES)
+        with self.deferred_error_check():
+            if value != 10 and (self._limit is None or self._limit > HIGH_RANGE_MAX_CURRENT_LIMIT):
+                limit = largest_limit_within(
+                    min(HIGH_RANGE_MAX_CURRENT_LIMIT, self.limits.max_compliance)
+                )
+                if limit is None:  # the bench allows no 6487 limit at all (< 25 µA)
+                    self.checked_compliance(CURRENT_LIMITS[0], "source_current_limit")
+                self.source_current_limit = limit
+            self._source_voltage_range = value
+        self._range = int(value)
+        self.check_set_errors()
+
+    _source_current_limit = Instrument.control(
         "SOUR:VOLT:ILIM?",
         "SOUR:VOLT:ILIM %g",
-        """Control the source current limit (compliance) (float, A; the 6487 has only 25e-6,
-        2.5e-4, 2.5e-3 and 25e-3 A, max 2.5e-3 A on the 50/500 V ranges). A request snaps UP to
-        the smallest limit >= the request; if that exceeds ``limits.max_compliance`` the request
-        is refused with SafetyLimitError before anything is written.""",
+        """The raw current-limit control (see :attr:`source_current_limit`).""",
         validator=_compliance_validator,
         values=_ComplianceBounds("source_current_limit", 0.0),
         get_process=_to_float,
@@ -664,11 +738,43 @@ class Keithley6487(SCPIMixin, Instrument):
         dynamic=True,
     )
 
-    source_enabled = _bool_control(
+    @property
+    def source_current_limit(self) -> float:
+        """Control the source current limit (compliance) (float, A; the 6487 has only 25e-6,
+        2.5e-4, 2.5e-3 and 25e-3 A, max 2.5e-3 A on the 50/500 V ranges). A request snaps UP to
+        the smallest limit >= the request; if that exceeds ``limits.max_compliance`` the request
+        is refused with SafetyLimitError, and above 2.5 mA on the 50/500 V ranges (as this
+        driver set them) with ValueError, before anything is written."""
+        return self._source_current_limit
+
+    @source_current_limit.setter
+    def source_current_limit(self, limit: float) -> None:
+        snapped = self.checked_compliance(limit, "source_current_limit")
+        if self._range != 10:
+            check_range_compliance(
+                SOURCE_RANGE_MAX_LEVEL[self._range], snapped, "source_current_limit"
+            )
+        self._source_current_limit = limit
+        self._limit = snapped
+
+    _source_enabled = _bool_control(
         "SOUR:VOLT:STAT",
-        """Control whether the source is operating (bool; ON/OFF). Off, the output is a
-        low-impedance 0 V.""",
+        """The raw operate control (see :attr:`source_enabled`).""",
     )
+
+    @property
+    def source_enabled(self) -> bool:
+        """Control whether the source is operating (bool; ON/OFF). Off, the output is a
+        low-impedance 0 V on the 10 V range. Switching it on while the range this driver set is
+        50 or 500 V is followed by :meth:`check_interlock` (an open interlock there keeps the
+        source in high impedance with no error: InterlockOpen after switching it off)."""
+        return self._source_enabled
+
+    @source_enabled.setter
+    def source_enabled(self, on: bool) -> None:
+        self._source_enabled = on
+        if on is True and self._range != 10:
+            self.check_interlock()
 
     interlock_enabled = _bool_control(
         "SOUR:VOLT:INT",
@@ -679,18 +785,147 @@ class Keithley6487(SCPIMixin, Instrument):
 
     interlock_tripped = Instrument.measurement(
         "SOUR:VOLT:INT:FAIL?",
-        """Get whether the interlock stopped the source (bool).""",
+        """Get whether the interlock is asserted (bool; Reference Manual Table 14-5: "1 =
+        interlock asserted ... the voltage source cannot be placed in operate").""",
         get_process=_to_bool,
         cast=str,
     )
 
+    def check_interlock(self) -> None:
+        """Query ``SOUR:VOLT:INT:FAIL?``; if the interlock is asserted, switch the source off
+        (:meth:`source_off`) and raise :class:`InterlockOpen`. On the 50/500 V ranges the 6487
+        reports an open interlock nowhere else: the source just stays in high impedance, so a
+        pulse or sweep would apply nothing, and "off" would be high-Z instead of 0 V."""
+        if not self.interlock_tripped:
+            return
+        try:
+            self.source_off()
+        except InstrumentError as exc:
+            log.warning("%s: could not switch the source off (%s)", self.name, exc)
+        raise InterlockOpen(
+            fault_message(
+                self.name,
+                "SOUR:VOLT:INT:FAIL?",
+                f"interlock open on the {self._range} V range: the source stays in high "
+                "impedance (switched off); close the test fixture's lid or connect the "
+                "interlock cable, or keep every level within 10.1 V",
+            ),
+            instrument=self.name,
+            command="SOUR:VOLT:INT:FAIL?",
+        )
+
+    def note_sweep_range(self, top: float) -> None:
+        """Note that an armed built-in sweep reaching ``|V| = top`` put the source on the lowest
+        range holding it (manual p. 6-11: "fixed at the lowest range required"); on 50/500 V
+        the interlock is then checked (:meth:`check_interlock`). Writes nothing on 10 V."""
+        self._range = max(self._range, source_range_for(top))
+        if self._range != 10:
+            self.check_interlock()
+
     def source_off(self) -> None:
         """Switch the source off (``SOUR:VOLT:STAT OFF``), aborting first a built-in sweep this
-        driver armed and did not see finish (``SOUR:VOLT:SWE:ABOR``): after a fault mid-sweep
-        the 6487 would otherwise refuse the next sweep with +840 "Not allowed with sweep on"."""
+        driver armed and did not see finish (``SOUR:VOLT:SWE:ABOR``, after a device clear if it
+        may be running): after a fault mid-sweep the 6487 would otherwise refuse the switch-off
+        and the next sweep with +840 "Not allowed with sweep on"."""
         if self._sweep_armed:
             self.abort_sweep()
-        self.source_enabled = False
+        self._source_enabled = False
+
+    # ---------------------------------------------------------------- line frequency, status
+
+    line_frequency_query = Instrument.measurement(
+        "SYST:LFR?",
+        """Get the mains frequency the 6487 detected (float, Hz: 50 or 60).""",
+        get_process=_to_float,
+    )
+
+    def read_line_frequency(self) -> float:
+        """Read the mains frequency (``SYST:LFR?``, 50 or 60 Hz) and bound :attr:`nplc` by it:
+        at most 5 PLC on 50 Hz, 6 on 60 Hz. GarbledReply for any other reply. Returns Hz."""
+        hz = self.line_frequency_query
+        if not any(math.isclose(hz, f, abs_tol=0.5) for f in LINE_FREQUENCIES):
+            raise GarbledReply(
+                fault_message(self.name, "SYST:LFR?", f"line frequency {hz!r} is not 50 or 60 Hz"),
+                instrument=self.name,
+                command="SYST:LFR?",
+            )
+        self.line_frequency = float(round(hz))
+        self.nplc_values = nplc_range(self.line_frequency)
+        return self.line_frequency
+
+    def checked_nplc(self, nplc: float, setting: str = "nplc") -> float:
+        """``nplc`` (PLC) if within the bound of the line frequency read (5 at 50 Hz, 6 at 60 Hz
+        or not read yet); else ValueError. Writes nothing."""
+        return check_nplc(nplc, setting, self.line_frequency)
+
+    measurement_event_enable = Instrument.control(
+        "STAT:MEAS:ENAB?",
+        "STAT:MEAS:ENAB %d",
+        """Control the measurement event enable register (int, 0 to 65535): the events whose
+        occurrence sets the status byte's measurement summary bit (e.g. MEAS_BFL).""",
+        validator=strict_discrete_set,
+        values=range(0, 1 << 16),
+        get_process=_to_int,
+    )
+
+    measurement_events = Instrument.measurement(
+        "STAT:MEAS?",
+        """Get the measurement event register (int; reading it clears it): the events since the
+        last read (MEAS_BFL buffer full / sweep done, MEAS_VSC source compliance, MEAS_INT
+        interlock asserted, MEAS_ROF overflow).""",
+        get_process=_to_int,
+    )
+
+    measurement_condition = Instrument.measurement(
+        "STAT:MEAS:COND?",
+        """Get the measurement condition register (int): the conditions now (e.g. MEAS_VSC
+        while the source is in compliance).""",
+        get_process=_to_int,
+    )
+
+    def _connection_call(self, what: str, call: Callable[[], object]) -> object:
+        """``call()`` on the VISA session; failures become ConnectionLost / InstrumentTimeout
+        naming ``what``."""
+        try:
+            return call()
+        except (pyvisa.errors.VisaIOError, pyvisa.errors.InvalidSession, OSError) as exc:
+            raise self._transport_error(exc, what) from exc
+
+    def read_status_byte(self) -> int | None:
+        """The status byte by serial poll (pyvisa ``read_stb()`` on the session): a bus-level
+        operation the 6487 answers even while a built-in sweep keeps it from reading commands.
+        None when the interface has no serial poll: a session that is not GPIB (RS-232, where
+        a VISA library would emulate it with ``*STB?``, a query held back by a running sweep),
+        or one that reports the operation unsupported."""
+        connection = getattr(self.adapter, "connection", None)
+        read_stb = getattr(connection, "read_stb", None)
+        kind = getattr(connection, "interface_type", None)
+        gpib = pyvisa.constants.InterfaceType.gpib
+        if read_stb is None or (isinstance(kind, pyvisa.constants.InterfaceType) and kind != gpib):
+            return None
+        try:
+            return int(read_stb())  # type: ignore[arg-type]
+        except pyvisa.errors.VisaIOError as exc:
+            if exc.error_code == pyvisa.constants.StatusCode.error_nonsupported_operation:
+                return None
+            raise self._transport_error(exc, "serial poll") from exc
+        except (pyvisa.errors.InvalidSession, OSError) as exc:
+            raise self._transport_error(exc, "serial poll") from exc
+
+    def device_clear(self) -> None:
+        """Send a device clear (pyvisa ``clear()``: GPIB SDC): the 6487 empties its input
+        buffer and output queue and drops commands waiting to be processed (Keithley's
+        "DCL/SDC" description), so the next command is read at once. Settings are kept."""
+        clear = getattr(getattr(self.adapter, "connection", None), "clear", None)
+        if clear is not None:
+            self._connection_call("device clear", clear)
+        self.flush_read_buffer()
+
+    def flush_read_buffer(self) -> None:
+        """Drop a reply the adapter may still hold (after a device clear)."""
+        flush = getattr(self.adapter, "flush_read_buffer", None)
+        if flush is not None:
+            flush()
 
     # ---------------------------------------------------------------- zero check / correct
 
@@ -740,9 +975,10 @@ class Keithley6487(SCPIMixin, Instrument):
     nplc = _range_control(
         "SENS:CURR:NPLC",
         "%g",
-        """Control the integration time (float, power-line cycles, 0.01 to 6 at 60 Hz; the
-        6487 accepts at most 5 at 50 Hz).""",
+        """Control the integration time (float, power-line cycles: 0.01 to 6 on 60 Hz mains,
+        0.01 to 5 on 50 Hz once :meth:`read_line_frequency` has read the mains frequency).""",
         NPLC_RANGE,
+        dynamic=True,
     )
 
     filter_enabled = _bool_control(
@@ -780,7 +1016,10 @@ class Keithley6487(SCPIMixin, Instrument):
 
     def initiate(self) -> None:
         """Start the trigger model (``INIT``): take ``trigger_count`` readings, or run the
-        armed built-in sweep."""
+        armed built-in sweep (noted before the write: from then on the sweep may be running,
+        and an abort starts with a device clear)."""
+        if self._sweep_armed:
+            self._sweep_started = True
         self.write("INIT")
 
     def parse_reply(self, text: str, command: str) -> list[Reading]:
@@ -910,7 +1149,8 @@ class Keithley6487(SCPIMixin, Instrument):
 
     sweep_running = Instrument.measurement(
         "SOUR:VOLT:SWE:STAT?",
-        """Get whether a built-in sweep is running (bool).""",
+        """Get whether a built-in sweep is running (bool). Not for waiting on a sweep: the 6487
+        may answer a query only when the sweep ends (see :meth:`wait_for_sweep`).""",
         get_process=_to_bool,
         cast=str,
     )
@@ -922,53 +1162,119 @@ class Keithley6487(SCPIMixin, Instrument):
 
     def arm_sweep(self) -> None:
         """Arm the built-in sweep (``SOUR:VOLT:SWE:INIT``: the source goes to operate at the
-        start level); :meth:`initiate` runs it, :meth:`wait_for_sweep` waits for its end."""
-        self.write("SOUR:VOLT:SWE:INIT")
+        start level); :meth:`initiate` runs it, :meth:`wait_for_sweep` waits for its end. The
+        sweep is noted as armed *before* the write, so that a write that fails after reaching
+        the instrument is still followed by ``SOUR:VOLT:SWE:ABOR`` (:meth:`source_off`)."""
         self._sweep_armed = True
+        self.write("SOUR:VOLT:SWE:INIT")
 
-    def wait_for_sweep(self, timeout: float, poll_interval: float, points: int) -> None:
-        """Poll ``SOUR:VOLT:SWE:STAT?`` until the running sweep of ``points`` steps ends.
+    def wait_for_sweep(
+        self,
+        timeout: float,
+        poll_interval: float,
+        points: int,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> int:
+        """Wait for the running built-in sweep of ``points`` steps to end; return the
+        measurement event register read at its end (``STAT:MEAS?``: MEAS_BFL, MEAS_VSC ...).
 
-        :param timeout: seconds to wait; on expiry the sweep is aborted
-            (``SOUR:VOLT:SWE:ABOR``) and InstrumentTimeout raised.
+        The 6487 executes commands one after another (Reference Manual p. 11-5: ``*WAI`` "is
+        effectively a No-Op"), so a query sent while the sweep runs may be answered only when it
+        ends, and a sweep longer than the VISA timeout would time out on its first query. The
+        wait therefore uses the status model: the procedure enables MEAS_BFL (buffer full, "also
+        set when a voltage sweep has been completed", p. 10-14) in ``STAT:MEAS:ENAB``, and this
+        polls the status byte by serial poll (:meth:`read_status_byte`, answered while the
+        instrument is busy) until its measurement summary bit (B0, p. 10-8) is set. Where the
+        interface has no serial poll (RS-232), it queries ``STAT:MEAS?`` with the VISA timeout
+        raised to the time left, so a reply held back until the sweep ends still arrives.
+
+        :param timeout: seconds to wait (wall clock); on expiry the sweep is aborted (device
+            clear, ``SOUR:VOLT:SWE:ABOR``) and InstrumentTimeout raised.
         :param poll_interval: seconds between polls (0: poll at once again).
+        :param points: steps of the sweep (for messages).
+        :param should_stop: called between polls; when it returns True (or raises) the sweep
+            is aborted the same way and :class:`StopRequested` raised (or its exception).
         """
         deadline = time.monotonic() + timeout
-        while self.sweep_running:
-            if time.monotonic() >= deadline:
-                try:
-                    self.abort_sweep()
-                except InstrumentError as exc:
-                    log.warning("%s: could not abort the sweep (%s)", self.name, exc)
-                raise InstrumentTimeout(
-                    fault_message(
-                        self.name,
-                        "SOUR:VOLT:SWE:STAT?",
-                        f"built-in sweep of {points} points still running after {timeout:g} s "
-                        "(aborted with SOUR:VOLT:SWE:ABOR)",
-                    ),
-                    instrument=self.name,
-                    command="SOUR:VOLT:SWE:STAT?",
-                )
-            if poll_interval > 0:
-                time.sleep(poll_interval)
-        self._sweep_armed = False
+        events = 0
+        try:
+            while True:
+                stb = self.read_status_byte()
+                if stb is None:
+                    with self._visa_timeout(max(deadline - time.monotonic(), 0.0)):
+                        events |= self.measurement_events
+                    if events & MEAS_BFL:
+                        break
+                elif stb & STB_MSB:
+                    events |= self.measurement_events
+                    break
+                if should_stop is not None and should_stop():
+                    raise StopRequested(f"{self.name}: built-in sweep of {points} points stopped")
+                if time.monotonic() >= deadline:
+                    raise InstrumentTimeout(
+                        fault_message(
+                            self.name,
+                            "serial poll" if stb is not None else "STAT:MEAS?",
+                            f"built-in sweep of {points} points still running after {timeout:g} s "
+                            "(aborted: device clear, SOUR:VOLT:SWE:ABOR)",
+                        ),
+                        instrument=self.name,
+                        command="serial poll" if stb is not None else "STAT:MEAS?",
+                    )
+                if poll_interval > 0:
+                    time.sleep(poll_interval)
+        except BaseException:
+            try:
+                self.abort_sweep()
+            except InstrumentError as exc:
+                log.warning("%s: could not abort the sweep (%s)", self.name, exc)
+            raise
+        self._sweep_armed = self._sweep_started = False
+        return events
+
+    @contextmanager
+    def _visa_timeout(self, seconds: float) -> Iterator[None]:
+        """Raise the session's VISA timeout to ``seconds`` (never lower it) for one query."""
+        connection = getattr(self.adapter, "connection", None)
+        before = getattr(connection, "timeout", None)
+        if not isinstance(before, (int, float)) or before >= seconds * 1000:
+            yield
+            return
+        connection.timeout = seconds * 1000 + 1000  # type: ignore[union-attr]
+        try:
+            yield
+        finally:
+            connection.timeout = before  # type: ignore[union-attr]
 
     def abort_sweep(self) -> None:
-        """Abort a running built-in sweep (``SOUR:VOLT:SWE:ABOR``; puts the source in standby)."""
+        """Abort a built-in sweep (``SOUR:VOLT:SWE:ABOR``; puts the source in standby), after a
+        device clear when it may be running (the 6487 would otherwise read the abort only after
+        the commands and queries waiting ahead of it)."""
+        if self._sweep_started:
+            try:
+                self.device_clear()
+            except InstrumentError as exc:
+                log.warning("%s: device clear failed (%s)", self.name, exc)
         self.write("SOUR:VOLT:SWE:ABOR")
-        self._sweep_armed = False
+        self._sweep_armed = self._sweep_started = False
 
     # ---------------------------------------------------------------- shutdown
 
     def shutdown(self) -> None:
         """Bring the instrument to a safe state: abort a sweep this driver armed
-        (``SOUR:VOLT:SWE:ABOR``), source off (``SOUR:VOLT:STAT OFF``), zero check on
+        (device clear if it may be running, ``SOUR:VOLT:SWE:ABOR``), source off
+        (``SOUR:VOLT:STAT OFF``), zero check on
         (``SYST:ZCH ON``). Never raises because of a dead bus: failures are logged and the next
         step is tried, so it is safe on every exit path (``with Keithley6487(...)`` calls it)."""
         commands = ["SOUR:VOLT:STAT OFF", "SYST:ZCH ON"]
         if self._sweep_armed:
             commands.insert(0, "SOUR:VOLT:SWE:ABOR")
+        if self._sweep_started:
+            try:
+                self.device_clear()
+            except Exception as exc:  # noqa: BLE001 - shutdown must reach every step
+                log.warning("%s: shutdown could not clear the device (%s)", self.name, exc)
         for command in commands:
             try:
                 self.write(command)
@@ -976,5 +1282,5 @@ class Keithley6487(SCPIMixin, Instrument):
                 log.warning(
                     "%s: shutdown could not send %r (%s); continuing", self.name, command, exc
                 )
-        self._sweep_armed = False
+        self._sweep_armed = self._sweep_started = False
         super().shutdown()

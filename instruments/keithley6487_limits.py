@@ -6,8 +6,9 @@ and the simulated 6487 (:mod:`sim_backends.keithley_twin`) enforces them.
 
 Facts from /work/shared/paper/INSTRUMENTS.md (6487 reference manual): source ranges 10/50/500 V
 holding ±10.1/±50.5/±505 V; current limits 25 µA, 250 µA, 2.5 mA and 25 mA, at most 2.5 mA on
-the 50 and 500 V ranges; NPLC 0.01 to 6 (60 Hz); trigger and sweep delays 0 to 999.9999 s;
-``TRIG:COUN`` 1 to 2048; buffer 1 to 3000 readings. The driver writes numbers with ``%g``
+the 50 and 500 V ranges; NPLC 0.01 to 6 on 60 Hz mains, 0.01 to 5 on 50 Hz (the driver reads
+the line frequency, ``SYST:LFR?``, at connect; :func:`nplc_range`); trigger and sweep delays 0
+to 999.9999 s; ``TRIG:COUN`` 1 to 2048; buffer 1 to 3000 readings. The driver writes numbers with ``%g``
 (6 significant digits), so a level reaches the instrument as :func:`written_level` gives it.
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "DELAY_RANGE",
     "HARDWARE_MAX_VOLTAGE",
     "HIGH_RANGE_MAX_CURRENT_LIMIT",
+    "LINE_FREQUENCIES",
     "MAX_SWEEP_POINTS",
     "NPLC_RANGE",
     "SOURCE_RANGES",
@@ -41,6 +43,7 @@ __all__ = [
     "format_level",
     "largest_limit_within",
     "max_limit_on_range",
+    "nplc_range",
     "snap_compliance",
     "source_range_for",
     "written_level",
@@ -61,8 +64,13 @@ CURRENT_RANGE_OVERRANGE = 1.05
 #: ``SENS:CURR:RANG`` parameter (A): the 6487 picks the lowest range whose full scale
 #: (2.1e-9 ... 2.1e-2) holds the value.
 CURRENT_RANGE = (0.0, 2.1e-2)
-#: Integration time (power-line cycles; 6 at 60 Hz, the instrument allows only 5 at 50 Hz).
+#: Integration time (power-line cycles; 6 at 60 Hz, the instrument allows only 5 at 50 Hz):
+#: the widest range, for checks made before the line frequency is known; see nplc_range.
 NPLC_RANGE = (0.01, 6.0)
+#: Mains frequencies the 6487 runs on (Hz) and the largest NPLC on each (Reference Manual: rate
+#: SLOW = 6 PLC at 60 Hz, 5 PLC at 50 Hz; INSTRUMENTS.md "0.01…6 (60 Hz; 5 at 50 Hz)").
+LINE_FREQUENCIES = (50, 60)
+_NPLC_MAX = {50: 5.0, 60: 6.0}
 #: Trigger delay (``TRIG:DEL``) and built-in sweep delay per step (``SOUR:VOLT:SWE:DEL``), s.
 DELAY_RANGE = (0.0, 999.9999)
 #: Trigger count limit (TRIG:COUN 1..2048) bounds a built-in sweep; the buffer holds 3000.
@@ -125,9 +133,22 @@ def _in_range(value: object, bounds: tuple[float, float], setting: str, unit: st
     return x
 
 
-def check_nplc(nplc: float, setting: str = "nplc") -> float:
-    """``nplc`` (power-line cycles) as float if within 0.01 to 6; else ValueError."""
-    return _in_range(nplc, NPLC_RANGE, setting, "PLC")
+def nplc_range(line_frequency: float | None = None) -> tuple[float, float]:
+    """The NPLC range (power-line cycles) on ``line_frequency`` Hz mains: (0.01, 5) at 50 Hz,
+    (0.01, 6) at 60 Hz; None (not known yet): :data:`NPLC_RANGE`. ValueError for a frequency
+    that is neither 50 nor 60 Hz."""
+    if line_frequency is None:
+        return NPLC_RANGE
+    hz = int(round(float(line_frequency)))
+    if hz not in _NPLC_MAX or not math.isclose(float(line_frequency), hz, abs_tol=0.5):
+        raise ValueError(f"line frequency must be 50 or 60 Hz, got {line_frequency!r}")
+    return (NPLC_RANGE[0], _NPLC_MAX[hz])
+
+
+def check_nplc(nplc: float, setting: str = "nplc", line_frequency: float | None = None) -> float:
+    """``nplc`` (power-line cycles) as float if within :func:`nplc_range` of ``line_frequency``
+    (0.01 to 6 at 60 Hz or unknown, 0.01 to 5 at 50 Hz); else ValueError."""
+    return _in_range(nplc, nplc_range(line_frequency), setting, "PLC")
 
 
 def check_delay(delay: float, setting: str = "delay") -> float:

@@ -8,6 +8,21 @@ rules (:mod:`instruments.keithley6487_limits`) first: nothing is written if one 
 A procedure sets a batch of controls inside :meth:`Keithley6487.deferred_error_check` and reads
 the error queue once at the end of the batch, naming the batch in the error.
 
+Compliance is read twice and cross-checked: the reading's VSO element (-999 in compliance,
+Reference Manual p. 6-5) and the measurement event register's VSC bit (B14, p. 10-14). A
+single reading (:func:`measure_at`) is checked against the live condition
+(``STAT:MEAS:COND?``); a run (a built-in staircase, a point-by-point run) against the events
+latched during it (``STAT:MEAS?`` read before and after). Where both agree the VSO flags
+stand. Where they disagree the VSO rule is not trusted: a VSC without any VSO -999 flags the
+single reading, or every reading of a built-in run (before it is delivered), as in compliance,
+and fails a point-by-point run (whose readings were already delivered) with ComplianceError; a
+VSO -999 without VSC keeps the flag (-999 is no source level). Every disagreement is logged and
+appended to ``k.compliance_disagreements``.
+
+A built-in sweep is waited for with the status model (serial poll of the status byte, see
+:meth:`Keithley6487.wait_for_sweep`), never by querying while it runs; ``should_stop`` lets the
+caller stop it at its next poll (the sweep is aborted with a device clear first).
+
 .. code-block:: python
 
     from instruments.keithley6487_procedures import measure_at, sweep_points
@@ -19,28 +34,62 @@ the error queue once at the end of the batch, naming the batch in the error.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from .errors import ComplianceError, GarbledReply, fault_message
-from .keithley6487 import Keithley6487, Reading
+from .keithley6487 import MEAS_BFL, MEAS_VSC, Keithley6487, Reading
 from .keithley6487_limits import (
     HARDWARE_MAX_VOLTAGE,
     MAX_SWEEP_POINTS,
     as_number,
     check_delay,
-    check_nplc,
     check_range_compliance,
     format_level,
 )
 from .sweep_plan import builtin_parameters, plan_segments
 
-__all__ = ["measure_at", "sweep", "sweep_points"]
+__all__ = ["StopCheck", "measure_at", "sweep", "sweep_points"]
+
+log = logging.getLogger(__name__)
 
 #: Called as ``emit(index, reading)`` for each reading of a run, in order.
 _Emit = Callable[[int, Reading], None]
+#: Called between the status polls of a built-in sweep; True stops (aborts) the sweep.
+StopCheck = Callable[[], bool]
+
+
+def _disagreement(k: Keithley6487, what: str, vsc: bool) -> None:
+    """Log and record one disagreement between VSO = -999 and the VSC bit."""
+    text = (
+        f"{what}: the measurement status VSC bit says "
+        f"{'compliance' if vsc else 'no compliance'} but "
+        f"{'no reading' if vsc else 'a reading'} carried VSO = -999"
+    )
+    log.warning("%s: %s (the VSO = -999 rule is not confirmed)", k.name, text)
+    k.compliance_disagreements.append(text)
+
+
+def _in_compliance(reading: Reading) -> Reading:
+    return dataclasses.replace(reading, compliance=True, voltage_source=math.nan)
+
+
+def _reconcile(
+    k: Keithley6487, readings: list[Reading], vsc: bool, what: str
+) -> tuple[list[Reading], bool]:
+    """Cross-check the readings' VSO flags with ``vsc``; returns the readings to keep (every
+    one flagged when VSC saw compliance that no VSO showed) and whether they agreed."""
+    flagged = any(r.compliance for r in readings)
+    if flagged == vsc:
+        return readings, True
+    _disagreement(k, what, vsc)
+    if vsc:
+        return [_in_compliance(r) for r in readings], False
+    return readings, False
 
 
 def _configure_point(k: Keithley6487, voltage: float, compliance: float) -> None:
@@ -75,8 +124,10 @@ def measure_at(
     """Source ``voltage`` and take one reading.
 
     Checks the limits first (nothing is written if they refuse), then writes
-    ``[SENS:CURR:NPLC n]``, ``SOUR:VOLT:ILIM c``, ``SOUR:VOLT v``, ``SOUR:VOLT:STAT ON``,
-    ``SYST:ZCH OFF``, ``FORM:ELEM READ,VSO``, queries ``READ?`` and checks the error queue.
+    ``[SENS:CURR:NPLC n]``, ``SOUR:VOLT:ILIM c``, ``SOUR:VOLT v``, ``SOUR:VOLT:STAT ON``
+    (+ ``SOUR:VOLT:INT:FAIL?`` on the 50/500 V ranges), ``SYST:ZCH OFF``,
+    ``FORM:ELEM READ,VSO``, queries ``READ?`` and ``STAT:MEAS:COND?`` (the VSC cross-check,
+    see the module docstring) and checks the error queue.
 
     The source is LEFT ON at ``voltage`` (a sweep continues from here); call
     ``k.shutdown()`` or ``k.source_off()`` when done. The source range is not changed: levels
@@ -86,7 +137,8 @@ def measure_at(
     :param voltage: source level (V, |V| <= limits.max_voltage).
     :param compliance: current limit (A); snapped up to 25 µA/250 µA/2.5 mA/25 mA, refused
         if the snapped value exceeds limits.max_compliance.
-    :param nplc: integration time (PLC, 0.01 to 6) or None to keep the present one.
+    :param nplc: integration time (PLC, 0.01 to 6; 5 on 50 Hz mains) or None to keep the
+        present one.
     :param raise_on_compliance: raise ComplianceError if the source was in compliance.
     :returns: the :class:`Reading` (current A, voltage_source V).
     """
@@ -94,10 +146,12 @@ def measure_at(
     c = k.checked_compliance(compliance)
     check_range_compliance(abs(v), c)
     if nplc is not None:
-        k.nplc = check_nplc(nplc)
+        k.nplc = k.checked_nplc(nplc)
     _configure_point(k, v, c)
     reading = k.take_reading()
+    vsc = bool(k.measurement_condition & MEAS_VSC)
     k.check_errors(f"measure_at: SOUR:VOLT:ILIM {format_level(c)} ... READ?")
+    (reading,), _ = _reconcile(k, [reading], vsc, f"measure_at {format_level(v)} V")
     _raise_if_compliance(k, reading, v, raise_on_compliance)
     return reading
 
@@ -105,25 +159,44 @@ def measure_at(
 def _measure_points(
     k: Keithley6487, voltages: np.ndarray, compliance: float, delay: float, emit: _Emit
 ) -> None:
-    """Point-by-point run: full configuration once, then ``SOUR:VOLT v`` + ``READ?`` per
-    point, each reading emitted at once; a ``delay`` > 0 is the instrument's trigger delay
-    (``TRIG:DEL``, so every READ? settles ``delay`` s at the new level before integrating; set
-    back to 0 at the end); the error queue is checked at the end of the run."""
+    """Point-by-point run: full configuration once (and ``STAT:MEAS?`` to clear the event
+    register), then ``SOUR:VOLT v`` + ``READ?`` per point, each reading emitted at once; a
+    ``delay`` > 0 is the instrument's trigger delay (``TRIG:DEL``, so every READ? settles
+    ``delay`` s at the new level before integrating; set back to 0 at the end); at the end the
+    events (``STAT:MEAS?``) for the VSC cross-check and the error queue."""
+    seen: list[Reading] = []
     for index, v in enumerate(voltages):
         if index == 0:
             _configure_point(k, float(v), compliance)
             if delay > 0:
                 k.trigger_delay = delay
+            _ = k.measurement_events  # clear: VSC from now on belongs to this run
         else:
             with k.deferred_error_check():
                 k.source_voltage = float(v)
-        emit(index, k.take_reading())
+        reading = k.take_reading()
+        seen.append(reading)
+        emit(index, reading)
     if delay > 0:
         k.trigger_delay = 0
-    k.check_errors(
+    vsc = bool(k.measurement_events & MEAS_VSC)
+    what = (
         f"sweep_points: SOUR:VOLT:ILIM {format_level(compliance)} ... "
         f"SOUR:VOLT {format_level(voltages[-1])}, READ?"
     )
+    k.check_errors(what)
+    _, agreed = _reconcile(k, seen, vsc, what)
+    if not agreed and vsc:
+        raise ComplianceError(
+            fault_message(
+                k.name,
+                "STAT:MEAS?",
+                f"V-source compliance (VSC) during the run of {len(seen)} points, but no reading "
+                "carried VSO = -999: which readings are clamped is unknown",
+            ),
+            instrument=k.name,
+            command="STAT:MEAS?",
+        )
 
 
 def _configure_builtin(
@@ -144,6 +217,7 @@ def _configure_builtin(
         k.buffer_feed = "SENS"
         k.buffer_feed_control = "NEXT"
         k.zero_check_enabled = False
+        k.measurement_event_enable = MEAS_BFL  # the sweep's end sets the summary bit
     return n
 
 
@@ -157,16 +231,21 @@ def _run_builtin(
     compliance: float,
     timeout: float | None,
     poll_interval: float,
+    should_stop: StopCheck | None = None,
 ) -> list[Reading]:
     """Configure, run and read back one built-in staircase (arguments already checked)."""
     n = _configure_builtin(k, start, stop, step, delay, compliance)
     if timeout is None:
         timeout = 10.0 + n * (delay + 1.0)
     # Configuration errors stop us before the source is armed.
-    k.check_errors(f"sweep: SOUR:VOLT:ILIM {format_level(compliance)} ... SYST:ZCH OFF")
+    k.check_errors(
+        f"sweep: SOUR:VOLT:ILIM {format_level(compliance)} ... SYST:ZCH OFF, STAT:MEAS:ENAB"
+    )
+    _ = k.measurement_events  # clear: BFL and VSC from now on belong to this sweep
     k.arm_sweep()
+    k.note_sweep_range(max(abs(start), abs(stop)))
     k.initiate()
-    k.wait_for_sweep(timeout, poll_interval, points=n)
+    events = k.wait_for_sweep(timeout, poll_interval, points=n, should_stop=should_stop)
     text = k.buffer_data
     k.trigger_count = 1
     k.check_errors("sweep: SOUR:VOLT:SWE:INIT ... TRAC:DATA?, TRIG:COUN 1")
@@ -179,6 +258,8 @@ def _run_builtin(
             instrument=k.name,
             command="TRAC:DATA?",
         )
+    what = f"sweep {format_level(start)} -> {format_level(stop)} V ({n} points)"
+    readings, _ = _reconcile(k, readings, bool(events & MEAS_VSC), what)
     return readings
 
 
@@ -193,14 +274,18 @@ def sweep(
     raise_on_compliance: bool = False,
     timeout: float | None = None,
     poll_interval: float = 0.05,
+    should_stop: StopCheck | None = None,
 ) -> list[Reading]:
     """Run the 6487's built-in staircase sweep and return one reading per step.
 
     Sequence: ``SOUR:VOLT:ILIM``, ``SOUR:VOLT:SWE:STAR/STOP/STEP/DEL``,
     ``FORM:ELEM READ,VSO``, ``TRIG:COUN n``, ``TRAC:CLE``, ``TRAC:POIN n``,
-    ``TRAC:FEED SENS``, ``TRAC:FEED:CONT NEXT``, ``SYST:ZCH OFF``, error check,
-    ``SOUR:VOLT:SWE:INIT`` (arms, source to operate), ``INIT``, poll ``SOUR:VOLT:SWE:STAT?``
-    until 0, ``TRAC:DATA?``, ``TRIG:COUN 1``, error check.
+    ``TRAC:FEED SENS``, ``TRAC:FEED:CONT NEXT``, ``SYST:ZCH OFF``, ``STAT:MEAS:ENAB 512``
+    (buffer full), error check, ``STAT:MEAS?`` (clears the events), ``SOUR:VOLT:SWE:INIT``
+    (arms, source to operate; ``SOUR:VOLT:INT:FAIL?`` when the levels need the 50/500 V
+    range), ``INIT``, serial polls until the status byte's measurement summary bit is set,
+    ``STAT:MEAS?`` (the sweep's events: VSC cross-check), ``TRAC:DATA?``, ``TRIG:COUN 1``,
+    error check.
 
     Assumption (INSTRUMENTS.md marks it unverified; manual pp. 6-9/6-10 not checked): the
     sweep takes ``TRIG:COUN n`` with ``TRAC:POIN n`` (as the manual's buffer example on
@@ -221,8 +306,11 @@ def sweep(
     :param compliance: current limit (A), snapped up as in :func:`measure_at`.
     :param raise_on_compliance: raise ComplianceError if any reading was in compliance.
     :param timeout: seconds to wait for the sweep (default 10 + n·(delay + 1)); on expiry
-        the sweep is aborted and InstrumentTimeout raised.
-    :param poll_interval: seconds between ``SOUR:VOLT:SWE:STAT?`` polls.
+        the sweep is aborted (device clear, ``SOUR:VOLT:SWE:ABOR``) and InstrumentTimeout
+        raised.
+    :param poll_interval: seconds between status polls.
+    :param should_stop: ``should_stop() -> bool``, called between status polls; True aborts
+        the sweep the same way and raises :class:`~instruments.errors.StopRequested`.
     :returns: n readings, in sweep order. Leaves the source as the sweep left it.
     """
     v0 = k.checked_voltage(start, "sweep start")
@@ -237,7 +325,15 @@ def sweep(
         raise ValueError(f"a built-in sweep has at most {MAX_SWEEP_POINTS} points, asked {n}")
     check_range_compliance(max(abs(v0), abs(v1)), c)
     readings = _run_builtin(
-        k, v0, v1, s, delay=delay, compliance=c, timeout=timeout, poll_interval=poll_interval
+        k,
+        v0,
+        v1,
+        s,
+        delay=delay,
+        compliance=c,
+        timeout=timeout,
+        poll_interval=poll_interval,
+        should_stop=should_stop,
     )
     for index, reading in enumerate(readings):
         level = v0 + math.copysign(index * s, v1 - v0)
@@ -265,6 +361,7 @@ def sweep_points(
     raise_on_compliance: bool = False,
     timeout: float | None = None,
     poll_interval: float = 0.05,
+    should_stop: StopCheck | None = None,
 ) -> list[Reading]:
     """Measure at an arbitrary list of voltages, e.g. :func:`~instruments.sweep_plan.cyclic_points`.
 
@@ -289,6 +386,7 @@ def sweep_points(
         (after on_reading got it).
     :param timeout: per built-in run, see :func:`sweep`.
     :param poll_interval: see :func:`sweep`.
+    :param should_stop: see :func:`sweep` (checked while a built-in run is waited for).
     :returns: one reading per voltage, in order. The source is left on.
     """
     v = np.asarray(voltages, dtype=float).ravel()
@@ -318,6 +416,7 @@ def sweep_points(
                 compliance=c,
                 timeout=timeout,
                 poll_interval=poll_interval,
+                should_stop=should_stop,
             )
             for offset, reading in enumerate(run):
                 emit(offset, reading)

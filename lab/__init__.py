@@ -16,8 +16,12 @@ From a :class:`~crossbar.config.BenchConfig` (or a bench file / built-in name):
 * ``backend = "physics"``: :class:`sim_backends.physics_backend.PhysicsBackend` around a
   :class:`sim_backends.array.SimulatedCrossbar`, the fast path.
 
-Opening an instrument bench resets the 6487 (``*RST``, ``*CLS``), runs its zero correction and
-releases the switch matrix, so every session starts from a known, safe state.
+:func:`run_checks` (:mod:`lab.check`) opens the same pieces one by one for the bench
+self-test (``xbar check``).
+
+Opening an instrument bench resets the 6487 (``*RST``, ``*CLS``), runs its zero correction,
+reads its mains frequency (the NPLC bound) and releases the switch matrix, so every session
+starts from a known, safe state.
 """
 
 from __future__ import annotations
@@ -40,9 +44,19 @@ from sim_backends.faults import FaultPlan
 from sim_backends.physics_backend import PhysicsBackend
 from sim_backends.profiles import PROFILES, get_profile
 
-__all__ = ["open_backend", "resolve_config", "sim_handles_of"]
+__all__ = ["CheckReport", "open_backend", "resolve_config", "run_checks", "sim_handles_of"]
 
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    """``run_checks`` and ``CheckReport`` of :mod:`lab.check` (the bench self-test), loaded on
+    first use: that module builds on this one."""
+    if name in ("run_checks", "CheckReport"):
+        from lab import check
+
+        return getattr(check, name)
+    raise AttributeError(f"module 'lab' has no attribute {name!r}")
 
 
 def resolve_config(config: BenchConfig | str | Path) -> BenchConfig:
@@ -102,21 +116,21 @@ def _compose(
     cfg: BenchConfig,
     keithley: Keithley6487,
     ad2: AnalogDiscovery2,
-    *,
-    clock: Any = None,
-    poll_interval: float | None = None,
-    sim_handles: SimHandles | None = None,
+    handles: SimHandles | None = None,
 ) -> InstrumentBackend:
-    """Initialise the opened instruments and wrap them (closing them if that fails)."""
+    """Initialise the opened instruments and wrap them (closing them if that fails): switch
+    matrix released, 6487 reset (``*RST``, ``*CLS``, error queue), zero correction, and its
+    mains frequency read (``SYST:LFR?``: the NPLC bound). ``handles``: the twins' (their
+    virtual clock; the twins charge the sweep polls' waits themselves)."""
     matrix = SwitchMatrix(ad2, _wiring(cfg))
     backend = InstrumentBackend(
         keithley,
         ad2,
         matrix,
         cfg,
-        clock=clock,
-        poll_interval=poll_interval,
-        sim_handles=sim_handles,
+        clock=None if handles is None else handles.clock,
+        poll_interval=None if handles is None else 0.0,
+        sim_handles=handles,
     )
     try:
         matrix.release()
@@ -124,49 +138,18 @@ def _compose(
         keithley.write("*CLS")
         keithley.check_errors()
         keithley.zero_correct()
+        backend.read_line_frequency()
     except BaseException:
         backend.close()
         raise
     return backend
 
 
-def _open_instruments(cfg: BenchConfig) -> InstrumentBackend:
-    import pydwf  # the WaveForms runtime is loaded only for a real bench
-
-    limits = cfg.safety_limits
-    inst = cfg.instruments
-    try:
-        keithley = Keithley6487(
-            inst.keithley_resource, limits=limits, timeout=inst.keithley_timeout_ms
-        )
-    except InstrumentError:
-        raise
-    except Exception as exc:  # pyvisa: no backend, unknown resource, ...
-        raise ConnectionLost(
-            f"Keithley 6487: cannot open {inst.keithley_resource!r} ({exc})",
-            instrument="Keithley 6487",
-        ) from exc
-    try:
-        try:
-            library = pydwf.DwfLibrary()
-        except pydwf.PyDwfError as exc:
-            raise ConnectionLost(
-                f"Analog Discovery 2: the WaveForms runtime (libdwf) cannot be loaded ({exc})",
-                instrument="Analog Discovery 2",
-            ) from exc
-        ad2 = AnalogDiscovery2(library, serial_number=inst.ad2_serial or None, limits=limits)
-        ad2.open()
-    except BaseException:
-        keithley.shutdown()
-        keithley.adapter.close()
-        raise
-    return _compose(cfg, keithley, ad2)
-
-
-def _open_twins(cfg: BenchConfig) -> InstrumentBackend:
+def _sim_handles(cfg: BenchConfig) -> SimHandles:
+    """The twins of a ``backend = "twins"`` bench, on the simulated crossbar (with its faults)."""
     sim = cfg.simulation
     faults = {target: FaultPlan.from_mapping(settings) for target, settings in sim.faults.items()}
-    handles = build_sim_bench(
+    return build_sim_bench(
         _profile(cfg),
         seed=sim.seed,
         shape=cfg.shape,
@@ -185,19 +168,78 @@ def _open_twins(cfg: BenchConfig) -> InstrumentBackend:
         poll_wait_s=cfg.instruments.sweep_poll_s,
         timeout_s=cfg.instruments.keithley_timeout_ms / 1000.0,
         device_noise=sim.device_noise,
+        line_frequency=sim.line_frequency_hz,
     )
+
+
+def _keithley(cfg: BenchConfig, handles: SimHandles | None = None) -> Keithley6487:
+    """The 6487 driver: on the twin's adapter, or on a VISA session to ``keithley_resource``
+    (ConnectionLost when pyvisa cannot open it: no VISA library, unknown resource, ...)."""
     limits = cfg.safety_limits
-    keithley = Keithley6487(handles.adapter, limits=limits)
+    if handles is not None:
+        return Keithley6487(handles.adapter, limits=limits)
+    inst = cfg.instruments
+    try:
+        return Keithley6487(inst.keithley_resource, limits=limits, timeout=inst.keithley_timeout_ms)
+    except InstrumentError:
+        raise
+    except Exception as exc:  # pyvisa: no backend, unknown resource, ...
+        raise ConnectionLost(
+            f"Keithley 6487: cannot open {inst.keithley_resource!r} ({exc})",
+            instrument="Keithley 6487",
+        ) from exc
+
+
+def _ad2(cfg: BenchConfig, handles: SimHandles | None = None) -> AnalogDiscovery2:
+    """The AD2 driver, opened: on the twin's pydwf library, or on ``pydwf.DwfLibrary()`` (the
+    WaveForms runtime; ConnectionLost when it cannot be loaded or no AD2 answers)."""
+    limits = cfg.safety_limits
     serial = cfg.instruments.ad2_serial or None
-    ad2 = AnalogDiscovery2(
-        handles.dwf_library,
-        serial_number=serial,
-        limits=limits,
-        clock=handles.clock.now,
-        sleep=handles.clock.advance,
-    )
-    ad2.open()
-    return _compose(cfg, keithley, ad2, clock=handles.clock, poll_interval=0.0, sim_handles=handles)
+    if handles is not None:
+        ad2 = AnalogDiscovery2(
+            handles.dwf_library,
+            serial_number=serial,
+            limits=limits,
+            clock=handles.clock.now,
+            sleep=handles.clock.advance,
+        )
+        return ad2.open()
+    import pydwf  # the WaveForms runtime is loaded only for a real bench
+
+    try:
+        library = pydwf.DwfLibrary()
+    except pydwf.PyDwfError as exc:
+        raise ConnectionLost(
+            f"Analog Discovery 2: the WaveForms runtime (libdwf) cannot be loaded ({exc})",
+            instrument="Analog Discovery 2",
+        ) from exc
+    return AnalogDiscovery2(library, serial_number=serial, limits=limits).open()
+
+
+def _close_keithley(keithley: Keithley6487) -> None:
+    """Shut the 6487 down and close its session (never raises)."""
+    keithley.shutdown()
+    try:
+        keithley.adapter.close()
+    except Exception as exc:  # noqa: BLE001 - closing must not mask the original error
+        log.warning("Keithley 6487: closing the session failed: %s", exc)
+
+
+def _open_instruments(cfg: BenchConfig) -> InstrumentBackend:
+    keithley = _keithley(cfg)
+    try:
+        ad2 = _ad2(cfg)
+    except BaseException:
+        _close_keithley(keithley)
+        raise
+    return _compose(cfg, keithley, ad2)
+
+
+def _open_twins(cfg: BenchConfig) -> InstrumentBackend:
+    handles = _sim_handles(cfg)
+    keithley = _keithley(cfg, handles)
+    ad2 = _ad2(cfg, handles)
+    return _compose(cfg, keithley, ad2, handles)
 
 
 def _open_physics(cfg: BenchConfig) -> PhysicsBackend:

@@ -4,7 +4,8 @@
 matrix connects to each crossbar line, and turns that into circuit-solver line ends:
 
 * SMU_SOURCE: the 6487 source output — its level while operating, else a low-impedance 0 V
-  (the source's current limit applies at the line routed there);
+  (the source's current limit applies at the line routed there); high impedance (open) while
+  the 6487's interlock holds it (``set_smu_floating(True)``), and so are the dividers;
 * SMU_SENSE: the 6487 ammeter input (virtual ground; its current is what the 6487 reads);
 * AWG1, AWG2: the AD2's waveform generators (their present level);
 * TIA1, TIA2: transimpedance amplifiers into scope channels 1/2 (virtual ground,
@@ -104,6 +105,7 @@ class SimBench:
     :param tia_rail_v: TIA output saturation, ±V.
     :param device_noise: include the devices' read noise in measurements.
     :param seed: seed of the TIA/scope noise.
+    :param open_row: a row whose switch is stuck open (floats whatever is routed), or None.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class SimBench:
         tia_rail_v: float = 5.0,
         device_noise: bool = True,
         seed: int = 0,
+        open_row: int | None = None,
     ) -> None:
         self.crossbar = crossbar
         rows, cols = _shape_of(crossbar)
@@ -147,9 +150,13 @@ class SimBench:
         self._role = np.full(1 << bits_per_line, -1, dtype=np.int64)  # code -> bus index
         for name, code in codes.items():
             self._role[int(code)] = _BUS_NAMES.index(name)
+        if open_row is not None and not 0 <= int(open_row) < rows:
+            raise ValueError(f"open_row must be a row index in [0, {rows}), got {open_row!r}")
+        self.open_row = None if open_row is None else int(open_row)
         # bus state
         self.smu_level = 0.0
         self.smu_on = False
+        self.smu_floating = False
         self.smu_limit = math.inf
         self.awg = [0.0, 0.0]
         self.t_applied = self.clock.now()
@@ -178,22 +185,34 @@ class SimBench:
         }
 
     def routing(self) -> tuple[list[str], list[str]]:
-        """Bus name connected to every row and column line ("FLOAT" for unused codes)."""
-        names = [_BUS_NAMES[i] if i >= 0 else "FLOAT" for i in self._role[self._codes()].tolist()]
+        """Bus name connected to every row and column line ("FLOAT" for unused codes and a
+        stuck-open switch)."""
+        names = [_BUS_NAMES[i] if i >= 0 else "FLOAT" for i in self._roles().tolist()]
         return names[: self.rows], names[self.rows :]
 
     def _codes(self) -> np.ndarray:
         return np.asarray(self.matrix.rows + self.matrix.cols, dtype=np.int64)
 
+    def _roles(self) -> np.ndarray:
+        """Bus index connected to every row then column line (−1: open)."""
+        roles = self._role[self._codes()]
+        if self.open_row is not None:
+            roles[self.open_row] = -1
+        return roles
+
     def line_ends(self, smu_scale: float = 1.0) -> tuple[LineEnds, LineEnds]:
         """(row left ends, column bottom ends) for the solver from routing and bus levels;
         ``smu_scale`` scales the SMU source and the bias buses derived from it (a source in
         compliance delivers only part of its level, and the dividers follow its output)."""
-        roles = self._role[self._codes()]
+        roles = self._roles()
         levels = self.bus_levels()
+        if self.smu_floating:  # the source (and the dividers it feeds) in high impedance
+            for name in ("SMU_SOURCE", "BIAS_HALF", "BIAS_THIRD", "BIAS_TWO_THIRDS"):
+                del levels[name]
         if smu_scale != 1.0:
             for name in ("SMU_SOURCE", "BIAS_HALF", "BIAS_THIRD", "BIAS_TWO_THIRDS"):
-                levels[name] *= smu_scale
+                if name in levels:
+                    levels[name] *= smu_scale
         mode_of = np.full(len(_BUS_NAMES) + 1, int(End.FLOAT), dtype=np.int64)
         volt_of = np.zeros(len(_BUS_NAMES) + 1)
         for i, name in enumerate(_BUS_NAMES):
@@ -212,7 +231,7 @@ class SimBench:
         )
 
     def _lines_on(self, *names: str) -> tuple[np.ndarray, np.ndarray]:
-        roles = self._role[self._codes()]
+        roles = self._roles()
         wanted = [_BUS_NAMES.index(n) for n in names if n in _BUS_NAMES]
         on = np.isin(roles, wanted)
         return on[: self.rows], on[self.rows :]
@@ -319,6 +338,12 @@ class SimBench:
         """The 6487 source: ``voltage`` V while ``on``, current limit ``i_limit`` A."""
         self.sync(at)
         self.smu_level, self.smu_on, self.smu_limit = float(voltage), bool(on), float(i_limit)
+
+    def set_smu_floating(self, floating: bool, *, at: float | None = None) -> None:
+        """The 6487 source in high impedance (its interlock holds it) while ``floating``."""
+        if bool(floating) != self.smu_floating:
+            self.sync(at)
+            self.smu_floating = bool(floating)
 
     def set_awg(self, channel: int, level: float, *, at: float | None = None) -> None:
         """AWG ``channel`` (0 = AWG1, 1 = AWG2) output level, V."""
@@ -453,6 +478,7 @@ def build_sim_bench(
     r_source: float = 0.0,
     r_sense: float = 0.0,
     clock: VirtualClock | None = None,
+    line_frequency: float = 60.0,
 ) -> SimHandles:
     """Build the simulated bench: crossbar, SimBench, Keithley 6487 twin, AD2 twin library.
 
@@ -473,6 +499,11 @@ def build_sim_bench(
     :param r_source: output resistance of every driving bus, Ω.
     :param r_sense: input resistance of the virtual grounds, Ω.
     :param clock: the virtual clock (default a new one at 0 s).
+    :param line_frequency: the mains frequency the 6487 twin runs on, 50 or 60 Hz.
+
+    Faults beyond the transaction counts: the 6487 plan's ``interlock_open`` opens its
+    fixture lid; the AD2 plan's ``no_device`` leaves no AD2 to enumerate and ``open_row``
+    sticks that row's switch open.
     """
     from sim_backends.ad2_twin import TwinDwfLibrary
     from sim_backends.array import SimulatedCrossbar
@@ -498,6 +529,7 @@ def build_sim_bench(
         clock=clock,
         device_noise=device_noise,
         seed=seed + 1,
+        open_row=None if a_plan is None else a_plan.open_row,
     )
     _attach_device_clock(crossbar, bench)
     adapter = Keithley6487Twin(
@@ -508,8 +540,15 @@ def build_sim_bench(
         seed=seed + 2,
         poll_wait_s=poll_wait_s,
         timeout_s=timeout_s,
+        line_frequency=line_frequency,
     )
-    library = TwinDwfLibrary(bench, latency_s=usb_latency_s, faults=a_plan, seed=seed + 3)
+    library = TwinDwfLibrary(
+        bench,
+        latency_s=usb_latency_s,
+        faults=a_plan,
+        seed=seed + 3,
+        devices=[] if a_plan is not None and a_plan.no_device else None,
+    )
     return SimHandles(
         adapter=adapter,
         dwf_library=library,
@@ -524,6 +563,7 @@ def build_sim_bench(
             "latency_s": latency_s,
             "usb_latency_s": usb_latency_s,
             "tia_gain": tia_gain,
+            "line_frequency": line_frequency,
         },
     )
 

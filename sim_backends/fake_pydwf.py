@@ -18,7 +18,10 @@ What the fake adds for tests and simulators:
   call after it too — a dead or unplugged device.
 * AnalogOut keeps the per-channel state (:class:`AwgChannelState`, ``channel_state[ch]``) and
   calls ``on_output(ch, state)`` whenever ``configure(ch, start)`` starts (1) or stops (0) a
-  channel; AnalogIn finishes an acquisition after ``polls_until_done`` ``status(True)`` polls
+  channel; a node whose |offset| + amplitude exceeds the ±5 V output range plays with its
+  amplitude cut to what is left (5 V − |offset|: the range holds both together; how the runtime
+  reacts exactly, clamp or clip, is unverified — a twin assumption, chosen so that such a
+  waveform silently applies a wrong level, which a test can catch); AnalogIn finishes an acquisition after ``polls_until_done`` ``status(True)`` polls
   once triggered (``None``: never) and returns ``source(channel, n)`` from ``statusData``;
   DigitalIO keeps ``output`` and ``enable_mask`` and calls ``on_dio(pins)`` with the driven pin
   levels on every ``outputSet`` and ``outputEnableSet``.
@@ -450,8 +453,21 @@ class AwgChannelState:
         if not self.enabled or self.idle == DwfAnalogOutIdle.Disable:
             return 0.0
         if self.idle == DwfAnalogOutIdle.Initial:
-            return float(self.offset + self.amplitude * self._shape(np.zeros(1))[0])
+            return float(self.offset + self.applied_amplitude * self._shape(np.zeros(1))[0])
         return float(self.offset)
+
+    @property
+    def out_of_range(self) -> bool:
+        """True when |offset| + amplitude exceeds the AWG's ±5 V (the amplitude is cut)."""
+        shaped = self.function != DwfAnalogOutFunction.DC
+        return shaped and abs(self.offset) + self.amplitude > AD2_AWG_MAX_V * (1 + 1e-12)
+
+    @property
+    def applied_amplitude(self) -> float:
+        """The amplitude the output stage applies: cut to 5 V − |offset| when out of range."""
+        if self.out_of_range:
+            return max(AD2_AWG_MAX_V - abs(self.offset), 0.0)
+        return self.amplitude
 
     def waveform(self, t: np.ndarray) -> np.ndarray:
         """Output voltage (V) at times ``t`` (s) after the channel was started.
@@ -467,7 +483,7 @@ class AwgChannelState:
         tau = t - self.wait
         active = tau >= 0 if self.run == 0 else (tau >= 0) & (tau < self.run)
         phase = np.mod(np.maximum(tau, 0.0) * self.frequency, 1.0)
-        level = self.offset + self.amplitude * self._shape(phase)
+        level = self.offset + self.applied_amplitude * self._shape(phase)
         return np.where(active, level, idle)
 
 

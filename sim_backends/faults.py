@@ -22,6 +22,14 @@ error code          ``error_code`` is queued (read by ``SYST:ERR?``)     one ``D
                                                                           with that code
 compliance          every later reading is in compliance                 (no current limit)
                     (clamped, VSO −999)
+interlock open      the fixture lid is open: on the 50/500 V ranges      —
+                    the source stays high-Z, ``SOUR:VOLT:INT:FAIL?`` 1
+no device           —                                                    enumeration finds no
+                                                                          AD2: opening it fails
+open row            —                                                    that row's switch is
+                                                                          stuck open (the line
+                                                                          floats whatever is
+                                                                          routed to it)
 ==================  ===================================================  =====================
 
 Counts: ``*_after = N`` fires at the first eligible transaction after N transactions (the
@@ -72,6 +80,10 @@ class FaultPlan:
     :param timeout_rate: probability (0…1) that any read times out.
     :param garbled_rate: probability (0…1) that any reply is garbled.
     :param seed: seed of the random faults and of the garbage bytes.
+    :param interlock_open: the 6487's interlock (fixture lid) is open (6487).
+    :param no_device: no Analog Discovery 2 is connected (AD2).
+    :param open_row: the switch-matrix switch of this row is stuck open (AD2 plan: the matrix
+        is driven by the AD2), None = none.
     """
 
     timeout_after: int | None = None
@@ -83,6 +95,9 @@ class FaultPlan:
     timeout_rate: float = 0.0
     garbled_rate: float = 0.0
     seed: int = 0
+    interlock_open: bool = False
+    no_device: bool = False
+    open_row: int | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -91,6 +106,7 @@ class FaultPlan:
             "connection_lost_after",
             "error_after",
             "compliance_after",
+            "open_row",
         ):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):

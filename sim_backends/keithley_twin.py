@@ -14,14 +14,31 @@ Modelled (facts from INSTRUMENTS.md; the twin's own assumptions are marked):
   numbers) → −224 "Illegal parameter value"; missing parameter → −109; a parameter on a
   command that takes none → −108; a query whose reply was not read, followed by a new
   command → −410 "Query INTERRUPTED".
-* Source: ``SOUR:VOLT`` (within the range: ±10.1/50.5/505 V), ``SOUR:VOLT:RANG 10|50|500``,
+* Source: ``SOUR:VOLT`` (within the range: ±10.1/50.5/505 V), ``SOUR:VOLT:RANG 10|50|500``
+  (switching to 50/500 V while the current limit is above 2.5 mA → −221 and the range is
+  kept: twin assumption, the manual only says those ranges allow at most 2.5 mA),
   ``SOUR:VOLT:ILIM`` (snaps up to 25 µA, 250 µA, 2.5 mA, 25 mA; > 2.5 mA on 50/500 V → −221),
   ``SOUR:VOLT:STAT`` (operate; off = low-impedance 0 V), interlock (``SOUR:VOLT:INT``,
-  ``:FAIL?``; off on 50/500 V → −221; the simulated lid is closed unless
-  ``interlock_closed=False``).
+  ``:FAIL?`` = 1 while the interlock is asserted; off on 50/500 V → −221). The simulated lid
+  is closed unless ``interlock_closed=False`` (or the fault plan's ``interlock_open``): then,
+  on the 50/500 V ranges (or with the interlock enabled), the source cannot operate and its
+  output is high impedance, on and off alike, with no error queued (Reference Manual Table
+  14-5 note 7: "Asserted interlock indicates that voltage source cannot be placed in
+  operate"); only ``:FAIL?`` and the measurement event INT bit tell.
 * Sense: ``SENS:CURR:RANG`` (2 nA … 20 mA decades, setting it turns autorange off),
-  ``:RANG:AUTO``, ``:NPLC`` (0.01 … 6), ``SENS:AVER[:COUN|:TCON]``, ``SENS:MED[:RANK]``; the
+  ``:RANG:AUTO``, ``:NPLC`` (0.01 … 6 on 60 Hz mains, 0.01 … 5 on 50 Hz: ``line_frequency``,
+  read back by ``SYST:LFR?``), ``SENS:AVER[:COUN|:TCON]``, ``SENS:MED[:RANK]``; the
   ``SENS``/``CURR``/``DC`` nodes are optional as in the manual's ``RANG 2e-9``.
+* Status model (Reference Manual section 10): the measurement condition register
+  (``STAT:MEAS:COND?``: VSC while the last reading was in compliance and the source is
+  unchanged, INT while the interlock is asserted, BFL while the buffer is full), the event
+  register latching them (``STAT:MEAS?`` reads and clears; ROF on overflow; BFL when the
+  buffer fills or a sweep completes), its enable register (``STAT:MEAS:ENAB``), ``*SRE``,
+  ``*STB?``, ``*CLS``, ``STAT:PRES``; the status byte (B0 measurement summary, B2 error
+  available, B4 message available, B6 request service) by serial poll: the adapter's
+  ``connection.read_stb()``, as on a pyvisa GPIB session (``serial_poll=False``: an RS-232
+  session, where it raises VI_ERROR_NSUP_OPER). ``connection.clear()`` is a device clear:
+  the input waiting to be read and any unread reply are dropped.
 * Readings: ``READ?`` (= ``INIT`` + ``FETC?``), ``INIT``, ``FETC?``, ``MEAS?``;
   ``TRIG:COUN`` readings per ``INIT``; ``FORM:ELEM`` (READ, UNIT → ``A`` suffix, TIME, STAT,
   VSO) in the order given. The current is what the circuit gives (compliance-clamped by the
@@ -34,22 +51,31 @@ Modelled (facts from INSTRUMENTS.md; the twin's own assumptions are marked):
 * Built-in staircase sweep: ``SOUR:VOLT:SWE:STAR|STOP|STEP|CENT|SPAN|DEL``,
   ``SOUR:VOLT:SWE:INIT`` (arms, source to operate at the start level), ``INIT`` runs it (one
   buffer reading per step, downward when start > stop), ``SOUR:VOLT:SWE:STAT?`` is 1 while it
-  runs, ``SOUR:VOLT:SWE:ABOR`` stops it. Every source/trigger/trace/INIT command (not queries)
-  during the sweep → +840 "Not allowed with sweep on". Twin assumption: the sweep ignores
-  ``TRIG:COUN`` (it runs every step) and leaves the source on at the last level.
+  runs, ``SOUR:VOLT:SWE:ABOR`` stops it. Every source/trigger/trace/INIT command during the
+  sweep → +840 "Not allowed with sweep on", and so do the commands of the manual's list
+  (p. 6-11: level, ``STAT``, ``RANG``, trigger counts/sources/delays, ``TRAC`` settings)
+  once the sweep is armed. **Queries are not answered while the sweep runs**: the 6487
+  executes commands one after another (``*WAI`` "is effectively a No-Op", p. 11-5), so a
+  message holding a query — and every message after it — waits until the sweep ends; a read
+  whose VISA timeout (``timeout_s``) ends before the sweep times out, and the reply comes
+  later. Only a serial poll and a device clear reach the instrument meanwhile (the
+  conservative reading of the manual; commands are still parsed, as its +840 list implies).
+  Twin assumption: the sweep ignores ``TRIG:COUN`` (it runs every step) and leaves the source
+  on at the last level.
 
 Time (virtual clock): every transaction (one message written; a query's reply is part of it)
 costs ``latency_s``; a reading costs ``NPLC/60 s × averages`` (+ ``TRIG:DEL``); a sweep step
-``DEL + NPLC/60·averages + step_overhead_s``, elapsing while the host polls; a
-``SOUR:VOLT:SWE:STAT?`` answered 1 charges ``poll_wait_s`` (the host's wait before its next
-poll, which the driver spends in wall-clock ``time.sleep`` — pass it ``poll_interval=0``); a
-read that times out costs ``timeout_s``. The device physics follows the same clock (the
+``DEL + NPLC/line_frequency·averages + step_overhead_s``, elapsing while the host polls; a
+serial poll is a transaction too, and one that finds no measurement summary charges
+``poll_wait_s`` (the host's wait before its next poll, which the driver spends in wall-clock
+``time.sleep`` — pass it ``poll_interval=0``); a read that times out costs ``timeout_s`` (the
+VISA timeout; ``connection.timeout`` in ms, as on a pyvisa session). The device physics follows the same clock (the
 circuit applies the present biasing for every elapsed interval).
 
 Faults (:class:`~sim_backends.faults.FaultPlan`): timeouts and lost connections raise
 ``pyvisa.errors.VisaIOError`` (``VI_ERROR_TMO`` / ``VI_ERROR_CONN_LOST``) as a VISA adapter
 would; garbled replies are random non-numeric bytes; error codes are queued; compliance forces
-readings into compliance.
+readings into compliance; ``interlock_open`` opens the simulated lid.
 
 Records: :attr:`commands` (every message that reached the instrument, in order), :attr:`replies`,
 :attr:`transactions`; state: :attr:`output_on`, :attr:`source_voltage`, :attr:`output_voltage`.
@@ -68,7 +94,15 @@ import numpy as np
 import pyvisa
 from pymeasure.adapters import Adapter
 
-from instruments.keithley6487 import OVERFLOW_SENTINEL, normalise_elements
+from instruments.keithley6487 import (
+    MEAS_BFL,
+    MEAS_INT,
+    MEAS_ROF,
+    MEAS_VSC,
+    OVERFLOW_SENTINEL,
+    STB_MSB,
+    normalise_elements,
+)
 from instruments.keithley6487_limits import (
     BUFFER_MAX_POINTS,
     CURRENT_LIMITS,
@@ -81,6 +115,7 @@ from instruments.keithley6487_limits import (
     NPLC_RANGE,
     SOURCE_RANGE_MAX_LEVEL,
     max_limit_on_range,
+    nplc_range,
     source_range_for,
 )
 from sim_backends.clock import VirtualClock
@@ -93,6 +128,9 @@ OVERFLOW = OVERFLOW_SENTINEL
 OVERRANGE = CURRENT_RANGE_OVERRANGE  # a range reads up to 105 % of its nominal value
 STATUS_OVERFLOW = 1
 STATUS_COMPLIANCE = 8
+STB_EAV = 1 << 2  # status byte: error available
+STB_MAV = 1 << 4  # message available
+STB_RQS = 1 << 6  # request for service
 
 
 class SmuCircuit(Protocol):
@@ -101,6 +139,10 @@ class SmuCircuit(Protocol):
     def set_smu(self, voltage: float, on: bool, i_limit: float, *, at: float | None = None) -> None:
         """The 6487 source output: ``voltage`` V when ``on`` (current limit ``i_limit`` A),
         else a low-impedance 0 V; takes effect at virtual time ``at`` (default now)."""
+
+    def set_smu_floating(self, floating: bool, *, at: float | None = None) -> None:
+        """Whether the source output is in high impedance (its interlock asserted), from
+        virtual time ``at`` (default now); overrides ``set_smu``'s level while True."""
 
     def measure_smu(self, duration_s: float, *, at: float | None = None) -> tuple[float, bool]:
         """Integrate the ammeter current over ``duration_s`` from ``at``: (A into the ammeter,
@@ -115,12 +157,18 @@ class ResistorLoad:
         self.resistance_ohm = float(resistance_ohm)
         self.voltage = 0.0
         self.on = False
+        self.floating = False
         self.i_limit = math.inf
 
     def set_smu(self, voltage: float, on: bool, i_limit: float, *, at: float | None = None) -> None:
         self.voltage, self.on, self.i_limit = float(voltage), bool(on), float(i_limit)
 
+    def set_smu_floating(self, floating: bool, *, at: float | None = None) -> None:
+        self.floating = bool(floating)
+
     def measure_smu(self, duration_s: float, *, at: float | None = None) -> tuple[float, bool]:
+        if self.floating:
+            return 0.0, False
         v = self.voltage if self.on else 0.0
         i = v / self.resistance_ohm
         if self.on and abs(i) > self.i_limit:
@@ -138,14 +186,15 @@ _KEYWORDS = [
     "TCONtrol", "MEDian", "RANK", "FORMat", "ELEMents", "DATA", "SWEep", "STARt", "STOP",
     "STEP", "DELay", "CENTer", "SPAN", "INITiate", "ABORt", "TRIGger", "TRACe", "POINts",
     "ACTual", "CLEar", "FEED", "CONTrol", "ERRor", "NEXT", "ARM", "IMMediate", "LEVel",
-    "AMPLitude", "FETCh", "READ", "MEASure", "UPPer", "LAYer", "SEQuence",
+    "AMPLitude", "FETCh", "READ", "MEASure", "UPPer", "LAYer", "SEQuence", "STATus",
+    "MEASurement", "EVENt", "CONDition", "ENABle", "PRESet", "LFRequency",
 ]  # fmt: skip
 _FORMS: dict[str, str] = {}
 for _kw in _KEYWORDS:
     _short = "".join(ch for ch in _kw if ch.isupper() or ch.isdigit())
     _FORMS[_short] = _short
     _FORMS[_kw.upper()] = _short
-_DROP_ANYWHERE = {"LEV", "IMM", "AMPL", "UPP", "NEXT", "SEQ", "LAY"}
+_DROP_ANYWHERE = {"LEV", "IMM", "AMPL", "UPP", "NEXT", "SEQ", "LAY", "EVEN"}
 
 # canonical header -> (kind, parameter spec); kind: "set" (command with params), "cmd" (no
 # params), "query" (query only), "both" (settable and queryable)
@@ -167,9 +216,16 @@ _COMMANDS = {
     "ARM:SOUR": "both",
     "TRAC:POIN": "both", "TRAC:POIN:ACT?": "query", "TRAC:CLE": "cmd", "TRAC:DATA?": "query",
     "TRAC:FEED": "both", "TRAC:FEED:CONT": "both",
+    "*STB?": "query", "*SRE": "both", "STAT:MEAS?": "query", "STAT:MEAS:COND?": "query",
+    "STAT:MEAS:ENAB": "both", "STAT:PRES": "cmd", "SYST:LFR?": "query",
 }  # fmt: skip
 # commands refused with +840 while a sweep runs (source, trigger, trace, INIT, READ?)
 _SWEEP_LOCKED = ("SOUR", "TRIG", "ARM", "TRAC", "INIT", "READ?", "MEAS?", "SYST:ZCH", "*RST")
+# commands refused with +840 once a sweep is armed (Reference Manual p. 6-11's list)
+_ARMED_LOCKED = {
+    "SOUR:VOLT", "SOUR:VOLT:STAT", "SOUR:VOLT:RANG", "ARM:COUN", "ARM:SOUR", "TRIG:COUN",
+    "TRIG:SOUR", "TRIG:DEL", "TRAC:FEED", "TRAC:FEED:CONT", "TRAC:POIN", "TRAC:CLE",
+}  # fmt: skip
 
 
 class _ScpiError(Exception):
@@ -311,9 +367,12 @@ class Keithley6487Twin(Adapter):
     :param noise_floor: rms noise floor at 1 PLC, A.
     :param poll_wait_s: host wait charged after a ``SOUR:VOLT:SWE:STAT?`` answered 1, s.
     :param step_overhead_s: per-step overhead of the built-in sweep, s.
-    :param timeout_s: time a timed-out read costs (the VISA timeout), s.
-    :param interlock_closed: the test fixture's interlock (lid) state.
-    :param line_frequency: mains frequency for NPLC, Hz.
+    :param timeout_s: the VISA timeout: what a timed-out read costs, s.
+    :param interlock_closed: the test fixture's interlock (lid) state (the fault plan's
+        ``interlock_open`` opens it).
+    :param line_frequency: mains frequency, 50 or 60 Hz (NPLC time base, NPLC bound,
+        ``SYST:LFR?``).
+    :param serial_poll: the session can serial-poll (GPIB); False: an RS-232 session.
     """
 
     def __init__(
@@ -331,6 +390,7 @@ class Keithley6487Twin(Adapter):
         timeout_s: float = 10.0,
         interlock_closed: bool = True,
         line_frequency: float = 60.0,
+        serial_poll: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -344,16 +404,26 @@ class Keithley6487Twin(Adapter):
         self.poll_wait_s = float(poll_wait_s)
         self.step_overhead_s = float(step_overhead_s)
         self.timeout_s = float(timeout_s)
-        self.interlock_closed = bool(interlock_closed)
+        self.interlock_closed = bool(interlock_closed) and not self.faults.plan.interlock_open
         self.line_frequency = float(line_frequency)
-        self.connection = _Connection()
+        nplc_range(self.line_frequency)  # ValueError unless 50 or 60 Hz
+        self.serial_poll = bool(serial_poll)
+        self.connection = _Connection(self)
         self.commands: list[str] = []
         self.replies: list[str] = []
         self.failed: list[str] = []  # messages that did not reach the instrument
         self.transactions = 0
+        self.serial_polls = 0
+        self.device_clears = 0
         self.time_reference = self.clock.now()
         self._reply: str | None = None
+        self._pending: list[str] = []  # messages waiting behind a query held by a sweep
         self._errors: deque[tuple[int, str]] = deque()
+        # status model (not changed by *RST)
+        self.meas_enable = 0
+        self.meas_events = 0
+        self.service_request_enable = 0
+        self._vsc_now = False
         self._reset_state()
 
     # ------------------------------------------------------------------ state
@@ -368,7 +438,7 @@ class Keithley6487Twin(Adapter):
         self.zero_offset = 0.0
         self.current_range = 2e-2
         self.autorange = True
-        self.nplc = 6.0  # twin assumption: *RST integration time (60 Hz)
+        self.nplc = self.nplc_max  # twin assumption: *RST integration time (rate SLOW)
         self.average = False
         self.average_count = 10
         self.average_type = "REP"
@@ -394,9 +464,19 @@ class Keithley6487Twin(Adapter):
         self._push_source()
 
     @property
+    def nplc_max(self) -> float:
+        """Largest NPLC on this mains: 6 at 60 Hz, 5 at 50 Hz."""
+        return nplc_range(self.line_frequency)[1]
+
+    @property
     def output_on(self) -> bool:
         """True while the source is operating (interlock permitting)."""
         return self.operate and not self.interlock_tripped
+
+    @property
+    def output_floating(self) -> bool:
+        """True while the interlock keeps the output in high impedance."""
+        return self.interlock_tripped
 
     @property
     def interlock_tripped(self) -> bool:
@@ -415,24 +495,97 @@ class Keithley6487Twin(Adapter):
         return self._sweep is not None
 
     def _push_source(self, at: float | None = None) -> None:
+        self._vsc_now = False  # a new source state: compliance is known at the next reading
+        if self.operate and self.interlock_tripped:
+            self._event(MEAS_INT)
         self.circuit.set_smu(self.source_voltage, self.output_on, self.current_limit, at=at)
+        self.circuit.set_smu_floating(self.output_floating, at=at)
+
+    # ------------------------------------------------------------------ status model
+    def _event(self, bits: int) -> None:
+        self.meas_events |= int(bits)
+
+    @property
+    def meas_condition(self) -> int:
+        """The measurement condition register now (VSC, INT, BFL)."""
+        bits = MEAS_VSC if (self._vsc_now and self.output_on) else 0
+        if self.interlock_tripped:
+            bits |= MEAS_INT
+        if self.buffer_points and len(self.buffer) >= self.buffer_points:
+            bits |= MEAS_BFL
+        return bits
+
+    @property
+    def status_byte(self) -> int:
+        """The status byte: B0 measurement summary, B2 error available, B4 message available,
+        B6 request for service (any of them enabled in ``*SRE``)."""
+        stb = STB_MSB if self.meas_events & self.meas_enable else 0
+        if self._errors:
+            stb |= STB_EAV
+        if self._reply is not None:
+            stb |= STB_MAV
+        if stb & self.service_request_enable:
+            stb |= STB_RQS
+        return stb
+
+    def _take_events(self) -> str:
+        events, self.meas_events = self.meas_events, 0
+        return str(events)
+
+    def _clear_status(self) -> None:
+        """``*CLS``: the error queue and the event registers."""
+        self._errors.clear()
+        self.meas_events = 0
+
+    def _serial_poll(self) -> int:
+        """One serial poll (a bus transaction): the status byte. One that finds no measurement
+        summary charges ``poll_wait_s`` (the host's wait before its next poll)."""
+        self._bus_transaction("<serial poll>")
+        if not self.serial_poll:
+            raise pyvisa.errors.VisaIOError(
+                pyvisa.constants.StatusCode.error_nonsupported_operation
+            )
+        self.serial_polls += 1
+        self._advance_sweep()
+        stb = self.status_byte
+        if not stb & STB_MSB:
+            self.clock.advance(self.poll_wait_s)
+        return stb
+
+    def _device_clear(self) -> None:
+        """Device clear (SDC): drop the input waiting to be read and any unread reply."""
+        self._bus_transaction("<device clear>")
+        self.device_clears += 1
+        self._pending.clear()
+        self._reply = None
 
     # ------------------------------------------------------------------ Adapter interface
-    def _write(self, command: str, **kwargs) -> None:
+    def _bus_transaction(self, what: str) -> None:
+        """Count one transaction on the bus (a dead bus raises VI_ERROR_CONN_LOST)."""
         self.faults.transaction()
         if self.faults.connection_lost:
-            self.failed.append(command)
+            self.failed.append(what)
             raise pyvisa.errors.VisaIOError(pyvisa.constants.StatusCode.error_connection_lost)
         self.transactions += 1
         self.clock.advance(self.latency_s)
-        if self._reply is not None:
-            self._reply = None
-            self._queue_error(-410)
+
+    def _write(self, command: str, **kwargs) -> None:
+        self._bus_transaction(command)
         self.commands.append(command)
         self._advance_sweep()
         code = self.faults.take_error()
         if code is not None:
             self._queue_error(code)
+        if self._pending or (self._sweep is not None and _holds_query(command)):
+            self._pending.append(command)  # read only when the sweep ends
+            return
+        self._process(command)
+
+    def _process(self, command: str) -> None:
+        """Read one message: a new one interrupts an unread reply (−410)."""
+        if self._reply is not None:
+            self._reply = None
+            self._queue_error(-410)
         for part in _split(command):
             self._execute(part)
 
@@ -443,6 +596,13 @@ class Keithley6487Twin(Adapter):
         if self.faults.connection_lost:
             self.failed.append("<read>")
             raise pyvisa.errors.VisaIOError(pyvisa.constants.StatusCode.error_connection_lost)
+        if self._reply is None and self._pending and self._sweep is not None:
+            wait = self._sweep.t_end - self.clock.now()
+            if wait > self.timeout_s:  # the reply comes only when the sweep ends
+                self.clock.advance(self.timeout_s)
+                raise pyvisa.errors.VisaIOError(pyvisa.constants.StatusCode.error_timeout)
+            self.clock.advance(max(wait, 0.0))
+            self._advance_sweep()
         if self._reply is None or self.faults.take_timeout():
             self._reply = None
             self.clock.advance(self.timeout_s)
@@ -489,7 +649,7 @@ class Keithley6487Twin(Adapter):
                 and key != "SOUR:VOLT:SWE:ABOR"
                 and (not key.endswith("?") or key in ("READ?", "MEAS?"))
                 and key.startswith(_SWEEP_LOCKED)
-            ):
+            ) or (self.sweep_armed and key in _ARMED_LOCKED):
                 raise _ScpiError(+840)
             if key.endswith("?"):
                 if params and key not in ("SYST:ERR?",):
@@ -538,7 +698,8 @@ class Keithley6487Twin(Adapter):
             _number(self._need(p), lo=-HARDWARE_MAX_VOLTAGE, hi=HARDWARE_MAX_VOLTAGE, named=named)
         )
         rng = source_range_for(v)
-        self.current_limit = min(self.current_limit, max_limit_on_range(rng))
+        if self.current_limit > max_limit_on_range(rng) * (1 + 1e-9):
+            raise _ScpiError(-221)  # 50/500 V allow at most 2.5 mA: lower the limit first
         if abs(self.source_voltage) > SOURCE_RANGE_MAX_LEVEL[rng]:
             self.source_voltage = math.copysign(SOURCE_RANGE_MAX_LEVEL[rng], self.source_voltage)
         self.source_range = rng
@@ -552,6 +713,10 @@ class Keithley6487Twin(Adapter):
             raise _ScpiError(-221)
         self.current_limit = snapped
         self._push_source()
+
+    def _set_nplc(self, p: str) -> None:
+        lo, hi = NPLC_RANGE[0], self.nplc_max
+        self.nplc = _number(self._need(p), lo=lo, hi=hi, named={"MIN": lo, "MAX": hi, "DEF": hi})
 
     def _set_interlock(self, p: str) -> None:
         on = _boolean(self._need(p))
@@ -653,9 +818,13 @@ class Keithley6487Twin(Adapter):
         elif not self.zero_check and self.autorange and abs(i) > CURRENT_RANGES[-1] * OVERRANGE:
             i, status = OVERFLOW, STATUS_OVERFLOW
         vso = self.output_voltage
+        if status & STATUS_OVERFLOW:
+            self._event(MEAS_ROF)
+        self._vsc_now = bool(compliance)
         if compliance:
             status |= STATUS_COMPLIANCE
             vso = -999.0
+            self._event(MEAS_VSC)
         return _Reading(i, t + duration - self.time_reference, status, vso)
 
     def _range_for(self, i: float) -> float:
@@ -686,6 +855,7 @@ class Keithley6487Twin(Adapter):
         self.buffer.extend(readings[: max(room, 0)])
         if len(self.buffer) >= self.buffer_points:
             self.feed_control = "NEV"
+            self._event(MEAS_BFL)
 
     def _format(self, readings: list[_Reading]) -> str:
         parts = []
@@ -749,12 +919,34 @@ class Keithley6487Twin(Adapter):
             sw.done += 1
         if sw.done >= sw.levels.size:
             self._sweep = None
+            self._event(MEAS_BFL)  # "also set when a voltage sweep has been completed"
+            pending, self._pending = self._pending, []
+            for command in pending:  # the input held back by the sweep is read now
+                self._process(command)
 
 
 class _Connection:
-    """The twin's stand-in for a VISA session (pymeasure calls ``close`` on it)."""
+    """The twin's stand-in for a pyvisa session: ``read_stb()`` (serial poll), ``clear()``
+    (device clear), ``timeout`` (ms, the VISA timeout) and ``close()`` (pymeasure calls it)."""
 
     closed = False
+
+    def __init__(self, twin: Keithley6487Twin) -> None:
+        self._twin = twin
+
+    def read_stb(self) -> int:
+        return self._twin._serial_poll()
+
+    def clear(self) -> None:
+        self._twin._device_clear()
+
+    @property
+    def timeout(self) -> float:
+        return self._twin.timeout_s * 1000.0
+
+    @timeout.setter
+    def timeout(self, ms: float) -> None:
+        self._twin.timeout_s = float(ms) / 1000.0
 
     def close(self) -> None:
         self.closed = True
@@ -763,6 +955,11 @@ class _Connection:
 def _split(command: str) -> list[str]:
     """Split ``a;b`` compound messages (no quoting in the 6487's command set)."""
     return [c for c in command.split(";")]
+
+
+def _holds_query(command: str) -> bool:
+    """True when a message holds a query (one of its parts ends its header with ``?``)."""
+    return any(part.strip().partition(" ")[0].endswith("?") for part in _split(command))
 
 
 # --------------------------------------------------------------------------------------------
@@ -847,7 +1044,6 @@ def _clear_buffer(t: Keithley6487Twin) -> None:
     t.buffer = []
 
 
-_NPLC_NAMED = {"MIN": NPLC_RANGE[0], "MAX": NPLC_RANGE[1], "DEF": 6.0}
 _COUNT_NAMED = {"MIN": 1, "MAX": MAX_SWEEP_POINTS, "DEF": 1}
 _FEEDS = {"SENS": "SENS", "SENS1": "SENS", "SENSE": "SENS", "SENSE1": "SENS"}
 _FEEDS.update({"CALC": "CALC", "CALC1": "CALC", "CALCULATE": "CALC"})
@@ -855,7 +1051,10 @@ _FILTERS = {"REP": "REP", "REPEAT": "REP", "MOV": "MOV", "MOVING": "MOV"}
 
 _COMMAND_TABLE: dict[str, _Handler] = {
     "*RST": _bare(Keithley6487Twin._reset_state),
-    "*CLS": _bare(lambda t: t._errors.clear()),
+    "*CLS": _bare(Keithley6487Twin._clear_status),
+    "*SRE": _setting("service_request_enable", 0, 255, cast=int),
+    "STAT:MEAS:ENAB": _setting("meas_enable", 0, 65535, cast=int),
+    "STAT:PRES": _bare(lambda t: setattr(t, "meas_enable", 0)),
     "*OPC": _bare(),
     "*WAI": _bare(),
     "*TRG": _bare(),
@@ -878,7 +1077,7 @@ _COMMAND_TABLE: dict[str, _Handler] = {
     "SYST:ZCOR:ACQ": _bare(Keithley6487Twin._acquire_zero),
     "RANG": Keithley6487Twin._set_current_range,
     "RANG:AUTO": _switch("autorange"),
-    "NPLC": _setting("nplc", *NPLC_RANGE, named=_NPLC_NAMED),
+    "NPLC": Keithley6487Twin._set_nplc,
     "AVER": _switch("average"),
     "AVER:COUN": _setting("average_count", 2, 100, cast=int),
     "AVER:TCON": _choice("average_type", _FILTERS),
@@ -908,7 +1107,13 @@ _QUERY_TABLE: dict[str, Callable[[Keithley6487Twin], str]] = {
     "*OPC?": lambda t: "1",
     "SYST:ERR?": Keithley6487Twin._pop_error,
     "SOUR:VOLT:SWE:STAT?": Keithley6487Twin._sweep_status,
-    "SOUR:VOLT:INT:FAIL?": lambda t: _on_off(t.operate and t.interlock_tripped),
+    "SOUR:VOLT:INT:FAIL?": lambda t: _on_off(t.interlock_tripped),
+    "*STB?": lambda t: str(t.status_byte),
+    "*SRE?": lambda t: str(t.service_request_enable),
+    "STAT:MEAS?": Keithley6487Twin._take_events,
+    "STAT:MEAS:COND?": lambda t: str(t.meas_condition),
+    "STAT:MEAS:ENAB?": lambda t: str(t.meas_enable),
+    "SYST:LFR?": lambda t: f"{t.line_frequency:g}",
     "READ?": Keithley6487Twin._read_now,
     "MEAS?": Keithley6487Twin._read_now,
     "FETC?": Keithley6487Twin._fetch,

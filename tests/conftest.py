@@ -1,4 +1,6 @@
-"""Shared fixtures: the real device data folder, headless Qt and the GUI main window."""
+"""Shared fixtures: the real device data folder, headless Qt, the GUI main window, and the
+``--bench FILE`` option of the tests marked ``hardware`` (skipped, with the reason, without
+it: ``python -m pytest -m hardware --bench my-bench.toml`` runs them on a real bench)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,38 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_IV = REPO.parent / "shared" / "data" / "perovskite_iv"
+NO_BENCH = (
+    "needs a bench: run `python -m pytest -m hardware --bench FILE` with a real bench's TOML "
+    "(tests marked hardware; `--bench sim` runs them on the simulated bench)"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--bench",
+        default=None,
+        metavar="FILE",
+        help="bench TOML (or 'sim') for the tests marked hardware; without it they are skipped",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``hardware`` are skipped, with the reason, unless ``--bench`` is given."""
+    if config.getoption("--bench") is not None:
+        return
+    skip = pytest.mark.skip(reason=NO_BENCH)
+    for item in items:
+        if "hardware" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def hardware_bench(request: pytest.FixtureRequest) -> str:
+    """The ``--bench`` the hardware tests run on (skipped without one)."""
+    bench = request.config.getoption("--bench")
+    if bench is None:
+        pytest.skip(NO_BENCH)
+    return str(bench)
 
 
 @pytest.fixture(scope="session")

@@ -760,3 +760,45 @@ def test_awg_wait_times_out_when_the_output_never_finishes(opened) -> None:
     with pytest.raises(InstrumentTimeout):
         ad2.awg_wait(0, timeout_s=0.005)
     assert ad2.clock.now() >= 0.005
+
+
+def test_pulse_offset_plus_amplitude_beyond_5v_is_refused_before_the_bus() -> None:
+    """Item 7: a pulse is the carrier node's offset (baseline) plus amplitude (step), and the
+    AWG's ±5 V holds both together: 3 V -> -1.5 V needs offset 3 + amplitude 4.5 = 7.5 V.
+    Refused with no pydwf call; the fake shows what the bus would have got (a wrong level)."""
+    lib, wide = make(limits=SafetyLimits(max_voltage=5.0, max_compliance=1e-3))
+    wide.open()
+    mark = len(lib.calls)
+    with pytest.raises(SafetyLimitError, match=r"\|3\| \+ \|-4.5\| = 7.5 V"):
+        wide.awg_pulse(0, -1.5, 1e-3, baseline=3.0)
+    assert len(lib.calls) == mark
+    # what the unchecked calls would have played: the amplitude cut to 5 - 3 = 2 V
+    out = lib.device.analogOut
+    for name, args in _pulse_calls(0, 3.0, -np.ones(16), 1e3, 4.5, 1e-3):
+        getattr(out, name.split(".")[1])(*args)
+    state = out.channel_state[0]
+    assert state.out_of_range and state.waveform(np.array([0.5e-3]))[0] == pytest.approx(1.0)
+    # baseline and pulse of the same sign fit whatever their sizes (|b| + |a - b| = |a|)
+    mark = len(lib.calls)
+    wide.awg_pulse(1, 5.0, 1e-3, baseline=2.5)
+    assert_calls(lib.calls[mark:], _pulse_calls(1, 2.5, np.ones(16), 1e3, 2.5, 1e-3))
+    assert not out.channel_state[1].out_of_range
+    assert out.channel_state[1].waveform(np.array([0.5e-3]))[0] == pytest.approx(5.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(level=st.floats(-4.0, 4.0), base=st.floats(-4.0, 4.0))
+def test_every_pulse_the_driver_sends_plays_the_level_asked(level: float, base: float) -> None:
+    """Property: the driver either refuses a pulse before the bus or the fake plays exactly
+    ``level`` during it and ``base`` after it (never a cut amplitude)."""
+    lib, ad2 = make()
+    ad2.open()
+    mark = len(lib.calls)
+    try:
+        ad2.awg_pulse(0, level, 1e-3, baseline=base)
+    except SafetyLimitError:
+        assert abs(base) + abs(level - base) > 5.0 and len(lib.calls) == mark
+        return
+    state = lib.device.analogOut.channel_state[0]
+    assert not state.out_of_range
+    assert state.waveform(np.array([0.5e-3, 1.5e-3])) == pytest.approx([level, base], abs=1e-9)

@@ -99,6 +99,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     f("backend.toml").write_text(_bench_text('backend = "twins"', 'backend = "twin"'))
     f("nan.toml").write_text(_bench_text("max_voltage = 6.0", "max_voltage = nan"))
+    f("real.toml").write_text(_bench_text('backend = "twins"', 'backend = "instruments"'))
     # --- models (xbar infer)
     code, _, err = run_cli(
         ["train", "--method", "erm", "--data", "moons", "--epochs", "5", "--out", str(f("m/erm"))]
@@ -238,6 +239,10 @@ def _infer(d: Path, model: str) -> list[str]:
     return ["infer", "--model", str(d / model / "erm"), "--out", str(d / "out")]
 
 
+def _check(d: Path, *extra: str) -> list[str]:
+    return ["check", *extra]
+
+
 def _cal(name: str, *frags: str) -> Case:
     return (f"calibrate-{name}", lambda d: ["calibrate", str(d / name)], (name, *frags))
 
@@ -270,6 +275,17 @@ CASES: list[Case] = [
     ("bench-backend", lambda d: _read(d, bench=str(d / "backend.toml")), ('"twin"',)),
     ("bench-nan", lambda d: _read(d, bench=str(d / "nan.toml")), ("max_voltage = nan",)),
     ("bench-profile", lambda d: _read(d, "--profile", "great"), ('profile = "great"',)),
+    # xbar check (bench self-test)
+    ("check-missing", lambda d: _check(d, "--bench", str(d / "nope.toml")), ("no such bench",)),
+    ("check-syntax", lambda d: _check(d, "--bench", str(d / "syntax.toml")), ("not valid TOML",)),
+    ("check-typo", lambda d: _check(d, "--bench", str(d / "typo.toml")), ("max_voltag",)),
+    ("check-fault-name", lambda d: _check(d, "--fault", "lid-ajar"),
+     ("fault 'lid-ajar'", "interlock-open")),
+    ("check-fault-real", lambda d: _check(d, "--bench", str(d / "real.toml"), "--fault", "no-ad2"),
+     ("fault 'no-ad2'", "simulated bench")),
+    ("check-cell", lambda d: _check(d, "--cell", "12,0"), ("--cell 12,0", "10x10")),
+    ("check-voltage", lambda d: _check(d, "--read-voltage", "0.2"), ("read voltage 0.2 V", "0.1 V")),
+    ("check-voltage-text", lambda d: _check(d, "--read-voltage", "low"), ("--read-voltage 'low'",)),
     # model files
     ("model-shape", lambda d: _infer(d, "shape"), ("erm.pt", "does not match")),
     ("model-pickle", lambda d: _infer(d, "pickle"), ("erm.pt", "weights-only")),

@@ -20,6 +20,7 @@ COMMANDS = {
     "bench",
     "calibrate",
     "characterise",
+    "check",
     "demo",
     "fab",
     "gui",

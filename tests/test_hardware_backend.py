@@ -12,7 +12,13 @@ from crossbar.backend import Biasing, SweepPoint
 from crossbar.config import BenchConfigError, load_bench_config, parse_bench_config
 from crossbar.hardware import InstrumentBackend
 from crossbar.policy import CrossbarPolicy
-from instruments.errors import ConnectionLost, InstrumentError, InstrumentTimeout, SafetyLimitError
+from instruments.errors import (
+    ConnectionLost,
+    InstrumentError,
+    InstrumentTimeout,
+    InterlockOpen,
+    SafetyLimitError,
+)
 from instruments.sweep_plan import cyclic_points
 from lab import open_backend
 
@@ -295,3 +301,72 @@ def test_programming_a_cell_leaves_its_row_and_column_alone() -> None:
     others[0, 0] = False
     assert np.max(np.abs(g1[others] / g0[others] - 1)) < 0.01
     assert abs(g1[0, 0] / 10e-6 - 1) < 0.05
+
+
+# ------------------------------------------------------------------ 50/500 V ranges, mains
+
+
+def high_voltage_bench(**faults):
+    """The sim bench allowed 20 V (the 6487's 50 V range), with keithley faults."""
+    d = load_bench_config("sim").to_dict()
+    d["limits"]["max_voltage"] = 20.0
+    if faults:
+        d["simulation"]["faults"] = {"keithley": faults}
+    return parse_bench_config(d, origin="test")
+
+
+def test_pulse_beyond_10v_writes_the_limit_before_the_range_and_returns_to_10v() -> None:
+    """Item 5: after connect the 6487 has its *RST 25 mA limit, which the 50 V range refuses
+    (−221 on the twin); the limit within 2.5 mA goes first, and the 10 V range comes back."""
+    with open_backend(high_voltage_bench()) as b:
+        h = b.sim_handles
+        n0 = len(h.adapter.commands)
+        CrossbarPolicy(b).pulse(3, 3, 12.0, 2e-3, biasing="v/3", compliance=2.5e-4)
+        new = h.adapter.commands[n0:]
+        assert new.index("SOUR:VOLT:ILIM 0.00025") < new.index("SOUR:VOLT:RANG 50")
+        assert (
+            new.index("SOUR:VOLT:RANG 50")
+            < new.index("SOUR:VOLT 12")
+            < new.index("SOUR:VOLT:STAT ON")
+        )
+        assert new.index("SOUR:VOLT:STAT ON") < new.index("SOUR:VOLT:INT:FAIL?")
+        assert new.index("SOUR:VOLT:RANG 10") > new.index("SOUR:VOLT:INT:FAIL?")
+        assert h.adapter.source_range == 10 and h.adapter.error_queue == []
+        assert_safe(b)
+
+
+def test_pulse_and_sweep_beyond_10v_refused_with_the_interlock_open() -> None:
+    """Item 2: the interlock is open (fault ``interlock_open``): on the 50 V range the source
+    would stay high-Z and the pulse apply nothing; InterlockOpen instead, outputs off, back on
+    the 10 V range (where off is a low-impedance 0 V)."""
+    with open_backend(high_voltage_bench(interlock_open=True)) as b:
+        h = b.sim_handles
+        g0 = h.crossbar.true_conductance(0.2).copy()
+        with pytest.raises(InterlockOpen, match="interlock open on the 50 V range"):
+            CrossbarPolicy(b).pulse(3, 3, 12.0, 2e-3, biasing="v/3", compliance=2.5e-4)
+        assert h.adapter.source_range == 10 and not h.adapter.output_floating
+        assert_safe(b)
+        with pytest.raises(InterlockOpen):
+            CrossbarPolicy(b).iv_sweep(
+                3, 3, cyclic_points(12.0, -12.0, 1.0), compliance=2.5e-4, biasing="ground"
+            )
+        assert h.adapter.source_range == 10 and not h.adapter.sweep_running
+        assert_safe(b)
+        np.testing.assert_array_equal(h.crossbar.true_conductance(0.2), g0)
+        # within 10.1 V the interlock is not needed: a read works
+        assert CrossbarPolicy(b).read_cell(3, 3, biasing="ground").conductance > 0
+
+
+def test_nplc_range_follows_the_line_frequency_read_at_connect() -> None:
+    """Item 4: SYST:LFR? at connect; on 50 Hz mains the capabilities allow at most 5 PLC and
+    a 6 PLC sweep is refused before the bus."""
+    with open_backend(sim_config(simulation__line_frequency_hz=50)) as b:
+        h = b.sim_handles
+        assert "SYST:LFR?" in h.adapter.commands and b.line_frequency == 50.0
+        assert b.capabilities.nplc_range == (0.01, 5.0)
+        n = len(h.adapter.commands)
+        with pytest.raises(ValueError, match="nplc"):
+            CrossbarPolicy(b).iv_sweep(0, 0, [0.0, 0.1, 0.0], compliance=2.5e-4, nplc=6)
+        assert len(h.adapter.commands) == n
+    with open_backend("sim") as b:
+        assert b.capabilities.nplc_range == (0.01, 6.0)

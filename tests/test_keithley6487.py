@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -23,11 +24,21 @@ from instruments.errors import (
     InstrumentError,
     InstrumentErrorQueue,
     InstrumentTimeout,
+    InterlockOpen,
     SafetyLimitError,
     SafetyLimits,
+    StopRequested,
     fault_message,
 )
-from instruments.keithley6487 import Identity, Keithley6487, Reading, parse_readings
+from instruments.keithley6487 import (
+    MEAS_BFL,
+    MEAS_VSC,
+    STB_MSB,
+    Identity,
+    Keithley6487,
+    Reading,
+    parse_readings,
+)
 from instruments.keithley6487_limits import CURRENT_LIMITS, snap_compliance
 from instruments.keithley6487_procedures import measure_at, sweep, sweep_points
 from instruments.sweep_plan import cyclic_points, plan_segments
@@ -37,8 +48,28 @@ OK = '0,"No error"'
 IDN = "KEITHLEY INSTRUMENTS INC.,MODEL 6487,4126713,A04  Feb  4 2005 16:52:50/A02  /E"
 
 
-def protocol(pairs, limits: SafetyLimits = LIMITS):
-    return expected_protocol(Keithley6487, pairs, limits=limits)
+@contextmanager
+def protocol(pairs, limits: SafetyLimits = LIMITS, polls=()):
+    """``expected_protocol`` of the driver; ``polls`` are the status bytes its serial polls
+    (pyvisa ``read_stb()`` on the session, not a message) return, all of which must be read."""
+    with expected_protocol(Keithley6487, pairs, limits=limits) as inst:
+        serial_poll = inst.adapter.connection.read_stb
+        serial_poll.side_effect = list(polls)
+        yield inst
+    assert serial_poll.call_count == len(polls)
+
+
+def fail_write(inst, command: str, exc: Exception) -> None:
+    """Make the write of ``command`` reach the instrument, then raise ``exc`` on the host (a
+    VISA timeout after the bytes went out)."""
+    send = inst.adapter._write
+
+    def _write(cmd, **kwargs):
+        send(cmd, **kwargs)
+        if cmd == command:
+            raise exc
+
+    inst.adapter._write = _write
 
 
 # ------------------------------------------------------------------ construction, limits
@@ -209,7 +240,12 @@ def test_dead_bus_becomes_connection_lost():
     [
         ("source_voltage", -7.5, [("SOUR:VOLT -7.5", None), ("SYST:ERR?", OK)]),
         ("source_voltage", 0.001, [("SOUR:VOLT 0.001", None), ("SYST:ERR?", OK)]),
-        ("source_voltage_range", 50, [("SOUR:VOLT:RANG 50", None), ("SYST:ERR?", OK)]),
+        (
+            "source_voltage_range",
+            50,
+            [("SOUR:VOLT:ILIM 0.0025", None), ("SOUR:VOLT:RANG 50", None), ("SYST:ERR?", OK)],
+        ),
+        ("source_voltage_range", 10, [("SOUR:VOLT:RANG 10", None), ("SYST:ERR?", OK)]),
         ("source_current_limit", 1e-5, [("SOUR:VOLT:ILIM 2.5e-05", None), ("SYST:ERR?", OK)]),
         ("source_current_limit", 2.5e-4, [("SOUR:VOLT:ILIM 0.00025", None), ("SYST:ERR?", OK)]),
         ("source_current_limit", 3e-4, [("SOUR:VOLT:ILIM 0.0025", None), ("SYST:ERR?", OK)]),
@@ -395,6 +431,7 @@ MEASURE_1V = [
     ("SYST:ZCH OFF", None),
     ("FORM:ELEM READ,VSO", None),
     ("READ?", "+1.234567E-07A,+1.000000E+00"),
+    ("STAT:MEAS:COND?", "0"),
     ("SYST:ERR?", OK),
 ]
 
@@ -440,14 +477,36 @@ def test_measure_at_refuses_25ma_above_10v_before_writing():
             measure_at(inst, 15.0, compliance=25e-3)
 
 
+def in_compliance_1v(read: str, cond: int) -> list:
+    """MEASURE_1V with the READ? reply and the condition register given."""
+    return MEASURE_1V[:-3] + [("READ?", read), ("STAT:MEAS:COND?", str(cond)), ("SYST:ERR?", OK)]
+
+
 def test_measure_at_flags_compliance_and_can_raise():
-    pairs = MEASURE_1V[:-2] + [("READ?", "+2.500000E-04,-9.990000E+02"), ("SYST:ERR?", OK)]
+    pairs = in_compliance_1v("+2.500000E-04,-9.990000E+02", MEAS_VSC)
     with protocol(pairs) as inst:
         reading = measure_at(inst, 1.0, compliance=1e-4)
     assert reading.compliance and math.isnan(reading.voltage_source)
+    assert inst.compliance_disagreements == []  # VSO -999 and VSC agree
     with protocol(pairs) as inst:
         with pytest.raises(ComplianceError, match="'SOUR:VOLT 1' -> source in compliance"):
             measure_at(inst, 1.0, compliance=1e-4, raise_on_compliance=True)
+
+
+def test_measure_at_cross_checks_vso_with_the_vsc_condition_bit():
+    """Item 3: the VSO = -999 rule is kept only where the measurement condition register's
+    VSC bit (B14) agrees; VSC without -999 flags the reading as in compliance."""
+    with protocol(in_compliance_1v("+2.500000E-04,+1.000000E+00", MEAS_VSC)) as inst:
+        reading = measure_at(inst, 1.0, compliance=1e-4)
+    assert reading.compliance and math.isnan(reading.voltage_source)
+    assert inst.compliance_disagreements == [
+        "measure_at 1 V: the measurement status VSC bit says compliance but no reading "
+        "carried VSO = -999"
+    ]
+    # VSO -999 without VSC: still in compliance (-999 is no source level), disagreement noted
+    with protocol(in_compliance_1v("+2.500000E-04,-9.990000E+02", 0)) as inst:
+        reading = measure_at(inst, 1.0, compliance=1e-4)
+    assert reading.compliance and len(inst.compliance_disagreements) == 1
 
 
 def test_measure_at_raises_queued_errors():
@@ -463,14 +522,14 @@ def test_measure_at_raises_queued_errors():
 
 
 def test_measure_at_multi_reading_reply_is_garbled():
-    pairs = MEASURE_1V[:-2] + [("READ?", "+1E-9,+1,+2E-9,+1")]
+    pairs = MEASURE_1V[:-3] + [("READ?", "+1E-9,+1,+2E-9,+1")]
     with protocol(pairs) as inst:
         with pytest.raises(GarbledReply, match="expected 1 reading"):
             measure_at(inst, 1.0, compliance=1e-4)
 
 
 def test_strict_readings_raise_on_overflow():
-    pairs = MEASURE_1V[:-2] + [("READ?", "+9.900000E+37,+1.000000E+00")]
+    pairs = MEASURE_1V[:-3] + [("READ?", "+9.900000E+37,+1.000000E+00")]
     with protocol(pairs) as inst:
         inst.strict_readings = True
         with pytest.raises(InstrumentError, match="overflow"):
@@ -480,9 +539,10 @@ def test_strict_readings_raise_on_overflow():
 # ------------------------------------------------------------------ built-in sweep
 
 
-def builtin_pairs(start, stop, step, n, data, *, ilim="0.00025", delay="0", polls=("0",)):
+def builtin_pairs(start, stop, step, n, data, *, ilim="0.00025", delay="0", events=MEAS_BFL):
     """Expected traffic of one built-in staircase: limit, sweep settings, format, trigger count,
-    buffer, zero check off, error check, arm, INIT, polls, read-back, TRIG:COUN 1, error check."""
+    buffer, zero check off, BFL enabled, error check, events cleared, arm, INIT, (serial polls:
+    not messages), the sweep's events, read-back, TRIG:COUN 1, error check."""
     return [
         (f"SOUR:VOLT:ILIM {ilim}", None),
         (f"SOUR:VOLT:SWE:STAR {start}", None),
@@ -496,39 +556,62 @@ def builtin_pairs(start, stop, step, n, data, *, ilim="0.00025", delay="0", poll
         ("TRAC:FEED SENS", None),
         ("TRAC:FEED:CONT NEXT", None),
         ("SYST:ZCH OFF", None),
+        ("STAT:MEAS:ENAB 512", None),
         ("SYST:ERR?", OK),
+        ("STAT:MEAS?", "0"),
         ("SOUR:VOLT:SWE:INIT", None),
         ("INIT", None),
-        *[("SOUR:VOLT:SWE:STAT?", p) for p in polls],
+        ("STAT:MEAS?", str(events)),
         ("TRAC:DATA?", data),
         ("TRIG:COUN 1", None),
         ("SYST:ERR?", OK),
     ]
 
 
+#: index of the first pair after INIT in builtin_pairs (the post-sweep ``STAT:MEAS?``)
+AFTER_INIT = 17
+
+
 def buffer(points):
     return ",".join(f"{i:+.6E},{v:+.6E}" for i, v in points)
 
 
-def test_sweep_exact_protocol_with_polling_and_buffer_readback():
+def test_sweep_exact_protocol_waits_by_serial_poll_and_reads_the_buffer():
+    """Item 1: the end of the sweep is awaited by serial poll (the status byte's measurement
+    summary bit, set by the enabled BFL event), never by a query while the sweep runs."""
     data = "+1.0E-09,+0.000000E+00,+2.0E-09,+2.500000E-01,+3.0E-09,+5.000000E-01"
-    pairs = builtin_pairs("0", "0.5", "0.25", 3, data, delay="0.1", polls=("1", "1", "0"))
-    with protocol(pairs) as inst:
+    pairs = builtin_pairs("0", "0.5", "0.25", 3, data, delay="0.1")
+    with protocol(pairs, polls=(0, 0, STB_MSB)) as inst:
         readings = sweep(inst, 0, 0.5, 0.25, delay=0.1, compliance=2e-4, poll_interval=0)
     assert [r.current for r in readings] == [1e-9, 2e-9, 3e-9]
     assert [r.voltage_source for r in readings] == [0.0, 0.25, 0.5]
+    assert "SOUR:VOLT:SWE:STAT?" not in [cmd for cmd, _ in pairs]
+    assert not inst.adapter.connection.clear.called  # no abort, no device clear
+
+
+def test_sweep_without_serial_poll_waits_on_the_event_register():
+    """On an interface without serial poll (RS-232) the wait queries STAT:MEAS? until BFL."""
+    data = buffer([(1e-9, 0.0), (2e-9, 0.5), (3e-9, 1.0)])
+    pairs = builtin_pairs("0", "1", "0.5", 3, data)
+    pairs[AFTER_INIT:AFTER_INIT] = [("STAT:MEAS?", "0"), ("STAT:MEAS?", str(MEAS_VSC))]
+    with protocol(pairs) as inst:
+        inst.adapter.connection.read_stb = None  # no serial poll on this session
+        readings = sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
+    # the VSC seen on the second poll is kept with the BFL of the last: no reading had VSO -999
+    assert all(r.compliance for r in readings)
+    assert len(inst.compliance_disagreements) == 1
 
 
 def test_sweep_downward_uses_positive_step():
-    data = buffer([(3e-9, 1.0), (2e-9, 0.5), (1e-9, 0.0)])
-    with protocol(builtin_pairs("1", "0", "0.5", 3, data)) as inst:
+    data = buffer([(1e-9, 1.0), (5e-10, 0.5), (0.0, 0.0)])
+    with protocol(builtin_pairs("1", "0", "0.5", 3, data), polls=(STB_MSB,)) as inst:
         readings = sweep(inst, 1.0, 0.0, 0.5, compliance=1e-4, poll_interval=0)
     assert [r.voltage_source for r in readings] == [1.0, 0.5, 0.0]
 
 
 def test_sweep_point_count_rounds_float_noise():
-    data = buffer([(k * 1e-9, k * 0.1) for k in range(11)])
-    with protocol(builtin_pairs("0", "1", "0.1", 11, data)) as inst:
+    data = buffer([(0.0, 0.1 * k) for k in range(11)])
+    with protocol(builtin_pairs("0", "1", "0.1", 11, data), polls=(STB_MSB,)) as inst:
         readings = sweep(
             inst, 0.0, 0.1 * 10, 0.30000000000000004 / 3, compliance=1e-4, poll_interval=0
         )
@@ -536,7 +619,7 @@ def test_sweep_point_count_rounds_float_noise():
 
 
 #: a 3-point built-in sweep still running when its 0 s timeout expires, and its abort
-TIMED_OUT_SWEEP = builtin_pairs("0", "1", "0.5", 3, "unused", polls=("1",))[:-3] + [
+TIMED_OUT_SWEEP = builtin_pairs("0", "1", "0.5", 3, "unused")[:AFTER_INIT] + [
     ("SOUR:VOLT:SWE:ABOR", None)
 ]
 
@@ -548,47 +631,83 @@ def time_out_a_sweep(inst) -> InstrumentTimeout:
     return info.value
 
 
-def test_sweep_timeout_aborts_and_raises():
-    with protocol(TIMED_OUT_SWEEP) as inst:
-        assert time_out_a_sweep(inst).command == "SOUR:VOLT:SWE:STAT?"
+def test_sweep_timeout_aborts_with_a_device_clear_and_raises():
+    with protocol(TIMED_OUT_SWEEP, polls=(0,)) as inst:
+        assert time_out_a_sweep(inst).command == "serial poll"
+        inst.adapter.connection.clear.assert_called_once_with()  # before SOUR:VOLT:SWE:ABOR
+    assert not inst.sweep_armed
+
+
+def test_sweep_stops_at_the_next_poll_when_asked():
+    """should_stop is polled between serial polls; True aborts (device clear, ABOR) and raises
+    StopRequested; the source is then switched off by the caller as on every exit path."""
+    asked = iter([False, True])
+    pairs = [*TIMED_OUT_SWEEP, ("SOUR:VOLT:STAT OFF", None)]
+    with protocol(pairs, polls=(0, 0)) as inst:
+        with pytest.raises(StopRequested, match="3 points stopped"):
+            sweep(
+                inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0, should_stop=lambda: next(asked)
+            )
+        inst.adapter.connection.clear.assert_called_once_with()
+        inst.source_off()
 
 
 def test_after_failed_sweep_next_read_restores_trigger_count():
-    with protocol([*TIMED_OUT_SWEEP, ("TRIG:COUN 1", None), *MEASURE_1V]) as inst:
+    with protocol([*TIMED_OUT_SWEEP, ("TRIG:COUN 1", None), *MEASURE_1V], polls=(0,)) as inst:
         time_out_a_sweep(inst)
         assert measure_at(inst, 1.0, compliance=1e-4).voltage_source == 1.0
 
 
 def test_shutdown_aborts_a_sweep_left_running():
-    pairs = builtin_pairs("0", "1", "0.5", 3, "unused", polls=("maybe",))[:-3] + [
+    """INIT went out but the host saw a timeout: the sweep may be running, so shutdown clears
+    the device and aborts it before switching the source off."""
+    pairs = builtin_pairs("0", "1", "0.5", 3, "unused")[:AFTER_INIT] + [
         ("SOUR:VOLT:SWE:ABOR", None),
         ("SOUR:VOLT:STAT OFF", None),
         ("SYST:ZCH ON", None),
     ]
     with protocol(pairs) as inst:
-        with pytest.raises(GarbledReply):
+        fail_write(inst, "INIT", visa_errors.VisaIOError(visa_constants.VI_ERROR_TMO))
+        with pytest.raises(InstrumentTimeout, match="'INIT' -> timeout"):
             sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
         inst.shutdown()
+        inst.adapter.connection.clear.assert_called_once_with()
     assert inst.isShutdown
 
 
-def test_source_off_aborts_a_sweep_left_running_and_names_the_garbled_query():
-    """A garbled status poll names its command; source_off then aborts the armed sweep first,
-    so the next sweep is not refused with +840 "Not allowed with sweep on"."""
-    pairs = builtin_pairs("0", "1", "0.5", 3, "unused", polls=("maybe",))[:-3] + [
+def test_sweep_flag_is_set_before_the_arming_write():
+    """Item 6: SOUR:VOLT:SWE:INIT reached the instrument but the write failed on the host:
+    the sweep counts as armed, so source_off sends SOUR:VOLT:SWE:ABOR before STAT OFF (else
+    +840 "Not allowed with sweep on" and the source stays on)."""
+    pairs = builtin_pairs("0", "1", "0.5", 3, "unused")[: AFTER_INIT - 1] + [
         ("SOUR:VOLT:SWE:ABOR", None),
-        ("SOUR:VOLT:STAT OFF", None),
         ("SOUR:VOLT:STAT OFF", None),
     ]
     with protocol(pairs) as inst:
-        with pytest.raises(GarbledReply, match=r"'SOUR:VOLT:SWE:STAT\?' -> garbled reply"):
+        fail_write(inst, "SOUR:VOLT:SWE:INIT", visa_errors.VisaIOError(visa_constants.VI_ERROR_TMO))
+        with pytest.raises(InstrumentTimeout):
             sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
+        assert inst.sweep_armed
         inst.source_off()
+        assert not inst.adapter.connection.clear.called  # INIT never went out: not running
+
+
+def test_a_garbled_event_register_aborts_the_sweep_and_names_the_query():
+    """A garbled STAT:MEAS? reply names its command; the wait aborts the sweep at once, so a
+    later source_off only switches off."""
+    pairs = builtin_pairs("0", "1", "0.5", 3, "unused")[:AFTER_INIT] + [
+        ("STAT:MEAS?", "maybe"),
+        ("SOUR:VOLT:SWE:ABOR", None),
+        ("SOUR:VOLT:STAT OFF", None),
+    ]
+    with protocol(pairs, polls=(STB_MSB,)) as inst:
+        with pytest.raises(GarbledReply, match=r"'STAT:MEAS\?' -> garbled reply"):
+            sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
         inst.source_off()  # nothing armed any more: only the switch-off
 
 
 def test_sweep_configuration_error_stops_before_arming():
-    pairs = builtin_pairs("0", "1", "0.5", 3, "unused")[:12] + [
+    pairs = builtin_pairs("0", "1", "0.5", 3, "unused")[:13] + [
         ("SYST:ERR?", '+840,"Not allowed with sweep on"'),
         ("SYST:ERR?", OK),
         ("SOUR:VOLT:STAT OFF", None),  # shutdown: no SOUR:VOLT:SWE:ABOR, nothing was armed
@@ -599,27 +718,46 @@ def test_sweep_configuration_error_stops_before_arming():
             sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
         inst.shutdown()
     assert info.value.code == 840
-    assert info.value.command == "sweep: SOUR:VOLT:ILIM 0.00025 ... SYST:ZCH OFF"
+    assert info.value.command == "sweep: SOUR:VOLT:ILIM 0.00025 ... SYST:ZCH OFF, STAT:MEAS:ENAB"
 
 
 def test_zero_correct_after_a_failed_sweep_restores_trigger_count():
-    with protocol([*TIMED_OUT_SWEEP, ("TRIG:COUN 1", None), *ZERO_CORRECT]) as inst:
+    with protocol([*TIMED_OUT_SWEEP, ("TRIG:COUN 1", None), *ZERO_CORRECT], polls=(0,)) as inst:
         time_out_a_sweep(inst)
         inst.zero_correct()
 
 
 def test_sweep_wrong_buffer_count_is_garbled():
     data = buffer([(1e-9, 0.0), (2e-9, 0.5)])
-    with protocol(builtin_pairs("0", "1", "0.5", 3, data)) as inst:
+    with protocol(builtin_pairs("0", "1", "0.5", 3, data), polls=(STB_MSB,)) as inst:
         with pytest.raises(GarbledReply, match="expected 3 buffer readings, got 2"):
             sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
 
 
 def test_sweep_compliance_can_raise_after_readback():
     data = buffer([(1e-9, 0.0), (2.5e-4, -999), (2.5e-4, -999)])
-    with protocol(builtin_pairs("0", "1", "0.5", 3, data)) as inst:
+    pairs = builtin_pairs("0", "1", "0.5", 3, data, events=MEAS_BFL | MEAS_VSC)
+    with protocol(pairs, polls=(STB_MSB,)) as inst:
         with pytest.raises(ComplianceError):
             sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0, raise_on_compliance=True)
+        assert inst.compliance_disagreements == []
+
+
+def test_sweep_compliance_cross_checked_with_the_vsc_event():
+    """Item 3: VSC latched during the sweep but no reading carried VSO -999: which readings
+    were clamped is unknown, so every one is flagged (before any is delivered)."""
+    data = buffer([(1e-9, 0.0), (2.5e-4, 0.5), (2.5e-4, 1.0)])
+    pairs = builtin_pairs("0", "1", "0.5", 3, data, events=MEAS_BFL | MEAS_VSC)
+    with protocol(pairs, polls=(STB_MSB,)) as inst:
+        readings = sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
+    assert [r.compliance for r in readings] == [True, True, True]
+    assert "sweep 0 -> 1 V (3 points)" in inst.compliance_disagreements[0]
+    # -999 without VSC: the flags stand, the disagreement is noted
+    data = buffer([(1e-9, 0.0), (2.5e-4, -999), (2.5e-4, 1.0)])
+    with protocol(builtin_pairs("0", "1", "0.5", 3, data), polls=(STB_MSB,)) as inst:
+        readings = sweep(inst, 0, 1, 0.5, compliance=1e-4, poll_interval=0)
+    assert [r.compliance for r in readings] == [False, True, False]
+    assert len(inst.compliance_disagreements) == 1
 
 
 @pytest.mark.parametrize(
@@ -654,16 +792,18 @@ def test_sweep_points_mixes_builtin_and_point_by_point_and_streams_readings():
         ("SOUR:VOLT:STAT ON", None),
         ("SYST:ZCH OFF", None),
         ("FORM:ELEM READ,VSO", None),
+        ("STAT:MEAS?", "0"),
         ("READ?", "+1.1E-09A,+2.500000E-01"),
         ("SOUR:VOLT 0", None),
         ("READ?", "+0.0E+00A,+0.000000E+00"),
         ("SOUR:VOLT -0.25", None),
         ("READ?", "-1.1E-09A,-2.500000E-01"),
+        ("STAT:MEAS?", "0"),
         ("SYST:ERR?", OK),
         *builtin_pairs("-0.5", "0", "0.25", 3, buffer([(-2e-9, -0.5), (-1e-9, -0.25), (0, 0)])),
     ]
     seen: list[tuple[int, float, int]] = []
-    with protocol(pairs) as inst:
+    with protocol(pairs, polls=(STB_MSB, STB_MSB)) as inst:
         readings = sweep_points(
             inst,
             volts,
@@ -682,7 +822,7 @@ def test_sweep_points_mixes_builtin_and_point_by_point_and_streams_readings():
 def test_sweep_points_descending_on_builtin_when_asked():
     volts = [1.0, 0.5, 0.0]
     data = buffer([(3e-9, 1.0), (2e-9, 0.5), (1e-9, 0.0)])
-    with protocol(builtin_pairs("1", "0", "0.5", 3, data)) as inst:
+    with protocol(builtin_pairs("1", "0", "0.5", 3, data), polls=(STB_MSB,)) as inst:
         readings = sweep_points(
             inst, volts, compliance=1e-4, builtin_descending=True, poll_interval=0
         )
@@ -707,19 +847,25 @@ def test_sweep_points_empty_list_does_nothing():
         assert sweep_points(inst, [], compliance=1e-4) == []
 
 
-def test_sweep_points_raise_on_compliance_after_delivering_the_reading():
-    pairs = [
+def point_run(second_read: str, *end) -> list:
+    """A point-by-point run at 1 V then 0.5 V: configuration, events cleared, two reads."""
+    return [
         ("SOUR:VOLT:ILIM 0.00025", None),
         ("SOUR:VOLT 1", None),
         ("SOUR:VOLT:STAT ON", None),
         ("SYST:ZCH OFF", None),
         ("FORM:ELEM READ,VSO", None),
+        ("STAT:MEAS?", "0"),
         ("READ?", "+1.0E-06,+1.000000E+00"),
         ("SOUR:VOLT 0.5", None),
-        ("READ?", "+2.5E-04,-999"),
+        ("READ?", second_read),
+        *end,
     ]
+
+
+def test_sweep_points_raise_on_compliance_after_delivering_the_reading():
     got = []
-    with protocol(pairs) as inst:
+    with protocol(point_run("+2.5E-04,-999")) as inst:
         with pytest.raises(ComplianceError):
             sweep_points(
                 inst,
@@ -729,6 +875,17 @@ def test_sweep_points_raise_on_compliance_after_delivering_the_reading():
                 on_reading=lambda i, r: got.append(i),
             )
     assert got == [0, 1]
+
+
+def test_point_run_with_vsc_but_no_vso_fails_after_delivering_its_readings():
+    """Item 3 on a point-by-point run: its readings are delivered as acquired, so a VSC event
+    that no VSO -999 shows fails the run (ComplianceError) once the events are read."""
+    pairs = point_run("+2.5E-04,+5.000000E-01", ("STAT:MEAS?", str(MEAS_VSC)), ("SYST:ERR?", OK))
+    got = []
+    with protocol(pairs) as inst:
+        with pytest.raises(ComplianceError, match="no reading carried VSO = -999"):
+            sweep_points(inst, [1.0, 0.5], compliance=1e-4, on_reading=lambda i, r: got.append(i))
+    assert got == [0, 1] and len(inst.compliance_disagreements) == 1
 
 
 # ------------------------------------------------------------------ shutdown, context manager
@@ -933,3 +1090,118 @@ def test_plan_segments_of_a_cyclic_sweep():
 def test_plan_segments_caps_builtin_length():
     segments = plan_segments(np.arange(5000) * 0.001)
     assert [s.count for s in segments] == [2048, 2048, 904]
+
+
+# ------------------------------------------------------------------ 50/500 V ranges, mains
+
+WIDE = SafetyLimits(max_voltage=20.0, max_compliance=2.5e-3)
+TO_50V = [("SOUR:VOLT:ILIM 0.0025", None), ("SOUR:VOLT:RANG 50", None), ("SYST:ERR?", OK)]
+
+
+def test_range_switch_writes_a_limit_within_2_5ma_first_only_when_needed():
+    """Item 5: the 50/500 V ranges allow at most 2.5 mA; the driver writes the largest 6487
+    limit within 2.5 mA and the bench limit before the range, unless its own last limit is."""
+    pairs = [
+        ("SOUR:VOLT:ILIM 0.00025", None),
+        ("SYST:ERR?", OK),
+        ("SOUR:VOLT:RANG 50", None),
+        ("SYST:ERR?", OK),
+        ("SOUR:VOLT:RANG 10", None),
+        ("SYST:ERR?", OK),
+        ("SOUR:VOLT:ILIM 0.025", None),
+        ("SYST:ERR?", OK),
+        ("SOUR:VOLT:ILIM 0.0025", None),
+        ("SOUR:VOLT:RANG 500", None),
+        ("SYST:ERR?", OK),
+    ]
+    with protocol(pairs, limits=SafetyLimits(max_voltage=20.0, max_compliance=25e-3)) as inst:
+        inst.source_current_limit = 2e-4
+        inst.source_voltage_range = 50  # 250 µA is within 2.5 mA: no limit written
+        with pytest.raises(ValueError, match="at most 0.0025 A"):  # refused, nothing written
+            inst.source_current_limit = 25e-3
+        inst.source_voltage_range = 10
+        inst.source_current_limit = 25e-3
+        inst.source_voltage_range = 500
+    with protocol([], limits=SafetyLimits(max_voltage=20.0, max_compliance=1e-5)) as inst:
+        with pytest.raises(SafetyLimitError):  # no 6487 limit within the bench's: nothing sent
+            inst.source_voltage_range = 50
+
+
+def test_interlock_is_checked_after_switching_on_at_50v():
+    """Item 2: SOUR:VOLT:INT:FAIL? follows SOUR:VOLT:STAT ON on the 50/500 V ranges; an
+    asserted interlock switches the source off and raises InterlockOpen."""
+    pairs = [
+        *TO_50V,
+        ("SOUR:VOLT:STAT ON", None),
+        ("SOUR:VOLT:INT:FAIL?", "0"),
+        ("SOUR:VOLT:STAT ON", None),
+        ("SOUR:VOLT:INT:FAIL?", "1"),
+        ("SOUR:VOLT:STAT OFF", None),
+    ]
+    with protocol(pairs, limits=WIDE) as inst:
+        inst.source_voltage_range = 50
+        inst.source_enabled = True  # closed: nothing more
+        with pytest.raises(InterlockOpen) as info:
+            inst.source_enabled = True
+    assert info.value.command == "SOUR:VOLT:INT:FAIL?"
+    with protocol([("SOUR:VOLT:STAT ON", None)]) as inst:
+        inst.source_enabled = True  # the 10 V range: no interlock query
+
+
+def test_measure_at_on_the_50v_range_stops_at_an_open_interlock():
+    pairs = [
+        *TO_50V,
+        ("SOUR:VOLT:ILIM 0.00025", None),
+        ("SOUR:VOLT 15", None),
+        ("SOUR:VOLT:STAT ON", None),
+        ("SOUR:VOLT:INT:FAIL?", "1"),
+        ("SOUR:VOLT:STAT OFF", None),
+    ]
+    with protocol(pairs, limits=WIDE) as inst:
+        inst.source_voltage_range = 50
+        with pytest.raises(InterlockOpen, match="high impedance"):
+            measure_at(inst, 15.0, compliance=2.5e-4)
+
+
+def test_builtin_sweep_beyond_10v_checks_the_interlock_after_arming():
+    """The sweep picks the 50 V range itself (p. 6-11); after SOUR:VOLT:SWE:INIT the driver
+    checks the interlock and, if asserted, aborts the armed sweep and switches off."""
+    pairs = builtin_pairs("0", "12", "1", 13, "unused")[: AFTER_INIT - 1] + [
+        ("SOUR:VOLT:INT:FAIL?", "1"),
+        ("SOUR:VOLT:SWE:ABOR", None),
+        ("SOUR:VOLT:STAT OFF", None),
+    ]
+    with protocol(pairs, limits=WIDE) as inst:
+        with pytest.raises(InterlockOpen, match="50 V range"):
+            sweep(inst, 0, 12, 1, compliance=1e-4, poll_interval=0)
+    assert not inst.sweep_armed
+
+
+def test_line_frequency_bounds_nplc():
+    """Item 4: SYST:LFR? at connect; 5 PLC at most on 50 Hz mains, refused before the bus."""
+    with protocol([("SYST:LFR?", "50"), ("SENS:CURR:NPLC 5", None)]) as inst:
+        assert inst.read_line_frequency() == 50.0
+        with pytest.raises(ValueError):
+            inst.nplc = 6
+        with pytest.raises(ValueError, match=r"\[0.01, 5\] PLC"):
+            measure_at(inst, 1.0, compliance=1e-4, nplc=6)
+        inst.nplc = 5
+    with protocol([("SYST:LFR?", "+6.000000E+01"), ("SENS:CURR:NPLC 6", None)]) as inst:
+        assert inst.read_line_frequency() == 60.0
+        inst.nplc = 6
+    with protocol([("SYST:LFR?", "55")]) as inst:
+        with pytest.raises(GarbledReply, match="not 50 or 60 Hz"):
+            inst.read_line_frequency()
+
+
+def test_serial_poll_only_on_gpib_sessions():
+    """An RS-232 session's read_stb would be a *STB? query (held back by a running sweep):
+    the driver uses serial poll only where the session is GPIB."""
+    from pyvisa.constants import InterfaceType
+
+    with protocol([]) as inst:
+        inst.adapter.connection.interface_type = InterfaceType.asrl
+        assert inst.read_status_byte() is None
+    with protocol([], polls=(STB_MSB,)) as inst:
+        inst.adapter.connection.interface_type = InterfaceType.gpib
+        assert inst.read_status_byte() == STB_MSB

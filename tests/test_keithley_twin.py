@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import pyvisa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,10 +15,12 @@ from instruments.errors import (
     GarbledReply,
     InstrumentErrorQueue,
     InstrumentTimeout,
+    InterlockOpen,
     SafetyLimitError,
     SafetyLimits,
+    StopRequested,
 )
-from instruments.keithley6487 import Keithley6487, parse_readings
+from instruments.keithley6487 import MEAS_BFL, MEAS_INT, Keithley6487, parse_readings
 from instruments.keithley6487_procedures import measure_at, sweep, sweep_points
 from instruments.sweep_plan import cyclic_points
 from sim_backends.faults import FaultPlan
@@ -189,22 +192,25 @@ def test_builtin_sweep_fills_the_buffer_and_refuses_840_while_running() -> None:
         "TRAC:FEED SENS",
         "TRAC:FEED:CONT NEXT",
         "SYST:ZCH OFF",
+        "STAT:MEAS:ENAB 512",
         "SOUR:VOLT:SWE:INIT",
     ):
         t.write(c)
     assert t.output_on and t.source_voltage == 0.0  # SWE:INIT puts the source in operate
+    t.write("SOUR:VOLT 2")  # armed: the manual's p. 6-11 list is locked out already
     t.write("INIT")
-    assert ask(t, "SOUR:VOLT:SWE:STAT?") == "1"
+    t0 = t.clock.now()
     t.write("SOUR:VOLT 2")
     t.write("TRAC:CLE")
     t.write("INIT")
-    assert ask(t, "SOUR:VOLT:SWE:STAT?") == "1"
     polls = 1
-    while ask(t, "SOUR:VOLT:SWE:STAT?") == "1":
+    while not t.connection.read_stb() & 1:  # serial poll: the measurement summary bit
         polls += 1
     step = 0.01 + 1 / 60 + 1e-3
     assert polls == pytest.approx(11 * step / (0.05 + 3e-3), abs=2)
-    assert errors(t) == [840, 840, 840]
+    assert t.clock.now() - t0 == pytest.approx(11 * step, abs=0.05 + 2 * 3e-3)
+    assert t.meas_events & MEAS_BFL and t.serial_polls == polls
+    assert errors(t) == [840, 840, 840, 840]
     values = np.array([float(x) for x in ask(t, "TRAC:DATA?").split(",")]).reshape(-1, 2)
     assert values.shape == (11, 2)
     np.testing.assert_allclose(values[:, 1], np.linspace(0, 1, 11), atol=1e-9)
@@ -233,13 +239,18 @@ def test_descending_sweep_and_abort() -> None:
 
 def test_interlock_on_the_high_ranges() -> None:
     t = twin(interlock_closed=False)
+    t.write("SOUR:VOLT:RANG 50")  # *RST limit 25 mA: not allowed on 50 V
+    assert errors(t) == [-221] and t.source_range == 10
+    t.write("SOUR:VOLT:ILIM 2.5e-3")
     t.write("SOUR:VOLT:RANG 50")
     t.write("SOUR:VOLT:INT OFF")
     t.write("SOUR:VOLT:STAT ON")
-    assert errors(t) == [-221]
+    assert errors(t) == [-221]  # only the interlock switch-off: an open lid queues nothing
     assert not t.output_on and ask(t, "SOUR:VOLT:INT:FAIL?") == "1"
+    assert t.circuit.floating  # high impedance, not 0 V
+    assert int(ask(t, "STAT:MEAS?")) & MEAS_INT
     t.write("SOUR:VOLT:RANG 10")
-    assert t.output_on and ask(t, "SOUR:VOLT:INT:FAIL?") == "0"
+    assert t.output_on and ask(t, "SOUR:VOLT:INT:FAIL?") == "0" and not t.circuit.floating
 
 
 def test_adapter_plumbing_bytes_flush_and_close() -> None:
@@ -343,7 +354,8 @@ def test_each_transaction_costs_latency_and_readings_integration() -> None:
     n0, t0 = t.transactions, t.clock.now()
     measure_at(k, 0.5, compliance=2.5e-4, nplc=2)
     n = t.transactions - n0
-    assert n == 8  # NPLC, ILIM, SOUR:VOLT, STAT ON, ZCH OFF, FORM:ELEM, READ?, SYST:ERR?
+    # NPLC, ILIM, SOUR:VOLT, STAT ON, ZCH OFF, FORM:ELEM, READ?, STAT:MEAS:COND?, SYST:ERR?
+    assert n == 9
     assert t.clock.now() - t0 == pytest.approx(n * 3e-3 + 2 / 60)
 
 
@@ -405,3 +417,198 @@ def test_forced_compliance_hits() -> None:
     k = Keithley6487(t, limits=LIMITS)
     r = measure_at(k, 0.1, compliance=2.5e-4)
     assert r.compliance and r.current == pytest.approx(2.5e-4, rel=1e-4)
+
+
+# ------------------------------------------------------------------ the manual's hard cases
+# Reference Manual facts the twin models (items 1-6 of issue 16); each test below fails with
+# the driver as it was before it (SOUR:VOLT:SWE:STAT? polling, no interlock check, range before
+# limit, sweep flag set after the arming write).
+
+WIDE = SafetyLimits(max_voltage=20.0, max_compliance=2.5e-3)
+
+
+def armed_sweep(t: Keithley6487Twin, points: int) -> None:
+    """Arm and start a 0 -> 1 V built-in sweep of ``points`` steps at 1 PLC on the raw twin."""
+    for c in (
+        "SOUR:VOLT:ILIM 2.5e-3",
+        "SOUR:VOLT:SWE:STAR 0",
+        "SOUR:VOLT:SWE:STOP 1",
+        f"SOUR:VOLT:SWE:STEP {1 / (points - 1)}",
+        "NPLC 1",
+        "FORM:ELEM READ,VSO",
+        f"TRAC:POIN {points}",
+        "TRAC:FEED:CONT NEXT",
+        "SYST:ZCH OFF",
+        "SOUR:VOLT:SWE:INIT",
+        "INIT",
+    ):
+        t.write(c)
+
+
+def test_a_query_during_a_sweep_is_answered_only_when_it_ends() -> None:
+    """Commands are executed one after another (*WAI "is effectively a No-Op"): a query sent
+    while the sweep runs, and everything sent after it, wait for its end; a VISA timeout
+    shorter than that fails the read. A serial poll and a device clear still get through."""
+    t = twin(1e4, latency_s=1e-3, timeout_s=2.0)
+    armed_sweep(t, 301)  # 301 x (1/60 + 1 ms) = 5.3 s
+    t_end = t._sweep.t_end
+    t.write("*IDN?")
+    with pytest.raises(pyvisa.errors.VisaIOError):
+        t.read()  # 2 s VISA timeout
+    assert t.sweep_running and t.clock.now() < t_end
+    assert not t.connection.read_stb() & 1  # the serial poll is answered at once
+    t.connection.timeout = 10_000  # ms, as on a pyvisa session
+    assert t.read() == IDN and t.clock.now() >= t_end  # the reply came with the sweep's end
+    assert not t.sweep_running and int(ask(t, "TRAC:POIN:ACT?")) == 301
+    # an abort sent behind a held query is not read either, until a device clear drops it
+    armed_sweep(t, 301)
+    t.write("*IDN?")
+    t.write("SOUR:VOLT:SWE:ABOR")
+    t.clock.advance(1.0)
+    assert t.sweep_running and t.output_on
+    t.connection.clear()
+    t.write("SOUR:VOLT:SWE:ABOR")
+    assert not t.sweep_running and not t.output_on and t.device_clears == 1
+    assert errors(t) == []
+
+
+def test_driver_waits_for_a_sweep_longer_than_the_visa_timeout() -> None:
+    """Item 1: a 201-point built-in sweep (3.6 s) with a 2 s VISA timeout completes: the
+    driver waits by serial poll. (Polling SOUR:VOLT:SWE:STAT? timed out on the first poll.)"""
+    t = twin(1e4, latency_s=1e-3, poll_wait_s=0.1, timeout_s=2.0)
+    k = Keithley6487(t, limits=LIMITS)
+    k.nplc = 1
+    t0 = t.clock.now()
+    readings = sweep(k, 0.0, 2.0, 0.01, compliance=2.5e-4, poll_interval=0)
+    assert len(readings) == 201
+    np.testing.assert_allclose([r.voltage_source for r in readings], np.linspace(0, 2, 201))
+    np.testing.assert_allclose(
+        [r.current for r in readings], np.linspace(0, 2, 201) / 1e4, atol=3e-8
+    )
+    assert t.clock.now() - t0 >= 201 * (1 / 60 + 1e-3)
+    assert "SOUR:VOLT:SWE:STAT?" not in t.commands and t.serial_polls >= 30
+    assert errors(t) == [] and not k.sweep_armed
+
+
+def test_driver_stops_a_long_sweep_at_its_next_poll() -> None:
+    """Item 1, abort: should_stop() is asked between serial polls; True clears the device,
+    aborts the sweep (SOUR:VOLT:SWE:ABOR: source to standby) and raises StopRequested, long
+    before the sweep would have ended."""
+    t = twin(1e4, latency_s=1e-3, poll_wait_s=0.1, timeout_s=2.0)
+    k = Keithley6487(t, limits=LIMITS)
+    k.nplc = 1
+    polls = iter(range(1000))
+    with pytest.raises(StopRequested):
+        sweep(k, 0.0, 2.0, 0.001, compliance=2.5e-4, poll_interval=0,
+              should_stop=lambda: next(polls) >= 3)  # fmt: skip
+    assert t.serial_polls == 4 and t.device_clears == 1
+    assert not t.sweep_running and not t.output_on
+    assert t.clock.now() < 2001 * (1 / 60 + 1e-3) / 10
+    assert errors(t) == []
+
+
+def test_driver_without_serial_poll_sizes_the_visa_timeout_from_the_sweep() -> None:
+    """Item 1 on RS-232 (no serial poll): STAT:MEAS? with the VISA timeout raised to the time
+    the sweep may take: its reply, held until the sweep ends, arrives within it."""
+    t = twin(1e4, latency_s=1e-3, timeout_s=2.0, serial_poll=False)
+    k = Keithley6487(t, limits=LIMITS)
+    k.nplc = 1
+    readings = sweep(k, 0.0, 2.0, 0.01, compliance=2.5e-4, poll_interval=0)
+    assert len(readings) == 201 and t.timeout_s == 2.0  # restored
+    assert t.commands.count("STAT:MEAS?") == 2  # the clearing read and the one held reply
+
+
+def test_open_interlock_on_the_50v_range_is_refused_and_switched_off() -> None:
+    """Item 2: on the 50/500 V ranges an open interlock keeps the source in high impedance
+    with nothing in the error queue; the driver checks SOUR:VOLT:INT:FAIL? after switching
+    the source on and refuses (InterlockOpen) after switching it off."""
+    t = twin(1e4, interlock_closed=False)
+    k = Keithley6487(t, limits=WIDE)
+    k.source_current_limit = 2.5e-4
+    k.source_voltage_range = 50
+    with pytest.raises(InterlockOpen, match="interlock open on the 50 V range"):
+        measure_at(k, 15.0, compliance=2.5e-4)
+    assert not t.operate and t.commands[-1] == "SOUR:VOLT:STAT OFF"
+    assert "READ?" not in t.commands
+    k.source_voltage_range = 10
+    assert t.output_voltage == 0.0 and not t.circuit.floating  # off = low-impedance 0 V again
+
+
+def test_open_interlock_refuses_a_builtin_sweep_beyond_10v() -> None:
+    """Item 2 for the built-in sweep: SOUR:VOLT:SWE:INIT puts the source in operate on the
+    lowest range holding every level (50 V here); the driver checks the interlock then."""
+    t = twin(1e4, faults=FaultPlan(interlock_open=True))
+    k = Keithley6487(t, limits=WIDE)
+    k.reset()
+    with pytest.raises(InterlockOpen):
+        sweep(k, 0.0, 12.0, 1.0, compliance=2.5e-4, poll_interval=0)
+    assert not t.sweep_armed and not t.sweep_running and not t.operate
+    assert "INIT" not in t.commands and t.commands[-2:] == [
+        "SOUR:VOLT:SWE:ABOR",
+        "SOUR:VOLT:STAT OFF",
+    ]
+    assert errors(t) == []
+
+
+def test_limit_written_before_switching_to_the_50v_range() -> None:
+    """Item 5: after *RST the limit is 25 mA, which the 50/500 V ranges do not allow: the
+    driver writes a limit <= 2.5 mA (the largest the bench allows) before the range."""
+    t = twin()
+    k = Keithley6487(t, limits=SafetyLimits(max_voltage=20.0, max_compliance=1e-3))
+    k.reset()
+    k.source_voltage_range = 50
+    assert t.commands[-3:] == ["SOUR:VOLT:ILIM 0.00025", "SOUR:VOLT:RANG 50", "SYST:ERR?"]
+    assert t.source_range == 50 and t.current_limit == 2.5e-4
+    k.source_voltage_range = 500  # the limit it set is within 2.5 mA: not written again
+    assert t.commands[-2:] == ["SOUR:VOLT:RANG 500", "SYST:ERR?"] and t.source_range == 500
+
+
+def test_nplc_is_bounded_by_the_line_frequency() -> None:
+    """Item 4: at most 5 PLC on 50 Hz mains (6 on 60 Hz); the driver reads SYST:LFR?."""
+    t = twin(line_frequency=50.0)
+    k = Keithley6487(t, limits=LIMITS)
+    assert k.read_line_frequency() == 50.0 and k.line_frequency == 50.0
+    with pytest.raises(ValueError, match="not in range"):
+        k.nplc = 6
+    with pytest.raises(ValueError):
+        measure_at(k, 0.1, compliance=2.5e-4, nplc=5.5)
+    assert t.commands == ["SYST:LFR?"]  # refused before the bus
+    k.nplc = 5
+    assert t.nplc == 5.0 and errors(t) == []
+    t.write("NPLC 6")  # the instrument refuses it too
+    assert errors(t) == [-222] and t.nplc == 5.0
+    assert Keithley6487(twin(), limits=LIMITS).read_line_frequency() == 60.0
+
+
+class _ArmingWriteTimesOut(Keithley6487Twin):
+    """A twin whose SOUR:VOLT:SWE:INIT reaches the instrument but the host's write times out."""
+
+    def _write(self, command: str, **kwargs) -> None:
+        super()._write(command, **kwargs)
+        if command == "SOUR:VOLT:SWE:INIT":
+            raise pyvisa.errors.VisaIOError(pyvisa.constants.StatusCode.error_timeout)
+
+
+def test_failed_arming_write_is_still_aborted_before_switching_off() -> None:
+    """Item 6: the sweep is marked armed before SOUR:VOLT:SWE:INIT is written, so after a
+    failed write source_off sends SOUR:VOLT:SWE:ABOR first: no +840, the source goes off."""
+    t = _ArmingWriteTimesOut(ResistorLoad(1e4))
+    k = Keithley6487(t, limits=LIMITS)
+    with pytest.raises(InstrumentTimeout):
+        sweep(k, 0.0, 1.0, 0.5, compliance=2.5e-4, poll_interval=0)
+    assert t.sweep_armed and t.output_on  # the instrument did arm: source in operate
+    k.source_off()
+    assert not t.output_on and not t.sweep_armed
+    assert errors(t) == []  # no +840 "Not allowed with sweep on"
+
+
+def test_twin_compliance_indicators_agree() -> None:
+    """Item 3 on the twin: VSO = -999 and the VSC bit agree for single reads and sweeps."""
+    t = twin(1e3)
+    k = Keithley6487(t, limits=LIMITS)
+    assert measure_at(k, 1.0, compliance=25e-6).compliance
+    readings = sweep(k, 0.0, 1.0, 0.1, compliance=25e-6, poll_interval=0)
+    flags = [r.compliance for r in readings]
+    assert flags == [v > 0.025 + 1e-9 for v in np.linspace(0, 1, 11)]  # 25 µA at 25 mV
+    assert not measure_at(k, 0.01, compliance=25e-6).compliance
+    assert k.compliance_disagreements == []

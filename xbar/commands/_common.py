@@ -17,6 +17,7 @@ from ..errors import UserError
 if TYPE_CHECKING:
     from crossbar.config import BenchConfig
     from crossbar.core import Crossbar
+    from lab import CheckReport
 
 
 def bench_config(bench: str, *, profile: str | None = None, seed: int | None = None) -> BenchConfig:
@@ -124,3 +125,17 @@ def bo_settings(args: argparse.Namespace) -> dict[str, Any]:
         "noise_site": args.noise_site,
         "seed": args.seed,
     }
+
+
+def check_bench(
+    cfg: BenchConfig, *, cell: tuple[int, int], read_voltage: float, faults: list[str]
+) -> CheckReport:
+    """Run the bench self-test (:func:`lab.check.run_checks`) — the CLI's other way into a
+    bench. Bad faults, cell or voltage are refused (UserError, exit 2) before anything opens."""
+    from crossbar.config import BenchConfigError
+    from lab import run_checks
+
+    try:
+        return run_checks(cfg, cell=cell, read_voltage=read_voltage, faults=faults)
+    except BenchConfigError as exc:
+        raise UserError(str(exc)) from None
