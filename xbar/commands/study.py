@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     except (BenchConfigError, OSError) as exc:
         raise UserError(str(exc)) from None
     out = make_dir(Path(args.out), "--out {path}: cannot create it ({err})")
-    from inference.study import StudySpec, run_study
+    from xbar.study import StudySpec, run_study
 
     spec = StudySpec(
         bench=args.bench,

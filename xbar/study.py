@@ -1,4 +1,4 @@
-"""``xbar study``: does robust training (and the rest of the loop) shrink the hardware loss?
+"""``xbar study`` (and :func:`run_study` for scripts): does robust training (and the rest of the loop) shrink the hardware loss?
 
 A grid of training methods × deployment-loop steps × bench seeds × training seeds, run on a
 bench (the built-in simulated bench with a device preset, or any bench file):
