@@ -8,6 +8,10 @@ from __future__ import annotations
 
 #: Data sets of :func:`inference.data.load_dataset`.
 DATA_NAMES = ("moons", "digits")
+#: Training methods (:func:`inference.training.train_method`, ``xbar train --method``).
+METHODS = ("erm", "bayesmulti", "hwa", "bayesmulti+hwa", "linear")
+#: Training methods that need a hardware model (a deployment profile or a usability).
+HARDWARE_METHODS = ("hwa", "bayesmulti+hwa")
 #: Where the multinomial hardware noise is applied (:class:`inference.models.MLP`).
 NOISE_SITES = ("activations", "weights")
 #: BayesMulti's Bayesian-optimisation objectives (:func:`inference.training.train_bayesmulti`).
