@@ -9,7 +9,8 @@
 # open the GUI on a desktop (a fresh machine lacks some: the GUI then stops with "Could not load
 # the Qt platform plugin xcb"): with apt-get when run as root, else it prints the command to
 # run. The tests do not need them (they run Qt offscreen), so this step never fails the set-up;
-# XBAR_SKIP_SYSTEM_PACKAGES=1 skips it. What a real bench needs besides (a VISA library, the
+# XBAR_SKIP_SYSTEM_PACKAGES=1 skips it. The same step installs hdf5-tools (h5clear), against which a
+# test checks the data file's crash recovery. What a real bench needs besides (a VISA library, the
 # Digilent WaveForms runtime) is in the README's "Running on a real bench" section.
 set -euo pipefail
 PY="${PYTHON:-python3}"
@@ -20,6 +21,9 @@ QT_XCB_PACKAGES=(
     libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0
     libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1 libxcb-xfixes0
     libxcb-xkb1 libx11-xcb1 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3
+    # h5clear (HDF5's tool): tests/test_datastore.py checks the data file's crash recovery
+    # against it byte for byte (skipped with the reason where it is absent)
+    hdf5-tools
 )
 
 install_qt_system_libraries() {
@@ -50,7 +54,7 @@ install_qt_system_libraries() {
         || { apt-get update -q >/dev/null 2>&1 \
              && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1; }
     then
-        echo "installed for the GUI (Qt xcb): ${missing[*]}"
+        echo "installed (Qt xcb libraries for the GUI, HDF5 tools): ${missing[*]}"
     else
         echo "note: could not install ${missing[*]} with apt-get (offline?); the GUI needs" \
             "them on a desktop, the tests do not" >&2
