@@ -50,7 +50,10 @@ class SIAxis(pg.AxisItem):
 
     def logTickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph API
         xs = [10 ** float(v) * float(scale) for v in values]
-        labels = [pg.siFormat(x, precision=3, suffix=self.unit, space=True) for x in xs]
+        if self.unit:
+            labels = [pg.siFormat(x, precision=3, suffix=self.unit, space=True) for x in xs]
+        else:  # a plain number: 0.001, 0.01 … (no "1 m" for a ratio)
+            labels = [f"{x:.3g}" for x in xs]
         if spacing is not None and spacing >= 1:  # decades
             return labels
         # minor ticks (1…9 × 10ⁿ): label the 1-2-5 ones, or all when fewer than 3 would show
@@ -100,6 +103,38 @@ def no_si_prefix(plot_item, *axes: str) -> None:
         plot_item.getAxis(a).enableAutoSIPrefix(False)
 
 
+def set_title(plot_item, text: str, size: str = "10pt") -> None:
+    """Set a plot's title without letting it force the plot wider: a long title is clipped
+    at narrow window sizes instead of pushing the plot (and its neighbours) off screen."""
+    plot_item.setTitle(text, size=size)
+    relax_title(plot_item)
+
+
+def relax_title(plot_item) -> None:
+    """Let a plot's present title be clipped rather than set the plot's minimum width."""
+    label = plot_item.titleLabel
+    label.setMinimumWidth(0)
+    hints = getattr(label, "_sizeHint", None)
+    if isinstance(hints, dict):
+        for k, (w, h) in list(hints.items()):
+            if w > 0:
+                hints[k] = (0 if k.name == "MinimumSize" else w, h)
+    label.updateGeometry()
+
+
+def log_axes(plot_item, x: bool, y: bool) -> None:
+    """Log scale on the x and/or y axis; log axes carry the unit in their tick labels (an
+    :class:`SIAxis`) instead of an SI-prefix scaling of the label."""
+    plot_item.setLogMode(x=bool(x), y=bool(y))
+    for side, on in (("bottom", x), ("left", y)):
+        if on:
+            axis = plot_item.getAxis(side)
+            axis.enableAutoSIPrefix(False)
+            text = axis.labelText
+            if text:
+                axis.setLabel(text)  # no "(unit)": the ticks say it
+
+
 def plot_widget(
     title: str = "",
     *,
@@ -108,13 +143,15 @@ def plot_widget(
     x_units: str = "",
     y_units: str = "",
 ):
-    """A PlotWidget with a grid, axis labels and a readable title; the left axis is an
-    :class:`SIAxis` in ``y_units``."""
+    """A PlotWidget with a grid, axis labels and a readable title; both axes are
+    :class:`SIAxis` (``x_units``, ``y_units``), so log scales label their ticks with units."""
     configure()
-    w = pg.PlotWidget(axisItems={"left": SIAxis("left", y_units)})
+    w = pg.PlotWidget(
+        axisItems={"left": SIAxis("left", y_units), "bottom": SIAxis("bottom", x_units)}
+    )
     p = w.getPlotItem()
     if title:
-        p.setTitle(title, size="11pt")
+        set_title(p, title, size="11pt")
     if x:
         p.setLabel("bottom", x, units=x_units or None)
     if y:
@@ -155,3 +192,19 @@ def fmt(value: float, digits: int = 4) -> str:
     if not math.isfinite(v):
         return "—"
     return f"{v:.{digits}g}"
+
+
+def data_menu(widget, actions) -> list:
+    """Replace the plot's right-click "Export..." (pyqtgraph's exporters write the plotted,
+    possibly |I|-transformed data with a fixed precision) by ``actions``: ``(text, slot)``
+    pairs, the panel's own exports. Returns the QActions."""
+    from PyQt6.QtGui import QAction
+
+    scene = widget.scene()
+    acts = []
+    for text, slot in actions:
+        a = QAction(text, scene)
+        a.triggered.connect(slot)
+        acts.append(a)
+    scene.contextMenu = acts
+    return acts
