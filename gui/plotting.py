@@ -111,15 +111,24 @@ def set_title(plot_item, text: str, size: str = "10pt") -> None:
 
 
 def relax_title(plot_item) -> None:
-    """Let a plot's present title be clipped rather than set the plot's minimum width."""
+    """Let a plot's title be clipped rather than set the plot's minimum width (pyqtgraph
+    recomputes a label's minimum whenever its text or geometry changes, so the label's
+    ``updateMin`` is replaced by one that keeps the minimum width at 0)."""
     label = plot_item.titleLabel
-    label.setMinimumWidth(0)
-    hints = getattr(label, "_sizeHint", None)
-    if isinstance(hints, dict):
-        for k, (w, h) in list(hints.items()):
-            if w > 0:
-                hints[k] = (0 if k.name == "MinimumSize" else w, h)
-    label.updateGeometry()
+    original = type(label).updateMin
+
+    def update_min() -> None:
+        original(label)
+        label.setMinimumWidth(0)
+        hints = getattr(label, "_sizeHint", None)
+        if isinstance(hints, dict):
+            key = next((k for k in hints if getattr(k, "name", "") == "MinimumSize"), None)
+            if key is not None:
+                hints[key] = (0, hints[key][1])
+        label.updateGeometry()
+
+    label.updateMin = update_min
+    update_min()
 
 
 def log_axes(plot_item, x: bool, y: bool) -> None:

@@ -337,7 +337,7 @@ class CharacterisationPanel(Panel):
             n_pulses=self.n_pulses.value(),
             amplitude_set=self.amp_set.value(),
             amplitude_reset=self.amp_reset.value(),
-            pulse_width=self.width_ms.value() * 1e-3,
+            pulse_width=self.width_ms.value() / 1e3,
             min_ratio=self.min_ratio.value(),
         )
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QPointF, Qt, pyqtSignal
+from PyQt6.QtCore import QPointF, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QBrush, QColor, QPen
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -190,6 +190,7 @@ class CrossbarPanel(Panel):
         split.addWidget(self.plot_tabs)
         set_panes(split, stretch=(4, 5), sizes=(330, 410))
         area, rv = scroll_column(270)
+        self.controls_area = area
         outer.addWidget(area, 0)
         self._build_controls(rv)
         self.refresh_map()
@@ -844,7 +845,7 @@ class CrossbarPanel(Panel):
             return False
         cells = sorted(self.selection)
         amp = float(np.sign(polarity)) * self.amplitude.value()
-        width = self.width_ms.value() * 1e-3
+        width = self.width_ms.value() / 1e3
         n_rep = self.repeat.value()
         read_after = self.read_after.isChecked()
         v_read, biasing = self.v_read.value(), self.biasing.currentData()
@@ -889,7 +890,7 @@ class CrossbarPanel(Panel):
             return False
         targets = np.full(self.shape, np.nan)
         for r, c in self.selection:
-            targets[r, c] = self.target_us.value() * 1e-6
+            targets[r, c] = self.target_us.value() / 1e6
         return self.program(targets, f"Program {len(self.selection)} cell(s)")
 
     def program_target_map(self) -> bool:
@@ -941,6 +942,7 @@ class CrossbarPanel(Panel):
             self.refresh_program_plot()
             self.refresh_map()
             self._update_enabled()
+            self.reveal(self.program_label)
 
         def aborted(partial) -> None:
             if isinstance(partial, ProgramReport):
@@ -966,6 +968,10 @@ class CrossbarPanel(Panel):
             on_done=done,
             on_aborted=aborted,
         )
+
+    def reveal(self, widget: QWidget) -> None:
+        """Scroll the controls column so that ``widget`` (e.g. the programming summary) shows."""
+        QTimer.singleShot(0, lambda: self.controls_area.ensureWidgetVisible(widget, 0, 0))
 
     def resume_programming(self) -> bool:
         """Program the last run's targets again, skipping every cell whose last verify read in

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -590,10 +591,14 @@ class InferencePanel(Panel):
         """Where trained models are kept (``<data folder>/models``)."""
         return Path(self.app.settings.data_dir) / "models"
 
-    def kept_models(self) -> list[str]:
-        """The model files (``.json``) the panel loads at the next start."""
+    def kept_models(self) -> dict[str, str]:
+        """The model files (``.json``) the panel loads at the next start -> their names."""
         raw = str(self.app.settings.get("inference/models", "") or "")
-        return [p for p in raw.split("\n") if p]
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     def keep_model(self, entry: ModelEntry) -> Path | None:
         """Save ``entry``'s model into :meth:`models_dir` and remember it for the next start."""
@@ -612,16 +617,17 @@ class InferencePanel(Panel):
             return None
         js = Path(out[0] if isinstance(out, (tuple, list)) else out).with_suffix(".json")
         entry.path = str(js)
-        kept = [p for p in self.kept_models() if p != str(js)] + [str(js)]
-        self.app.settings.set("inference/models", "\n".join(kept))
+        kept = self.kept_models()
+        kept[str(js)] = entry.name
+        self.app.settings.set("inference/models", json.dumps(kept))
         return js
 
     def restore_models(self) -> bool:
         """Load the models kept by earlier sessions (worker thread); False if there are none
         or the worker is busy."""
-        paths = [p for p in self.kept_models() if Path(p).is_file()]
+        kept = self.kept_models()
         known = {e.path for e in self.models}
-        paths = [p for p in paths if p not in known]
+        paths = [p for p in kept if Path(p).is_file() and p not in known]
         self._restored = True
         if not paths:
             return False
@@ -651,7 +657,7 @@ class InferencePanel(Panel):
                 if model is None:
                     self.app.log(f"Kept model {path}: {err}", "warning")
                     continue
-                entry = self.add_model(_kept_name(path), model, ds)
+                entry = self.add_model(kept.get(path) or Path(path).stem, model, ds)
                 entry.path = path
 
         return self.start_task(
@@ -967,13 +973,6 @@ class InferencePanel(Panel):
         )
         if path:
             self.save_model(path)
-
-
-def _kept_name(path: str) -> str:
-    """A kept model's table name: its file stem without the time stamp."""
-    stem = Path(path).stem
-    parts = stem.rsplit("_", 3)
-    return parts[0] if len(parts) == 4 else stem
 
 
 def _extras(result: Any) -> str:

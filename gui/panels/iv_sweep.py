@@ -223,8 +223,14 @@ class IVSweepPanel(Panel):
             )
             p.addItem(curve, ignoreBounds=True)
             self.limit_curves.append(curve)
-        self.clamped = pg.ScatterPlotItem(
-            size=10, symbol="x", pen=pg.mkPen("#c00000", width=2), brush=None
+        self.clamped = pg.PlotDataItem(  # (a data item: it follows the log scale)
+            [],
+            [],
+            pen=None,
+            symbol="x",
+            symbolSize=10,
+            symbolPen=pg.mkPen("#c00000", width=2),
+            symbolBrush=None,
         )
         p.addItem(self.clamped)
         p.legend.addItem(self.limit_curves[0], "compliance limit")
@@ -357,12 +363,12 @@ class IVSweepPanel(Panel):
             v_neg=self.v_neg.value(),
             step=self.step.value(),
             cycles=self.cycles.value(),
-            compliance=self.compliance.value() * 1e-6,
+            compliance=self.compliance.value() / 1e6,
             biasing=self.biasing.currentData().name,
-            reset_compliance=self.reset_compliance.value() * 1e-6 if own else None,
+            reset_compliance=self.reset_compliance.value() / 1e6 if own else None,
             reset_biasing=self.reset_biasing.currentData().name if own else None,
             nplc=self.nplc.value(),
-            point_time=pt * 1e-3 if pt > 0 else None,
+            point_time=pt / 1e3 if pt > 0 else None,
         )
 
     def set_protocol(self, p: SweepProtocol) -> None:
@@ -718,8 +724,8 @@ class IVSweepPanel(Panel):
 
     def clamped_points(self) -> tuple[np.ndarray, np.ndarray]:
         """(V, I) of the points marked as measured at compliance (I as plotted)."""
-        x, y = self.clamped.getData()
-        return np.asarray(x), np.asarray(y)
+        x, y = self.clamped.getOriginalDataset()
+        return (np.zeros(0), np.zeros(0)) if x is None else (np.asarray(x), np.asarray(y))
 
     def _set_log(self, on: bool) -> None:
         p = self.plot.getPlotItem()
