@@ -353,8 +353,17 @@ class MainWindow(QMainWindow):
 
         task.fn = wrapped
         on_error = task.on_error
+        on_aborted = task.on_aborted
 
         def failed(exc: BaseException) -> None:
+            if crossbar.emergency_stopped and not isinstance(exc, ConnectionLost):
+                # the stop's shutdown can reach the instruments while the operation is still
+                # in a primitive (the worker had not left it within 0.5 s): whatever that
+                # primitive then raised, the operation was stopped, and shows no result
+                self.log(f"{task.name} ended by the emergency stop ({exc})", "warning")
+                if on_aborted is not None:
+                    on_aborted(None)
+                return
             if on_error is not None:
                 on_error(exc)
             if isinstance(exc, ConnectionLost):

@@ -48,14 +48,28 @@ class SIAxis(pg.AxisItem):
         super().__init__(orientation, **kwargs)
         self.unit = unit
 
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802 - pyqtgraph API
+        """Log mode over less than a decade: "nice" linear values (95, 100, 105 nS …) instead
+        of one or no tick."""
+        self._nice = bool(self.logMode) and 0 < maxVal - minVal < 0.8
+        if not self._nice:
+            return super().tickValues(minVal, maxVal, size)
+        lo, hi = 10.0**minVal, 10.0**maxVal
+        raw = (hi - lo) / 4.0
+        mag = 10.0 ** math.floor(math.log10(raw))
+        step = min((m * mag for m in (1, 2, 2.5, 5, 10)), key=lambda s: abs(s - raw))
+        first = math.ceil(lo / step) * step
+        ticks = [first + k * step for k in range(int((hi - first) / step) + 1)]
+        return [(None, [math.log10(t) for t in ticks if t > 0])]
+
     def logTickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph API
         xs = [10 ** float(v) * float(scale) for v in values]
         if self.unit:
             labels = [pg.siFormat(x, precision=3, suffix=self.unit, space=True) for x in xs]
         else:  # a plain number: 0.001, 0.01 … (no "1 m" for a ratio)
             labels = [f"{x:.3g}" for x in xs]
-        if spacing is not None and spacing >= 1:  # decades
-            return labels
+        if getattr(self, "_nice", False) or (spacing is not None and spacing >= 1):
+            return labels  # decades, or the nice values of a narrow range: all labelled
         # minor ticks (1…9 × 10ⁿ): label the 1-2-5 ones, or all when fewer than 3 would show
         keep = []
         for x in xs:
@@ -128,6 +142,7 @@ def relax_title(plot_item) -> None:
         label.updateGeometry()
 
     label.updateMin = update_min
+    label.setFlag(label.GraphicsItemFlag.ItemClipsChildrenToShape, True)  # no overdrawing
     update_min()
 
 

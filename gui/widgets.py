@@ -102,6 +102,10 @@ def table(
     if single_selection:
         t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     t.verticalHeader().setVisible(False)
+    t.verticalHeader().setDefaultSectionSize(t.fontMetrics().height() + 8)  # compact rows
+    t.horizontalHeader().setDefaultAlignment(
+        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+    )
     t.setWordWrap(False)
     t.setTextElideMode(elide)
     hh = t.horizontalHeader()

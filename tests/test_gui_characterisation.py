@@ -57,9 +57,7 @@ def test_pulse_response_module_uses_the_read_noise_it_has(window) -> None:
     assert window.runner.wait_idle(60)
     res = ch.results["pulse_response"]
     assert res.n_pulses == 4
-    (curve,) = [
-        it for it in ch.plots["pulse_response"].getPlotItem().listDataItems() if it.name()
-    ]
+    (curve,) = [it for it in ch.plots["pulse_response"].getPlotItem().listDataItems() if it.name()]
     x, y = curve.getOriginalDataset()
     np.testing.assert_array_equal(x, np.arange(1, 9))  # 4 SET then 4 RESET pulses
     assert np.all(y > 0)

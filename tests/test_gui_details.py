@@ -27,24 +27,25 @@ def wait(window, timeout: float = 120) -> None:
 # -- crossbar panel ------------------------------------------------------------------------------
 
 
-def test_map_colour_scale_stays_locked_until_fitted(window) -> None:
+def test_map_colour_scale_does_not_rescale_on_every_read(window) -> None:
     xb = window.crossbar_panel
-    assert xb.scale_mode.currentData() == "locked"
+    assert xb.scale_mode.currentData() == "fixed"
+    assert xb.colour_levels() == (4.0, 8.0)  # 10 kΩ … 100 MΩ, the device's decades
     assert xb.read_all()
     wait(window)
-    first = xb.colour_levels()
+    assert xb.colour_levels() == (4.0, 8.0)  # a read does not rescale the map
+    xb.fit_btn.click()  # fitted to this map, then kept
+    assert xb.scale_mode.currentData() == "locked"
+    fitted = xb.colour_levels()
+    assert fitted == xb._fitted_levels("R", np.log10(1 / xb.g_map)) != (4.0, 8.0)
     xb.set_selection({(0, 0)})
     xb.amplitude.setValue(3.4)
     xb.repeat.setValue(6)
-    assert xb.pulse_selected(+1)  # the cell SETs: its R leaves the first map's range
+    assert xb.pulse_selected(+1)  # the cell SETs: its R leaves the fitted range
     wait(window)
-    assert xb.colour_levels() == first  # no rescaling on every read
-    fitted = xb._fitted_levels("R", np.log10(1 / xb.g_map))
-    assert fitted != first
-    xb.fit_btn.click()
     assert xb.colour_levels() == fitted
     xb.scale_mode.setCurrentIndex(xb.scale_mode.findData("auto"))
-    assert xb.colour_levels() == fitted
+    assert xb.colour_levels() == xb._fitted_levels("R", np.log10(1 / xb.g_map)) != fitted
 
 
 def test_target_and_error_views_and_achieved_versus_target(window) -> None:
@@ -176,7 +177,9 @@ def test_calibration_table_full_names_no_duplicates_and_rows(
         assert cal.calibrate_paths([folder])  # the folder after some of its files
         wait(w)
         assert cal.table.rowCount() == 4 and len(cal.devices) == 4  # not 6
-        names = {cal.table.item(r, 0).text() for r in range(4)}
+        from gui.panels.calibration import FILE_COLUMN
+
+        names = {cal.table.item(r, FILE_COLUMN).text() for r in range(4)}
         assert names == {f.name for f in shared_iv_files[:4]}  # whole names
         assert cal.table.textElideMode() == Qt.TextElideMode.ElideNone
         w.tabs.setCurrentWidget(cal)
@@ -207,9 +210,7 @@ def test_ignored_columns_note_is_explained(offline_window, tmp_path) -> None:
 # -- inference panel -----------------------------------------------------------------------------
 
 
-def test_inference_defaults_columns_and_the_device_chosen_by_name(
-    window, shared_iv_files
-) -> None:
+def test_inference_defaults_columns_and_the_device_chosen_by_name(window, shared_iv_files) -> None:
     from test_gui_inference import train
 
     inf = window.inference_panel

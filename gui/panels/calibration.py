@@ -51,21 +51,22 @@ from gui.panels.base import AppServices, Panel
 from gui.widgets import button, hbox, int_spin, set_panes, table
 from gui.workers import TaskContext
 
-__all__ = ["COLUMNS", "CalibrationPanel", "NumericItem"]
+__all__ = ["COLUMNS", "FILE_COLUMN", "U_COLUMN", "CalibrationPanel", "NumericItem"]
 
 #: Table columns: (header, tooltip).
 COLUMNS = (
-    ("file", "device (file name, or sweep name for measured sweeps)"),
-    ("cycles", "cycles with data"),
     ("U", "usability U = α_nm · exp(−σ)"),
     ("α_nm", "non-monotonic factor min(1, L / L_min)"),
     ("σ_ML", "σ̂: maximum-likelihood standard deviation of the log residuals in the LCIS"),
     ("σ_up", "χ² 95 % upper bound of σ"),
     ("L / L_min", "LCIS length / required length (points)"),
     ("N", "number of residuals"),
+    ("cycles", "cycles with data"),
     ("LCIS (V)", "voltage range of the longest conductance-increasing run"),
+    ("file", "device (the whole file name, or the sweep name for measured sweeps)"),
 )
-U_COLUMN = 2
+U_COLUMN = 0
+FILE_COLUMN = len(COLUMNS) - 1  # last: whole names, the table scrolls sideways
 #: What a reader's note about ignored columns means for the figures (shown with the note).
 _NOTE_WHY = (
     "Only the voltage and current_cycleN columns are I-V data; the others (the instrument's "
@@ -246,8 +247,8 @@ class CalibrationPanel(Panel):
         for p in (self.p_lin, self.p_log, self.p_g, self.p_res):
             plotting.grid(p)
             plotting.relax_title(p)
-        self.p_g.addLegend(offset=(-10, -10), labelTextSize="8pt")
-        self.p_res.addLegend(offset=(10, 10), labelTextSize="8pt")
+        self.p_g.addLegend(offset=(-10, -10), labelTextSize="7pt", verSpacing=-6)
+        self.p_res.addLegend(offset=(5, 5), labelTextSize="7pt", verSpacing=-6)
         right = QWidget()
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
@@ -282,7 +283,12 @@ class CalibrationPanel(Panel):
         outer.addWidget(self.fab_plot)
         outer.setSizes([820, 560])
         conditions = ["perovskite", "length (µm)", "diameter (nm)", "Pb ED (min)", "Ag (nm)"]
-        self.history_table = table(["device", *conditions, "U"])
+        self.history_table = table(
+            ["U", *conditions, "device"],
+            stretch=None,
+            sort=(0, Qt.SortOrder.DescendingOrder),
+            elide=Qt.TextElideMode.ElideNone,
+        )
         split.addWidget(_boxed("History: conditions and measured usability", self.history_table))
         self.suggest_table = table(["rank", *conditions, "predicted U", "± std", "EI"], stretch=1)
         split.addWidget(
@@ -419,7 +425,7 @@ class CalibrationPanel(Panel):
             row = next(
                 i
                 for i in range(self.table.rowCount())
-                if self.table.item(i, 0).data(Qt.ItemDataRole.UserRole) == idx
+                if self.table.item(i, FILE_COLUMN).data(Qt.ItemDataRole.UserRole) == idx
             )
         else:
             self.devices.append(dev)
@@ -432,18 +438,18 @@ class CalibrationPanel(Panel):
         )
         name_item.setToolTip(dev.name)
         name_item.setData(Qt.ItemDataRole.UserRole, idx)
-        self.table.setItem(row, 0, name_item)
+        self.table.setItem(row, FILE_COLUMN, name_item)
         vals = [
-            (f"{r.n_cycles}", r.n_cycles),
             (f"{r.usability:.3f}", r.usability),
             (f"{r.alpha_nm:.3f}", r.alpha_nm),
             (plotting.fmt(r.sigma_hat, 3), r.sigma_hat),
             (plotting.fmt(r.sigma_up, 3), r.sigma_up),
             (f"{r.lcis_length} / {r.l_min}", r.lcis_length / max(r.l_min, 1)),
             (f"{r.n_residuals}", r.n_residuals),
+            (f"{r.n_cycles}", r.n_cycles),
             (f"{r.lcis_start_v:.2f} → {r.lcis_stop_v:.2f}", r.lcis_start_v),
         ]
-        for j, (text, value) in enumerate(vals, start=1):
+        for j, (text, value) in enumerate(vals):
             self.table.setItem(row, j, NumericItem(text, value))
         self._fill_conditions(row, dev)
         self.table.setSortingEnabled(True)
@@ -561,7 +567,7 @@ class CalibrationPanel(Panel):
     # -- table access ----------------------------------------------------------------------------
     def row_device(self, row: int) -> DeviceCalibration:
         """The device shown in table row ``row`` (after sorting)."""
-        idx = self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)
+        idx = self.table.item(row, FILE_COLUMN).data(Qt.ItemDataRole.UserRole)
         return self.devices[int(idx)]
 
     def row_values(self, row: int) -> dict[str, object]:
@@ -601,9 +607,6 @@ class CalibrationPanel(Panel):
         """Draw the section-1 figures of ``dev``."""
         for p in (self.p_lin, self.p_log, self.p_g, self.p_res):
             p.clear()
-        old = getattr(self, "_verdict", None)
-        if old is not None and old.scene() is not None:
-            old.scene().removeItem(old)
         self._draw_loops(dev)
         self._draw_mean_curve(dev)
         self._draw_residuals(dev.result)
@@ -627,9 +630,9 @@ class CalibrationPanel(Panel):
             ok2 = ok & (mag > 0)
             self.p_log.plot(v[ok2], mag[ok2], pen=pg.mkPen(colour, width=1.2))
         plotting.set_title(
-            self.p_lin, f"I-V loops, linear ({len(cols)} cycles, dark → light)", size="10pt"
+            self.p_lin, f"I-V, linear ({len(cols)} cycles, dark → light)", size="10pt"
         )
-        plotting.set_title(self.p_log, "I-V loops, log |I|", size="10pt")
+        plotting.set_title(self.p_log, "I-V, log |I|", size="10pt")
 
     def _draw_mean_curve(self, dev: DeviceCalibration) -> None:
         """G per cycle and Ḡ on the SET branch, the LCIS highlighted, the L_min window end
@@ -677,18 +680,8 @@ class CalibrationPanel(Panel):
                 labelOpts={"position": 0.1, "color": plotting.colour(4)},
             )
             self.p_g.addItem(line)
-        verdict = "L ≥ L_min: monotonic" if L >= r.l_min else f"L < L_min: α_nm = {r.alpha_nm:.3f}"
-        plotting.set_title(self.p_g, f"Ḡ on the SET branch ({len(bv)} points)", size="10pt")
-        text = pg.TextItem(
-            verdict,
-            color="k",
-            fill=pg.mkBrush(255, 255, 255, 220),
-            border=pg.mkPen("#bbbbbb"),
-            anchor=(0, 0),
-        )
-        text.setParentItem(self.p_g.getViewBox())
-        text.setPos(8, 6)
-        self._verdict = text
+        verdict = "L ≥ L_min" if L >= r.l_min else f"L < L_min, α_nm = {r.alpha_nm:.3f}"
+        plotting.set_title(self.p_g, f"Ḡ, SET branch: {verdict}", size="10pt")
 
     def _draw_residuals(self, r) -> None:
         """Histogram of the log residuals inside the LCIS with the normal of σ_ML and σ_up."""
@@ -721,7 +714,7 @@ class CalibrationPanel(Panel):
                     z = (x - float(res.mean())) / sigma
                     pdf = np.exp(-0.5 * z**2) / (sigma * math.sqrt(2 * math.pi))
                     self.p_res.plot(x, pdf, pen=pen, name=f"{label} = {sigma:.3g}")
-        plotting.set_title(self.p_res, "Stochastic spread inside the LCIS", size="10pt")
+        plotting.set_title(self.p_res, "Spread inside the LCIS", size="10pt")
 
     def _show_numbers(self, dev: DeviceCalibration) -> None:
         r = dev.result
@@ -818,14 +811,14 @@ class CalibrationPanel(Panel):
         t.setRowCount(len(hist))
         for i, (c, u) in enumerate(zip(hist.conditions, hist.usability)):
             label = hist.labels[i] if i < len(hist.labels) else f"row {i + 1}"
-            t.setItem(i, 0, QTableWidgetItem(Path(label).name))
-            t.item(i, 0).setToolTip(label)
+            t.setItem(i, 0, NumericItem(f"{float(u):.3f}", float(u)))
             t.setItem(i, 1, QTableWidgetItem(c.perovskite))
             for j, val in enumerate(
-                (c.nw_length_um, c.nw_diameter_nm, c.pb_ed_min, c.ag_thickness_nm, float(u)),
-                start=2,
+                (c.nw_length_um, c.nw_diameter_nm, c.pb_ed_min, c.ag_thickness_nm), start=2
             ):
-                t.setItem(i, j, NumericItem(f"{val:g}" if j < 6 else f"{val:.3f}", val))
+                t.setItem(i, j, NumericItem(f"{val:g}", val))
+            t.setItem(i, 6, QTableWidgetItem(Path(label).name))
+            t.item(i, 6).setToolTip(label)
         t.setSortingEnabled(True)
         us = np.asarray(hist.usability, dtype=float)
         self.history_label.setText(
@@ -854,7 +847,7 @@ class CalibrationPanel(Panel):
                 angle=0,
                 pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine),
                 label=f"best measured U = {best:.3f}",
-                labelOpts={"position": 0.25, "color": "#555555"},
+                labelOpts={"position": 0.62, "color": "#555555"},
             )
         )
         if self.suggestions:

@@ -62,7 +62,7 @@ MODULES = (
     ("programming", "Programming", "programming"),
     ("retention", "Retention", "programming"),
     ("pulse_response", "Pulse response", "pulse_response"),
-    ("profile", "Deployment profile", None),
+    ("profile", "Profile", None),
 )
 
 
@@ -96,6 +96,7 @@ class CharacterisationPanel(Panel):
         outer = QHBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
         area, left = scroll_column(270)
+        self.side = area
         outer.addWidget(area, 0)
         left.addWidget(self._plan_group())
         self.params = QGroupBox("Module settings")
@@ -168,7 +169,9 @@ class CharacterisationPanel(Panel):
         self.min_ratio = double_spin(1.1, 100.0, 2.0, 0.5, 2, "")
         self.min_ratio.setToolTip("A cell whose G_max/G_min is below this is stuck")
         f.addRow("Stuck below ratio", self.min_ratio)
-        f.addRow(QLabel("Every cell: RESET ramp, SET ramp, RESET ramp (V/3 biasing)."))
+        note = QLabel("Every cell: RESET ramp, SET ramp, RESET ramp (V/3 biasing).")
+        note.setWordWrap(True)
+        f.addRow(note)
         f = form("read_noise")
         self.n_reads = int_spin(2, 1000, 20, "Single reads per cell")
         f.addRow("Reads per cell", self.n_reads)
@@ -270,6 +273,7 @@ class CharacterisationPanel(Panel):
         return page
 
     def _setup_window_plot(self, item) -> None:
+        item.showGrid(x=False, y=False)
         vb = item.getViewBox()
         vb.invertY(True)
         vb.setAspectLocked(True)
@@ -294,7 +298,9 @@ class CharacterisationPanel(Panel):
         key = self.current_module()
         for k, w in self.param_forms.items():
             w.setVisible(k == key)
-        self.params.setTitle(f"{MODULES[self.tabs.currentIndex()][1]} settings")
+        self.side.updateGeometry()
+        title = MODULES[self.tabs.currentIndex()][1]
+        self.params.setTitle("Deployment profile" if key == "profile" else f"{title} settings")
         self.run_btn.setVisible(key != "profile")
         self._update_enabled()
 

@@ -55,7 +55,10 @@ QUANTITIES = {
     "T": ("G target", "S", "programming target"),
     "E": ("G/target − 1", "", "programming error"),
 }
-_DEFAULT_LEVELS = {"R": (4.0, 6.0), "G": (-6.0, -4.0), "I": (-7.0, -5.0), "T": (-6.0, -4.0)}
+#: The fixed colour scales (log10 of Ω, S, A): the decades a perovskite cell spans, from the HRS
+#: (≈ 100 nS) to a filament at the compliance (≈ 100 µS), so maps read one after the other
+#: compare by colour.
+_DEFAULT_LEVELS = {"R": (4.0, 8.0), "G": (-8.0, -4.0), "I": (-9.0, -4.0), "T": (-8.0, -4.0)}
 
 
 @dataclass(frozen=True)
@@ -210,15 +213,18 @@ class CrossbarPanel(Panel):
         self.quantity.setCurrentIndex(max(0, self.quantity.findData(q)))
         self.quantity.currentIndexChanged.connect(self.refresh_map)
         self.scale_mode = QComboBox()
-        self.scale_mode.addItem("locked", "locked")
+        self.scale_mode.addItem("fixed decades", "fixed")
+        self.scale_mode.addItem("fitted, locked", "locked")
         self.scale_mode.addItem("follows data", "auto")
         self.scale_mode.setToolTip(
-            "Locked: the colour scale is fitted once (first data, or Fit) and then kept, so "
-            "maps read one after the other compare by colour; follows data: refitted at every "
-            "read"
+            "Fixed decades: the device's whole range (e.g. 10 kΩ … 100 MΩ), the same for every "
+            "read; fitted, locked: fitted to the map when chosen (or Fit) and then kept; "
+            "follows data: refitted at every read"
         )
         self.scale_mode.currentIndexChanged.connect(self.refresh_map)
-        self.fit_btn = button("Fit", self.fit_scale, "Fit the colour scale to the map shown")
+        self.fit_btn = button(
+            "Fit", self.fit_scale, "Fit the colour scale to the map shown, and keep it (locked)"
+        )
         top = hbox(
             QLabel("Show"), (self.quantity, 1), QLabel("scale"), self.scale_mode, self.fit_btn
         )
@@ -547,9 +553,13 @@ class CrossbarPanel(Panel):
         return tuple(self.colorbar.levels())  # type: ignore[return-value]
 
     def fit_scale(self) -> None:
-        """Fit the colour scale to the map shown now (kept while the scale is locked)."""
+        """Fit the colour scale to the map shown now and keep it ("fitted, locked")."""
         self.levels.pop(self.quantity.currentData(), None)
-        self.refresh_map()
+        i = self.scale_mode.findData("locked")
+        if self.scale_mode.currentIndex() != i:
+            self.scale_mode.setCurrentIndex(i)  # refreshes
+        else:
+            self.refresh_map()
 
     def refresh_map(self) -> None:
         which = self.quantity.currentData()
@@ -562,12 +572,14 @@ class CrossbarPanel(Panel):
             with np.errstate(divide="ignore", invalid="ignore"):
                 img = np.where(values > 0, np.log10(values), np.nan)
         has_data = bool(np.isfinite(img).any())
-        locked = self.scale_mode.currentData() == "locked"
-        if locked and which in self.levels:
+        mode = self.scale_mode.currentData()
+        if mode == "fixed" and which != "E":
+            lo, hi = _DEFAULT_LEVELS[which]
+        elif mode != "auto" and which in self.levels:
             lo, hi = self.levels[which]
         else:
             lo, hi = self._fitted_levels(which, img)
-            if locked and has_data:
+            if mode == "locked" and has_data:
                 self.levels[which] = (lo, hi)
         self.image.setImage(img, autoLevels=False, levels=(lo, hi))
         self.image.setRect(0, 0, self.shape[1], self.shape[0])
@@ -710,9 +722,9 @@ class CrossbarPanel(Panel):
             self.amp_view.setYRange(-4, 4, padding=0)
         plotting.set_title(
             self.hist_widget.getPlotItem(),
-            f"Cell ({r}, {c}): <span style='color:{plotting.colour(0)}'>● G</span> "
+            f"({r}, {c}): <span style='color:{plotting.colour(0)}'>● G</span> "
             f"<span style='color:{plotting.colour(3)}'>▲ SET</span> "
-            f"<span style='color:{plotting.colour(0)}'>▲ RESET</span> (V, right)",
+            f"<span style='color:{plotting.colour(0)}'>▲ RESET</span>",
             size="10pt",
         )
         self.hist_widget.getPlotItem().enableAutoRange()

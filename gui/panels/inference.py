@@ -376,7 +376,7 @@ class InferencePanel(Panel):
         self.p_db.addItem(self.db_image)
         plotting.no_si_prefix(self.p_db)
         self.db_points: list[pg.ScatterPlotItem] = []
-        self.p_db.addLegend(offset=(10, 10), labelTextSize="8pt")
+        self.p_db.addLegend(offset=(5, 5), labelTextSize="7pt", verSpacing=-6)
 
     # -- state -----------------------------------------------------------------------------------
     def _method_changed(self) -> None:
@@ -544,8 +544,8 @@ class InferencePanel(Panel):
         self.bo_bar.setLevels((lo, hi))
         plotting.set_title(
             self.p_bo,
-            f"BayesMulti search: {len(pts)} candidates, best {obj[best]:.3f} at "
-            f"p1 = {pts[best, 0]:.2f}, p2 = {pts[best, 1]:.2f}",
+            f"BO: {len(pts)} candidates, best {obj[best]:.3f} at ({pts[best, 0]:.2f}, "
+            f"{pts[best, 1]:.2f})",
             size="10pt",
         )
 
@@ -765,13 +765,13 @@ class InferencePanel(Panel):
                     symbol="x",
                     brush=pg.mkBrush(colour),
                     pen=pg.mkPen(colour, width=2),
-                    name=f"class {cls}, wrong on hardware",
+                    name=None if cls else "✗ wrong on the bench",
                 )
                 self.p_db.addItem(item)
                 self.db_points.append(item)
         plotting.set_title(
             self.p_db,
-            "Decision boundary (software)" + ("" if d is None else ", points on hardware"),
+            "Decision boundary" + ("" if d is None else ", bench results"),
             size="10pt",
         )
         self.p_db.autoRange()
