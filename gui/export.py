@@ -34,8 +34,6 @@ __all__ = [
     "read_conditions",
     "write_calibration_csv",
     "write_iv",
-    "write_iv_csv",
-    "write_iv_xlsx",
     "write_map_csv",
     "write_program_csv",
 ]
@@ -114,41 +112,21 @@ def _iv_table(
     return header, i, flags
 
 
-def write_iv_csv(
-    path: str | Path,
-    voltage: np.ndarray,
-    current: np.ndarray,
-    compliance: np.ndarray | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Path:
-    """One sweep as CSV (see the module docstring). ``current`` (K, C) A, NaN = not measured;
-    ``compliance`` (K, C) flags. Returns the path."""
-    header, i, flags = _iv_table(voltage, current, compliance)
-    v = np.asarray(voltage, dtype=float).reshape(-1)
+def _iv_csv(path: Path, header: list[str], v: np.ndarray, i: np.ndarray, flags, meta) -> Path:
     rows = (
         [_num(v[k]), *(_num(x) for x in i[k]), *("1" if f else "0" for f in flags[k])]
         for k in range(v.size)
     )
-    return _write_rows(Path(path), metadata or {}, header, rows)
+    return _write_rows(path, meta, header, rows)
 
 
-def write_iv_xlsx(
-    path: str | Path,
-    voltage: np.ndarray,
-    current: np.ndarray,
-    compliance: np.ndarray | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Path:
-    """One sweep as an Excel workbook: sheet ``I-V`` with the metadata rows, the header and the
-    data (floats stored as IEEE doubles; a missing point is an empty cell). Returns the path."""
+def _iv_xlsx(path: Path, header: list[str], v: np.ndarray, i: np.ndarray, flags, meta) -> Path:
     import openpyxl
 
-    header, i, flags = _iv_table(voltage, current, compliance)
-    v = np.asarray(voltage, dtype=float).reshape(-1)
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = "I-V"
-    for line in _meta_lines(metadata or {}):
+    for line in _meta_lines(meta):
         ws.append([line])
     ws.append(header)
 
@@ -157,7 +135,6 @@ def write_iv_xlsx(
 
     for k in range(v.size):
         ws.append([cell(v[k]), *(cell(x) for x in i[k]), *(int(f) for f in flags[k])])
-    path = Path(path)
     wb.save(path)
     return path
 
@@ -169,9 +146,15 @@ def write_iv(
     compliance: np.ndarray | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Path:
-    """:func:`write_iv_xlsx` for ``.xlsx``, else :func:`write_iv_csv`."""
-    fn = write_iv_xlsx if Path(path).suffix.lower() == ".xlsx" else write_iv_csv
-    return fn(path, voltage, current, compliance, metadata)
+    """One sweep, as an Excel workbook for ``.xlsx`` (sheet ``I-V``: the metadata rows, the
+    header, the data as IEEE doubles, a missing point an empty cell), else as CSV (see the
+    module docstring). ``current`` (K, C) A, NaN = not measured; ``compliance`` (K, C) flags.
+    Returns the path."""
+    header, i, flags = _iv_table(voltage, current, compliance)
+    v = np.asarray(voltage, dtype=float).reshape(-1)
+    path = Path(path)
+    write = _iv_xlsx if path.suffix.lower() == ".xlsx" else _iv_csv
+    return write(path, header, v, i, flags, metadata or {})
 
 
 # -- maps ---------------------------------------------------------------------------------------

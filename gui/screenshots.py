@@ -26,7 +26,15 @@ from gui.protocol import CLI_PRESET
 from gui.settings import Settings
 from gui.workers import process_events_for
 
-__all__ = ["SHOTS", "default_iv_data", "populate", "save_panel_pngs", "take_screenshots"]
+__all__ = [
+    "SHOTS",
+    "default_iv_data",
+    "populate",
+    "populate_characterisation",
+    "populate_inference",
+    "save_panel_pngs",
+    "take_screenshots",
+]
 
 #: (file stem, attribute of the main window, the panel's sub-tab or None)
 SHOTS = (
@@ -128,6 +136,15 @@ def populate(
         cal.select_row(0)
     log(f"  calibration done ({time.monotonic() - t0:.1f} s)")
 
+    populate_inference(window, quick=quick)
+    log(f"  inference done ({time.monotonic() - t0:.1f} s)")
+
+    populate_characterisation(window)
+    log(f"  characterisation done ({time.monotonic() - t0:.1f} s)")
+
+
+def populate_inference(window, *, quick: bool = False) -> None:
+    """Train ERM and BayesMulti and deploy them on the bench."""
     inf = window.inference_panel
     inf.method.setCurrentIndex(inf.method.findData("erm"))
     if quick:
@@ -144,8 +161,10 @@ def populate(
     for row in rows:
         inf.table.selectRow(row)
         _run(window, f"deploy {inf.models[row].name}", inf.deploy(), 900)
-    log(f"  inference done ({time.monotonic() - t0:.1f} s)")
 
+
+def populate_characterisation(window) -> None:
+    """Run every characterisation module with a short protocol and assemble the profile."""
     ch = window.characterisation_panel
     ch.n_cells.setValue(6)
     ch.n_reads.setValue(10)
@@ -155,7 +174,6 @@ def populate(
     for key, *_ in MODULES[:-1]:
         _run(window, f"characterisation {key}", ch.run_module(key), 900)
     ch.assemble_profile()
-    log(f"  characterisation done ({time.monotonic() - t0:.1f} s)")
 
 
 def save_panel_pngs(window, out_dir: str | Path) -> list[Path]:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from calibration.io import find_iv_files, read_iv
-from gui.export import MAP_COLUMNS, PROGRAM_COLUMNS, write_iv_csv
+from gui.export import MAP_COLUMNS, PROGRAM_COLUMNS, write_iv
 from xbar.cli import main as xbar
 
 
@@ -90,7 +90,7 @@ def test_iv_export_round_trips_through_xbar_calibrate(window, tmp_path, capsys) 
 def test_tiny_currents_keep_their_precision_and_sign(tmp_path) -> None:
     v = np.array([0.0, 0.1, 0.2, -0.1, 0.0])
     i = np.array([[0.0, 3.2e-11, 1.234567890123e-12, -4.5e-14, np.nan]]).T.repeat(2, axis=1)
-    path = write_iv_csv(tmp_path / "t.csv", v, i, metadata={"note": "tiny"})
+    path = write_iv(tmp_path / "t.csv", v, i, metadata={"note": "tiny"})
     data = read_iv(path)
     np.testing.assert_array_equal(data.currents[:4], i[:4])  # bit for bit, sign kept
     assert np.isnan(data.currents[4]).all()  # a missing point is an empty cell

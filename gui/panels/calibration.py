@@ -297,6 +297,7 @@ class CalibrationPanel(Panel):
                 self.suggest_table,
             )
         )
+        set_panes(split, stretch=(3, 2), sizes=(420, 220))
         self.suggest_btn.setEnabled(False)
         return w
 
@@ -531,14 +532,10 @@ class CalibrationPanel(Panel):
             f"{o.l_min_fraction:g}; sigma {o.sigma}",
             "conditions": self.conditions_path or "",
         }
-        try:
-            out = write_calibration_csv(path, devices, conditions=self.conditions, metadata=meta)
-        except OSError as exc:
-            self.app.log(f"Cannot write {path}: {exc}", "error")
-            return None
-        self.app.settings.set_last_dir("export", out)
-        self.app.log(f"Calibration table exported to {out} ({len(devices)} devices)", "ok")
-        return out
+        return self.write_export(
+            f"Calibration table ({len(devices)} devices)",
+            lambda: write_calibration_csv(path, devices, conditions=self.conditions, metadata=meta),
+        )
 
     def _load_conditions_dialog(self) -> None:
         path = self.ask_open_file("conditions.csv", "calibration", _CSV_FILES)
@@ -549,9 +546,7 @@ class CalibrationPanel(Panel):
         if not self.devices:
             self.app.log("Calibrate devices first.", "warning")
             return
-        path = self.ask_save_file("Export table", "export", "calibration.csv", _CSV_FILES)
-        if path:
-            self.export_table(path)
+        self.export_dialog("calibration table", "calibration.csv", _CSV_FILES, self.export_table)
 
     def clear(self) -> None:
         self.devices.clear()

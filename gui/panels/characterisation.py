@@ -36,7 +36,6 @@ from PyQt6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QScrollArea,
@@ -50,7 +49,7 @@ from crossbar.characterise import CharacterisationPlan, make_profile, run_step
 from crossbar.progress import Progress
 from gui import plotting
 from gui.panels.base import AppServices, Panel
-from gui.widgets import button, double_spin, int_spin, scroll_column
+from gui.widgets import button, double_spin, int_spin
 from gui.workers import TaskContext
 
 __all__ = ["MODULES", "CharacterisationPanel"]
@@ -93,11 +92,7 @@ class CharacterisationPanel(Panel):
 
     # -- layout ----------------------------------------------------------------------------------
     def _build(self) -> None:
-        outer = QHBoxLayout(self)
-        outer.setContentsMargins(4, 4, 4, 4)
-        area, left = scroll_column(270)
-        self.side = area
-        outer.addWidget(area, 0)
+        outer, self.side, left = self.side_layout(270)
         left.addWidget(self._plan_group())
         self.params = QGroupBox("Module settings")
         self.param_forms: dict[str, QWidget] = {}
@@ -530,7 +525,7 @@ class CharacterisationPanel(Panel):
         self.window_image.setImage(log_ratio, autoLevels=False, levels=(0.0, hi))
         self.window_image.setRect(0, 0, log_ratio.shape[1], log_ratio.shape[0])
         self.window_bar.setLevels((0.0, hi))
-        ticks = [(v, f"×{10**v:.3g}") for v in np.linspace(0.0, hi, 4)]
+        ticks = [(float(v), f"×{10**v:g}") for v in range(0, int(math.floor(hi)) + 1)]
         self.window_bar.axis.setTicks([ticks])
         self.window_stuck.setData([c + 0.5 for _, c in stuck], [r + 0.5 for r, _ in stuck])
         item = self.plots["window"].getPlotItem()
@@ -680,15 +675,10 @@ class CharacterisationPanel(Panel):
 
     def save_profile(self, path: str | Path) -> Path | None:
         """Write the profile as JSON (:meth:`DeploymentProfile.save`)."""
-        if self.profile is None:
+        profile = self.profile
+        if profile is None:
             return None
-        try:
-            out = self.profile.save(path)
-        except OSError as exc:
-            self.app.log(f"Cannot write {path}: {exc}", "error")
-            return None
-        self.app.log(f"Deployment profile saved to {out}", "ok")
-        return Path(out)
+        return self.write_export("Deployment profile", lambda: profile.save(path))
 
     def load_profile(self, path: str | Path) -> bool:
         """Read a profile JSON (:func:`load_deployment_profile`) and show it."""
@@ -704,11 +694,9 @@ class CharacterisationPanel(Panel):
         return True
 
     def _save_dialog(self) -> None:
-        path = self.ask_save_file(
-            "Save deployment profile", "export", "deployment_profile.json", "JSON (*.json)"
+        self.export_dialog(
+            "deployment profile", "deployment_profile.json", "JSON (*.json)", self.save_profile
         )
-        if path:
-            self.save_profile(path)
 
     def _load_dialog(self) -> None:
         path = self.ask_open_file("Deployment profile", "export", "JSON (*.json)")

@@ -1080,46 +1080,34 @@ class CrossbarPanel(Panel):
         """Write every cell's last read, target and error as CSV (:func:`gui.export.write_map_csv`)."""
         from gui.export import write_map_csv
 
-        try:
-            out = write_map_csv(
+        return self.write_export(
+            "Map",
+            lambda: write_map_csv(
                 path, self.g_map, current=self.i_map, target=self.targets(), metadata=self._meta()
-            )
-        except OSError as exc:
-            self.app.log(f"Cannot write {path}: {exc}", "error")
-            return None
-        self.app.settings.set_last_dir("export", out)
-        self.app.log(f"Map exported to {out}", "ok")
-        return out
+            ),
+        )
 
     def export_programming(self, path: str | Path) -> Path | None:
         """Write the last programming run (target, achieved, error, pulses per cell) as CSV."""
         from gui.export import program_rows, write_program_csv
 
-        if self.last_program is None:
+        rep = self.last_program
+        if rep is None:
             self.app.log("Program cells first.", "warning")
             return None
         meta = self._meta()
         meta["tolerance"] = self.program_options.get("tol")
         meta["pulse budget"] = self.program_options.get("max_pulses")
-        meta["summary"] = self.last_program.summary().replace(",", ";")
-        try:
-            out = write_program_csv(path, program_rows(self.last_program), meta)
-        except OSError as exc:
-            self.app.log(f"Cannot write {path}: {exc}", "error")
-            return None
-        self.app.settings.set_last_dir("export", out)
-        self.app.log(f"Programming results exported to {out}", "ok")
-        return out
+        meta["summary"] = rep.summary().replace(",", ";")
+        return self.write_export(
+            "Programming results", lambda: write_program_csv(path, program_rows(rep), meta)
+        )
 
     def _export_map_dialog(self) -> None:
-        path = self.ask_save_file("Export map", "export", "map.csv", "CSV (*.csv)")
-        if path:
-            self.export_map(path)
+        self.export_dialog("map", "map.csv", "CSV (*.csv)", self.export_map)
 
     def _export_program_dialog(self) -> None:
-        path = self.ask_save_file("Export programming", "export", "programming.csv", "CSV (*.csv)")
-        if path:
-            self.export_programming(path)
+        self.export_dialog("programming", "programming.csv", "CSV (*.csv)", self.export_programming)
 
     # -- target map ------------------------------------------------------------------------------
     def load_targets(self, path: str | Path) -> bool:

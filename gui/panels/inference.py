@@ -217,13 +217,16 @@ class InferencePanel(Panel):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(400)
+        scroll.setMinimumWidth(380)
         left_split = QSplitter(Qt.Orientation.Vertical)  # controls (scrolling) over the models
         left_split.addWidget(scroll)
         split.addWidget(left_split)
         lv.addWidget(self._data_group())
         lv.addWidget(self._training_group())
         lv.addWidget(self._deploy_group())
+        # as wide as the controls need (never clipped), the plots take the rest
+        bar = scroll.verticalScrollBar().sizeHint().width()
+        scroll.setMinimumWidth(max(380, left.minimumSizeHint().width() + bar + 4))
         self.table = table(MODEL_COLUMNS, single_selection=True, sort=None)
         self.table.itemSelectionChanged.connect(self._table_selection)
         self.table.setMinimumHeight(110)
@@ -271,14 +274,11 @@ class InferencePanel(Panel):
         )
         f.addRow("Set", self.data_name)
         row = QHBoxLayout()
-        for label, w in (
-            ("Seed", self.data_seed),
-            ("Noise", self.data_noise),
-            ("Hidden", self.hidden),
-        ):
+        for label, w in (("Seed", self.data_seed), ("Noise", self.data_noise)):
             row.addWidget(QLabel(label))
             row.addWidget(w, 1)
         f.addRow(row)
+        f.addRow("Hidden units", self.hidden)
         return g
 
     def _training_group(self) -> QGroupBox:

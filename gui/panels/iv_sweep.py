@@ -33,7 +33,6 @@ from PyQt6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QInputDialog,
     QLabel,
     QLineEdit,
@@ -55,7 +54,7 @@ from gui.protocol import (
     load_presets,
     save_presets,
 )
-from gui.widgets import button, double_spin, enable_items, hbox, int_spin, scroll_column
+from gui.widgets import button, double_spin, enable_items, hbox, int_spin
 from gui.workers import Task, TaskContext
 
 __all__ = ["IVSweepPanel", "MeasuredSweep", "staircase"]
@@ -171,10 +170,7 @@ class IVSweepPanel(Panel):
 
     # -- layout ----------------------------------------------------------------------------------
     def _build(self) -> None:
-        outer = QHBoxLayout(self)
-        outer.setContentsMargins(4, 4, 4, 4)
-        area, left = scroll_column(300)
-        outer.addWidget(area, 0)
+        outer, _area, left = self.side_layout(300)
         left.addWidget(self._protocol_group())
         left.addWidget(self._cell_group())
         left.addWidget(self._staircase_group())
@@ -809,23 +805,19 @@ class IVSweepPanel(Panel):
         if sweep is None:
             self.app.log("Measure a sweep first.", "warning")
             return None
-        try:
-            out = write_iv(path, sweep.voltage, sweep.current, sweep.compliance, sweep.metadata())
-        except OSError as exc:
-            self.app.log(f"Cannot write {path}: {exc}", "error")
-            return None
-        self.app.settings.set_last_dir("export", out)
-        self.app.log(f"Sweep {sweep.name} exported to {out}", "ok")
-        return out
+        return self.write_export(
+            f"Sweep {sweep.name}",
+            lambda: write_iv(
+                path, sweep.voltage, sweep.current, sweep.compliance, sweep.metadata()
+            ),
+        )
 
     def _export_dialog(self, suffix: str) -> None:
         if self.last is None:
             self.app.log("Measure a sweep first.", "warning")
             return
         kind = "Excel (*.xlsx)" if suffix == ".xlsx" else "CSV (*.csv)"
-        path = self.ask_save_file("Export I-V sweep", "export", f"{self.last.name}{suffix}", kind)
-        if path:
-            self.export_sweep(path)
+        self.export_dialog("I-V sweep", f"{self.last.name}{suffix}", kind, self.export_sweep)
 
 
 def _biasing_combo() -> QComboBox:
