@@ -272,14 +272,14 @@ class CalibrationPanel(Panel):
         split = QSplitter(Qt.Orientation.Vertical)
         outer.addWidget(split)
         self.fab_plot = plotting.plot_widget(
-            "Measured and predicted usability",
+            f"<span style='color:{plotting.colour(0)}'>●</span> measured and "
+            f"<span style='color:{plotting.colour(3)}'>■</span> predicted (± std) usability",
             x="measured (sorted by U), then suggested",
             y="usability U",
         )
         fp = self.fab_plot.getPlotItem()
         plotting.no_si_prefix(fp)
         fp.setYRange(-0.03, 1.05, padding=0)
-        fp.addLegend(offset=(10, 10), labelTextSize="9pt")
         outer.addWidget(self.fab_plot)
         outer.setSizes([820, 560])
         conditions = ["perovskite", "length (µm)", "diameter (nm)", "Pb ED (min)", "Ag (nm)"]
@@ -828,8 +828,6 @@ class CalibrationPanel(Panel):
         """History U (sorted) and the suggestions' predicted U ± std."""
         fp = self.fab_plot.getPlotItem()
         fp.clear()
-        if fp.legend is not None:
-            fp.legend.clear()
         if self.history is None:
             return
         us = np.sort(np.asarray(self.history.usability, dtype=float))

@@ -544,8 +544,7 @@ class InferencePanel(Panel):
         self.bo_bar.setLevels((lo, hi))
         plotting.set_title(
             self.p_bo,
-            f"BO: {len(pts)} candidates, best {obj[best]:.3f} at ({pts[best, 0]:.2f}, "
-            f"{pts[best, 1]:.2f})",
+            f"BO: {len(pts)} candidates (★ best)",
             size="10pt",
         )
 
@@ -771,7 +770,7 @@ class InferencePanel(Panel):
                 self.db_points.append(item)
         plotting.set_title(
             self.p_db,
-            "Decision boundary" + ("" if d is None else ", bench results"),
+            "Decision boundary" + ("" if d is None else " (✗: bench)"),
             size="10pt",
         )
         self.p_db.autoRange()
