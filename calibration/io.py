@@ -16,7 +16,9 @@ Accepted formats
 
 For both: header names are matched case-insensitively; ``voltage`` (also ``voltage_v`` or
 ``voltage (V)``) and ``current_cycleN`` (also ``current_cycle_N``). Other columns, including
-columns with an empty header, are ignored and listed in :attr:`IVData.ignored_columns`. Cycle
+columns with an empty header, are ignored and listed in :attr:`IVData.ignored_columns`, except
+``compliance_cycleN`` (the 0/1 compliance flags of the GUI's exports), which are known and not
+read. Rows above the header (the GUI's ``# key: value`` metadata lines) are skipped. Cycle
 numbers need not start at 1 nor be contiguous (exports often start at ``current_cycle2``).
 Empty cells and the texts ``nan``, ``na``, ``n/a``, ``#n/a``, ``null``, ``none`` (any case) are
 missing points; any other text is an error. Rows where every recognised cell is empty are dropped
@@ -66,6 +68,8 @@ MIN_CYCLES = 2  # cycles with data a device needs (see the module docstring)
 
 _VOLTAGE_RE = re.compile(r"^voltage(?:_v|\s*\(v\))?$", re.IGNORECASE)
 _CURRENT_RE = re.compile(r"^current_cycle_?(\d+)$", re.IGNORECASE)
+# the GUI's exports carry 0/1 compliance flags per cycle: known, not "ignored" data
+_FLAG_RE = re.compile(r"^compliance_cycle_?(\d+)$", re.IGNORECASE)
 _MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "#n/a", "null", "none"})
 _HEADER_SEARCH_ROWS = 20
 
@@ -298,7 +302,7 @@ def _classify_header(
         m = _CURRENT_RE.match(text)
         if m:
             cur.append((j, int(m.group(1))))
-        else:
+        elif not _FLAG_RE.match(text):
             other.append((j, text or f"(empty header, column {_col_letter(j)})"))
     return v_col, cur, other
 
@@ -449,13 +453,17 @@ def _sniff_delimiter(line: str) -> str:
 
 
 def _csv_has_voltage_header(path: Path) -> bool:
+    """True when one of the first rows (metadata lines may come first) has a voltage column."""
     try:
         with path.open(encoding="utf-8-sig", errors="replace") as fh:
-            first = fh.readline()
+            lines = [fh.readline() for _ in range(_HEADER_SEARCH_ROWS)]
     except OSError:
         return False
-    cells = next(csv.reader([first], delimiter=_sniff_delimiter(first)), [])
-    return any(_VOLTAGE_RE.match(c.strip()) for c in cells)
+    for line in lines:
+        cells = next(csv.reader([line], delimiter=_sniff_delimiter(line)), [])
+        if any(_VOLTAGE_RE.match(c.strip()) for c in cells):
+            return True
+    return False
 
 
 def _read_csv(path: Path) -> IVData:

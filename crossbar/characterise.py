@@ -24,6 +24,12 @@ data file as it is acquired, progress is reported, and an abort or emergency sto
 
 ``CharacterisationPlan.quick()`` is the short protocol (fewer cells, reads, targets and settle
 times) that still recovers the figures on the simulated bench in a few minutes of wall time.
+
+Each procedure also runs on its own: :func:`run_step` (one of :data:`STEPS`; the GUI's
+characterisation modules), and :func:`make_profile` assembles a profile from the steps' results.
+The progress reports of every step carry the step's figures in ``Progress.values`` (per cell:
+``row``, ``col`` and the step's numbers; per settle time: ``t`` and ``r<row>c<col>`` → G), for
+live plots.
 """
 
 from __future__ import annotations
@@ -48,7 +54,17 @@ from crossbar.deployment_profile import (
 from crossbar.programming import pulse_cap
 from crossbar.progress import ProgressFn, notify
 
-__all__ = ["CharacterisationPlan", "characterise", "default_cells"]
+__all__ = [
+    "STEPS",
+    "CharacterisationPlan",
+    "characterise",
+    "default_cells",
+    "make_profile",
+    "run_step",
+]
+
+#: The procedures of :func:`characterise`, in order, as :func:`run_step` names them.
+STEPS = ("window", "read_noise", "programming", "pulse_response")
 
 
 def default_cells(shape: tuple[int, int], n: int) -> list[tuple[int, int]]:
@@ -116,9 +132,9 @@ class _Run:
     total: int = 0
     log: dict[str, object] = field(default_factory=dict)
 
-    def tick(self, stage: str, detail: str = "") -> None:
+    def tick(self, stage: str, detail: str = "", **values: float) -> None:
         self.steps += 1
-        notify(self.progress, self.steps, self.total, stage, detail)
+        notify(self.progress, self.steps, self.total, stage, detail, **values)
 
     def g(self, r: int, c: int, n: int | None = None) -> float:
         """Mean of ``n`` (default ``avg_reads``) reads of a cell, S."""
@@ -163,18 +179,86 @@ def characterise(
     noise = _read_noise(run, cells)
     programming = _programming(run, cells, window, noise)
     pulse = _pulse_response(run, cells[: p.n_pulse_cells], noise)
-    return DeploymentProfile(
-        bench=xb.backend.name,
-        shape=(rows, cols),
-        cells=cells,
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        bench_time=max(0.0, xb.now() - t0),
-        protocol={k: v for k, v in asdict(p).items() if k != "cells"},
+    return make_profile(
+        xb,
+        p,
+        window=window,
         read_noise=noise,
         programming=programming,
         pulse_response=pulse,
+        bench_time=max(0.0, xb.now() - t0),
+    )
+
+
+def make_profile(
+    xb: Crossbar,
+    plan: CharacterisationPlan,
+    *,
+    window: Window,
+    read_noise: ReadNoise,
+    programming: Programming,
+    pulse_response: PulseResponse,
+    bench_time: float,
+) -> DeploymentProfile:
+    """The deployment profile of the four procedures' results (``bench_time`` s of bench
+    clock they took)."""
+    return DeploymentProfile(
+        bench=xb.backend.name,
+        shape=tuple(xb.shape),
+        cells=plan.chosen(tuple(xb.shape)),
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        bench_time=float(bench_time),
+        protocol={k: v for k, v in asdict(plan).items() if k != "cells"},
+        read_noise=read_noise,
+        programming=programming,
+        pulse_response=pulse_response,
         window=window,
     )
+
+
+def run_step(
+    xb: Crossbar,
+    plan: CharacterisationPlan,
+    step: str,
+    *,
+    progress: ProgressFn | None = None,
+    window: Window | None = None,
+    read_noise: ReadNoise | None = None,
+) -> Window | ReadNoise | Programming | PulseResponse:
+    """Run one procedure of :func:`characterise` on its own (``step``: one of :data:`STEPS`)
+    and return its result. ``programming`` needs the window and the read noise,
+    ``pulse_response`` the read noise: pass them (e.g. from earlier steps) or they are
+    measured first, in the same run (their progress reported under their own stage)."""
+    if step not in STEPS:
+        raise ValueError(f"unknown step {step!r}: one of {', '.join(STEPS)}")
+    rows, cols = xb.shape
+    cells = plan.chosen((rows, cols))
+    for r, c in cells:
+        xb.policy.check_cell(r, c)
+    run = _Run(xb, plan, progress)
+    need_window = step == "window" or (step == "programming" and window is None)
+    need_noise = step == "read_noise" or (
+        step in ("programming", "pulse_response") and read_noise is None
+    )
+    run.total = (
+        (rows * cols if need_window else 0)
+        + (len(cells) if need_noise else 0)
+        + (len(cells) + len(plan.settle_times) if step == "programming" else 0)
+        + (plan.n_pulse_cells if step == "pulse_response" else 0)
+    )
+    if need_window:
+        window = _window(run)
+        if step == "window":
+            return window
+    if need_noise:
+        read_noise = _read_noise(run, cells)
+        if step == "read_noise":
+            return read_noise
+    assert read_noise is not None
+    if step == "programming":
+        assert window is not None
+        return _programming(run, cells, window, read_noise)
+    return _pulse_response(run, cells[: plan.n_pulse_cells], read_noise)
 
 
 # -- 1. window and stuck map --------------------------------------------------------------------
@@ -192,7 +276,9 @@ def _window(run: _Run) -> Window:
             g_max[r, c] = max(run.ramp(r, c, p.window_set, p.window_width, k))
             # back to the HRS: a row of cells left at G_max would load the source of a read
             run.ramp(r, c, p.window_reset, p.window_width)
-            run.tick("window", f"cell ({r}, {c})")
+            run.tick(
+                "window", f"cell ({r}, {c})", row=r, col=c, g_min=g_min[r, c], g_max=g_max[r, c]
+            )
     lo = np.maximum(g_min, 1e-15)
     stuck = [(int(r), int(c)) for r, c in np.argwhere(g_max / lo < p.min_ratio)]
     return Window(
@@ -219,7 +305,7 @@ def _read_noise(run: _Run, cells: Sequence[tuple[int, int]]) -> ReadNoise:
         )
         mean.append(float(np.mean(g)))
         sig.append(float(np.std(g, ddof=1) / abs(np.mean(g))) if np.mean(g) != 0 else 1.0)
-        run.tick("read noise", f"cell ({r}, {c})")
+        run.tick("read noise", f"cell ({r}, {c})", row=r, col=c, g=mean[-1], sigma_rel=sig[-1])
     m, s = np.array(mean), np.array(sig)
     ok = (m > 0) & (s > 0)
     slope = 0.0
@@ -273,7 +359,15 @@ def _programming(
         pulses.append(rep.pulses)
         converged.append(rep.converged)
         achieved.append([run.g(r, c)])
-        run.tick("programming", f"cell ({r}, {c}) → {target:.3g} S")
+        run.tick(
+            "programming",
+            f"cell ({r}, {c}) → {target:.3g} S",
+            row=r,
+            col=c,
+            target=target,
+            achieved=achieved[-1][0],
+            pulses=rep.pulses,
+        )
     times: list[list[float]] = [[xb.now() - t] for t in programmed_at]
     start = xb.now()
     for ts in p.settle_times:
@@ -281,7 +375,12 @@ def _programming(
         for k, (r, c, _) in enumerate(todo):
             achieved[k].append(run.g(r, c))
             times[k].append(xb.now() - programmed_at[k])
-        run.tick("settling", f"{ts:g} s")
+        run.tick(
+            "settling",
+            f"{ts:g} s",
+            t=ts,
+            **{f"r{r}c{c}": achieved[k][-1] for k, (r, c, _) in enumerate(todo)},
+        )
     return _programming_figures(p, todo, targets, achieved, times, pulses, converged, noise)
 
 
@@ -346,7 +445,14 @@ def _pulse_response(run: _Run, cells: Sequence[tuple[int, int]], noise: ReadNois
                 xb.pulse(r, c, amp, p.pulse_width, biasing=Biasing.V3, read_after=False)
                 seq.append(run.g(r, c))
         trains.append((np.array(up), np.array(down)))
-        run.tick("pulse response", f"cell ({r}, {c})")
+        run.tick(
+            "pulse response",
+            f"cell ({r}, {c})",
+            row=r,
+            col=c,
+            **{f"set{i}": g for i, g in enumerate(up)},
+            **{f"reset{i}": g for i, g in enumerate(down)},
+        )
     sigma = noise.sigma_rel / math.sqrt(p.avg_reads)
     levels = [count_levels(np.concatenate([u, d]), sigma, p.level_z) for u, d in trains]
     g_all = np.concatenate([np.concatenate([u, d]) for u, d in trains])

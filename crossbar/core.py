@@ -154,18 +154,28 @@ class Crossbar(BenchView):
         except _STOPS:
             self.backend.outputs_off()
             if self._estop.is_set():
-                self._mark_aborted(what)
-                self._flush_quietly()
-                raise EmergencyStop(
-                    f"{what} stopped by the emergency stop; outputs off, no result"
-                ) from None
+                self._stopped(what)
             self._flush_quietly()
             self._abort.clear()
             raise OperationAborted(f"{what} aborted", partial=partial()) from None
-        except BaseException:
+        except Exception as exc:
+            self.backend.outputs_off()
+            if self._estop.is_set():  # whatever failed while the stop was latched (e.g. a bus
+                self._stopped(what, exc)  # the GUI's shutdown cut): no result, a stop
+            self._flush_quietly()
+            raise
+        except BaseException:  # Ctrl-C, SIGTERM: reported as themselves
             self.backend.outputs_off()
             self._flush_quietly()
             raise
+
+    def _stopped(self, what: str, cause: BaseException | None = None) -> None:
+        """Mark the data file aborted and raise EmergencyStop (no result)."""
+        self._mark_aborted(what)
+        self._flush_quietly()
+        raise EmergencyStop(
+            f"{what} stopped by the emergency stop; outputs off, no result"
+        ) from cause
 
     def _mark_aborted(self, what: str) -> None:
         """Mark the data file ``aborted`` (never hides the stop behind a data-file error)."""

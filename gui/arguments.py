@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_arguments"]
+__all__ = ["add_arguments", "window_size"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """``--bench``, ``--screenshots``, ``--data-dir``, ``--iv-data`` and ``--no-connect``."""
+    """``--bench``, ``--screenshots``, ``--size``, ``--data-dir``, ``--iv-data`` and
+    ``--no-connect``."""
     p.add_argument(
         "--bench",
         default="sim",
@@ -31,3 +32,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default: ../shared/data/perovskite_iv beside the project, if present)",
     )
     p.add_argument("--no-connect", action="store_true", help="do not connect at start")
+    p.add_argument(
+        "--size",
+        type=window_size,
+        default=(1500, 960),
+        metavar="WxH",
+        help="window size of --screenshots in pixels (default 1500x960; at least 1024x700)",
+    )
+
+
+def window_size(text: str) -> tuple[int, int]:
+    """``"1024x700"`` → (1024, 700); at least 1024×700, at most 7680×4320."""
+    try:
+        w, h = (int(x) for x in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected WIDTHxHEIGHT, e.g. 1024x700"
+        ) from None
+    if not (1024 <= w <= 7680 and 700 <= h <= 4320):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the window is laid out for 1024x700 up to 7680x4320 pixels"
+        )
+    return w, h

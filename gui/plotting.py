@@ -48,11 +48,28 @@ class SIAxis(pg.AxisItem):
         super().__init__(orientation, **kwargs)
         self.unit = unit
 
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802 - pyqtgraph API
+        """Log mode over less than a decade: "nice" linear values (95, 100, 105 nS …) instead
+        of one or no tick."""
+        self._nice = bool(self.logMode) and 0 < maxVal - minVal < 0.8
+        if not self._nice:
+            return super().tickValues(minVal, maxVal, size)
+        lo, hi = 10.0**minVal, 10.0**maxVal
+        raw = (hi - lo) / 4.0
+        mag = 10.0 ** math.floor(math.log10(raw))
+        step = min((m * mag for m in (1, 2, 2.5, 5, 10)), key=lambda s: abs(s - raw))
+        first = math.ceil(lo / step) * step
+        ticks = [first + k * step for k in range(int((hi - first) / step) + 1)]
+        return [(None, [math.log10(t) for t in ticks if t > 0])]
+
     def logTickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph API
         xs = [10 ** float(v) * float(scale) for v in values]
-        labels = [pg.siFormat(x, precision=3, suffix=self.unit, space=True) for x in xs]
-        if spacing is not None and spacing >= 1:  # decades
-            return labels
+        if self.unit:
+            labels = [pg.siFormat(x, precision=3, suffix=self.unit, space=True) for x in xs]
+        else:  # a plain number: 0.001, 0.01 … (no "1 m" for a ratio)
+            labels = [f"{x:.3g}" for x in xs]
+        if getattr(self, "_nice", False) or (spacing is not None and spacing >= 1):
+            return labels  # decades, or the nice values of a narrow range: all labelled
         # minor ticks (1…9 × 10ⁿ): label the 1-2-5 ones, or all when fewer than 3 would show
         keep = []
         for x in xs:
@@ -100,6 +117,48 @@ def no_si_prefix(plot_item, *axes: str) -> None:
         plot_item.getAxis(a).enableAutoSIPrefix(False)
 
 
+def set_title(plot_item, text: str, size: str = "10pt") -> None:
+    """Set a plot's title without letting it force the plot wider: a long title is clipped
+    at narrow window sizes instead of pushing the plot (and its neighbours) off screen."""
+    plot_item.setTitle(text, size=size)
+    relax_title(plot_item)
+
+
+def relax_title(plot_item) -> None:
+    """Let a plot's title be clipped rather than set the plot's minimum width (pyqtgraph
+    recomputes a label's minimum whenever its text or geometry changes, so the label's
+    ``updateMin`` is replaced by one that keeps the minimum width at 0)."""
+    label = plot_item.titleLabel
+    original = type(label).updateMin
+
+    def update_min() -> None:
+        original(label)
+        label.setMinimumWidth(0)
+        hints = getattr(label, "_sizeHint", None)
+        if isinstance(hints, dict):
+            key = next((k for k in hints if getattr(k, "name", "") == "MinimumSize"), None)
+            if key is not None:
+                hints[key] = (0, hints[key][1])
+        label.updateGeometry()
+
+    label.updateMin = update_min
+    label.setFlag(label.GraphicsItemFlag.ItemClipsChildrenToShape, True)  # no overdrawing
+    update_min()
+
+
+def log_axes(plot_item, x: bool, y: bool) -> None:
+    """Log scale on the x and/or y axis; log axes carry the unit in their tick labels (an
+    :class:`SIAxis`) instead of an SI-prefix scaling of the label."""
+    plot_item.setLogMode(x=bool(x), y=bool(y))
+    for side, on in (("bottom", x), ("left", y)):
+        if on:
+            axis = plot_item.getAxis(side)
+            axis.enableAutoSIPrefix(False)
+            text = axis.labelText
+            if text:
+                axis.setLabel(text)  # no "(unit)": the ticks say it
+
+
 def plot_widget(
     title: str = "",
     *,
@@ -108,13 +167,15 @@ def plot_widget(
     x_units: str = "",
     y_units: str = "",
 ):
-    """A PlotWidget with a grid, axis labels and a readable title; the left axis is an
-    :class:`SIAxis` in ``y_units``."""
+    """A PlotWidget with a grid, axis labels and a readable title; both axes are
+    :class:`SIAxis` (``x_units``, ``y_units``), so log scales label their ticks with units."""
     configure()
-    w = pg.PlotWidget(axisItems={"left": SIAxis("left", y_units)})
+    w = pg.PlotWidget(
+        axisItems={"left": SIAxis("left", y_units), "bottom": SIAxis("bottom", x_units)}
+    )
     p = w.getPlotItem()
     if title:
-        p.setTitle(title, size="11pt")
+        set_title(p, title, size="11pt")
     if x:
         p.setLabel("bottom", x, units=x_units or None)
     if y:
@@ -155,3 +216,19 @@ def fmt(value: float, digits: int = 4) -> str:
     if not math.isfinite(v):
         return "—"
     return f"{v:.{digits}g}"
+
+
+def data_menu(widget, actions) -> list:
+    """Replace the plot's right-click "Export..." (pyqtgraph's exporters write the plotted,
+    possibly |I|-transformed data with a fixed precision) by ``actions``: ``(text, slot)``
+    pairs, the panel's own exports. Returns the QActions."""
+    from PyQt6.QtGui import QAction
+
+    scene = widget.scene()
+    acts = []
+    for text, slot in actions:
+        a = QAction(text, scene)
+        a.triggered.connect(slot)
+        acts.append(a)
+    scene.contextMenu = acts
+    return acts

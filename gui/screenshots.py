@@ -1,9 +1,11 @@
 """Populate every panel on a bench and save a PNG of each (``xbar gui --screenshots DIR``).
 
-The run: connect to the bench; an I-V sweep; read all, program a 2×2 block and pulse a cell on
-the crossbar; calibrate a few I-V files (the shared data set if present) plus the measured sweep,
-and build a fabrication history with suggestions; train ERM and BayesMulti and deploy both on
-the bench. Then each tab is shown and the window grabbed.
+The run: connect to the bench; an I-V sweep (the ``xbar calibrate`` live protocol at 0.2 V
+steps); read all, program a 2×2 block and pulse a cell on the crossbar; calibrate a few I-V
+files (the shared data set if present, with its conditions) plus the measured sweep, and build a
+fabrication history with suggestions; train ERM and BayesMulti and deploy both on the bench; run
+every characterisation module (a short protocol) and assemble the deployment profile. Then each
+tab (and sub-tab) is shown and the window grabbed.
 
 Settings go to a temporary INI file and data files to a temporary folder unless given, so taking
 screenshots never touches the user's settings.
@@ -19,18 +21,34 @@ from pathlib import Path
 from PyQt6.QtCore import Qt
 
 from gui.panels.calibration import U_COLUMN
+from gui.panels.characterisation import MODULES
+from gui.protocol import CLI_PRESET
 from gui.settings import Settings
 from gui.workers import process_events_for
 
-__all__ = ["SHOTS", "default_iv_data", "populate", "save_panel_pngs", "take_screenshots"]
+__all__ = [
+    "SHOTS",
+    "default_iv_data",
+    "populate",
+    "populate_characterisation",
+    "populate_inference",
+    "save_panel_pngs",
+    "take_screenshots",
+]
 
-#: (file stem, attribute of the main window, calibration sub-tab or None)
+#: (file stem, attribute of the main window, the panel's sub-tab or None)
 SHOTS = (
     ("iv_sweep", "iv_panel", None),
     ("crossbar", "crossbar_panel", None),
     ("calibration", "calibration_panel", 0),
     ("calibration_fabrication", "calibration_panel", 1),
     ("inference", "inference_panel", None),
+    ("characterisation_window", "characterisation_panel", 0),
+    ("characterisation_read_noise", "characterisation_panel", 1),
+    ("characterisation_programming", "characterisation_panel", 2),
+    ("characterisation_retention", "characterisation_panel", 3),
+    ("characterisation_pulse_response", "characterisation_panel", 4),
+    ("characterisation_profile", "characterisation_panel", 5),
 )
 
 
@@ -77,8 +95,9 @@ def populate(
         raise RuntimeError("screenshots sweep and program cells: use a simulated bench")
 
     iv = window.iv_panel
+    iv.apply_preset(CLI_PRESET)
     iv.set_cell(2, 3)
-    iv.step.setValue(0.5 if quick else 0.1)
+    iv.step.setValue(0.5 if quick else 0.2)
     iv.cycles.setValue(2 if quick else 5)
     _run(window, "I-V sweep", iv.start_sweep())
     log(f"  sweep done ({time.monotonic() - t0:.1f} s)")
@@ -102,9 +121,11 @@ def populate(
     iv_dir = Path(iv_data) if iv_data else default_iv_data()
     if iv_dir is not None and iv_dir.is_dir():
         files = sorted(iv_dir.glob("*.xlsx"))[: (3 if quick else n_iv_files)]
+        cond = iv_dir / "conditions.csv"
+        if cond.is_file():
+            cal.load_conditions(cond)
         if files:
             _run(window, "calibration", cal.calibrate_paths(files))
-        cond = iv_dir / "conditions.csv"
         if cond.is_file() and not quick:
             _run(window, "fabrication history", cal.build_history(cond), 600)
             _run(window, "fabrication suggestions", cal.suggest())
@@ -115,6 +136,15 @@ def populate(
         cal.select_row(0)
     log(f"  calibration done ({time.monotonic() - t0:.1f} s)")
 
+    populate_inference(window, quick=quick)
+    log(f"  inference done ({time.monotonic() - t0:.1f} s)")
+
+    populate_characterisation(window)
+    log(f"  characterisation done ({time.monotonic() - t0:.1f} s)")
+
+
+def populate_inference(window, *, quick: bool = False) -> None:
+    """Train ERM and BayesMulti and deploy them on the bench."""
     inf = window.inference_panel
     inf.method.setCurrentIndex(inf.method.findData("erm"))
     if quick:
@@ -127,10 +157,23 @@ def populate(
     inf.eval_trials.setValue(3 if quick else 10)
     _run(window, "train BayesMulti", inf.train(), 900)
     rows = [len(inf.models) - 1] if quick else range(len(inf.models))
+    inf.n_test.setValue(60 if quick else 200)
     for row in rows:
         inf.table.selectRow(row)
         _run(window, f"deploy {inf.models[row].name}", inf.deploy(), 900)
-    log(f"  inference done ({time.monotonic() - t0:.1f} s)")
+
+
+def populate_characterisation(window) -> None:
+    """Run every characterisation module with a short protocol and assemble the profile."""
+    ch = window.characterisation_panel
+    ch.n_cells.setValue(6)
+    ch.n_reads.setValue(10)
+    ch.avg_reads.setValue(3)
+    ch.settle.setText("1, 10, 100, 1000")
+    ch.n_pulses.setValue(15)
+    for key, *_ in MODULES[:-1]:
+        _run(window, f"characterisation {key}", ch.run_module(key), 900)
+    ch.assemble_profile()
 
 
 def save_panel_pngs(window, out_dir: str | Path) -> list[Path]:
@@ -165,7 +208,7 @@ def take_screenshots(
     """Open the window on ``bench``, populate it, save the PNGs; returns their paths."""
     from gui.app import MainWindow, create_app
 
-    create_app()
+    app = create_app()  # noqa: F841 - kept alive while the window lives
     tmp = tempfile.TemporaryDirectory(prefix="xbar-gui-shots-")
     try:
         settings = settings or Settings(Path(tmp.name) / "settings.ini")

@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "dirs/models": "",
     "dirs/targets": "",
     "dirs/bench": "",
+    "dirs/export": "",
+    "bench/profile": "",  # simulated device profile ("" = as in the bench file)
     "plot/iv_log": False,
     "plot/map_quantity": "R",
     "read/v_read": 0.2,
@@ -99,10 +101,13 @@ class Settings:
     def data_dir(self, value: str | Path) -> None:
         self.set("data_dir", str(value))
 
-    def last_dir(self, what: str) -> str:
-        """Last folder used for ``what`` ("calibration", "models", "targets", "bench")."""
+    def last_dir(self, what: str, fallback: str | Path | None = None) -> str:
+        """Last folder used for ``what`` ("calibration", "models", "targets", "bench",
+        "export"); ``fallback`` (default: the home folder) when none was used yet."""
         d = str(self.get(f"dirs/{what}", "") or "")
-        return d if d and Path(d).is_dir() else str(Path.home())
+        if d and Path(d).is_dir():
+            return d
+        return str(fallback) if fallback is not None else str(Path.home())
 
     def set_last_dir(self, what: str, path: str | Path) -> None:
         p = Path(path)

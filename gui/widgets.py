@@ -4,21 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import QSize, Qt
 from PyQt6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QDoubleSpinBox,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLayout,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableWidget,
+    QVBoxLayout,
     QWidget,
 )
 
-__all__ = ["button", "double_spin", "hbox", "int_spin", "set_panes", "table"]
+__all__ = [
+    "button",
+    "double_spin",
+    "enable_items",
+    "hbox",
+    "int_spin",
+    "scroll_column",
+    "set_panes",
+    "table",
+]
 
 
 def double_spin(
@@ -72,14 +86,15 @@ def hbox(*items: QWidget | QLayout | tuple[QWidget, int]) -> QHBoxLayout:
 def table(
     headers: Sequence[str],
     *,
-    stretch: int = 0,
+    stretch: int | None = 0,
     single_selection: bool = False,
     sort: tuple[int, Qt.SortOrder] | None = (0, Qt.SortOrder.AscendingOrder),
+    elide: Qt.TextElideMode = Qt.TextElideMode.ElideMiddle,
 ) -> QTableWidget:
-    """A read-only table selecting whole rows: column ``stretch`` takes the free width, the
-    others fit their contents, long text is elided in the middle. ``sort``: (column, order)
-    sorted by at first, the user may sort by any column; ``None``: rows stay in insertion
-    order."""
+    """A read-only table selecting whole rows: column ``stretch`` takes the free width (None:
+    every column fits its contents and the table scrolls sideways), the others fit their
+    contents, long text is elided per ``elide``. ``sort``: (column, order) sorted by at first,
+    the user may sort by any column; ``None``: rows stay in insertion order."""
     t = QTableWidget(0, len(headers))
     t.setHorizontalHeaderLabels(list(headers))
     t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -87,8 +102,12 @@ def table(
     if single_selection:
         t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     t.verticalHeader().setVisible(False)
+    t.verticalHeader().setDefaultSectionSize(t.fontMetrics().height() + 8)  # compact rows
+    t.horizontalHeader().setDefaultAlignment(
+        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+    )
     t.setWordWrap(False)
-    t.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+    t.setTextElideMode(elide)
     hh = t.horizontalHeader()
     for j in range(len(headers)):
         mode = (
@@ -108,3 +127,50 @@ def set_panes(split: QSplitter, stretch: Sequence[int], sizes: Sequence[int]) ->
     for i, factor in enumerate(stretch):
         split.setStretchFactor(i, factor)
     split.setSizes(list(sizes))
+
+
+class SideColumn(QScrollArea):
+    """A column of controls that scrolls vertically: as wide as its contents need (at least
+    ``width`` px, room for the scroll bar included), never forcing the window taller."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self._width = int(width)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
+
+    def _w(self) -> int:
+        inner = self.widget()
+        need = inner.minimumSizeHint().width() if inner is not None else 0
+        bar = self.verticalScrollBar().sizeHint().width()
+        return max(self._width, need + bar + 2)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(self._w(), 200)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(self._w(), 80)
+
+
+def scroll_column(width: int) -> tuple[QScrollArea, QVBoxLayout]:
+    """A side column at least ``width`` px wide that scrolls vertically (it never forces the
+    window taller): (the scroll area to add to a layout, the column's layout to fill)."""
+    inner = QWidget()
+    v = QVBoxLayout(inner)
+    v.setContentsMargins(0, 0, 6, 0)
+    area = SideColumn(width)
+    area.setWidget(inner)
+    return area, v
+
+
+def enable_items(combo: QComboBox, allowed: Callable[[object], bool], why: str = "") -> None:
+    """Enable the items of ``combo`` whose data ``allowed`` accepts; the others are greyed
+    out (not selectable) with ``why`` as their tooltip."""
+    model = combo.model()
+    for i in range(combo.count()):
+        item = model.item(i)  # type: ignore[attr-defined]
+        ok = bool(allowed(combo.itemData(i)))
+        item.setEnabled(ok)
+        item.setToolTip("" if ok else why)

@@ -44,7 +44,14 @@ from sim_backends.faults import FaultPlan
 from sim_backends.physics_backend import PhysicsBackend
 from sim_backends.profiles import PROFILES, get_profile
 
-__all__ = ["CheckReport", "open_backend", "resolve_config", "run_checks", "sim_handles_of"]
+__all__ = [
+    "CheckReport",
+    "open_backend",
+    "resolve_config",
+    "run_checks",
+    "sim_handles_of",
+    "simulated_profiles",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +87,12 @@ def open_backend(config: BenchConfig | str | Path = "sim") -> CrossbarBackend:
     if cfg.backend == "twins":
         return _open_twins(cfg)
     return _open_physics(cfg)
+
+
+def simulated_profiles() -> tuple[str, ...]:
+    """Names of the simulated device profiles a bench's ``[simulation] profile`` may name
+    (for choosers that must not import the simulation themselves)."""
+    return tuple(PROFILES)
 
 
 def sim_handles_of(backend: CrossbarBackend) -> SimHandles | None:

@@ -37,6 +37,16 @@ def test_xbar_gui_help(capsys) -> None:
     assert "--bench" in out and "--screenshots" in out
 
 
+def test_xbar_gui_size_option(capsys) -> None:
+    from gui.arguments import window_size
+
+    assert window_size("1024x700") == (1024, 700) and window_size("1600×1000") == (1600, 1000)
+    with pytest.raises(SystemExit) as exc:
+        main(["gui", "--screenshots", "x", "--size", "800x600"])
+    assert exc.value.code == 2
+    assert "laid out for 1024x700" in capsys.readouterr().err
+
+
 def test_xbar_gui_rejects_a_missing_bench_file(capsys, tmp_path) -> None:
     assert main(["gui", "--bench", str(tmp_path / "nope.toml")]) == 2
     assert "no such bench file" in capsys.readouterr().err
@@ -79,11 +89,14 @@ def test_a_bad_bench_file_is_reported(qtbot, tmp_path) -> None:
 def test_screenshots_of_every_panel(qtbot, tmp_path, shared_iv_dir) -> None:
     from gui.screenshots import SHOTS, take_screenshots
 
-    paths = take_screenshots(tmp_path / "shots", iv_data=shared_iv_dir, quick=True)
+    paths = take_screenshots(
+        tmp_path / "shots", iv_data=shared_iv_dir, quick=True, size=(1024, 700)
+    )
     assert [p.stem for p in paths] == [s[0] for s in SHOTS]
+    assert sum(p.stem.startswith("characterisation_") for p in paths) == 6
     for p in paths:
         img = QImage(str(p))
-        assert img.width() >= 1400 and img.height() >= 900, p
+        assert (img.width(), img.height()) == (1024, 700), p
         # a populated panel is not a blank window: many distinct colours
         ptr = img.convertToFormat(QImage.Format.Format_RGB32).constBits()
         ptr.setsize(img.width() * img.height() * 4)

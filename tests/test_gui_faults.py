@@ -24,6 +24,7 @@ def arm(window, **plan: int) -> FaultInjector:
 
 def sweep(window, cell: tuple[int, int] = (2, 2)) -> None:
     iv = window.iv_panel
+    iv.apply_preset("one setting, ground")  # one backend sweep per cycle: faults land mid-sweep
     iv.set_cell(*cell)
     iv.step.setValue(0.2)
     iv.cycles.setValue(2)

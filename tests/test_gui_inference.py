@@ -53,7 +53,7 @@ def test_deploy_shows_software_and_hardware_accuracy(window) -> None:
     text = inf.acc_label.text()
     assert f"software accuracy {d.software_accuracy:.3f}" in text
     assert f"hardware accuracy {d.hardware_accuracy:.3f}" in text
-    assert inf.table.item(0, 4).text() == f"{d.hardware_accuracy:.3f}"
+    assert inf.table.item(0, 6).text() == f"{d.hardware_accuracy:.3f}"
     hist = inf.p_err.listDataItems()
     assert len(hist) == 1
     counts = hist[0].getData()[1]
@@ -125,7 +125,11 @@ def test_deploy_wiring_with_a_stand_in_run_on_crossbar(window, monkeypatch) -> N
     np.testing.assert_array_equal(d.labels, y)
     np.testing.assert_array_equal(d.pred_hw, d.outputs_hw.argmax(1))
     assert f"hardware accuracy {d.hardware_accuracy:.3f}" in inf.acc_label.text()
-    assert inf.table.item(0, 4).text() == f"{d.hardware_accuracy:.3f}"
+    # the test-set column keeps the whole test set; the deployment's columns say on what
+    assert inf.table.item(0, 3).text() == f"{entry.model.accuracies['test']:.3f}"
+    assert inf.table.item(0, 4).text() == "30 pts"
+    assert inf.table.item(0, 5).text() == f"{d.software_accuracy:.3f}"
+    assert inf.table.item(0, 6).text() == f"{d.hardware_accuracy:.3f}"
     counts = inf.p_err.listDataItems()[0].getData()[1]
     assert int(np.sum(counts)) == d.errors.size == 60
     # misclassified-on-hardware points are drawn as crosses

@@ -56,7 +56,9 @@ def test_emergency_stop_during_a_sweep(window, qtbot) -> None:
     assert outputs_all_off(backend)
     assert "EMERGENCY STOP" in window.chooser.status.text()
     # the stopped sweep shows no result
-    assert window.iv_panel.last is None or window.iv_panel.last.usability is None
+    assert window.iv_panel.last is None
+    assert window.iv_panel.result_label.text() == "stopped: no result"
+    assert not window.iv_panel.export_csv_btn.isEnabled()
     # latched: nothing runs until the stop is acknowledged, and nothing reaches the bench
     xb = window.crossbar_panel
     xb.set_selection({(0, 0)})
@@ -156,3 +158,36 @@ def test_emergency_stop_during_a_deployments_inference_shows_no_result(window, q
     assert not inf.deploy()  # refused while latched
     window.acknowledge_stop()
     assert not window.session.crossbar.emergency_stopped
+
+
+def test_emergency_stop_during_a_deployments_programming_shows_no_result(
+    window, qtbot, monkeypatch
+) -> None:
+    """The deployment's programming phase (a stand-in deployment that programs the whole array
+    through the crossbar layer, as inference.deploy does first) stopped: no result, the map
+    keeps what was measured, and nothing runs until the stop is acknowledged."""
+    import sys
+    import types
+
+    from test_gui_inference import train
+
+    def run_on_crossbar(crossbar, trained, x_test, y_test, *, x_train, progress, should_abort):
+        crossbar.program_map(np.full(crossbar.shape, 20e-6), progress=progress)
+        raise AssertionError("the emergency stop should have ended the programming")
+
+    fake = types.ModuleType("inference.deploy")
+    fake.run_on_crossbar = run_on_crossbar
+    monkeypatch.setitem(sys.modules, "inference.deploy", fake)
+    inf = window.inference_panel
+    entry = train(window, "erm", epochs=30)
+    assert inf.deploy()
+    qtbot.waitUntil(lambda: window.progress.value() >= 2, timeout=60_000)
+    window.emergency_stop()
+    assert outputs_all_off(window.session.backend)
+    assert window.runner.wait_idle(60)
+    assert entry.last is None
+    assert "no result" in inf.acc_label.text() and "hardware accuracy" not in inf.acc_label.text()
+    assert not inf.deploy()  # refused while latched
+    assert window.stop_bar.isVisible() and window.ack_button.isEnabled()
+    window.acknowledge_stop()
+    assert not window.stop_bar.isVisible()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from PyQt6.QtWidgets import QFileDialog, QWidget
+from PyQt6.QtWidgets import QFileDialog, QHBoxLayout, QScrollArea, QVBoxLayout, QWidget
 
 from gui.workers import Task
 
@@ -38,6 +38,18 @@ class Panel(QWidget):
     def __init__(self, app: AppServices, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.app = app
+
+    def side_layout(self, width: int) -> tuple[QHBoxLayout, QScrollArea, QVBoxLayout]:
+        """The panel as a scrolling column of controls (at least ``width`` px) on the left
+        and room on the right: (the row to add the right-hand part to, the column's scroll
+        area, the column's layout)."""
+        from gui.widgets import scroll_column
+
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        area, column = scroll_column(width)
+        outer.addWidget(area, 0)
+        return outer, area, column
 
     def session_changed(self, session: BenchSession | None) -> None:
         """A bench was connected (session) or disconnected (None)."""
@@ -94,3 +106,25 @@ class Panel(QWidget):
         start = str(Path(self.app.settings.last_dir(where)) / name)
         path, _ = QFileDialog.getSaveFileName(self, title, start, filters)
         return path
+
+    def write_export(self, what: str, write: Callable[[], Path]) -> Path | None:
+        """Run ``write()`` (it writes a file and returns its path): the folder is remembered
+        for the next export and the log says where ``what`` went; None (logged) if writing
+        failed."""
+        try:
+            out = Path(write())
+        except OSError as exc:
+            self.app.log(f"Cannot write {what}: {exc}", "error")
+            return None
+        self.app.settings.set_last_dir("export", out)
+        self.app.log(f"{what} exported to {out}", "ok")
+        return out
+
+    def export_dialog(
+        self, what: str, name: str, filters: str, export: Callable[[str], object]
+    ) -> None:
+        """Ask where to write ``what`` (proposed as ``name`` in the last export folder), then
+        ``export(path)``."""
+        path = self.ask_save_file(f"Export {what}", "export", name, filters)
+        if path:
+            export(path)

@@ -16,18 +16,20 @@
 
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QSplitter,
     QTableWidgetItem,
@@ -49,21 +51,27 @@ from gui.panels.base import AppServices, Panel
 from gui.widgets import button, hbox, int_spin, set_panes, table
 from gui.workers import TaskContext
 
-__all__ = ["COLUMNS", "CalibrationPanel", "NumericItem"]
+__all__ = ["COLUMNS", "FILE_COLUMN", "U_COLUMN", "CalibrationPanel", "NumericItem"]
 
 #: Table columns: (header, tooltip).
 COLUMNS = (
-    ("file", "device (file name, or sweep name for measured sweeps)"),
-    ("cycles", "cycles with data"),
     ("U", "usability U = α_nm · exp(−σ)"),
     ("α_nm", "non-monotonic factor min(1, L / L_min)"),
     ("σ_ML", "σ̂: maximum-likelihood standard deviation of the log residuals in the LCIS"),
     ("σ_up", "χ² 95 % upper bound of σ"),
     ("L / L_min", "LCIS length / required length (points)"),
     ("N", "number of residuals"),
+    ("cycles", "cycles with data"),
     ("LCIS (V)", "voltage range of the longest conductance-increasing run"),
+    ("file", "device (the whole file name, or the sweep name for measured sweeps)"),
 )
-U_COLUMN = 2
+U_COLUMN = 0
+FILE_COLUMN = len(COLUMNS) - 1  # last: whole names, the table scrolls sideways
+#: What a reader's note about ignored columns means for the figures (shown with the note).
+_NOTE_WHY = (
+    "Only the voltage and current_cycleN columns are I-V data; the others (the instrument's "
+    "time stamps, resistance or fabrication notes) do not enter U."
+)
 _IV_FILES = "I-V data (*.xlsx *.xlsm *.xls *.csv *.txt *.h5 *.hdf5);;All files (*)"
 _CSV_FILES = "CSV (*.csv);;All files (*)"
 
@@ -94,11 +102,15 @@ class CalibrationPanel(Panel):
     """Grade devices from I-V data; section-1 figures; fabrication suggestions."""
 
     title = "Calibration"
+    devices_changed = pyqtSignal(object)  # list[DeviceCalibration]
 
     def __init__(self, app: AppServices, parent: QWidget | None = None) -> None:
         super().__init__(app, parent)
         self.devices: list[DeviceCalibration] = []
+        self.keys: list[str] = []  # one per device: its source (file + sweep), no duplicates
         self.failures: list[tuple[str, str]] = []
+        self.conditions: tuple[list[str], dict[str, dict[str, str]]] | None = None
+        self.conditions_path: str | None = None
         self.history = None  # calibration.fabrication.History
         self.suggestions: list = []
         self._build()
@@ -106,6 +118,7 @@ class CalibrationPanel(Panel):
     # -- layout ----------------------------------------------------------------------------------
     def _build(self) -> None:
         outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
         self.tabs = QTabWidget()
         outer.addWidget(self.tabs)
         self.tabs.addTab(self._build_devices(), "Devices (METHODS §1)")
@@ -114,16 +127,19 @@ class CalibrationPanel(Panel):
     def _build_devices(self) -> QWidget:
         w = QWidget()
         v = QVBoxLayout(w)
+        v.setContentsMargins(2, 2, 2, 2)
         v.addLayout(self._device_bar())
-        split = QSplitter(Qt.Orientation.Vertical)
+        split = QSplitter(Qt.Orientation.Horizontal)  # the table beside the figures
+        split.setChildrenCollapsible(False)
         v.addWidget(split, 1)
         split.addWidget(self._device_table())
         split.addWidget(self._device_figures())
-        set_panes(split, stretch=(2, 3), sizes=(230, 380))
+        set_panes(split, stretch=(1, 1), sizes=(560, 700))
         return w
 
-    def _device_bar(self) -> QHBoxLayout:
-        """Open / add / clear / report buttons, then the section-1 options."""
+    def _device_bar(self) -> QVBoxLayout:
+        """Open / add / clear / conditions / export / report buttons over the section-1
+        options."""
         self.open_files_btn = button("Open files…", self._open_files_dialog)
         self.open_dir_btn = button("Open folder…", self._open_dir_dialog)
         self.use_sweep_btn = button(
@@ -132,7 +148,17 @@ class CalibrationPanel(Panel):
             "Grade the last sweep measured in the I-V panel",
         )
         self.clear_btn = button("Clear", self.clear)
-        self.report_btn = button("Save report PNG…", self._save_report_dialog)
+        self.conditions_btn = button(
+            "Conditions…",
+            self._load_conditions_dialog,
+            "Join a conditions.csv (fabrication conditions per file) to the table",
+        )
+        self.export_btn = button(
+            "Export table CSV…",
+            self._export_dialog,
+            "Every device's figures (as `xbar calibrate --json`) with the conditions joined",
+        )
+        self.report_btn = button("Report PNG…", self._save_report_dialog)
         self.tolerated = int_spin(
             0, 10, tooltip="Non-rises tolerated inside the LCIS (METHODS: 0; authors: 2)"
         )
@@ -143,22 +169,29 @@ class CalibrationPanel(Panel):
         self.sigma_choice = QComboBox()
         self.sigma_choice.addItem("σ_up (χ² bound)", "up")
         self.sigma_choice.addItem("σ_ML (estimate)", "hat")
-        bar = hbox(
+        buttons = hbox(
             self.open_files_btn,
             self.open_dir_btn,
             self.use_sweep_btn,
+            self.conditions_btn,
             self.clear_btn,
+            self.export_btn,
             self.report_btn,
         )
-        bar.addSpacing(20)
+        buttons.addStretch(1)
+        opts = QHBoxLayout()
         for label, widget in (
             ("Non-rises tolerated", self.tolerated),
             ("L_min fraction", self.lmin_fraction),
             ("σ in U", self.sigma_choice),
         ):
-            bar.addWidget(QLabel(label))
-            bar.addWidget(widget)
-        bar.addStretch(1)
+            opts.addWidget(QLabel(label))
+            opts.addWidget(widget)
+            opts.addSpacing(12)
+        opts.addStretch(1)
+        bar = QVBoxLayout()
+        bar.addLayout(buttons)
+        bar.addLayout(opts)
         return bar
 
     def _device_table(self) -> QWidget:
@@ -170,13 +203,17 @@ class CalibrationPanel(Panel):
             [c for c, _ in COLUMNS],
             single_selection=True,
             sort=(U_COLUMN, Qt.SortOrder.DescendingOrder),  # best device first
+            stretch=None,
+            elide=Qt.TextElideMode.ElideNone,  # full names: the table scrolls sideways
         )
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         for j, (_, tip) in enumerate(COLUMNS):
             self.table.horizontalHeaderItem(j).setToolTip(tip)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         lv.addWidget(self.table, 1)
         self.summary = QLabel("Open I-V files (xlsx, csv, h5) or measure a sweep in the I-V panel.")
         self.summary.setWordWrap(True)
+        self.table.setMinimumWidth(260)
         lv.addWidget(self.summary)
         return left
 
@@ -192,14 +229,12 @@ class CalibrationPanel(Panel):
             axisItems={"left": plotting.SIAxis("left", "A")},
         )
         self.p_g = self.figures.addPlot(
-            row=0,
-            col=2,
+            row=1,
+            col=0,
             title="Ḡ on the SET branch",
             axisItems={"left": plotting.SIAxis("left", "S")},
         )
-        self.p_res = self.figures.addPlot(row=0, col=3, title="log residuals r = ln(G/Ḡ)")
-        for j, f in enumerate((1.0, 1.0, 1.25, 1.0)):
-            self.figures.ci.layout.setColumnStretchFactor(j, int(f * 4))
+        self.p_res = self.figures.addPlot(row=1, col=1, title="log residuals r = ln(G/Ḡ)")
         self.p_lin.setLabel("bottom", "V", units="V")
         self.p_lin.setLabel("left", "I", units="A")
         self.p_log.setLabel("bottom", "V", units="V")
@@ -211,8 +246,9 @@ class CalibrationPanel(Panel):
         plotting.no_si_prefix(self.p_res)
         for p in (self.p_lin, self.p_log, self.p_g, self.p_res):
             plotting.grid(p)
-        self.p_g.addLegend(offset=(-10, -10), labelTextSize="8pt")
-        self.p_res.addLegend(offset=(10, 10), labelTextSize="8pt")
+            plotting.relax_title(p)
+        self.p_g.addLegend(offset=(-10, -10), labelTextSize="7pt", verSpacing=-6)
+        self.p_res.addLegend(offset=(5, 5), labelTextSize="7pt", verSpacing=-6)
         right = QWidget()
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
@@ -236,18 +272,23 @@ class CalibrationPanel(Panel):
         split = QSplitter(Qt.Orientation.Vertical)
         outer.addWidget(split)
         self.fab_plot = plotting.plot_widget(
-            "Measured and predicted usability",
+            f"<span style='color:{plotting.colour(0)}'>●</span> measured and "
+            f"<span style='color:{plotting.colour(3)}'>■</span> predicted (± std) usability",
             x="measured (sorted by U), then suggested",
             y="usability U",
         )
         fp = self.fab_plot.getPlotItem()
         plotting.no_si_prefix(fp)
         fp.setYRange(-0.03, 1.05, padding=0)
-        fp.addLegend(offset=(10, 10), labelTextSize="9pt")
         outer.addWidget(self.fab_plot)
         outer.setSizes([820, 560])
         conditions = ["perovskite", "length (µm)", "diameter (nm)", "Pb ED (min)", "Ag (nm)"]
-        self.history_table = table(["device", *conditions, "U"])
+        self.history_table = table(
+            ["U", *conditions, "device"],
+            stretch=None,
+            sort=(0, Qt.SortOrder.DescendingOrder),
+            elide=Qt.TextElideMode.ElideNone,
+        )
         split.addWidget(_boxed("History: conditions and measured usability", self.history_table))
         self.suggest_table = table(["rank", *conditions, "predicted U", "± std", "EI"], stretch=1)
         split.addWidget(
@@ -256,6 +297,7 @@ class CalibrationPanel(Panel):
                 self.suggest_table,
             )
         )
+        set_panes(split, stretch=(3, 2), sizes=(420, 220))
         self.suggest_btn.setEnabled(False)
         return w
 
@@ -293,7 +335,9 @@ class CalibrationPanel(Panel):
 
     # -- adding devices --------------------------------------------------------------------------
     def calibrate_paths(self, paths: list[str | Path]) -> bool:
-        """Grade files/folders on the worker thread; rows appear as files finish."""
+        """Grade files/folders on the worker thread; rows appear as files finish. A file
+        graded before is graded again and replaces its row (no duplicates). A folder's
+        ``conditions.csv`` is joined to the table."""
         try:
             files = find_iv_files(paths)
         except (CalibrationInputError, OSError) as exc:
@@ -302,6 +346,9 @@ class CalibrationPanel(Panel):
         if not files:
             self.app.log("Calibration: no I-V files found", "warning")
             return False
+        for p in map(Path, paths):
+            if p.is_dir() and (p / "conditions.csv").is_file() and self.conditions is None:
+                self.load_conditions(p / "conditions.csv")
         opts = self.options()
 
         def run(ctx: TaskContext) -> tuple[int, int]:
@@ -315,7 +362,7 @@ class CalibrationPanel(Panel):
                     bad += 1
                 else:
                     for d in devs:
-                        ctx.emit(("device", d))
+                        ctx.emit(("device", d, f"{Path(path).resolve()}::{d.name}"))
                     ok += len(devs)
                 ctx.progress(Progress(k + 1, len(files), "calibrate", Path(path).name))
             return ok, bad
@@ -346,7 +393,8 @@ class CalibrationPanel(Panel):
         except CalibrationInputError as exc:
             self.app.log(f"Calibration of the measured sweep: {exc}", "warning")
             return None
-        self._add_device(dev)
+        self._add_device(dev, f"measured::{name}")
+        self.devices_changed.emit(list(self.devices))
         return dev
 
     def _add_last_sweep(self) -> None:
@@ -354,63 +402,167 @@ class CalibrationPanel(Panel):
         if iv is None or iv.last is None:
             self.app.log("No sweep measured yet (I-V panel).", "warning")
             return
-        if self.add_measured_sweep(iv.last) is not None:
-            self.select_row(self.table.rowCount() - 1)
+        dev = self.add_measured_sweep(iv.last)
+        if dev is not None:
+            self.select_row(self.find_row(dev.name))
 
     def _on_items(self, items: list) -> None:
         for it in items:
             if it[0] == "device":
-                self._add_device(it[1])
+                self._add_device(it[1], it[2])
             else:
                 self.failures.append((it[1], it[2]))
                 self.app.log(f"Calibration: {it[2]}", "warning")
+        self.devices_changed.emit(list(self.devices))
 
-    def _add_device(self, dev: DeviceCalibration) -> None:
+    def _add_device(self, dev: DeviceCalibration, key: str | None = None) -> None:
+        """Add a row for ``dev``, or replace the row of the device with the same ``key``."""
         r = dev.result
-        self.devices.append(dev)
-        idx = len(self.devices) - 1
+        key = key or dev.name
         self.table.setSortingEnabled(False)
-        row = self.table.rowCount()
-        self.table.insertRow(row)
+        if key in self.keys:
+            idx = self.keys.index(key)
+            self.devices[idx] = dev
+            row = next(
+                i
+                for i in range(self.table.rowCount())
+                if self.table.item(i, FILE_COLUMN).data(Qt.ItemDataRole.UserRole) == idx
+            )
+        else:
+            self.devices.append(dev)
+            self.keys.append(key)
+            idx = len(self.devices) - 1
+            row = self.table.rowCount()
+            self.table.insertRow(row)
         name_item = QTableWidgetItem(
             Path(dev.name).name if dev.source_format != "measured" else dev.name
         )
         name_item.setToolTip(dev.name)
         name_item.setData(Qt.ItemDataRole.UserRole, idx)
-        self.table.setItem(row, 0, name_item)
+        self.table.setItem(row, FILE_COLUMN, name_item)
         vals = [
-            (f"{r.n_cycles}", r.n_cycles),
             (f"{r.usability:.3f}", r.usability),
             (f"{r.alpha_nm:.3f}", r.alpha_nm),
             (plotting.fmt(r.sigma_hat, 3), r.sigma_hat),
             (plotting.fmt(r.sigma_up, 3), r.sigma_up),
             (f"{r.lcis_length} / {r.l_min}", r.lcis_length / max(r.l_min, 1)),
             (f"{r.n_residuals}", r.n_residuals),
+            (f"{r.n_cycles}", r.n_cycles),
             (f"{r.lcis_start_v:.2f} → {r.lcis_stop_v:.2f}", r.lcis_start_v),
         ]
-        for j, (text, value) in enumerate(vals, start=1):
+        for j, (text, value) in enumerate(vals):
             self.table.setItem(row, j, NumericItem(text, value))
+        self._fill_conditions(row, dev)
         self.table.setSortingEnabled(True)
+        self._update_summary()
+
+    def _update_summary(self) -> None:
         n = len(self.devices)
+        if not n:
+            self.summary.setText("")
+            return
         us = np.array([d.result.usability for d in self.devices])
+        cond = (
+            f"; conditions from {Path(self.conditions_path).name}" if self.conditions_path else ""
+        )
         self.summary.setText(
             f"{n} device(s): U from {us.min():.3f} to {us.max():.3f} (median {np.median(us):.3f})"
             + (f"; {len(self.failures)} file(s) failed" if self.failures else "")
+            + cond
         )
+
+    # -- conditions ------------------------------------------------------------------------------
+    def load_conditions(self, path: str | Path) -> bool:
+        """Join a ``conditions.csv`` (a ``file`` column + fabrication conditions) to the table:
+        its columns are added after the figures, matched by file name."""
+        from gui.export import read_conditions
+
+        try:
+            self.conditions = read_conditions(path)
+        except (OSError, ValueError) as exc:
+            self.app.log(f"Conditions: {exc}", "error")
+            return False
+        self.conditions_path = str(path)
+        cols = self.conditions[0]
+        self.table.setColumnCount(len(COLUMNS) + len(cols))
+        self.table.setHorizontalHeaderLabels([c for c, _ in COLUMNS] + cols)
+        for j in range(len(COLUMNS), len(COLUMNS) + len(cols)):
+            self.table.horizontalHeader().setSectionResizeMode(
+                j, QHeaderView.ResizeMode.ResizeToContents
+            )
+        self.table.setSortingEnabled(False)
+        for row in range(self.table.rowCount()):
+            self._fill_conditions(row, self.row_device(row))
+        self.table.setSortingEnabled(True)
+        matched = sum(Path(d.name).name in self.conditions[1] for d in self.devices)
+        self.app.log(
+            f"Conditions from {path}: {len(cols)} column(s), {len(self.conditions[1])} file(s)"
+            f" ({matched} of the {len(self.devices)} device(s) in the table)"
+        )
+        self._update_summary()
+        return True
+
+    def _fill_conditions(self, row: int, dev: DeviceCalibration) -> None:
+        if self.conditions is None:
+            return
+        cols, by_file = self.conditions
+        values = by_file.get(Path(dev.name).name, {})
+        for j, c in enumerate(cols, start=len(COLUMNS)):
+            self.table.setItem(row, j, QTableWidgetItem(values.get(c, "")))
+
+    def condition_values(self, row: int) -> dict[str, str]:
+        """The conditions columns of a table row (column -> text)."""
+        if self.conditions is None:
+            return {}
+        cols = self.conditions[0]
+        return {
+            c: self.table.item(row, j).text() if self.table.item(row, j) else ""
+            for j, c in enumerate(cols, start=len(COLUMNS))
+        }
+
+    def export_table(self, path: str | Path) -> Path | None:
+        """Write every device's figures with the conditions joined
+        (:func:`gui.export.write_calibration_csv`), best device first."""
+        from gui.export import write_calibration_csv
+
+        devices = sorted(self.devices, key=lambda d: -d.result.usability)
+        o = self.options()
+        meta = {
+            "options": f"tolerated decreases {o.tolerated_decreases}; L_min fraction "
+            f"{o.l_min_fraction:g}; sigma {o.sigma}",
+            "conditions": self.conditions_path or "",
+        }
+        return self.write_export(
+            f"Calibration table ({len(devices)} devices)",
+            lambda: write_calibration_csv(path, devices, conditions=self.conditions, metadata=meta),
+        )
+
+    def _load_conditions_dialog(self) -> None:
+        path = self.ask_open_file("conditions.csv", "calibration", _CSV_FILES)
+        if path:
+            self.load_conditions(path)
+
+    def _export_dialog(self) -> None:
+        if not self.devices:
+            self.app.log("Calibrate devices first.", "warning")
+            return
+        self.export_dialog("calibration table", "calibration.csv", _CSV_FILES, self.export_table)
 
     def clear(self) -> None:
         self.devices.clear()
+        self.keys.clear()
         self.failures.clear()
         self.table.setRowCount(0)
         for p in (self.p_lin, self.p_log, self.p_g, self.p_res):
             p.clear()
         self.numbers.setText("Select a device in the table.")
         self.summary.setText("")
+        self.devices_changed.emit([])
 
     # -- table access ----------------------------------------------------------------------------
     def row_device(self, row: int) -> DeviceCalibration:
         """The device shown in table row ``row`` (after sorting)."""
-        idx = self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)
+        idx = self.table.item(row, FILE_COLUMN).data(Qt.ItemDataRole.UserRole)
         return self.devices[int(idx)]
 
     def row_values(self, row: int) -> dict[str, object]:
@@ -450,9 +602,6 @@ class CalibrationPanel(Panel):
         """Draw the section-1 figures of ``dev``."""
         for p in (self.p_lin, self.p_log, self.p_g, self.p_res):
             p.clear()
-        old = getattr(self, "_verdict", None)
-        if old is not None and old.scene() is not None:
-            old.scene().removeItem(old)
         self._draw_loops(dev)
         self._draw_mean_curve(dev)
         self._draw_residuals(dev.result)
@@ -475,8 +624,10 @@ class CalibrationPanel(Panel):
             mag = np.abs(i)
             ok2 = ok & (mag > 0)
             self.p_log.plot(v[ok2], mag[ok2], pen=pg.mkPen(colour, width=1.2))
-        self.p_lin.setTitle(f"I-V loops, linear ({len(cols)} cycles, dark → light)", size="10pt")
-        self.p_log.setTitle("I-V loops, log |I|", size="10pt")
+        plotting.set_title(
+            self.p_lin, f"I-V, linear ({len(cols)} cycles, dark → light)", size="10pt"
+        )
+        plotting.set_title(self.p_log, "I-V, log |I|", size="10pt")
 
     def _draw_mean_curve(self, dev: DeviceCalibration) -> None:
         """G per cycle and Ḡ on the SET branch, the LCIS highlighted, the L_min window end
@@ -524,18 +675,8 @@ class CalibrationPanel(Panel):
                 labelOpts={"position": 0.1, "color": plotting.colour(4)},
             )
             self.p_g.addItem(line)
-        verdict = "L ≥ L_min: monotonic" if L >= r.l_min else f"L < L_min: α_nm = {r.alpha_nm:.3f}"
-        self.p_g.setTitle(f"Ḡ on the SET branch ({len(bv)} points)", size="10pt")
-        text = pg.TextItem(
-            verdict,
-            color="k",
-            fill=pg.mkBrush(255, 255, 255, 220),
-            border=pg.mkPen("#bbbbbb"),
-            anchor=(0, 0),
-        )
-        text.setParentItem(self.p_g.getViewBox())
-        text.setPos(8, 6)
-        self._verdict = text
+        verdict = "L ≥ L_min" if L >= r.l_min else f"L < L_min, α_nm = {r.alpha_nm:.3f}"
+        plotting.set_title(self.p_g, f"Ḡ, SET branch: {verdict}", size="10pt")
 
     def _draw_residuals(self, r) -> None:
         """Histogram of the log residuals inside the LCIS with the normal of σ_ML and σ_up."""
@@ -568,19 +709,24 @@ class CalibrationPanel(Panel):
                     z = (x - float(res.mean())) / sigma
                     pdf = np.exp(-0.5 * z**2) / (sigma * math.sqrt(2 * math.pi))
                     self.p_res.plot(x, pdf, pen=pen, name=f"{label} = {sigma:.3g}")
-        self.p_res.setTitle("Stochastic spread inside the LCIS", size="10pt")
+        plotting.set_title(self.p_res, "Spread inside the LCIS", size="10pt")
 
     def _show_numbers(self, dev: DeviceCalibration) -> None:
         r = dev.result
         sig = "σ_up" if r.sigma_choice == "up" else "σ_ML"
+        name = html.escape(Path(dev.name).name).replace("_", "_\u200b")  # wraps at "_"
         self.numbers.setText(
-            f"<b>{Path(dev.name).name}</b><br>"
+            f"<b>{name}</b><br>"
             f"<b>U = {r.usability:.4f}</b> = α_nm · exp(−{sig}) &nbsp;|&nbsp; "
             f"L = {r.lcis_length}, L_min = {r.l_min} (⌈{dev.options.l_min_fraction:g}·"
             f"{r.branch_points}⌉), α_nm = {r.alpha_nm:.4f} &nbsp;|&nbsp; σ_ML = {r.sigma_hat:.4f}, "
             f"σ_up = {r.sigma_up:.4f}, N = {r.n_residuals} &nbsp;|&nbsp; {r.n_cycles} cycles, "
             f"LCIS {r.lcis_start_v:.3g} → {r.lcis_stop_v:.3g} V"
-            + "".join(f"<br><span style='color:#c00000'>note: {n}</span>" for n in dev.notes)
+            + "".join(
+                f"<br><span style='color:#6b5a00'>note: {html.escape(n)}"
+                f"{'. ' + _NOTE_WHY if 'ignored' in n else ''}</span>"
+                for n in dev.notes
+            )
         )
 
     def save_report(self, dev: DeviceCalibration, path: str | Path) -> Path:
@@ -660,14 +806,14 @@ class CalibrationPanel(Panel):
         t.setRowCount(len(hist))
         for i, (c, u) in enumerate(zip(hist.conditions, hist.usability)):
             label = hist.labels[i] if i < len(hist.labels) else f"row {i + 1}"
-            t.setItem(i, 0, QTableWidgetItem(Path(label).name))
-            t.item(i, 0).setToolTip(label)
+            t.setItem(i, 0, NumericItem(f"{float(u):.3f}", float(u)))
             t.setItem(i, 1, QTableWidgetItem(c.perovskite))
             for j, val in enumerate(
-                (c.nw_length_um, c.nw_diameter_nm, c.pb_ed_min, c.ag_thickness_nm, float(u)),
-                start=2,
+                (c.nw_length_um, c.nw_diameter_nm, c.pb_ed_min, c.ag_thickness_nm), start=2
             ):
-                t.setItem(i, j, NumericItem(f"{val:g}" if j < 6 else f"{val:.3f}", val))
+                t.setItem(i, j, NumericItem(f"{val:g}", val))
+            t.setItem(i, 6, QTableWidgetItem(Path(label).name))
+            t.item(i, 6).setToolTip(label)
         t.setSortingEnabled(True)
         us = np.asarray(hist.usability, dtype=float)
         self.history_label.setText(
@@ -682,8 +828,6 @@ class CalibrationPanel(Panel):
         """History U (sorted) and the suggestions' predicted U ± std."""
         fp = self.fab_plot.getPlotItem()
         fp.clear()
-        if fp.legend is not None:
-            fp.legend.clear()
         if self.history is None:
             return
         us = np.sort(np.asarray(self.history.usability, dtype=float))
@@ -696,7 +840,7 @@ class CalibrationPanel(Panel):
                 angle=0,
                 pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine),
                 label=f"best measured U = {best:.3f}",
-                labelOpts={"position": 0.25, "color": "#555555"},
+                labelOpts={"position": 0.62, "color": "#555555"},
             )
         )
         if self.suggestions:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QPointF, Qt, pyqtSignal
+from PyQt6.QtCore import QPointF, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QBrush, QColor, QPen
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -32,6 +32,7 @@ from PyQt6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -41,16 +42,23 @@ from crossbar.programming import CellProgramReport, ProgramReport, ProgramStep
 from crossbar.progress import Progress
 from gui import plotting
 from gui.panels.base import AppServices, Panel
-from gui.widgets import button, double_spin, hbox, int_spin, set_panes
+from gui.widgets import button, double_spin, hbox, int_spin, scroll_column, set_panes
 from gui.workers import TaskAborted, TaskContext
 
 __all__ = ["CellImage", "CrossbarPanel", "HistoryEntry", "load_target_map"]
 
+#: Map quantities: key -> (symbol, unit, what). T and E need programming targets.
 QUANTITIES = {
     "R": ("R", "Ω", "resistance"),
     "G": ("G", "S", "conductance"),
     "I": ("I", "A", "read current"),
+    "T": ("G target", "S", "programming target"),
+    "E": ("G/target − 1", "", "programming error"),
 }
+#: The fixed colour scales (log10 of Ω, S, A): the decades a perovskite cell spans, from the HRS
+#: (≈ 100 nS) to a filament at the compliance (≈ 100 µS), so maps read one after the other
+#: compare by colour.
+_DEFAULT_LEVELS = {"R": (4.0, 8.0), "G": (-8.0, -4.0), "I": (-9.0, -4.0), "T": (-8.0, -4.0)}
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,9 @@ class CrossbarPanel(Panel):
         self.target_map: np.ndarray | None = None
         self.target_path: str | None = None
         self.last_program: ProgramReport | None = None
+        self.program_targets: np.ndarray | None = None  # the last run's targets (S)
+        self.program_options: dict = {}
+        self.levels: dict[str, tuple[float, float]] = {}  # locked colour scales
         self._drag_base: set[tuple[int, int]] = set()
         self._build()
         self.session_changed(None)
@@ -171,47 +182,57 @@ class CrossbarPanel(Panel):
     # -- layout ----------------------------------------------------------------------------------
     def _build(self) -> None:
         outer = QHBoxLayout(self)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        outer.addWidget(split)
-        left = QSplitter(Qt.Orientation.Horizontal)  # map (square) beside the cell history
-        split.addWidget(left)
-        left.addWidget(self._build_map())
-        left.addWidget(self._build_history())
-        set_panes(left, stretch=(1, 1), sizes=(560, 500))
-        right = QWidget()
-        split.addWidget(right)
-        set_panes(split, stretch=(3, 1), sizes=(1100, 300))  # before the controls fill it
-        self._build_controls(QVBoxLayout(right))
+        outer.setContentsMargins(4, 4, 4, 4)
+        split = QSplitter(Qt.Orientation.Horizontal)  # map (square) beside the plots
+        split.setChildrenCollapsible(False)
+        outer.addWidget(split, 1)
+        split.addWidget(self._build_map())
+        self.plot_tabs = QTabWidget()
+        self.plot_tabs.addTab(self._build_history(), "History")
+        self.plot_tabs.addTab(self._build_program_plot(), "Achieved vs target")
+        split.addWidget(self.plot_tabs)
+        set_panes(split, stretch=(4, 5), sizes=(330, 410))
+        area, rv = scroll_column(270)
+        self.controls_area = area
+        outer.addWidget(area, 0)
+        self._build_controls(rv)
         self.refresh_map()
+        self.refresh_history()
         self._update_selection()
 
     def _build_map(self) -> QWidget:
-        """The quantity chooser and selection buttons over the heat map and the hover line."""
+        """The quantity and colour-scale choosers over the heat map and the hover line."""
         mapbox = QWidget()
         mv = QVBoxLayout(mapbox)
         mv.setContentsMargins(0, 0, 0, 0)
         self.quantity = QComboBox()
-        self.quantity.addItem("R (resistance)", "R")
-        self.quantity.addItem("G (conductance)", "G")
-        self.quantity.addItem("I (read current)", "I")
+        for key, (sym, _unit, what) in QUANTITIES.items():
+            self.quantity.addItem(sym, key)
+            self.quantity.setItemData(self.quantity.count() - 1, what, Qt.ItemDataRole.ToolTipRole)
         q = str(self.app.settings.get("plot/map_quantity") or "R")
         self.quantity.setCurrentIndex(max(0, self.quantity.findData(q)))
         self.quantity.currentIndexChanged.connect(self.refresh_map)
-        self.select_all = button(
-            "Select all",
-            lambda: self.set_selection(
-                {(r, c) for r in range(self.shape[0]) for c in range(self.shape[1])}
-            ),
+        self.scale_mode = QComboBox()
+        self.scale_mode.addItem("fixed decades", "fixed")
+        self.scale_mode.addItem("fitted, locked", "locked")
+        self.scale_mode.addItem("follows data", "auto")
+        self.scale_mode.setToolTip(
+            "Fixed decades: the device's whole range (e.g. 10 kΩ … 100 MΩ), the same for every "
+            "read; fitted, locked: fitted to the map when chosen (or Fit) and then kept; "
+            "follows data: refitted at every read"
         )
-        self.clear_sel = button("Clear selection", lambda: self.set_selection(set()))
-        top = hbox(QLabel("Show"), self.quantity)
-        top.addStretch(1)
-        top.addWidget(self.select_all)
-        top.addWidget(self.clear_sel)
+        self.scale_mode.currentIndexChanged.connect(self.refresh_map)
+        self.fit_btn = button(
+            "Fit", self.fit_scale, "Fit the colour scale to the map shown, and keep it (locked)"
+        )
+        top = hbox(
+            QLabel("Show"), (self.quantity, 1), QLabel("scale"), self.scale_mode, self.fit_btn
+        )
         mv.addLayout(top)
         mv.addWidget(self._build_map_plot(), 1)
         self.hover_label = QLabel("Hover over a cell to see its values")
         self.hover_label.setMinimumHeight(20)
+        self.hover_label.setWordWrap(True)
         mv.addWidget(self.hover_label)
         return mapbox
 
@@ -281,17 +302,78 @@ class CrossbarPanel(Panel):
         self.amp_view.addItem(self.amp_bars)
         self.amp_view.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen("#bbbbbb", width=1)))
         hp.getViewBox().sigResized.connect(self._sync_views)
+        self.hist_hint = pg.TextItem(
+            "No reads or pulses of this cell yet", color="#777777", anchor=(0.5, 0.5)
+        )
+        self.hist_hint.setParentItem(hp.getViewBox())
         return self.hist_widget
 
+    def _build_program_plot(self) -> pg.PlotWidget:
+        """Achieved versus target conductance of the last programming run (log-log), the
+        identity line and the tolerance band."""
+        self.prog_widget = plotting.plot_widget(
+            "Achieved vs target", x="target G", x_units="S", y="achieved G", y_units="S"
+        )
+        pp = self.prog_widget.getPlotItem()
+        pp.setLogMode(x=True, y=True)
+        pp.getAxis("left").enableAutoSIPrefix(False)
+        pp.addLegend(offset=(10, 10), labelTextSize="8pt")
+        self.prog_ideal = pp.plot(
+            [], [], pen=pg.mkPen("#888888", width=1), name="achieved = target"
+        )
+        self.prog_band = [
+            pp.plot([], [], pen=pg.mkPen("#888888", width=1, style=Qt.PenStyle.DashLine))
+            for _ in range(2)
+        ]
+        self.prog_points = {
+            "converged": pp.plot(
+                [], [], **plotting.markers(plotting.colour(2), 8), name="converged"
+            ),
+            "not converged": pp.plot(
+                [], [], **plotting.markers(plotting.colour(1), 8), name="not converged"
+            ),
+            "stuck": pp.plot([], [], **plotting.markers(plotting.colour(3), 10, "x"), name="stuck"),
+        }
+        return self.prog_widget
+
     def _build_controls(self, rv: QVBoxLayout) -> None:
-        """The selection line over the read, pulse and program groups."""
+        """The selection over the read, pulse, program and export groups."""
+        g = QGroupBox("Selection")
+        v = QVBoxLayout(g)
         self.sel_label = QLabel("No cell selected")
         self.sel_label.setWordWrap(True)
-        rv.addWidget(self.sel_label)
+        v.addWidget(self.sel_label)
+        self.select_all = button(
+            "Select all",
+            lambda: self.set_selection(
+                {(r, c) for r in range(self.shape[0]) for c in range(self.shape[1])}
+            ),
+        )
+        self.clear_sel = button("Clear", lambda: self.set_selection(set()))
+        v.addLayout(hbox(self.select_all, self.clear_sel))
+        rv.addWidget(g)
         rv.addWidget(self._read_group())
         rv.addWidget(self._pulse_group())
         rv.addWidget(self._program_group())
+        rv.addWidget(self._export_group())
         rv.addStretch(1)
+
+    def _export_group(self) -> QGroupBox:
+        g = QGroupBox("Export")
+        v = QVBoxLayout(g)
+        self.export_map_btn = button(
+            "Export map CSV…",
+            self._export_map_dialog,
+            "Every cell's last read (G, R, I), target and error, one row per cell",
+        )
+        self.export_program_btn = button(
+            "Export programming CSV…",
+            self._export_program_dialog,
+            "The last programming run: target, achieved, error and pulses per cell",
+        )
+        v.addWidget(self.export_map_btn)
+        v.addWidget(self.export_program_btn)
+        return g
 
     def _read_group(self) -> QGroupBox:
         g = QGroupBox("Read")
@@ -351,19 +433,33 @@ class CrossbarPanel(Panel):
             grid.addWidget(widget, i, 1)
         self.program_sel_btn = button("Program selected", self.program_selected)
         grid.addWidget(self.program_sel_btn, 3, 0, 1, 2)
-        self.load_target_btn = button("Load target map…", self._load_target_dialog)
-        self.program_map_btn = button("Program target map", self.program_target_map)
+        self.load_target_btn = button("Load map…", self._load_target_dialog, "Load a target map")
+        self.program_map_btn = button("Program map", self.program_target_map)
+        self.program_map_btn.setToolTip("Program every cell of the loaded target map")
         grid.addWidget(self.load_target_btn, 4, 0)
         grid.addWidget(self.program_map_btn, 4, 1)
+        self.resume_btn = button(
+            "Resume last programming",
+            self.resume_programming,
+            "Program the last run's targets again, skipping the cells whose last verify read "
+            "in the data file is within tolerance (as `xbar program --resume`)",
+        )
+        grid.addWidget(self.resume_btn, 5, 0, 1, 2)
         self.target_label = QLabel("No target map loaded")
         self.target_label.setWordWrap(True)
-        grid.addWidget(self.target_label, 5, 0, 1, 2)
+        grid.addWidget(self.target_label, 6, 0, 1, 2)
         self.program_label = QLabel("")
         self.program_label.setWordWrap(True)
-        grid.addWidget(self.program_label, 6, 0, 1, 2)
+        grid.addWidget(self.program_label, 7, 0, 1, 2)
         return g
 
+    def _place_hint(self) -> None:
+        hint = getattr(self, "hist_hint", None)
+        if hint is not None and hint.isVisible():
+            hint.setPos(self.hist_widget.getPlotItem().getViewBox().boundingRect().center())
+
     def _sync_views(self) -> None:
+        self._place_hint()
         hp = self.hist_widget.getPlotItem()
         self.amp_view.setGeometry(hp.getViewBox().sceneBoundingRect())
         self.amp_view.linkedViewChanged(hp.getViewBox(), self.amp_view.XAxis)
@@ -391,6 +487,14 @@ class CrossbarPanel(Panel):
         for b in (self.read_sel_btn, self.pulse_pos_btn, self.pulse_neg_btn, self.program_sel_btn):
             b.setEnabled(ok and has_sel)
         self.program_map_btn.setEnabled(ok and self.target_map is not None)
+        unfinished = self.program_targets is not None and (
+            self.last_program is None
+            or self.last_program.aborted
+            or self.last_program.n_converged < int(np.isfinite(self.program_targets).sum())
+        )
+        self.resume_btn.setEnabled(ok and unfinished)
+        self.export_map_btn.setEnabled(bool(np.isfinite(self.g_map).any()))
+        self.export_program_btn.setEnabled(self.last_program is not None)
 
     def save_settings(self) -> None:
         s = self.app.settings
@@ -399,45 +503,102 @@ class CrossbarPanel(Panel):
         s.set("read/biasing", self.biasing.currentData().value)
 
     # -- map -------------------------------------------------------------------------------------
+    def targets(self) -> np.ndarray:
+        """The programming targets shown (S, NaN = none): the last run's, else the loaded
+        target map."""
+        if self.program_targets is not None:
+            return self.program_targets
+        if self.target_map is not None:
+            return self.target_map
+        return np.full(self.shape, np.nan)
+
     def quantity_map(self, which: str | None = None) -> np.ndarray:
-        """The map of ``which`` ("R" Ω, "G" S or "I" A; default: the one shown), NaN = unread."""
+        """The map of ``which`` ("R" Ω, "G" S, "I" A, "T" target S, "E" G/target − 1;
+        default: the one shown), NaN = unread / no target."""
         which = which or self.quantity.currentData()
         with np.errstate(divide="ignore", invalid="ignore"):
             if which == "R":
                 return np.where(self.g_map > 0, 1.0 / self.g_map, np.nan)
             if which == "G":
                 return self.g_map.copy()
+            if which == "T":
+                return self.targets().copy()
+            if which == "E":
+                t = self.targets()
+                return np.where(t > 0, self.g_map / t - 1.0, np.nan)
             return self.i_map.copy()
 
     def displayed_image(self) -> np.ndarray:
-        """The array given to the image item: log10 |quantity| (NaN where unread)."""
+        """The array given to the image item: log10 |quantity| (the error: linear), NaN where
+        unread."""
         return np.asarray(self.image.image)
+
+    def _fitted_levels(self, which: str, values: np.ndarray) -> tuple[float, float]:
+        finite = values[np.isfinite(values)]
+        if which == "E":
+            m = float(np.max(np.abs(finite))) if finite.size else 0.1
+            m = max(m, self.tolerance.value() / 100.0 * 2)
+            return -m, m
+        if not finite.size:
+            return _DEFAULT_LEVELS[which]
+        lo, hi = float(finite.min()), float(finite.max())
+        if hi - lo < 0.2:  # a near-uniform map still gets a readable scale
+            mid = 0.5 * (lo + hi)
+            lo, hi = mid - 0.1, mid + 0.1
+        return lo, hi
+
+    def colour_levels(self) -> tuple[float, float]:
+        """The colour scale's (low, high) of the map shown (log10 of the quantity; the error
+        linear)."""
+        return tuple(self.colorbar.levels())  # type: ignore[return-value]
+
+    def fit_scale(self) -> None:
+        """Fit the colour scale to the map shown now and keep it ("fitted, locked")."""
+        self.levels.pop(self.quantity.currentData(), None)
+        i = self.scale_mode.findData("locked")
+        if self.scale_mode.currentIndex() != i:
+            self.scale_mode.setCurrentIndex(i)  # refreshes
+        else:
+            self.refresh_map()
 
     def refresh_map(self) -> None:
         which = self.quantity.currentData()
         sym, unit, _ = QUANTITIES[which]
-        values = np.abs(self.quantity_map(which))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logv = np.where(values > 0, np.log10(values), np.nan)
-        finite = logv[np.isfinite(logv)]
-        if finite.size:
-            lo, hi = float(finite.min()), float(finite.max())
-            if hi - lo < 0.2:  # a near-uniform map still gets a readable scale
-                mid = 0.5 * (lo + hi)
-                lo, hi = mid - 0.1, mid + 0.1
+        raw = self.quantity_map(which)
+        if which == "E":
+            img = raw
         else:
-            lo, hi = {"R": (4.0, 6.0), "G": (-6.0, -4.0), "I": (-7.0, -5.0)}[which]
-        self.image.setImage(logv, autoLevels=False, levels=(lo, hi))
+            values = np.abs(raw)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                img = np.where(values > 0, np.log10(values), np.nan)
+        has_data = bool(np.isfinite(img).any())
+        mode = self.scale_mode.currentData()
+        if mode == "fixed" and which != "E":
+            lo, hi = _DEFAULT_LEVELS[which]
+        elif mode != "auto" and which in self.levels:
+            lo, hi = self.levels[which]
+        else:
+            lo, hi = self._fitted_levels(which, img)
+            if mode == "locked" and has_data:
+                self.levels[which] = (lo, hi)
+        self.image.setImage(img, autoLevels=False, levels=(lo, hi))
         self.image.setRect(0, 0, self.shape[1], self.shape[0])
+        if which == "E":
+            self.colorbar.setColorMap(pg.colormap.get("CET-D1"))
+            ticks = [(v, f"{100 * v:+.0f} %") for v in np.linspace(lo, hi, 5)]
+        else:
+            self.colorbar.setColorMap(pg.colormap.get("viridis"))
+            ticks = plotting.log_ticks(lo, hi, unit)
         self.colorbar.setLevels((lo, hi))
-        self.colorbar.axis.setTicks([plotting.log_ticks(lo, hi, unit)])
+        self.colorbar.axis.setTicks([ticks])
         self.colorbar.axis.setWidth(78)  # room for "200 kΩ" (narrower labels are dropped)
         self.colorbar.axis.showLabel(False)
         self.unread_rect.setRect(0, 0, self.shape[1], self.shape[0])
-        self.map_plot.setTitle(
-            f"{QUANTITIES[which][2].capitalize()} {sym} ({self.shape[0]}×{self.shape[1]}), "
-            "log colour scale",
-            size="11pt",
+        scale = "linear" if which == "E" else "log"
+        plotting.set_title(
+            self.map_plot,
+            f"{QUANTITIES[which][2].capitalize()} ({sym}), {scale} colour scale",
+            size="10pt",
         )
         vb = self.map_plot.getViewBox()
         vb.setRange(xRange=(0, self.shape[1]), yRange=(0, self.shape[0]), padding=0.02)
@@ -461,9 +622,15 @@ class CrossbarPanel(Panel):
         g = self.g_map[r, c]
         r_ohm = 1.0 / g if g > 0 else np.nan
         n = len(self.history.get((r, c), []))
+        t = self.targets()[r, c]
+        tgt = (
+            f",  target {plotting.si(t, 'S')} ({100 * (g / t - 1):+.1f} %)"
+            if np.isfinite(t) and np.isfinite(g)
+            else ""
+        )
         return (
             f"cell ({r}, {c}):  R = {plotting.si(r_ohm, 'Ω')},  G = {plotting.si(g, 'S')},  "
-            f"I = {plotting.si(self.i_map[r, c], 'A')}  ({n} event(s) in history)"
+            f"I = {plotting.si(self.i_map[r, c], 'A')}{tgt}  ({n} event(s) in history)"
         )
 
     # -- selection -------------------------------------------------------------------------------
@@ -533,6 +700,13 @@ class CrossbarPanel(Panel):
         n, g, amp = self.history_arrays(r, c)
         ok = np.isfinite(g) & (g > 0)
         self.hist_curve.setData(n[ok], g[ok])
+        # no events: no invented ticks ("2 S … 9 S" of an empty log axis), a hint instead
+        empty = not ok.any()
+        hp = self.hist_widget.getPlotItem()
+        for side in ("left", "bottom", "right"):
+            hp.getAxis(side).setStyle(showValues=not empty)
+        self.hist_hint.setVisible(empty)
+        self._place_hint()
         pulses = amp != 0
         self.amp_bars.setData(n[pulses], amp[pulses])
         if pulses.any():
@@ -546,10 +720,11 @@ class CrossbarPanel(Panel):
             self.amp_view.setYRange(-lim, lim, padding=0)
         else:
             self.amp_view.setYRange(-4, 4, padding=0)
-        self.hist_widget.getPlotItem().setTitle(
-            f"Cell ({r}, {c}): <span style='color:{plotting.colour(0)}'>● G</span>, "
-            f"pulses <span style='color:{plotting.colour(3)}'>▲ SET</span> / "
-            f"<span style='color:{plotting.colour(0)}'>▲ RESET</span> (right axis)",
+        plotting.set_title(
+            self.hist_widget.getPlotItem(),
+            f"({r}, {c}): <span style='color:{plotting.colour(0)}'>● G</span> "
+            f"<span style='color:{plotting.colour(3)}'>▲ SET</span> "
+            f"<span style='color:{plotting.colour(0)}'>▲ RESET</span>",
             size="10pt",
         )
         self.hist_widget.getPlotItem().enableAutoRange()
@@ -682,7 +857,7 @@ class CrossbarPanel(Panel):
             return False
         cells = sorted(self.selection)
         amp = float(np.sign(polarity)) * self.amplitude.value()
-        width = self.width_ms.value() * 1e-3
+        width = self.width_ms.value() / 1e3
         n_rep = self.repeat.value()
         read_after = self.read_after.isChecked()
         v_read, biasing = self.v_read.value(), self.biasing.currentData()
@@ -727,7 +902,7 @@ class CrossbarPanel(Panel):
             return False
         targets = np.full(self.shape, np.nan)
         for r, c in self.selection:
-            targets[r, c] = self.target_us.value() * 1e-6
+            targets[r, c] = self.target_us.value() / 1e6
         return self.program(targets, f"Program {len(self.selection)} cell(s)")
 
     def program_target_map(self) -> bool:
@@ -738,40 +913,64 @@ class CrossbarPanel(Panel):
         n = int(np.isfinite(self.target_map).sum())
         return self.program(self.target_map, f"Program target map ({n} cells)")
 
-    def program(self, targets: np.ndarray, name: str) -> bool:
-        """Run :meth:`Crossbar.program_map` on ``targets`` (S, NaN = skip)."""
+    def program(
+        self,
+        targets: np.ndarray,
+        name: str,
+        *,
+        skip: set[tuple[int, int]] | None = None,
+        options: dict | None = None,
+    ) -> bool:
+        """Run :meth:`Crossbar.program_map` on ``targets`` (S, NaN = skip), leaving the cells
+        of ``skip`` alone; ``options``: program-and-verify settings (default: the panel's)."""
         s = self._session()
         if s is None:
             return False
-        options = dict(
-            tol=self.tolerance.value() / 100.0,
-            max_pulses=self.max_pulses.value(),
-            v_read=self.v_read.value(),
-            biasing=self.biasing.currentData(),
+        options = (
+            dict(options)
+            if options
+            else dict(
+                tol=self.tolerance.value() / 100.0,
+                max_pulses=self.max_pulses.value(),
+                v_read=self.v_read.value(),
+                biasing=self.biasing.currentData(),
+            )
         )
         crossbar = s.crossbar
         targets = np.array(targets, dtype=float, copy=True)
+        skip = set(skip or set())
 
         def run(ctx: TaskContext) -> ProgramReport:
             return crossbar.program_map(
-                targets, progress=ctx.progress, on_pulse=ctx.emit, **options
+                targets, skip=skip, progress=ctx.progress, on_pulse=ctx.emit, **options
             )
 
         def done(rep: ProgramReport) -> None:
             self.last_program = rep
-            self.program_label.setText(rep.summary())
-            self.app.log(f"{name}: {rep.summary()}")
+            self.program_label.setText(rep.summary() + skipped_text)
+            self.app.log(f"{name}: {rep.summary()}{skipped_text}")
             if rep.n_stuck:
                 self.app.log(f"Stuck cells: {rep.stuck_cells()}", "warning")
+            self.refresh_program_plot()
+            self.refresh_map()
+            self._update_enabled()
+            self.reveal(self.program_label)
 
         def aborted(partial) -> None:
             if isinstance(partial, ProgramReport):
                 self.last_program = partial
-                self.program_label.setText(partial.summary())
+                self.program_label.setText(partial.summary() + " — Resume continues it")
+                self.refresh_program_plot()
             else:  # an emergency stop: no result
+                self.last_program = None
                 self.program_label.setText("stopped: no result")
             self.app.log(f"{name} aborted; outputs off", "warning")
+            self._update_enabled()
 
+        skipped_text = f"; {len(skip)} cell(s) already done, skipped" if skip else ""
+        self.program_targets = targets
+        self.program_options = dict(options)
+        self.last_program = None
         self.program_label.setText("programming…")
         return self.start_task(
             name,
@@ -782,6 +981,62 @@ class CrossbarPanel(Panel):
             on_aborted=aborted,
         )
 
+    def reveal(self, widget: QWidget) -> None:
+        """Scroll the controls column so that ``widget`` (e.g. the programming summary) shows."""
+        QTimer.singleShot(0, lambda: self.controls_area.ensureWidgetVisible(widget, 0, 0))
+
+    def resume_programming(self) -> bool:
+        """Program the last run's targets again, skipping every cell whose last verify read in
+        the session's data file (and the last report) is within tolerance."""
+        s = self._session()
+        if s is None or self.program_targets is None:
+            self.app.log("Nothing to resume: program cells first.", "warning")
+            return False
+        opts = self.program_options
+        tol = float(opts.get("tol", self.tolerance.value() / 100.0))
+        done: set[tuple[int, int]] = set()
+        if self.last_program is not None:
+            done |= {(c.row, c.col) for c in self.last_program.cells if c.converged}
+        if s.datastore is not None and s.data_path is not None:
+            from crossbar.datastore import read_records
+            from crossbar.programming import converged_cells
+
+            s.datastore.flush()
+            done |= converged_cells(read_records(s.data_path), self.program_targets, tol=tol)
+        left = int(np.isfinite(self.program_targets).sum()) - len(done)
+        if left <= 0:
+            self.app.log("Every cell of the last programming run is within tolerance.", "ok")
+            return False
+        return self.program(
+            self.program_targets, f"Resume programming ({left} cells)", skip=done, options=opts
+        )
+
+    def refresh_program_plot(self) -> None:
+        """Achieved versus target of the last programming report."""
+        rep = self.last_program
+        cells = rep.cells if rep is not None else []
+        groups = {
+            "converged": [c for c in cells if c.converged],
+            "not converged": [c for c in cells if not c.converged and not c.stuck],
+            "stuck": [c for c in cells if c.stuck],
+        }
+        for key, item in self.prog_points.items():
+            cs = [c for c in groups[key] if c.target > 0 and c.final > 0]
+            item.setData([c.target for c in cs], [c.final for c in cs])
+        ts = [c.target for c in cells if c.target > 0]
+        if ts:
+            lo, hi = min(ts) / 1.5, max(ts) * 1.5
+            tol = float(self.program_options.get("tol", self.tolerance.value() / 100.0))
+            self.prog_ideal.setData([lo, hi], [lo, hi])
+            for item, f in zip(self.prog_band, (1 + tol, 1 - tol)):
+                item.setData([lo, hi], [lo * f, hi * f])
+            title = rep.summary() if rep is not None else ""
+        else:
+            for item in (self.prog_ideal, *self.prog_band):
+                item.setData([], [])
+            title = "Program cells to see achieved versus target"
+        plotting.set_title(self.prog_widget.getPlotItem(), title, size="9pt")
+
     def cell_report(self, r: int, c: int) -> CellProgramReport | None:
         """The last programming report of a cell, if any."""
         if self.last_program is None:
@@ -790,6 +1045,69 @@ class CrossbarPanel(Panel):
             if (cell.row, cell.col) == (r, c):
                 return cell
         return None
+
+    # -- data file and export --------------------------------------------------------------------
+    def refresh_from_data_file(self) -> int:
+        """Show every cell's last read recorded in the session's data file (e.g. after a
+        deployment programmed the array); returns the cells updated."""
+        s = self.app.session
+        if s is None or s.datastore is None or s.data_path is None:
+            return 0
+        from crossbar.datastore import read_records
+        from gui.export import last_reads
+
+        s.datastore.flush()
+        g, i = last_reads(read_records(s.data_path), self.shape)
+        got = np.isfinite(g)
+        self.g_map[got] = g[got]
+        self.i_map[got] = i[got]
+        self.refresh_map()
+        self._update_enabled()
+        return int(got.sum())
+
+    def _meta(self) -> dict[str, object]:
+        s = self.app.session
+        meta: dict[str, object] = {}
+        if s is not None:
+            meta["bench"] = s.describe()
+            if s.data_path is not None:
+                meta["data file"] = str(s.data_path)
+        meta["read voltage (V)"] = self.v_read.value()
+        meta["read biasing"] = self.biasing.currentData().name
+        return meta
+
+    def export_map(self, path: str | Path) -> Path | None:
+        """Write every cell's last read, target and error as CSV (:func:`gui.export.write_map_csv`)."""
+        from gui.export import write_map_csv
+
+        return self.write_export(
+            "Map",
+            lambda: write_map_csv(
+                path, self.g_map, current=self.i_map, target=self.targets(), metadata=self._meta()
+            ),
+        )
+
+    def export_programming(self, path: str | Path) -> Path | None:
+        """Write the last programming run (target, achieved, error, pulses per cell) as CSV."""
+        from gui.export import program_rows, write_program_csv
+
+        rep = self.last_program
+        if rep is None:
+            self.app.log("Program cells first.", "warning")
+            return None
+        meta = self._meta()
+        meta["tolerance"] = self.program_options.get("tol")
+        meta["pulse budget"] = self.program_options.get("max_pulses")
+        meta["summary"] = rep.summary().replace(",", ";")
+        return self.write_export(
+            "Programming results", lambda: write_program_csv(path, program_rows(rep), meta)
+        )
+
+    def _export_map_dialog(self) -> None:
+        self.export_dialog("map", "map.csv", "CSV (*.csv)", self.export_map)
+
+    def _export_program_dialog(self) -> None:
+        self.export_dialog("programming", "programming.csv", "CSV (*.csv)", self.export_programming)
 
     # -- target map ------------------------------------------------------------------------------
     def load_targets(self, path: str | Path) -> bool:
@@ -807,6 +1125,8 @@ class CrossbarPanel(Panel):
             f"{plotting.si(t.max(), 'S')}"
         )
         self.app.log(f"Loaded target map {path} ({t.size} cells)")
+        self.program_targets = None  # show the loaded map's targets
+        self.refresh_map()
         self._update_enabled()
         return True
 

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,15 +23,15 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QScrollArea,
     QSplitter,
     QTableWidgetItem,
@@ -76,11 +78,14 @@ def call_run_on_crossbar(
 
 def decision_grid(
     model: Any, dataset: Any, n: int = 160
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Software class predictions on an ``n × n`` grid of raw features around the data.
 
-    Returns ``(x_edges (2,), y_edges (2,), classes (n, n))`` with ``classes[iy, ix]``.
+    Returns ``(x_edges (2,), y_edges (2,), classes (n, n))`` with ``classes[iy, ix]``; None
+    for data with other than two features (digits), which has no such picture.
     """
+    if np.asarray(dataset.x_train).shape[1] != 2:
+        return None
     x_all = np.concatenate([dataset.x_train, dataset.x_val, dataset.x_test]).astype(float)
     raw = x_all * dataset.feature_std + dataset.feature_mean
     lo, hi = raw.min(axis=0), raw.max(axis=0)
@@ -158,19 +163,34 @@ class ModelEntry:
     dataset: Any  # inference.data.Dataset
     boundary: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     deploys: list[DeployView] = field(default_factory=list)
+    path: str | None = None  # the kept model file (.json)
 
     @property
     def last(self) -> DeployView | None:
         return self.deploys[-1] if self.deploys else None
 
 
-MODEL_COLUMNS = ("model", "p1", "p2", "software acc.", "hardware acc.")
+#: (inputs, classes) of each data set's network.
+_IO_SIZES = {"moons": (2, 2), "digits": (64, 10)}
+
+#: The models table. Software accuracy on the whole test set is fixed per model; the last
+#: deployment's columns say on how many test points both accuracies were measured.
+MODEL_COLUMNS = (
+    "model",
+    "p1",
+    "p2",
+    "software acc. (test set)",
+    "deployed on",
+    "software acc. (deployed)",
+    "hardware acc. (deployed)",
+)
 
 
 class InferencePanel(Panel):
     """Train, load, deploy and compare classifiers."""
 
     title = "Inference"
+    array_programmed = pyqtSignal()  # a deployment (re)programmed cells of the array
 
     def __init__(self, app: AppServices, parent: QWidget | None = None) -> None:
         super().__init__(app, parent)
@@ -197,13 +217,16 @@ class InferencePanel(Panel):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(400)
+        scroll.setMinimumWidth(380)
         left_split = QSplitter(Qt.Orientation.Vertical)  # controls (scrolling) over the models
         left_split.addWidget(scroll)
         split.addWidget(left_split)
         lv.addWidget(self._data_group())
         lv.addWidget(self._training_group())
         lv.addWidget(self._deploy_group())
+        # as wide as the controls need (never clipped), the plots take the rest
+        bar = scroll.verticalScrollBar().sizeHint().width()
+        scroll.setMinimumWidth(max(380, left.minimumSizeHint().width() + bar + 4))
         self.table = table(MODEL_COLUMNS, single_selection=True, sort=None)
         self.table.itemSelectionChanged.connect(self._table_selection)
         self.table.setMinimumHeight(110)
@@ -227,26 +250,35 @@ class InferencePanel(Panel):
         self.p_err.addLegend(offset=(10, 10), labelTextSize="9pt")
         plotting.no_si_prefix(self.p_err)
         self._err_hint()
-        self.p_db.setMinimumWidth(440)  # the BO plot carries a colour bar; keep both readable
+        for p in (self.p_bo, self.p_db, self.p_err):
+            plotting.relax_title(p)
         self.plots.ci.layout.setRowStretchFactor(0, 3)
         self.plots.ci.layout.setRowStretchFactor(1, 2)
         self._method_changed()
 
     def _data_group(self) -> QGroupBox:
-        g = QGroupBox("Data: two moons")
+        g = QGroupBox("Data")
         f = QFormLayout(g)
+        self.data_name = QComboBox()
+        self.data_name.addItem("two moons (2 features, 2 classes)", "moons")
+        self.data_name.addItem("digits (8×8 pixels, 10 classes)", "digits")
+        self.data_name.setToolTip(
+            "digits trains in software; its 64-H-10 network does not fit a 10×10 array"
+        )
+        self.data_name.currentIndexChanged.connect(self._data_changed)
         self.data_seed = int_spin(0, 10_000)
         self.data_noise = double_spin(0.0, 1.0, 0.2, 0.05, 2)
-        self.hidden = int_spin(1, 64, 5, "Hidden units (2-H-2 network; H ≤ 5 fits the 10×10 array)")
+        self.data_noise.setToolTip("Noise of the moons (digits: none)")
+        self.hidden = int_spin(
+            1, 64, 5, "Hidden units (2-H-2 network on moons; H ≤ 5 fits the 10×10 array)"
+        )
+        f.addRow("Set", self.data_name)
         row = QHBoxLayout()
-        for label, w in (
-            ("Seed", self.data_seed),
-            ("Noise", self.data_noise),
-            ("Hidden", self.hidden),
-        ):
+        for label, w in (("Seed", self.data_seed), ("Noise", self.data_noise)):
             row.addWidget(QLabel(label))
             row.addWidget(w, 1)
         f.addRow(row)
+        f.addRow("Hidden units", self.hidden)
         return g
 
     def _training_group(self) -> QGroupBox:
@@ -258,7 +290,12 @@ class InferencePanel(Panel):
         self.method.currentIndexChanged.connect(self._method_changed)
         self.target_u = double_spin(0.05, 1.0, 0.5, 0.05, 2)
         self.target_u.setToolTip("Target device usability for the BO objective (σ = −ln U)")
-        self.use_device = QCheckBox("use the device selected in Calibration")
+        self.noise_source = QComboBox()
+        self.noise_source.setToolTip(
+            "The BO's device noise: a target usability, or a device calibrated in the "
+            "Calibration panel (chosen here by name, not by the row last clicked there)"
+        )
+        self.noise_source.addItem("target usability U", None)
         self.n_init = int_spin(1, 20, 3)
         self.n_iter = int_spin(0, 100, 10)
         self.eval_trials = int_spin(1, 200, 10)
@@ -266,8 +303,8 @@ class InferencePanel(Panel):
         self.epochs.setSpecialValueText("default")
         self.train_seed = int_spin(0, 10_000)
         f.addRow("Method", self.method)
+        f.addRow("Device noise", self.noise_source)
         f.addRow("Target U", self.target_u)
-        f.addRow(self.use_device)
         f.addRow("BO initial points", self.n_init)
         f.addRow("BO iterations", self.n_iter)
         f.addRow("Noise trials", self.eval_trials)
@@ -283,9 +320,15 @@ class InferencePanel(Panel):
     def _deploy_group(self) -> QGroupBox:
         g = QGroupBox("Deploy on the bench")
         f = QFormLayout(g)
-        self.n_test = int_spin(1, 400, 20)
-        f.addRow("Test points", self.n_test)
-        self.deploy_btn = button("Run on bench", self.deploy)
+        self.n_test = int_spin(1, 400, 400)
+        self.n_test.setToolTip("Test points run on the bench (default: the whole test set)")
+        self.n_test_label = QLabel("")
+        f.addRow("Test points", hbox(self.n_test, self.n_test_label))
+        self.deploy_btn = button("Run on bench…", self._deploy_clicked)
+        self.deploy_btn.setToolTip(
+            "Programs the network's cells of the array (the cells' present states are lost), "
+            "then runs the test points as MVMs"
+        )
         self.deploy_btn.setStyleSheet("font-weight: bold; padding: 5px")
         f.addRow(self.deploy_btn)
         self.acc_label = QLabel("—")
@@ -333,13 +376,14 @@ class InferencePanel(Panel):
         self.p_db.addItem(self.db_image)
         plotting.no_si_prefix(self.p_db)
         self.db_points: list[pg.ScatterPlotItem] = []
-        self.p_db.addLegend(offset=(10, 10), labelTextSize="8pt")
+        self.p_db.addLegend(offset=(5, 5), labelTextSize="7pt", verSpacing=-6)
 
     # -- state -----------------------------------------------------------------------------------
     def _method_changed(self) -> None:
         bm = self.method.currentData() == "bayesmulti"
-        for w in (self.target_u, self.use_device, self.n_init, self.n_iter, self.eval_trials):
+        for w in (self.noise_source, self.n_init, self.n_iter, self.eval_trials):
             w.setEnabled(bm)
+        self.target_u.setEnabled(bm and self.noise_source.currentData() is None)
 
     def session_changed(self, session) -> None:
         self._update_enabled()
@@ -357,17 +401,51 @@ class InferencePanel(Panel):
         )
 
     def dataset(self):
-        """The moons data set of the panel's settings."""
-        from inference.data import make_moons_dataset
+        """The data set of the panel's settings."""
+        from inference.data import load_dataset
 
-        return make_moons_dataset(seed=self.data_seed.value(), noise=self.data_noise.value())
+        return load_dataset(
+            self.data_name.currentData(),
+            seed=self.data_seed.value(),
+            noise=self.data_noise.value(),
+        )
+
+    def _data_changed(self) -> None:
+        moons = self.data_name.currentData() == "moons"
+        self.data_noise.setEnabled(moons)
+
+    def set_devices(self, devices: list) -> None:
+        """The devices calibrated in the Calibration panel (for the BO's device noise); the
+        one chosen stays chosen while it is there."""
+        chosen = self.noise_source.currentText()
+        self.noise_source.blockSignals(True)
+        self.noise_source.clear()
+        self.noise_source.addItem("target usability U", None)
+        for d in devices:
+            self.noise_source.addItem(
+                f"{Path(d.name).name[:60]}  (U = {d.result.usability:.3f})", d
+            )
+            self.noise_source.setItemData(
+                self.noise_source.count() - 1, d.name, Qt.ItemDataRole.ToolTipRole
+            )
+        i = self.noise_source.findText(chosen)
+        self.noise_source.setCurrentIndex(max(0, i))
+        self.noise_source.blockSignals(False)
+        self._method_changed()
+
+    def choose_device(self, name_part: str) -> bool:
+        """Choose the calibrated device whose name contains ``name_part`` as the BO's noise."""
+        for i in range(1, self.noise_source.count()):
+            if name_part in self.noise_source.itemData(i).name:
+                self.noise_source.setCurrentIndex(i)
+                return True
+        return False
 
     def _selected_profile(self):
-        """The noise profile of the device selected in the calibration panel (None: logged)."""
-        cal = getattr(self.app, "calibration_panel", None)
-        dev = cal.selected_device() if cal is not None else None
+        """The noise profile of the device chosen in "Device noise" (None: logged)."""
+        dev = self.noise_source.currentData()
         if dev is None:
-            self.app.log("Select a calibrated device first (Calibration panel).", "warning")
+            self.app.log("Choose a calibrated device under Device noise first.", "warning")
             return None
         try:
             return dev.to_profile()
@@ -379,12 +457,13 @@ class InferencePanel(Panel):
     def train(self) -> bool:
         """Train with the panel's settings on the worker thread."""
         method = self.method.currentData()
-        sizes = (2, self.hidden.value(), 2)
+        data_name = self.data_name.currentData()
+        sizes = (*_IO_SIZES[data_name][:1], self.hidden.value(), _IO_SIZES[data_name][1])
         seed = self.train_seed.value()
         epochs = self.epochs.value() or None
         profile = None
         usability = self.target_u.value()
-        if method == "bayesmulti" and self.use_device.isChecked():
+        if method == "bayesmulti" and self.noise_source.currentData() is not None:
             profile = self._selected_profile()
             if profile is None:
                 return False
@@ -393,10 +472,10 @@ class InferencePanel(Panel):
         data_seed, data_noise = self.data_seed.value(), self.data_noise.value()
 
         def run(ctx: TaskContext):
-            from inference.data import make_moons_dataset
+            from inference.data import load_dataset
             from inference.training import train_bayesmulti, train_erm
 
-            ds = make_moons_dataset(seed=data_seed, noise=data_noise)
+            ds = load_dataset(data_name, seed=data_seed, noise=data_noise)
             if method == "erm":
                 ctx.message("Training ERM…")
                 model = train_erm(ds, sizes, epochs=epochs, seed=seed)
@@ -430,7 +509,10 @@ class InferencePanel(Panel):
             if profile is not None
             else f"U = {usability:g}"
         )
-        name = f"ERM 2-{sizes[1]}-2" if method == "erm" else f"BayesMulti 2-{sizes[1]}-2, {target}"
+        net = "-".join(str(n) for n in sizes)
+        name = f"ERM {net}" if method == "erm" else f"BayesMulti {net}, {target}"
+        if data_name != "moons":
+            name += f" ({data_name})"
         return self.start_task(
             f"Train {name}",
             run,
@@ -460,9 +542,9 @@ class InferencePanel(Panel):
         best = int(np.argmax(obj))
         self.bo_best.setData([pts[best, 0]], [pts[best, 1]])
         self.bo_bar.setLevels((lo, hi))
-        self.p_bo.setTitle(
-            f"BayesMulti search: {len(pts)} candidates, best {obj[best]:.3f} at "
-            f"p1 = {pts[best, 0]:.2f}, p2 = {pts[best, 1]:.2f}",
+        plotting.set_title(
+            self.p_bo,
+            f"BO: {len(pts)} candidates (★ best)",
             size="10pt",
         )
 
@@ -473,7 +555,8 @@ class InferencePanel(Panel):
     def _trained(self, name: str):
         def done(payload) -> None:
             model, ds, grid = payload
-            self.add_model(name, model, ds, grid)
+            entry = self.add_model(name, model, ds, grid)
+            self.keep_model(entry)
             acc = model.accuracies
             self.app.log(
                 f"Trained {name}: accuracy train {acc['train']:.3f}, val {acc['val']:.3f}, "
@@ -502,6 +585,95 @@ class InferencePanel(Panel):
         self.set_current(entry)
         return entry
 
+    # -- models kept across restarts -------------------------------------------------------------
+    def models_dir(self) -> Path:
+        """Where trained models are kept (``<data folder>/models``)."""
+        return Path(self.app.settings.data_dir) / "models"
+
+    def kept_models(self) -> dict[str, str]:
+        """The model files (``.json``) the panel loads at the next start -> their names."""
+        raw = str(self.app.settings.get("inference/models", "") or "")
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def keep_model(self, entry: ModelEntry) -> Path | None:
+        """Save ``entry``'s model into :meth:`models_dir` and remember it for the next start."""
+        try:
+            from inference.storage import save_model
+        except ImportError:  # pragma: no cover - torch missing
+            return None
+        stamp = _dt.datetime.now().strftime("%Y%m%d_%H%M%S_%f")
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in entry.name)[:60]
+        d = self.models_dir()
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            out = save_model(entry.model, d / f"{safe}_{stamp}")
+        except (OSError, ValueError) as exc:
+            self.app.log(f"Could not keep the model {entry.name}: {exc}", "warning")
+            return None
+        js = Path(out[0] if isinstance(out, (tuple, list)) else out).with_suffix(".json")
+        entry.path = str(js)
+        kept = self.kept_models()
+        kept[str(js)] = entry.name
+        self.app.settings.set("inference/models", json.dumps(kept))
+        return js
+
+    def restore_models(self) -> bool:
+        """Load the models kept by earlier sessions (worker thread); False if there are none
+        or the worker is busy."""
+        kept = self.kept_models()
+        known = {e.path for e in self.models}
+        paths = [p for p in kept if Path(p).is_file() and p not in known]
+        self._restored = True
+        if not paths:
+            return False
+
+        def run(ctx: TaskContext):
+            from inference.data import load_dataset
+            from inference.storage import ModelFileError, load_model
+
+            for k, path in enumerate(paths):
+                ctx.check()
+                try:
+                    model = load_model(path)
+                    ds = load_dataset(
+                        model.data_name,
+                        seed=model.data_seed,
+                        noise=model.data_noise if model.data_noise is not None else 0.2,
+                    )
+                except (ModelFileError, OSError, ValueError) as exc:
+                    ctx.emit((path, None, None, str(exc)))
+                    continue
+                ctx.emit((path, model, ds, None))
+                ctx.progress(Progress(k + 1, len(paths), "load models"))
+            return len(paths)
+
+        def items(batch: list) -> None:
+            for path, model, ds, err in batch:
+                if model is None:
+                    self.app.log(f"Kept model {path}: {err}", "warning")
+                    continue
+                entry = self.add_model(kept.get(path) or Path(path).stem, model, ds)
+                entry.path = path
+
+        return self.start_task(
+            "Load kept models",
+            run,
+            failed="Loading kept models failed",
+            bench=False,
+            on_items=items,
+            on_done=lambda n: self.app.log(f"{len(self.models)} model(s) from earlier sessions"),
+        )
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        """The first time the panel is shown, the models of earlier sessions come back."""
+        super().showEvent(event)
+        if not getattr(self, "_restored", False) and not self.app.runner.busy:
+            self.restore_models()
+
     def _fill_row(self, row: int, e: ModelEntry) -> None:
         m = e.model
         last = e.last
@@ -509,7 +681,9 @@ class InferencePanel(Panel):
             e.name,
             f"{m.p1:.2f}",
             f"{m.p2:.2f}",
-            f"{last.software_accuracy:.3f}" if last else f"{m.accuracies.get('test', np.nan):.3f}",
+            f"{m.accuracies.get('test', np.nan):.3f}",
+            f"{last.labels.size} pts" if last else "—",
+            f"{last.software_accuracy:.3f}" if last else "—",
             f"{last.hardware_accuracy:.3f}" if last else "—",
         ]
         for j, t in enumerate(texts):
@@ -526,6 +700,12 @@ class InferencePanel(Panel):
 
     def set_current(self, entry: ModelEntry) -> None:
         self.current = entry
+        n = int(len(entry.dataset.y_test))
+        was_all = self.n_test.value() == self.n_test.maximum()
+        self.n_test.setMaximum(n)
+        if was_all:
+            self.n_test.setValue(n)
+        self.n_test_label.setText(f"of {n}")
         self._draw_boundary()
         self._update_acc_label()
         self._update_enabled()
@@ -542,6 +722,10 @@ class InferencePanel(Panel):
             return
         if e.boundary is None:
             e.boundary = decision_grid(e.model, e.dataset)
+        if e.boundary is None:  # not two features: no decision-boundary picture
+            self.db_image.clear()
+            plotting.set_title(self.p_db, f"No 2-D picture for {e.dataset.name}", size="10pt")
+            return
         xe, ye, classes = e.boundary
         self.db_image.setImage(classes.astype(float), autoLevels=False, levels=(0, 1))
         self.db_image.setRect(
@@ -580,12 +764,13 @@ class InferencePanel(Panel):
                     symbol="x",
                     brush=pg.mkBrush(colour),
                     pen=pg.mkPen(colour, width=2),
-                    name=f"class {cls}, wrong on hardware",
+                    name=None if cls else "✗ wrong on the bench",
                 )
                 self.p_db.addItem(item)
                 self.db_points.append(item)
-        self.p_db.setTitle(
-            "Decision boundary (software)" + ("" if d is None else ", points on hardware"),
+        plotting.set_title(
+            self.p_db,
+            "Decision boundary" + ("" if d is None else " (✗: bench)"),
             size="10pt",
         )
         self.p_db.autoRange()
@@ -671,6 +856,7 @@ class InferencePanel(Panel):
 
         def done(view: DeployView) -> None:
             e.deploys.append(view)
+            self.array_programmed.emit()
             self._fill_row(self.models.index(e), e)
             if self.current is e:
                 self._draw_boundary()
@@ -683,13 +869,46 @@ class InferencePanel(Panel):
                 "ok",
             )
 
+        def aborted(_partial) -> None:
+            stopped = s.crossbar.emergency_stopped
+            self.app.log(
+                "Deployment stopped: no result" if stopped else "Deployment aborted; outputs off",
+                "warning",
+            )
+            self.acc_label.setText(f"<b>{e.name}</b><br>deployment stopped: no result")
+            if not stopped:
+                self.array_programmed.emit()  # cells may have been programmed before the abort
+
         return self.start_task(
             f"Deploy {e.name}",
             run,
             failed="Deployment failed",
-            aborted="Deployment aborted; outputs off",
             on_done=done,
+            on_aborted=aborted,
         )
+
+    def _deploy_clicked(self) -> None:
+        if self.confirm_deploy():
+            self.deploy()
+
+    def confirm_deploy(self) -> bool:
+        """Ask before a deployment reprograms the array (Yes/No)."""
+        e = self.current
+        if e is None:
+            return False
+        msg = (
+            f"Deploying {e.name} programs its weights into the array: the conductances of the "
+            "cells it uses are overwritten (a pattern programmed there is lost). Then "
+            f"{self.n_test.value()} test points run as MVMs.\n\nDeploy now?"
+        )
+        ans = QMessageBox.question(
+            self,
+            "Reprogram the array?",
+            msg,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return ans == QMessageBox.StandardButton.Yes
 
     # -- load / save -----------------------------------------------------------------------------
     def load_model(self, path: str | Path) -> bool:

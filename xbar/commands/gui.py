@@ -2,8 +2,9 @@
 
 Opens the PyQt6 window connected to the built-in simulated bench (default) or to the bench a
 TOML file describes. ``--screenshots DIR`` drives every panel into a populated state on the
-bench (simulated benches only: it sweeps and programs cells), saves one PNG per panel into DIR
-and exits. Qt is imported only when the command runs, so ``xbar --help`` never loads it.
+bench (simulated benches only: it sweeps, programs and characterises cells), saves one PNG per
+panel and characterisation module into DIR (window ``--size WxH``, default 1500x960) and exits.
+Qt is imported only when the command runs, so ``xbar --help`` never loads it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from xbar.errors import UserError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "gui",
-        help="open the desktop application (crossbar map, I-V, calibration, inference)",
+        help="open the desktop application (I-V, crossbar, calibration, inference, "
+        "characterisation)",
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
