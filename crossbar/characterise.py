@@ -494,19 +494,22 @@ def count_levels(g: np.ndarray, sigma_rel: float, z: float = 4.0) -> int:
 
 
 def nonlinearity(g: np.ndarray) -> float:
-    """ν of a monotonic train G(p), p = 1…N, fitted as G = G₀ + ΔG·(1 − e^(−ν p/N)) /
-    (1 − e^(−ν)) (0: linear; > 0: saturating, the common case of filamentary devices)."""
+    """ν of a monotonic train G(p), p = 1…N, fitted as G = G₁ + ΔG·(1 − e^(−ν x)) / (1 − e^(−ν)),
+    x = (p − 1)/(N − 1) in [0, 1] (NeuroSim's form; 0: linear; > 0: saturating, the common case
+    of filamentary devices; < 0: accelerating, e.g. a SET that grows exponentially in G)."""
     y = np.asarray(g, dtype=float)
     n = y.size
     if n < 3 or np.ptp(y) <= 0:
         return 0.0
-    x = np.arange(1, n + 1) / n
-    y = (y - y.min()) / np.ptp(y)
+    x = np.linspace(0.0, 1.0, n)
+    y = (y - y[0]) / (y[-1] - y[0]) if y[-1] != y[0] else (y - y.min()) / np.ptp(y)
 
     def curve(nu: float) -> np.ndarray:
-        if abs(nu) < 1e-6:
+        if abs(nu) < 1e-9:
             return x
-        return (1 - np.exp(-nu * x)) / (1 - np.exp(-nu))
+        return np.expm1(-nu * x) / np.expm1(-nu)
 
-    fit = least_squares(lambda q: curve(float(q[0])) - y, x0=[1.0], bounds=([-30.0], [30.0]))
+    grid = np.linspace(-20.0, 20.0, 161)
+    start = grid[int(np.argmin([np.sum((curve(v) - y) ** 2) for v in grid]))]
+    fit = least_squares(lambda q: curve(float(q[0])) - y, x0=[start], bounds=([-30.0], [30.0]))
     return float(fit.x[0])
