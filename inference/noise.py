@@ -269,3 +269,92 @@ def _accuracy_per_trial(
                 h = _act(h, act)
         acc[t] = np.mean(h.argmax(axis=1) == y)
     return acc
+
+
+class Draws:
+    """Random numbers for ``n`` trials or models: from one torch Generator (``n`` given), or from
+    one Generator per model (a sequence of ``n``) so that each model of a batched ensemble draws
+    exactly what it would draw alone. ``rand(shape)`` and ``randn(shape)`` return (n, *shape)."""
+
+    def __init__(
+        self,
+        gens: torch.Generator | Sequence[torch.Generator],
+        n: int | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if isinstance(gens, torch.Generator):
+            if n is None or int(n) < 1:
+                raise ValueError("one generator needs n >= 1 (the number of trials)")
+            self.gen, self.gens, self.n = gens, None, int(n)
+        else:
+            self.gen, self.gens, self.n = None, list(gens), len(gens)
+        self.dtype = dtype
+
+    def _draw(self, fn: Any, shape: Sequence[int]) -> torch.Tensor:
+        shape = tuple(int(s) for s in shape)
+        if self.gens is None:
+            return fn((self.n, *shape), generator=self.gen, dtype=self.dtype)
+        return torch.stack([fn(shape, generator=g, dtype=self.dtype) for g in self.gens])
+
+    def rand(self, shape: Sequence[int]) -> torch.Tensor:
+        """Uniform [0, 1), (n, *shape)."""
+        return self._draw(torch.rand, shape)
+
+    def randn(self, shape: Sequence[int]) -> torch.Tensor:
+        """Standard normal, (n, *shape)."""
+        return self._draw(torch.randn, shape)
+
+
+class UsabilityModel:
+    """The section-2 model (METHODS §2) behind the :class:`inference.hardware_model.
+    HardwareModel` interface: usability-only (σ = −ln U) or a calibrated device curve
+    (σ and the non-monotonic mapping). Exactly one of ``usability`` / ``device``."""
+
+    def __init__(
+        self, usability: float | None = None, device: DeviceNoiseProfile | None = None
+    ) -> None:
+        self.sigma = _check_mode(usability, device)
+        self.usability = None if usability is None else float(usability)
+        self.device = device
+
+    def accuracy(
+        self,
+        net: Any,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        x_calib: np.ndarray | None = None,
+        n_trials: int = 10,
+        seed: int = 0,
+    ) -> np.ndarray:
+        """Accuracy per trial (:func:`evaluate`); ``x_calib`` is not needed by this model."""
+        return evaluate(
+            net, x, y, usability=self.usability, profile=self.device, n_trials=n_trials, seed=seed
+        )
+
+    def train_layer(
+        self, w: torch.Tensor, b: torch.Tensor, h: torch.Tensor, draws: Draws
+    ) -> torch.Tensor:
+        """Outputs (M, N, out) with every weight and bias multiplied by exp(σ·ε), ε ~ N(0, 1)
+        per element and model (the stochastic part of the model; the deterministic
+        non-monotonic mapping of a device curve is not applied in training)."""
+        fw = torch.exp(self.sigma * draws.randn(w.shape[1:]).to(w.dtype))
+        fb = torch.exp(self.sigma * draws.randn(b.shape[1:]).to(b.dtype))
+        return torch.matmul(h, (w * fw).transpose(1, 2)) + (b * fb)[:, None, :]
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready: ``{"kind": "usability", "usability", "sigma"}`` or the device curve's
+        name, σ, usability and whether the non-monotonic mapping applies."""
+        if self.device is None:
+            return {"kind": "usability", "usability": self.usability, "sigma": self.sigma}
+        return {
+            "kind": "device-curve",
+            "profile": self.device.name,
+            "sigma": float(self.device.sigma),
+            "usability": float(self.device.usability),
+            "non_monotonic": bool(self.device.non_monotonic),
+        }
+
+    def __repr__(self) -> str:
+        what = f"U={self.usability:g}" if self.device is None else f"device {self.device.name}"
+        return f"UsabilityModel({what}, σ={self.sigma:.3g})"
