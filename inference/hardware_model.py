@@ -586,7 +586,7 @@ def _row_voltages(
     h3 = h if h.dim() == 3 else h[None]
     xm = torch.as_tensor(x_max, dtype=h3.dtype).reshape(-1, 1, 1)
     s = torch.as_tensor(s_x, dtype=h3.dtype).reshape(-1, 1, 1)
-    v = torch.maximum(torch.minimum(h3, xm), -xm) * s
+    v = torch.clamp(h3, min=-xm, max=xm) * s  # (clamp keeps the full gradient at ±x_max)
     if v_bias is None:
         return v
     bias = torch.full((*v.shape[:-1], 1), float(v_bias), dtype=v.dtype)
@@ -619,8 +619,10 @@ def torch_targets(
     w_abs = weq.detach().abs().amax(dim=(1, 2))
     k = torch.where(w_abs > 0, w_abs, torch.ones_like(w_abs)) / (g_max - g_min)
     dg = weq / k[:, None, None]
-    g_plus = g_min + torch.relu(dg)
-    g_minus = g_min + torch.relu(-dg)
+    # relu(±dg) as (|dg| ± dg)/2: the same values, but d(G⁺ − G⁻)/d dg = 1 at dg = 0 too (relu's
+    # zero slope there would never let a zero-initialised bias move)
+    g_plus = g_min + 0.5 * (dg.abs() + dg)
+    g_minus = g_min + 0.5 * (dg.abs() - dg)
     targets = torch.stack([g_plus, g_minus], dim=-1).reshape(m, weq.shape[1], -1)
     return targets, k, s_x, x_max
 

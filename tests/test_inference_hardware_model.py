@@ -360,9 +360,14 @@ def test_train_layer_of_an_ideal_device_is_the_plain_layer_with_its_gradient() -
     y = model.train_layer(w, b, x, Draws([torch.Generator().manual_seed(k) for k in range(3)]))
     plain = torch.matmul(x, w.transpose(1, 2)) + b[:, None, :]
     assert torch.allclose(y, plain, rtol=1e-9, atol=1e-12)
-    (gw,) = torch.autograd.grad(y.sum(), w)
-    (gw_plain,) = torch.autograd.grad(plain.sum(), w)
-    assert torch.allclose(gw, gw_plain, rtol=1e-9)
+    grads = torch.autograd.grad(y.sum(), (w, b))
+    plain_grads = torch.autograd.grad(plain.sum(), (w, b))
+    for g, ref in zip(grads, plain_grads):
+        assert torch.allclose(g, ref, rtol=1e-9)
+    zero = torch.zeros(3, 4, dtype=torch.float64, requires_grad=True)  # biases start at 0
+    y = model.train_layer(w, zero, x, Draws([torch.Generator().manual_seed(k) for k in range(3)]))
+    (gb,) = torch.autograd.grad(y.sum(), zero)
+    assert torch.allclose(gb, torch.full_like(gb, 9.0))
 
 
 def test_usability_model_is_the_section_2_model(erm, moons) -> None:
