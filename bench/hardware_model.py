@@ -52,7 +52,8 @@ def _best(fn, repeats: int) -> float:
     return best
 
 
-def _physics(preset: str, seed: int):
+def physics_bench(preset: str, seed: int):
+    """The physics backend of the built-in bench with device preset ``preset`` and ``seed``."""
     cfg = load_bench_config("sim")
     return open_backend(
         dataclasses.replace(
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> list[Row]:
     ds = make_moons_dataset(seed=0)
     erm = train_erm(ds, MOONS_SIZES, seed=0)
     x, y = ds.x_test[:n_points], ds.y_test[:n_points]
-    with Crossbar(_physics(preset, 0)) as xb:
+    with Crossbar(physics_bench(preset, 0)) as xb:
         profile = characterise(xb, CharacterisationPlan.quick())
     model = DeploymentModel(profile)
 
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         )
     ]
     t0 = time.perf_counter()
-    with Crossbar(_physics(preset, 1)) as xb:
+    with Crossbar(physics_bench(preset, 1)) as xb:
         run_on_crossbar(xb, erm, x, y, x_train=ds.x_train)
     t_dep = time.perf_counter() - t0
     per_trial = t_ours / n_trials

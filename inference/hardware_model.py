@@ -69,7 +69,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,7 +79,7 @@ from crossbar.deployment_profile import DeploymentProfile, load_deployment_profi
 from crossbar.mapping import MappingError, NetworkPlacement
 
 from .deploy import DeployOptions, place_model
-from .noise import Draws, UsabilityModel
+from .noise import Draws, HardwareModel, UsabilityModel
 
 __all__ = [
     "AUTO_LEVELS",
@@ -130,39 +130,11 @@ def check_profile_shape(profile: DeploymentProfile, shape: Sequence[int], what: 
         )
 
 
-@runtime_checkable
-class HardwareModel(Protocol):
-    """What training, the BO objective and a study need from a noise model."""
-
-    def accuracy(
-        self,
-        net: Network,
-        x: np.ndarray,
-        y: np.ndarray,
-        *,
-        x_calib: np.ndarray | None = None,
-        n_trials: int = 10,
-        seed: int = 0,
-    ) -> np.ndarray:
-        """Accuracy per trial, (n_trials,) in [0, 1]."""
-        ...
-
-    def train_layer(
-        self, w: torch.Tensor, b: torch.Tensor, h: torch.Tensor, draws: Draws
-    ) -> torch.Tensor:
-        """One layer's outputs (M, N, out) with the weights realised as the model says."""
-        ...
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-ready description (kind and parameters)."""
-        ...
-
-
 def _act(h: torch.Tensor, name: str) -> torch.Tensor:
     return torch.relu(h) if name == "relu" else torch.tanh(h)
 
 
-class DeploymentModel:
+class DeploymentModel(HardwareModel):
     """A network realised on a crossbar described by a deployment profile (module docstring).
 
     Args:
@@ -509,23 +481,6 @@ class DeploymentModel:
                 if i < last:
                     h = _act(h, net.activation)
         return h.numpy()
-
-    def accuracy(
-        self,
-        net: Network,
-        x: np.ndarray,
-        y: np.ndarray,
-        *,
-        x_calib: np.ndarray | None = None,
-        n_trials: int = 10,
-        seed: int = 0,
-        placement: NetworkPlacement | None = None,
-    ) -> np.ndarray:
-        """Accuracy per trial (n_trials,) in [0, 1]; see :meth:`logits`."""
-        out = self.logits(
-            net, x, x_calib=x_calib, n_trials=n_trials, seed=seed, placement=placement
-        )
-        return (out.argmax(axis=-1) == np.asarray(y)[None, :]).mean(axis=1)
 
     # -- training -------------------------------------------------------------------------------
     def train_layer(

@@ -19,6 +19,12 @@ For one matrix with ``W_max = max |W|``:
 * **Stochastic**: ``w · exp(ε)``, ``ε ~ N(0, σ²)`` independently per weight and per trial.
 * **Usability-only mode**: no device curve, ``α_nm = 1``, ``σ = −ln U``.
 
+:class:`UsabilityModel` puts this model behind the interface the deployment-profile model
+(:class:`inference.hardware_model.DeploymentModel`) has too, :class:`HardwareModel`
+(``logits``, ``accuracy``, ``train_layer``, ``describe``);
+:class:`Draws` gives both models their random numbers in torch, from one generator (trials) or
+one per model (a batched training ensemble).
+
 Random numbers: all ε of one call are drawn as a single ``(n_trials, total weights)`` block in
 row-major order (trial by trial, matrices in order), so drawing the trials one at a time from the
 same generator gives identical values. :func:`evaluate_per_trial` relies on this: it is the plain
@@ -305,10 +311,39 @@ class Draws:
         return self._draw(torch.randn, shape)
 
 
-class UsabilityModel:
-    """The section-2 model (METHODS §2) behind the :class:`inference.hardware_model.
-    HardwareModel` interface: usability-only (σ = −ln U) or a calibrated device curve
-    (σ and the non-monotonic mapping). Exactly one of ``usability`` / ``device``."""
+class HardwareModel:
+    """A model of the hardware a network runs on: what training, BayesMulti's objective and a
+    study need. Subclasses give :meth:`logits` (vectorised over trials), :meth:`train_layer`
+    (the training-time realisation of one layer) and :meth:`describe`; :meth:`accuracy` is
+    theirs in common."""
+
+    def logits(self, net: Any, x: np.ndarray, *, n_trials: int = 10, seed: int = 0,
+               **context: Any) -> np.ndarray:  # fmt: skip
+        """Logits (n_trials, points, classes) of ``net`` on ``x`` (transformed features);
+        ``context``: what the model needs besides (e.g. ``x_calib``)."""
+        raise NotImplementedError
+
+    def accuracy(self, net: Any, x: np.ndarray, y: np.ndarray, **options: Any) -> np.ndarray:
+        """Accuracy per trial, (n_trials,) in [0, 1]; ``options`` as :meth:`logits`'."""
+        out = self.logits(net, x, **options)
+        return (out.argmax(axis=-1) == np.asarray(y)[None, :]).mean(axis=1)
+
+    def train_layer(
+        self, w: torch.Tensor, b: torch.Tensor, h: torch.Tensor, draws: Draws
+    ) -> torch.Tensor:
+        """One layer's outputs (M, N, out) of M models (w (M, out, in), b (M, out)) on inputs
+        h ((N, in) or (M, N, in)), the weights realised as the model says."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description: the kind and the parameters."""
+        raise NotImplementedError
+
+
+class UsabilityModel(HardwareModel):
+    """The section-2 model (METHODS §2) as a :class:`HardwareModel`: usability-only (σ = −ln U)
+    or a calibrated device curve (σ and the non-monotonic mapping). Exactly one of
+    ``usability`` / ``device``. Its numbers are :func:`evaluate`'s for the same seed."""
 
     def __init__(
         self, usability: float | None = None, device: DeviceNoiseProfile | None = None
@@ -317,20 +352,16 @@ class UsabilityModel:
         self.usability = None if usability is None else float(usability)
         self.device = device
 
-    def accuracy(
-        self,
-        net: Any,
-        x: np.ndarray,
-        y: np.ndarray,
-        *,
-        x_calib: np.ndarray | None = None,
-        n_trials: int = 10,
-        seed: int = 0,
-    ) -> np.ndarray:
-        """Accuracy per trial (:func:`evaluate`); ``x_calib`` is not needed by this model."""
-        return evaluate(
-            net, x, y, usability=self.usability, profile=self.device, n_trials=n_trials, seed=seed
-        )
+    def logits(self, net: Any, x: np.ndarray, *, n_trials: int = 10, seed: int = 0,
+               **context: Any) -> np.ndarray:  # fmt: skip
+        """:func:`perturb_weights` then :func:`forward_batched` (``context``, e.g. x_calib, is
+        not needed by this model)."""
+        weights, act = _weights_and_activation(net, None)
+        tw = perturb_weights(
+            weights, n_trials=n_trials, rng=_as_rng(seed), usability=self.usability,
+            profile=self.device,
+        )  # fmt: skip
+        return forward_batched(tw, x, act)
 
     def train_layer(
         self, w: torch.Tensor, b: torch.Tensor, h: torch.Tensor, draws: Draws

@@ -1,4 +1,5 @@
-"""ERM and BayesMulti training (METHODS section 3) with a BoTorch search of (p1, p2).
+"""Training (METHODS section 3 and issue 15): ERM, BayesMulti, hardware-aware training, the
+linear control.
 
 * :func:`train_erm` — the network trained without noise (the baseline).
 * :func:`train_bayesmulti` — the same network and training with multinomial noise whose
@@ -6,15 +7,27 @@
   feasible triangle ``p1, p2 ≥ 0, p1 + p2 ≤ 0.95``, analytic ``LogExpectedImprovement``, ``n_init``
   random initial points then ``n_iter`` sequential iterations (paper: 3 + 10). Each candidate
   trains a model with that noise and is scored by the objective; the final model is the best
-  candidate of the trace.
+  candidate of the trace. The target hardware is any hardware model: a measured deployment
+  profile (:class:`inference.hardware_model.DeploymentModel`), a usability or a device curve
+  (:class:`inference.noise.UsabilityModel`).
+* :func:`train_hwa` — hardware-aware training (aihwkit ``InferenceRPUConfig`` style): every
+  training forward pass sees the weights realised by the hardware model (for a deployment
+  profile: the G⁺/G⁻ targets of ``map_weights`` built in torch, sampled programming error, stuck
+  cells, drift, read noise on the column currents), gradients through the targets.
+* ``bayesmulti+hwa`` — BayesMulti whose every candidate is also trained hardware-aware.
+* :func:`train_linear` — the linear-model control: logistic regression as one layer.
+* :func:`train_method` — one entry point for all of them (``xbar train --method``, a study).
 
 Decisions (METHODS section 3 and this module):
 
 * **Objective** (decision, default ``"hardware"``): mean *validation* accuracy under the
-  section-2 hardware-noise model at the target usability or device profile, averaged over
+  target's hardware model (a deployment profile, or the section-2 model at a usability or
+  device curve), averaged over
   ``n_eval_trials`` noise trials. The noise seed is the same for every candidate (common random
   numbers) so candidates differ only by their training noise. Option ``"train_accuracy"``: the
   paper's objective, the clean (eval-mode) accuracy on the training set.
+* **Hardware-aware training** (decision): more, smaller steps than ERM
+  (:data:`HWA_HYPERPARAMETERS`); the restart with the lowest clean loss is kept, as for ERM.
 * **Training** (decision): Adam on the cross-entropy, full batch by default (``batch_size`` for
   minibatches), Kaiming-normal weights and zero biases, ``restarts`` initialisations of which the
   one with the lowest clean training loss is kept (a 2-5-2 ReLU net otherwise lands in a poor
@@ -204,7 +217,7 @@ def fit_networks(
         restarts: initialisations per model (≥ 1); the lowest clean training loss wins.
         batch_size: minibatch size (None: full batch); minibatch order from ``seed``.
         num_threads: torch threads while training (default 1; None leaves the setting alone).
-        hardware: a hardware model (:class:`inference.hardware_model.HardwareModel`) whose
+        hardware: a hardware model (:class:`inference.noise.HardwareModel`) whose
             realisation of the weights every training forward pass sees (hardware-aware
             training, aihwkit ``InferenceRPUConfig`` style), or None.
 
@@ -414,14 +427,22 @@ def train_erm(
     restarts: int | None = None,
     batch_size: int | None = None,
     num_threads: int | None = 1,
+    _hardware: Any = None,
+    _method: str = "erm",
+    _record: dict[str, Any] | None = None,
 ) -> TrainedModel:
-    """ERM baseline: the network trained without noise. ``None`` → per-data-set defaults."""
+    """ERM baseline: the network trained without noise. ``None`` → per-data-set defaults.
+    (The underscored keywords are :func:`train_hwa`'s: the same training with a hardware
+    model's realisation in every forward pass.)"""
     settings = TrainingSettings.for_dataset(
-        dataset, epochs, lr, restarts, seed=seed, batch_size=batch_size, activation=activation
-    )
+        dataset, epochs, lr, restarts, hwa=_hardware is not None, seed=seed,
+        batch_size=batch_size, activation=activation,
+    )  # fmt: skip
     with torch_threads(num_threads):
-        (model,) = _fit(dataset, sizes, [None], settings)
-    return _wrap(model, dataset, method="erm", p1=0.0, p2=0.0, training=settings.record())
+        (model,) = _fit(dataset, sizes, [None], settings, hardware=_hardware)
+    record = {**settings.record(), **(_record or {})}
+    target = None if _hardware is None else _hardware.describe()
+    return _wrap(model, dataset, method=_method, p1=0.0, p2=0.0, training=record, target=target)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -565,7 +586,7 @@ def best_of_trace(trace: Sequence[dict[str, float]]) -> dict[str, float]:
     return max(trace, key=lambda t: (t["objective"], -t["iteration"]))
 
 
-Target = Any  # (usability, profile) or a hardware model (inference.hardware_model.HardwareModel)
+Target = Any  # (usability, profile) or a hardware model (inference.noise.HardwareModel)
 
 
 def hardware_of(target: Target) -> Any:
@@ -788,34 +809,21 @@ def train_bayesmulti(
 
 
 def train_hwa(
-    dataset: Dataset,
-    sizes: Sequence[int],
-    *,
-    hardware: Any,
-    epochs: int | None = None,
-    lr: float | None = None,
-    seed: int = 0,
-    activation: str = "relu",
-    restarts: int | None = None,
-    batch_size: int | None = None,
-    num_threads: int | None = 1,
+    dataset: Dataset, sizes: Sequence[int], *, hardware: Any, **settings: Any
 ) -> TrainedModel:
     """Hardware-aware training (the field's standard baseline, aihwkit ``InferenceRPUConfig``
     style): ERM's loss, but every training forward pass realises the weights through
     ``hardware`` (a :class:`~inference.hardware_model.DeploymentModel`: G⁺/G⁻ targets, sampled
     programming error, stuck cells, drift, read noise; or a :class:`~inference.noise.
-    UsabilityModel`: log-normal weight noise). Method ``"hwa"``."""
+    UsabilityModel`: log-normal weight noise). ``settings``: :func:`train_erm`'s keywords
+    (None → :data:`HWA_HYPERPARAMETERS`). Method ``"hwa"``."""
     if hardware is None or not hasattr(hardware, "train_layer"):
         raise ValueError("hardware-aware training needs a hardware model (hardware=)")
-    settings = TrainingSettings.for_dataset(
-        dataset, epochs, lr, restarts, hwa=True, seed=seed, batch_size=batch_size,
-        activation=activation,
-    )  # fmt: skip
-    with torch_threads(num_threads):
-        (model,) = _fit(dataset, sizes, [None], settings, hardware=hardware)
     described = hardware.describe()
-    record = {**settings.record(), "hardware_noise": described}
-    return _wrap(model, dataset, method="hwa", p1=0.0, p2=0.0, training=record, target=described)
+    return train_erm(
+        dataset, sizes, _hardware=hardware, _method="hwa", _record={"hardware_noise": described},
+        **settings,
+    )  # fmt: skip
 
 
 def train_linear(dataset: Dataset, *, c: float = 1.0, seed: int = 0) -> TrainedModel:

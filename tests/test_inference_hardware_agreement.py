@@ -13,35 +13,23 @@ and ``paper`` when the simulation has that preset —, 10 seeds, ERM and BayesMu
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
+import test_inference_hardware_model as hardware_tests
 from scipy import stats
 
+from bench.hardware_model import physics_bench
 from crossbar.characterise import CharacterisationPlan, characterise
-from crossbar.config import load_bench_config
 from crossbar.core import Crossbar
-from inference.data import make_moons_dataset
 from inference.deploy import run_on_crossbar
 from inference.hardware_model import DeploymentModel
 from inference.models import MOONS_SIZES
-from inference.training import train_bayesmulti, train_erm
-from lab import open_backend
+from inference.training import train_bayesmulti
 from sim_backends.profiles import PROFILES
 
 N_POINTS = 200
-
-
-def _physics(preset: str, seed: int):
-    cfg = load_bench_config("sim")
-    return open_backend(
-        dataclasses.replace(
-            cfg,
-            bench=dataclasses.replace(cfg.bench, backend="physics"),
-            simulation=dataclasses.replace(cfg.simulation, profile=preset, seed=seed),
-        )
-    )
+make_profile = hardware_tests.make_profile
+moons_erm = hardware_tests.moons_erm  # the two-moons data and its ERM network (a fixture)
 
 
 def agreement(preset: str, seeds, nets: dict, plan: CharacterisationPlan, moons) -> dict:
@@ -49,7 +37,7 @@ def agreement(preset: str, seeds, nets: dict, plan: CharacterisationPlan, moons)
     x, y = moons.x_test[:N_POINTS], moons.y_test[:N_POINTS]
     out = {name: ([], []) for name in nets}
     for seed in seeds:
-        with Crossbar(_physics(preset, seed)) as xb:
+        with Crossbar(physics_bench(preset, seed)) as xb:
             profile = characterise(xb, plan)
             for name, net in nets.items():
                 r = run_on_crossbar(xb, net, x, y, x_train=moons.x_train)
@@ -79,17 +67,10 @@ def report(preset: str, out: dict) -> str:
     return "\n".join(lines)
 
 
-@pytest.fixture(scope="module")
-def moons():
-    return make_moons_dataset(seed=0)
 
 
-@pytest.fixture(scope="module")
-def erm(moons):
-    return train_erm(moons, MOONS_SIZES, seed=0)
-
-
-def test_model_agrees_with_the_optimized_physics_bench(moons, erm) -> None:
+def test_model_agrees_with_the_optimized_physics_bench(moons_erm) -> None:
+    moons, erm = moons_erm
     out = agreement("optimized", range(1), {"ERM": erm}, CharacterisationPlan.quick(), moons)
     print(report("optimized", out))
     bench, model = out["ERM"]
@@ -98,10 +79,44 @@ def test_model_agrees_with_the_optimized_physics_bench(moons, erm) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", [p for p in ("typical", "paper") if p in PROFILES])
-def test_model_agrees_with_the_physics_bench_over_seeds(moons, erm, preset: str) -> None:
+def test_model_agrees_with_the_physics_bench_over_seeds(moons_erm, preset: str) -> None:
+    moons, erm = moons_erm
     bm = train_bayesmulti(moons, MOONS_SIZES, usability=0.5, n_init=3, n_iter=5, seed=0)
     nets = {"ERM": erm, "BayesMulti": bm}
     out = agreement(preset, range(10), nets, CharacterisationPlan(), moons)
     print(report(preset, out))
     for name, (bench, model) in out.items():
         assert abs(np.mean(model) - np.mean(bench)) <= 0.03, (name, report(preset, out))
+
+
+def circuit_mvm(r_line: float):
+    """An MVM through the circuit solver with line resistance ``r_line`` Ω per segment (rows
+    driven at their left ends, columns at virtual ground): what a caller injects into the model
+    (inference does not import the simulation)."""
+    from sim_backends.solver import CrossbarCircuit, End
+
+    def mvm(g: np.ndarray, v: np.ndarray) -> np.ndarray:
+        trials, rows, cols = g.shape
+        circuit = CrossbarCircuit(rows, cols, r_line, r_line)
+        out = np.empty((trials, v.shape[1], cols))
+        for t in range(trials):  # one factorisation per realised array
+            system = circuit.factorize(
+                g[t], np.full(rows, int(End.DRIVE)), np.full(cols, int(End.VGROUND))
+            )
+            out[t] = system.solve_batch(v[min(t, v.shape[0] - 1)])
+        return out
+
+    return mvm
+
+
+def test_line_resistance_through_an_injected_solver(moons_erm) -> None:
+    moons, erm = moons_erm
+    profile = make_profile(programming={"converged_fraction": 0.9})
+    kw = {"x_calib": moons.x_train, "n_trials": 3, "seed": 4}
+    x = moons.x_test[:40]
+    ideal = DeploymentModel(profile, read_noise="none").logits(erm, x, **kw)
+    no_r = DeploymentModel(profile, read_noise="none", mvm=circuit_mvm(0.0)).logits(erm, x, **kw)
+    assert np.allclose(no_r, ideal, rtol=1e-9, atol=1e-12)
+    ir = DeploymentModel(profile, read_noise="none", mvm=circuit_mvm(500.0)).logits(erm, x, **kw)
+    drop = np.abs(ir - ideal).max() / np.abs(ideal).max()
+    assert 1e-4 < drop < 0.5  # IR drop along 500 Ω segments changes the outputs, not wildly

@@ -34,57 +34,18 @@ from inference.training import train_erm
 def profile_doc(shape: tuple[int, int] = (10, 10), **changes: dict) -> dict:
     """A valid deployment profile of an ideal device (no noise, no error, nothing stuck);
     ``changes`` update its sections (``programming={"converged_fraction": 0.5}``)."""
+    from test_bad_input import _deployment_profile
+
     rows, cols = shape
-    doc = {
-        "bench": "test",
-        "shape": [rows, cols],
-        "cells": [[0, 0], [1, 1]],
-        "created": "2026-12-04T00:00:00+00:00",
-        "bench_time": 10.0,
-        "protocol": {},
-        "read_noise": {
-            "v_read": 0.2,
-            "biasing": "ground",
-            "n_reads": 20,
-            "sigma_rel": 0.0,
-            "sigma_rel_per_cell": [0.0, 0.0],
-            "g_per_cell": [1e-5, 1e-5],
-            "slope": 1.0,
-        },
-        "programming": {
-            "tol": 0.03,
-            "targets": [2e-6, 1e-5],
-            "sigma_rel": 0.0,
-            "sigma_rel_by_target": [0.0, 0.0],
-            "mean_pulses": 10.0,
-            "converged_fraction": 1.0,
-            "settle_times": [1.0, 10.0, 100.0],
-            "relaxation_rel": 0.0,
-            "drift_nu_mean": 0.0,
-            "drift_nu_std": 0.0,
-            "dissolved_fraction": 0.0,
-        },
-        "pulse_response": {
-            "amplitude_set": 3.4,
-            "amplitude_reset": -2.6,
-            "width": 1e-3,
-            "n_pulses": 20,
-            "levels": 30,
-            "dynamic_range": 1000.0,
-            "g_min": 1e-7,
-            "g_max": 1e-4,
-            "nonlinearity_set": 1.0,
-            "nonlinearity_reset": 2.0,
-            "asymmetry": 1.0,
-        },
-        "window": {
-            "g_min": [[1e-7] * cols for _ in range(rows)],
-            "g_max": [[1e-4] * cols for _ in range(rows)],
-            "stuck": [],
-            "stuck_fraction": 0.0,
-            "min_ratio": 2.0,
-        },
-    }
+    doc = _deployment_profile()  # a valid 2×2 profile, made ideal and resized here
+    doc.update(bench="test", shape=[rows, cols], bench_time=10.0)
+    doc["read_noise"].update(sigma_rel=0.0, sigma_rel_per_cell=[0.0, 0.0])
+    doc["programming"].update(
+        targets=[2e-6, 1e-5], sigma_rel=0.0, sigma_rel_by_target=[0.0, 0.0],
+        settle_times=[1.0, 10.0, 100.0], drift_nu_mean=0.0, drift_nu_std=0.0,
+    )  # fmt: skip
+    doc["pulse_response"].update(levels=30, dynamic_range=1000.0)
+    doc["window"].update(g_min=[[1e-7] * cols] * rows, g_max=[[1e-4] * cols] * rows)
     for section, values in changes.items():
         doc[section].update(values)
     return doc
@@ -95,13 +56,10 @@ def make_profile(shape: tuple[int, int] = (10, 10), **changes: dict) -> Deployme
 
 
 @pytest.fixture(scope="module")
-def moons():
-    return make_moons_dataset(seed=0)
-
-
-@pytest.fixture(scope="module")
-def erm(moons):
-    return train_erm(moons, MOONS_SIZES, seed=0)
+def moons_erm():
+    """The two-moons data and its ERM network (seed 0)."""
+    data = make_moons_dataset(seed=0)
+    return data, train_erm(data, MOONS_SIZES, seed=0)
 
 
 def _blocks(n: int, value: float = 1e-5, shape: tuple[int, int] = (3, 10)) -> torch.Tensor:
@@ -115,7 +73,8 @@ def _draws(n: int, seed: int = 0) -> Draws:
 # -- the whole network ----------------------------------------------------------------------------
 
 
-def test_an_ideal_device_computes_the_software_network_exactly(erm, moons) -> None:
+def test_an_ideal_device_computes_the_software_network_exactly(moons_erm) -> None:
+    moons, erm = moons_erm
     model = DeploymentModel(make_profile(), read_noise="none")
     logits = model.logits(erm, moons.x_test, x_calib=moons.x_train, n_trials=4, seed=3)
     ref = software_outputs(erm, moons.x_test)
@@ -127,8 +86,9 @@ def test_an_ideal_device_computes_the_software_network_exactly(erm, moons) -> No
     assert np.all(acc == np.mean(logits[0].argmax(1) == moons.y_test))
 
 
-def test_the_mvm_path_is_the_deployments_own(erm, moons) -> None:
+def test_the_mvm_path_is_the_deployments_own(moons_erm) -> None:
     """Same conductances → the model's logits equal crossbar_outputs on an ideal crossbar."""
+    moons, erm = moons_erm
     profile = make_profile(
         programming={"converged_fraction": 0.7, "sigma_rel_by_target": [0.05, 0.05]},
         window={"stuck": [[1, 3], [4, 1]], "stuck_fraction": 0.02},
@@ -156,7 +116,8 @@ def test_the_mvm_path_is_the_deployments_own(erm, moons) -> None:
     assert not np.allclose(logits, software_outputs(erm, x), rtol=1e-3)  # the errors are there
 
 
-def test_trials_are_seeded_and_independent(erm, moons) -> None:
+def test_trials_are_seeded_and_independent(moons_erm) -> None:
+    moons, erm = moons_erm
     model = DeploymentModel(
         make_profile(read_noise={"sigma_rel": 0.05}, programming={"converged_fraction": 0.8})
     )
@@ -167,7 +128,8 @@ def test_trials_are_seeded_and_independent(erm, moons) -> None:
     assert len({float(a[t].sum()) for t in range(6)}) == 6  # every trial its own realisation
 
 
-def test_profile_shape_is_checked(erm, moons) -> None:
+def test_profile_shape_is_checked(moons_erm) -> None:
+    moons, erm = moons_erm
     model = DeploymentModel(make_profile((4, 4)))
     with pytest.raises(ValueError, match="layer 1 needs 10 columns"):
         model.accuracy(erm, moons.x_test, moons.y_test, x_calib=moons.x_train)
@@ -288,7 +250,8 @@ def test_relaxation_drift_and_dissolution_at_the_inference_time() -> None:
     assert (mt == 0).double().mean().item() == pytest.approx(0.2 * 10 / 100, abs=0.01)
 
 
-def test_global_drift_compensation_undoes_a_common_drift(erm, moons) -> None:
+def test_global_drift_compensation_undoes_a_common_drift(moons_erm) -> None:
+    moons, erm = moons_erm
     drift = make_profile(programming={"drift_nu_mean": 0.1, "drift_nu_std": 0.0})
     kw = {"x_calib": moons.x_train, "n_trials": 2, "seed": 0}
     ideal = software_outputs(erm, moons.x_test[:100])
@@ -370,7 +333,8 @@ def test_train_layer_of_an_ideal_device_is_the_plain_layer_with_its_gradient() -
     assert torch.allclose(gb, torch.full_like(gb, 9.0))
 
 
-def test_usability_model_is_the_section_2_model(erm, moons) -> None:
+def test_usability_model_is_the_section_2_model(moons_erm) -> None:
+    moons, erm = moons_erm
     um = UsabilityModel(usability=0.5)
     acc = um.accuracy(erm, moons.x_test, moons.y_test, n_trials=5, seed=2)
     ref = evaluate(erm, moons.x_test, moons.y_test, usability=0.5, n_trials=5, seed=2)

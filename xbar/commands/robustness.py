@@ -39,15 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--eval-trials", type=int, default=30, help="noise trials in the BO objective (default 30)"
     )
-    p.add_argument(
-        "--tune",
-        choices=list(TUNE_MODES),
-        default="once",
-        help="tune BayesMulti once (default) or at every level with its noise known (oracle)",
-    )
-    p.add_argument(
-        "--tune-usability", type=float, default=0.5, help="usability of --tune once (default 0.5)"
-    )
+    tune_help = "tune BayesMulti once (default) or at every level with its noise known (oracle)"
+    p.add_argument("--tune", choices=list(TUNE_MODES), default="once", help=tune_help)
+    p.add_argument("--tune-usability", type=float, default=0.5,
+                   help="usability of --tune once (default 0.5)")  # fmt: skip
     p.add_argument(
         "--devices",
         nargs="+",
