@@ -231,6 +231,7 @@ def test_hwa_on_an_ideal_device_is_erm(moons) -> None:
     assert hwa.accuracies == pytest.approx(erm.accuracies, abs=0.005)
 
 
+@pytest.mark.slow
 def test_hwa_is_more_robust_under_its_own_noise_than_erm(moons) -> None:
     from inference.hardware_model import DeploymentModel
     from inference.training import train_method
