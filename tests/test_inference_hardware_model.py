@@ -23,6 +23,7 @@ from inference.hardware_model import (
     Draws,
     ProfileShapeError,
     check_profile_shape,
+    failed_spread,
     load_deployment_model,
     torch_targets,
 )
@@ -165,8 +166,9 @@ def test_programming_mixes_converged_and_failed_cells() -> None:
         make_profile(
             read_noise={"sigma_rel": 0.02},
             programming={"converged_fraction": 0.7, "sigma_rel_by_target": [0.5, 0.5]},
-        )
+        ),
     )
+    assert model.failed == "below"
     target = 1e-5
     sigma_c = math.sqrt(0.03**2 / 3 + 0.02**2)  # tol and read noise, below the measured median
     assert model.sigma_converged == pytest.approx(sigma_c)
@@ -184,6 +186,34 @@ def test_programming_mixes_converged_and_failed_cells() -> None:
     window = DeploymentModel(model.profile, failed="window")
     m, a, _ = window.program(_blocks(4000), _draws(4000))
     assert float(a.max()) > 5 * target  # anywhere in the window, above the target too
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.05, 1.0), st.floats(0.3, 0.95), st.floats(0.0, 0.05))
+def test_failed_spread_reproduces_the_measured_sigma(sigma: float, p_c: float, s_c: float):
+    s_f = failed_spread(sigma, s_c, p_c, cap=math.log(1000.0))
+    var_f = math.exp(2 * s_f**2) - 2 * math.exp(s_f**2 / 2) + 1  # E[(e^{s Z} − 1)²]
+    total = p_c * s_c**2 + (1 - p_c) * var_f
+    if s_f < math.log(1000.0) - 1e-9 and sigma**2 > p_c * s_c**2:
+        assert total == pytest.approx(sigma**2, rel=1e-6)
+    assert failed_spread(sigma, s_c, 1.0, cap=7.0) == 0.0
+
+
+def test_failed_cells_spread_around_their_target() -> None:
+    profile = make_profile(
+        read_noise={"sigma_rel": 0.02},
+        programming={"converged_fraction": 0.8, "sigma_rel": 0.4, "sigma_rel_by_target": [0.05]},
+    )
+    assert DeploymentModel(profile).failed == "below"  # the default
+    model = DeploymentModel(profile, failed="spread")
+    s_f = failed_spread(0.4, model.sigma_converged, 0.8, math.log(1000.0))
+    assert model.sigma_failed == pytest.approx(s_f) and 0.3 < s_f < 1.5
+    m, a, _ = model.program(_blocks(4000), _draws(4000))
+    assert not a.any()  # every cell keeps its gradient path through its target (training)
+    g = (1e-5 * m).numpy().ravel()
+    failed = np.abs(np.log(g / 1e-5)) > 0.25  # beyond any converged cell
+    assert np.mean(g[failed] > 1e-5) == pytest.approx(0.5, abs=0.05)  # as often above as below
+    assert np.std(g / 1e-5 - 1) == pytest.approx(0.4, rel=0.15)  # the measured σ_prog
 
 
 def test_a_cell_is_clipped_into_its_own_window_and_stuck_cells_hold() -> None:
