@@ -16,7 +16,9 @@ HARDWARE_METHODS = ("hwa", "bayesmulti+hwa")
 NOISE_SITES = ("activations", "weights")
 #: BayesMulti's Bayesian-optimisation objectives (:func:`inference.training.train_bayesmulti`).
 OBJECTIVES = ("hardware", "train_accuracy")
-#: How the robustness study tunes BayesMulti (:func:`inference.robustness.run_study`).
-TUNE_MODES = ("per-level", "single")
+#: How the robustness study tunes BayesMulti (:func:`inference.robustness.run_study`): once
+#: (default; the one model is tested at every level) or at every level with that level's noise
+#: known (an oracle).
+TUNE_MODES = ("once", "per-level")
 #: Program-and-verify relative tolerance of a deployment (0..1), ``DeployOptions.tol``.
 DEPLOY_TOL = 0.03

@@ -19,6 +19,12 @@ For one matrix with ``W_max = max |W|``:
 * **Stochastic**: ``w · exp(ε)``, ``ε ~ N(0, σ²)`` independently per weight and per trial.
 * **Usability-only mode**: no device curve, ``α_nm = 1``, ``σ = −ln U``.
 
+:class:`UsabilityModel` puts this model behind the interface the deployment-profile model
+(:class:`inference.hardware_model.DeploymentModel`) has too, :class:`HardwareModel`
+(``logits``, ``accuracy``, ``train_layer``, ``describe``);
+:class:`Draws` gives both models their random numbers in torch, from one generator (trials) or
+one per model (a batched training ensemble).
+
 Random numbers: all ε of one call are drawn as a single ``(n_trials, total weights)`` block in
 row-major order (trial by trial, matrices in order), so drawing the trials one at a time from the
 same generator gives identical values. :func:`evaluate_per_trial` relies on this: it is the plain
@@ -269,3 +275,117 @@ def _accuracy_per_trial(
                 h = _act(h, act)
         acc[t] = np.mean(h.argmax(axis=1) == y)
     return acc
+
+
+class Draws:
+    """Random numbers for ``n`` trials or models: from one torch Generator (``n`` given), or from
+    one Generator per model (a sequence of ``n``) so that each model of a batched ensemble draws
+    exactly what it would draw alone. ``rand(shape)`` and ``randn(shape)`` return (n, *shape)."""
+
+    def __init__(
+        self,
+        gens: torch.Generator | Sequence[torch.Generator],
+        n: int | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if isinstance(gens, torch.Generator):
+            if n is None or int(n) < 1:
+                raise ValueError("one generator needs n >= 1 (the number of trials)")
+            self.gen, self.gens, self.n = gens, None, int(n)
+        else:
+            self.gen, self.gens, self.n = None, list(gens), len(gens)
+        self.dtype = dtype
+
+    def _draw(self, fn: Any, shape: Sequence[int]) -> torch.Tensor:
+        shape = tuple(int(s) for s in shape)
+        if self.gens is None:
+            return fn((self.n, *shape), generator=self.gen, dtype=self.dtype)
+        return torch.stack([fn(shape, generator=g, dtype=self.dtype) for g in self.gens])
+
+    def rand(self, shape: Sequence[int]) -> torch.Tensor:
+        """Uniform [0, 1), (n, *shape)."""
+        return self._draw(torch.rand, shape)
+
+    def randn(self, shape: Sequence[int]) -> torch.Tensor:
+        """Standard normal, (n, *shape)."""
+        return self._draw(torch.randn, shape)
+
+
+class HardwareModel:
+    """A model of the hardware a network runs on: what training, BayesMulti's objective and a
+    study need. Subclasses give :meth:`logits` (vectorised over trials), :meth:`train_layer`
+    (the training-time realisation of one layer) and :meth:`describe`; :meth:`accuracy` is
+    theirs in common."""
+
+    def logits(self, net: Any, x: np.ndarray, *, n_trials: int = 10, seed: int = 0,
+               **context: Any) -> np.ndarray:  # fmt: skip
+        """Logits (n_trials, points, classes) of ``net`` on ``x`` (transformed features);
+        ``context``: what the model needs besides (e.g. ``x_calib``)."""
+        raise NotImplementedError
+
+    def accuracy(self, net: Any, x: np.ndarray, y: np.ndarray, **options: Any) -> np.ndarray:
+        """Accuracy per trial, (n_trials,) in [0, 1]; ``options`` as :meth:`logits`'."""
+        out = self.logits(net, x, **options)
+        return (out.argmax(axis=-1) == np.asarray(y)[None, :]).mean(axis=1)
+
+    def train_layer(
+        self, w: torch.Tensor, b: torch.Tensor, h: torch.Tensor, draws: Draws
+    ) -> torch.Tensor:
+        """One layer's outputs (M, N, out) of M models (w (M, out, in), b (M, out)) on inputs
+        h ((N, in) or (M, N, in)), the weights realised as the model says."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description: the kind and the parameters."""
+        raise NotImplementedError
+
+
+class UsabilityModel(HardwareModel):
+    """The section-2 model (METHODS §2) as a :class:`HardwareModel`: usability-only (σ = −ln U)
+    or a calibrated device curve (σ and the non-monotonic mapping). Exactly one of
+    ``usability`` / ``device``. Its numbers are :func:`evaluate`'s for the same seed."""
+
+    def __init__(
+        self, usability: float | None = None, device: DeviceNoiseProfile | None = None
+    ) -> None:
+        self.sigma = _check_mode(usability, device)
+        self.usability = None if usability is None else float(usability)
+        self.device = device
+
+    def logits(self, net: Any, x: np.ndarray, *, n_trials: int = 10, seed: int = 0,
+               **context: Any) -> np.ndarray:  # fmt: skip
+        """:func:`perturb_weights` then :func:`forward_batched` (``context``, e.g. x_calib, is
+        not needed by this model)."""
+        weights, act = _weights_and_activation(net, None)
+        tw = perturb_weights(
+            weights, n_trials=n_trials, rng=_as_rng(seed), usability=self.usability,
+            profile=self.device,
+        )  # fmt: skip
+        return forward_batched(tw, x, act)
+
+    def train_layer(
+        self, w: torch.Tensor, b: torch.Tensor, h: torch.Tensor, draws: Draws
+    ) -> torch.Tensor:
+        """Outputs (M, N, out) with every weight and bias multiplied by exp(σ·ε), ε ~ N(0, 1)
+        per element and model (the stochastic part of the model; the deterministic
+        non-monotonic mapping of a device curve is not applied in training)."""
+        fw = torch.exp(self.sigma * draws.randn(w.shape[1:]).to(w.dtype))
+        fb = torch.exp(self.sigma * draws.randn(b.shape[1:]).to(b.dtype))
+        return torch.matmul(h, (w * fw).transpose(1, 2)) + (b * fb)[:, None, :]
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready: ``{"kind": "usability", "usability", "sigma"}`` or the device curve's
+        name, σ, usability and whether the non-monotonic mapping applies."""
+        if self.device is None:
+            return {"kind": "usability", "usability": self.usability, "sigma": self.sigma}
+        return {
+            "kind": "device-curve",
+            "profile": self.device.name,
+            "sigma": float(self.device.sigma),
+            "usability": float(self.device.usability),
+            "non_monotonic": bool(self.device.non_monotonic),
+        }
+
+    def __repr__(self) -> str:
+        what = f"U={self.usability:g}" if self.device is None else f"device {self.device.name}"
+        return f"UsabilityModel({what}, σ={self.sigma:.3g})"

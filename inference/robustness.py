@@ -2,15 +2,18 @@
 
 For each usability level U (default 1.0, 0.9, …, 0.1) both networks are evaluated on the *test*
 set under the section-2 usability-only noise model (σ = −ln U), ``n_trials`` trials per level
-(paper: 10), and the mean ± standard deviation over trials is reported.
+(paper: 10), and the mean ± standard deviation over trials is reported. Device curves
+(calibrated :class:`~calibration.profile.DeviceNoiseProfile`, e.g. from the I-V data files) add
+one row per device under the profile-mode model (σ and the non-monotonic mapping).
 
 Decisions:
 
-* **Tuning** (decision, default ``"per-level"``): the paper tunes BayesMulti for the target
-  device, so at every usability level BayesMulti's (p1, p2) is found by BO with the hardware
-  objective *at that level* (one trained model per level, validation set only). ``"single"``
-  tunes once at ``tune_usability`` (default 0.5) and evaluates that one model at every level.
-  ERM is one model (it has nothing to tune).
+* **Tuning** (decision, default ``"once"``): BayesMulti's (p1, p2) is found by one BO with the
+  hardware objective at ``tune_usability`` (default 0.5), and that one model is tested at every
+  level and on every device — as the paper's authors trained once and tested across devices.
+  ``"per-level"`` tunes anew at every level (and device) with that level's noise known: an
+  **oracle** (no deployment knows its test noise in advance); the table, the CSV name, the plot
+  title and the JSON say so. ERM is one model (it has nothing to tune).
 * **Common random numbers**: at each level both methods are evaluated with the same noise seed
   (``seed + level index``), so the comparison is paired.
 * ``std`` is the population standard deviation over trials (``ddof=0``).
@@ -19,6 +22,7 @@ Decisions:
 from __future__ import annotations
 
 import csv
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from calibration.profile import DeviceNoiseProfile
 from crossbar.progress import Progress, ProgressFn, notify
 
 from .data import Dataset, load_dataset
@@ -36,8 +41,8 @@ from .noise import evaluate
 from .training import TrainedModel, train_bayesmulti_many, train_erm
 
 DEFAULT_USABILITIES: tuple[float, ...] = tuple(round(1.0 - 0.1 * k, 1) for k in range(10))
-DEFAULT_TUNE = "per-level"  # BayesMulti tuned at every level (see the module docstring)
-DEFAULT_TUNE_USABILITY = 0.5  # the level of "single" tuning
+DEFAULT_TUNE = "once"  # BayesMulti tuned once, tested everywhere (see the module docstring)
+DEFAULT_TUNE_USABILITY = 0.5  # the level of "once" tuning
 SIZES_BY_DATA = {"moons": MOONS_SIZES, "digits": DIGITS_SIZES}
 
 
@@ -52,6 +57,7 @@ class RobustnessRow:
     n_trials: int
     p1: float = 0.0  # the evaluated model's noise parameters (0 for ERM)
     p2: float = 0.0
+    device: str = ""  # device-curve rows: the device's name ("" for a usability level)
 
 
 @dataclass
@@ -60,62 +66,114 @@ class RobustnessStudy:
 
     dataset: Dataset
     erm: TrainedModel
-    bayesmulti: dict[float, TrainedModel]  # usability level -> model evaluated there
+    bayesmulti: dict[float | str, TrainedModel]  # level (or device name) -> model evaluated there
     rows: list[RobustnessRow]
     tune: str
     tune_usability: float | None
     elapsed_s: float
     settings: dict = field(default_factory=dict)
+    devices: list[str] = field(default_factory=list)
+
+    @property
+    def oracle(self) -> bool:
+        """True when BayesMulti was tuned at every level with its test noise known."""
+        return self.tune == "per-level"
+
+    @property
+    def tune_label(self) -> str:
+        """One line saying how BayesMulti was tuned (and that per-level is an oracle)."""
+        return tune_label(self.tune, self.tune_usability)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the tuning mode (and whether it is an oracle), settings, rows."""
+        return {
+            "format": "xbar-robustness/1",
+            "tune": self.tune,
+            "oracle": self.oracle,
+            "tune_label": self.tune_label,
+            "tune_usability": self.tune_usability,
+            "settings": self.settings,
+            "devices": self.devices,
+            "erm": {"software_test_accuracy": self.erm.accuracies["test"]},
+            "bayesmulti": {
+                str(k): {"p1": m.p1, "p2": m.p2, "software_test_accuracy": m.accuracies["test"]}
+                for k, m in self.bayesmulti.items()
+            },
+            "rows": [asdict(r) for r in self.rows],
+            "acceptance": acceptance_figures(self.rows),
+            "elapsed_s": self.elapsed_s,
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as JSON; returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1, default=float))
+        return path
+
+
+def tune_label(tune: str, tune_usability: float | None) -> str:
+    """``"BayesMulti tuned once at U=0.5 …"`` or the per-level oracle's label."""
+    if tune == "per-level":
+        return (
+            "BayesMulti tuned per level with that level's test noise known "
+            "(ORACLE: no deployment knows its noise in advance)"
+        )
+    u = DEFAULT_TUNE_USABILITY if tune_usability is None else tune_usability
+    return f"BayesMulti tuned once at U={u:g}; that one model is tested at every level"
 
 
 def _key(u: float) -> float:
     return round(float(u), 6)
 
 
-def _model_for(bm: TrainedModel | Mapping[float, TrainedModel], u: float) -> TrainedModel:
+def _model_for(bm: TrainedModel | Mapping[Any, TrainedModel], key: float | str) -> TrainedModel:
     if isinstance(bm, TrainedModel):
         return bm
-    table = {_key(k): v for k, v in bm.items()}
+    table = {(k if isinstance(k, str) else _key(k)): v for k, v in bm.items()}
     try:
-        return table[_key(u)]
+        return table[key if isinstance(key, str) else _key(key)]
     except KeyError:
-        raise ValueError(f"no BayesMulti model for usability {u}") from None
+        what = f"device {key}" if isinstance(key, str) else f"usability {key}"
+        raise ValueError(f"no BayesMulti model for {what}") from None
 
 
 def robustness_curve(
     dataset: Dataset,
     erm_model: TrainedModel,
-    bm_model: TrainedModel | Mapping[float, TrainedModel],
+    bm_model: TrainedModel | Mapping[Any, TrainedModel],
     usabilities: Sequence[float] = DEFAULT_USABILITIES,
     n_trials: int = 10,
     seed: int = 0,
+    devices: Sequence[DeviceNoiseProfile] = (),
 ) -> list[RobustnessRow]:
-    """Test accuracy (mean, std over ``n_trials``) of both methods at each usability level.
+    """Test accuracy (mean, std over ``n_trials``) of both methods at each usability level,
+    then on each device curve (profile mode).
 
-    ``bm_model`` is one model for every level or a mapping level → model (per-level tuning).
-    Rows come level by level, ERM first.
+    ``bm_model`` is one model for every level or a mapping level (or device name) → model
+    (per-level tuning). Rows come level by level, then device by device, ERM first.
     """
     rows: list[RobustnessRow] = []
-    for k, u in enumerate(usabilities):
+    cases: list[tuple[float | str, dict[str, Any]]] = [
+        (float(u), {"usability": float(u)}) for u in usabilities
+    ]
+    cases += [(d.name, {"profile": d}) for d in devices]
+    for k, (key, mode) in enumerate(cases):
         level_seed = int(seed) + k  # common random numbers for both methods
-        for name, tm in (("ERM", erm_model), ("BayesMulti", _model_for(bm_model, u))):
+        for name, tm in (("ERM", erm_model), ("BayesMulti", _model_for(bm_model, key))):
             acc = evaluate(
-                tm,
-                dataset.x_test,
-                dataset.y_test,
-                usability=float(u),
-                n_trials=n_trials,
-                seed=level_seed,
+                tm, dataset.x_test, dataset.y_test, n_trials=n_trials, seed=level_seed, **mode
             )
+            device = mode.get("profile")
             rows.append(
                 RobustnessRow(
-                    float(u),
+                    float(device.usability) if device is not None else float(key),
                     name,
                     float(acc.mean()),
                     float(acc.std()),
                     int(n_trials),
                     float(tm.p1),
                     float(tm.p2),
+                    device.name if device is not None else "",
                 )
             )
     return rows
@@ -128,39 +186,47 @@ def tune_bayesmulti(
     *,
     tune: str = DEFAULT_TUNE,
     tune_usability: float = DEFAULT_TUNE_USABILITY,
+    devices: Sequence[DeviceNoiseProfile] = (),
     n_init: int = 3,
     n_iter: int = 10,
     n_eval_trials: int = 30,
     seed: int = 0,
     noise_site: str = "activations",
     progress: ProgressFn | None = None,
-) -> dict[float, TrainedModel]:
-    """BayesMulti models for each level: tuned at that level, or one tuned at ``tune_usability``."""
+) -> dict[float | str, TrainedModel]:
+    """BayesMulti models for each level and device: one tuned at ``tune_usability`` for all
+    (``"once"``), or each tuned at its own level / device curve (``"per-level"``, the oracle).
+    Keys: the rounded level, the device name."""
     if tune not in TUNE_MODES:
         raise ValueError(f"tune must be one of {TUNE_MODES}, got {tune!r}")
-    levels = [float(u) for u in usabilities] if tune == "per-level" else [float(tune_usability)]
+    keys: list[float | str] = [_key(u) for u in usabilities] + [d.name for d in devices]
+    if tune == "per-level":
+        targets = [(float(u), None) for u in usabilities] + [(None, d) for d in devices]
+    else:
+        targets = [(float(tune_usability), None)]
     t0 = time.perf_counter()
     done = [0]
-    total_evals = len(levels) * (int(n_init) + int(n_iter))
+    n = len(targets)
+    total_evals = n * (int(n_init) + int(n_iter))
 
     def say(text: str) -> None:
         notify(progress, done[0], total_evals, "BO", text)
 
-    def on_eval(_: Progress) -> None:  # one candidate of one level evaluated
+    def on_eval(_: Progress) -> None:  # one candidate of one target evaluated
         done[0] += 1
-        init_evals = len(levels) * int(n_init)
+        init_evals = n * int(n_init)
         elapsed = time.perf_counter() - t0
         if done[0] == init_evals:
             say(f"BO initial points done ({init_evals} candidates, {elapsed:.1f} s)")
-        elif done[0] > init_evals and (done[0] - init_evals) % len(levels) == 0:
-            r = (done[0] - init_evals) // len(levels)
+        elif done[0] > init_evals and (done[0] - init_evals) % n == 0:
+            r = (done[0] - init_evals) // n
             say(f"BO round {r}/{n_iter} done ({done[0]}/{total_evals} candidates, {elapsed:.1f} s)")
 
-    # One BO per level, run in lockstep (each round trains every level's candidate in one batch).
+    # One BO per target, run in lockstep (each round trains every target's candidate at once).
     trained = train_bayesmulti_many(
         dataset,
         sizes,
-        [(u, None) for u in levels],
+        targets,
         n_init=n_init,
         n_iter=n_iter,
         n_eval_trials=n_eval_trials,
@@ -168,32 +234,34 @@ def tune_bayesmulti(
         noise_site=noise_site,
         progress=on_eval,
     )
-    models = {_key(u): m for u, m in zip(levels, trained)}
-    for u, m in zip(levels, trained):
+    for (u, d), m in zip(targets, trained):
+        where = f"U={u:.2f}" if d is None else f"device {d.name}"
         say(
-            f"BayesMulti tuned at U={u:.2f}: p1={m.p1:.2f} p2={m.p2:.2f} "
+            f"BayesMulti tuned at {where}: p1={m.p1:.2f} p2={m.p2:.2f} "
             f"objective={max(t['objective'] for t in m.bo_trace):.3f}"
         )
-    say(f"BO for {len(levels)} level(s): {time.perf_counter() - t0:.1f} s")
-    if tune == "single":
-        only = models[_key(tune_usability)]
-        return {_key(u): only for u in usabilities}
-    return models
+    say(f"BO for {n} target(s): {time.perf_counter() - t0:.1f} s")
+    if tune == "once":
+        return {k: trained[0] for k in keys}
+    return dict(zip(keys, trained))
 
 
 def run_study(
     data: str,
     *,
     usabilities: Sequence[float] = DEFAULT_USABILITIES,
+    devices: Sequence[DeviceNoiseProfile] = (),
     n_trials: int = 10,
     seed: int = 0,
     progress: ProgressFn | None = None,
     **tuning: Any,
 ) -> RobustnessStudy:
-    """Train ERM and BayesMulti on ``data`` (moons / digits) and measure the robustness curve.
+    """Train ERM and BayesMulti on ``data`` (moons / digits) and measure the robustness curve
+    at ``usabilities`` and on the ``devices``' curves.
 
-    ``tuning``: the keywords of :func:`tune_bayesmulti` (tune, tune_usability, n_init, n_iter,
-    n_eval_trials, noise_site); ``n_trials`` noise trials per level, ``seed`` for everything.
+    ``tuning``: the keywords of :func:`tune_bayesmulti` (tune — default ``"once"`` —,
+    tune_usability, n_init, n_iter, n_eval_trials, noise_site); ``n_trials`` noise trials per
+    level, ``seed`` for everything.
     """
     t0 = time.perf_counter()
     dataset = load_dataset(data, seed=seed)
@@ -202,8 +270,12 @@ def run_study(
     notify(
         progress, 0, 1, "ERM", f"ERM trained: software test accuracy {erm.accuracies['test']:.3f}"
     )
-    bm = tune_bayesmulti(dataset, sizes, usabilities, seed=seed, progress=progress, **tuning)
-    rows = robustness_curve(dataset, erm, bm, usabilities, n_trials=n_trials, seed=seed)
+    bm = tune_bayesmulti(
+        dataset, sizes, usabilities, devices=devices, seed=seed, progress=progress, **tuning
+    )
+    rows = robustness_curve(
+        dataset, erm, bm, usabilities, n_trials=n_trials, seed=seed, devices=devices
+    )
     tuned = next(iter(bm.values()))  # the BO settings as the models record them
     settings = {
         "data": data,
@@ -222,12 +294,11 @@ def run_study(
         rows=rows,
         tune=tune,
         tune_usability=(
-            float(tuning.get("tune_usability", DEFAULT_TUNE_USABILITY))
-            if tune == "single"
-            else None
+            float(tuning.get("tune_usability", DEFAULT_TUNE_USABILITY)) if tune == "once" else None
         ),
         elapsed_s=time.perf_counter() - t0,
         settings=settings,
+        devices=[d.name for d in devices],
     )
 
 
@@ -237,9 +308,10 @@ def acceptance_figures(rows: Sequence[RobustnessRow], max_usability: float = 0.8
     Returns ``worst_gap`` (the minimum gap over levels ≤ ``max_usability``), ``worst_at``,
     ``best_gain`` (the maximum gap over all levels) and ``best_at``.
     """
-    by = {}
+    by: dict[float, dict[str, float]] = {}
     for r in rows:
-        by.setdefault(_key(r.usability), {})[r.method] = r.mean
+        if not r.device:
+            by.setdefault(_key(r.usability), {})[r.method] = r.mean
     gaps = {u: 100.0 * (m["BayesMulti"] - m["ERM"]) for u, m in by.items() if len(m) == 2}
     low = {u: g for u, g in gaps.items() if u <= max_usability + 1e-9}
     worst_at = min(low, key=low.get) if low else None
@@ -253,19 +325,25 @@ def acceptance_figures(rows: Sequence[RobustnessRow], max_usability: float = 0.8
     }
 
 
-def format_table(rows: Sequence[RobustnessRow]) -> str:
-    """A plain-text table: usability, ERM mean ± std, BayesMulti mean ± std, gap, (p1, p2)."""
-    by: dict[float, dict[str, RobustnessRow]] = {}
+def format_table(rows: Sequence[RobustnessRow], tune: str | None = None,
+                 tune_usability: float | None = None) -> str:  # fmt: skip
+    """A plain-text table: usability (or device), ERM mean ± std, BayesMulti mean ± std, gap,
+    (p1, p2); with ``tune`` a first line says how BayesMulti was tuned (the oracle flagged)."""
+    by: dict[tuple[str, float], dict[str, RobustnessRow]] = {}
     for r in rows:
-        by.setdefault(_key(r.usability), {})[r.method] = r
-    lines = [f"{'U':>5}  {'ERM':>15}  {'BayesMulti':>15}  {'gap (pts)':>9}  p1, p2"]
-    for u in sorted(by, reverse=True):
-        e, b = by[u].get("ERM"), by[u].get("BayesMulti")
+        by.setdefault((r.device, _key(r.usability)), {})[r.method] = r
+    lines = [tune_label(tune, tune_usability)] if tune is not None else []
+    lines.append(f"{'U':>5}  {'ERM':>15}  {'BayesMulti':>15}  {'gap (pts)':>9}  p1, p2")
+    order = sorted((k for k in by if not k[0]), key=lambda k: -k[1])
+    order += [k for k in by if k[0]]
+    for device, u in order:
+        e, b = by[(device, u)].get("ERM"), by[(device, u)].get("BayesMulti")
         es = f"{e.mean:.3f} ± {e.std:.3f}" if e else "-"
         bs = f"{b.mean:.3f} ± {b.std:.3f}" if b else "-"
         gap = f"{100 * (b.mean - e.mean):+.1f}" if (e and b) else "-"
         pp = f"{b.p1:.2f}, {b.p2:.2f}" if b else "-"
-        lines.append(f"{u:>5.2f}  {es:>15}  {bs:>15}  {gap:>9}  {pp}")
+        name = f"  device {device}" if device else ""
+        lines.append(f"{u:>5.2f}  {es:>15}  {bs:>15}  {gap:>9}  {pp}{name}")
     return "\n".join(lines)
 
 
@@ -299,7 +377,19 @@ def plot_robustness(
     ax = fig.add_subplot(1, 1, 1)
     styles = {"ERM": ("tab:gray", "s", -0.006), "BayesMulti": ("tab:red", "o", 0.006)}
     for method, (color, marker, dx) in styles.items():
-        rs = sorted((r for r in rows if r.method == method), key=lambda r: -r.usability)
+        rs = sorted(
+            (r for r in rows if r.method == method and not r.device), key=lambda r: -r.usability
+        )
+        dev = [r for r in rows if r.method == method and r.device]
+        if dev:
+            ax.scatter(
+                [r.usability + dx for r in dev],
+                [r.mean for r in dev],
+                color=color,
+                marker="x",
+                s=30,
+                label=f"{method} (devices)",
+            )
         if not rs:
             continue
         u = np.array([r.usability for r in rs])

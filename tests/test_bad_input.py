@@ -353,6 +353,21 @@ CASES: list[Case] = [
     ("profile-broken", lambda d: ["characterise", "--show", str(d / "dp_broken.json")],
      ("dp_broken.json", "not a JSON")),
     ("profile-cells", lambda d: ["characterise", "--cells", "3,12"], ("--cells 3,12", "10x10")),
+    # training against a deployment profile, methods, the robustness study
+    ("train-profile-array", lambda d: ["train", "--method", "hwa", "--deployment-profile",
+                                       str(d / "dp_good.json"), "--out", str(d / "m/t")],
+     ("dp_good.json", "2x2 array", "2-5-2")),
+    ("train-profile-broken", lambda d: ["train", "--method", "bayesmulti", "--deployment-profile",
+                                        str(d / "dp_broken.json"), "--out", str(d / "m/t")],
+     ("dp_broken.json", "not a JSON")),
+    ("train-method-unknown", lambda d: ["train", "--method", "sgd", "--out", str(d / "m/t")],
+     ("--method", "'sgd'")),
+    ("train-hwa-no-target", lambda d: ["train", "--method", "hwa", "--out", str(d / "m/t")],
+     ("--method hwa needs a target",)),
+    ("robustness-devices", lambda d: ["robustness", "--devices", str(d / "nope.xlsx"), "--out",
+                                      str(d / "rob")], ("--devices", "nope.xlsx")),
+    ("robustness-tune-mode", lambda d: ["robustness", "--tune", "single", "--out", str(d / "rob")],
+     ("--tune", "'single'")),
 ]  # fmt: skip
 
 

@@ -107,6 +107,10 @@ def test_robustness_cli_writes_csv_and_png(tmp_path: Path, capsys) -> None:
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "BayesMulti - ERM at U <= 0.8" in out
+    assert "BayesMulti tuned once at U=0.5; that one model is tested at every level" in out
+    assert "ORACLE" not in out
+    doc = json.loads((tmp_path / "robustness-moons.json").read_text())
+    assert doc["tune"] == "once" and doc["oracle"] is False and len(doc["rows"]) == 20
     rows = list(csv.DictReader((tmp_path / "robustness-moons.csv").open()))
     assert len(rows) == 20
     assert {r["method"] for r in rows} == {"ERM", "BayesMulti"}
@@ -121,7 +125,67 @@ def test_robustness_cli_writes_csv_and_png(tmp_path: Path, capsys) -> None:
 def test_robustness_cli_rejects_bad_arguments(tmp_path: Path, capsys) -> None:
     assert main(["robustness", "--trials", "0", "--out", str(tmp_path)]) == 2
     assert (
-        main(["robustness", "--tune", "single", "--tune-usability", "2", "--out", str(tmp_path)])
+        main(["robustness", "--tune", "once", "--tune-usability", "2", "--out", str(tmp_path)])
         == 2
     )
     assert "error" in capsys.readouterr().err
+
+
+def test_robustness_cli_per_level_is_an_oracle_and_devices_come_from_files(
+    tmp_path: Path, capsys
+) -> None:
+    dev = DeviceNoiseProfile(
+        name="devC", sigma=0.7, alpha_nm=1.0, usability=0.4966, lcis_start=0, lcis_length=4,
+        l_min=4, mean_curve_v=[0.1, 0.2, 0.3, 0.4], mean_curve_g=[1e-6, 2e-6, 3e-6, 4e-6],
+    )  # fmt: skip
+    path = dev.save(tmp_path / "devC.json")
+    argv = ["robustness", "--out", str(tmp_path), "--trials", "2", "--bo-init", "1",
+            "--bo-iters", "0", "--eval-trials", "2", "--tune", "per-level", "--devices",
+            str(path)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "ORACLE" in out and "device devC" in out
+    doc = json.loads((tmp_path / "robustness-moons.json").read_text())
+    assert doc["oracle"] is True and doc["devices"] == ["devC"] and len(doc["rows"]) == 22
+    assert main([*argv[:-1], str(tmp_path / "missing.xlsx")]) == 2
+    assert "--devices" in capsys.readouterr().err
+
+
+def _deployment_profile_file(tmp_path: Path, shape=(10, 10)) -> Path:
+    from test_inference_hardware_model import make_profile
+
+    return make_profile(
+        shape, read_noise={"sigma_rel": 0.03}, programming={"converged_fraction": 0.8}
+    ).save(tmp_path / f"dp{shape[0]}.json")
+
+
+@pytest.mark.parametrize("method", ["hwa", "linear", "erm"])
+def test_train_against_a_deployment_profile(tmp_path: Path, capsys, method: str) -> None:
+    dp = _deployment_profile_file(tmp_path)
+    stem = tmp_path / method
+    argv = ["train", "--method", method, "--deployment-profile", str(dp), "--epochs", "40",
+            "--drift-compensation", "--out", str(stem)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "target hardware: DeploymentModel(test 10x10" in out
+    assert "test accuracy under the target hardware (100 trials)" in out
+    back = load_model(stem)
+    assert back.method == method
+    if method == "hwa":
+        assert back.target["kind"] == "deployment" and back.target["drift_compensation"] is True
+        assert back.training["epochs"] == 40
+
+
+def test_train_refuses_a_profile_of_another_array_and_hwa_without_a_target(
+    tmp_path: Path, capsys
+) -> None:
+    small = _deployment_profile_file(tmp_path, (2, 2))
+    base = ["train", "--method", "hwa", "--out", str(tmp_path / "x")]
+    assert main([*base, "--deployment-profile", str(small)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "profile is for a 2x2 array" in err[0] and "2-5-2" in err[0]
+    assert main(base) == 2
+    assert "--method hwa needs a target" in capsys.readouterr().err
+    assert main([*base, "--stuck", "profile"]) == 2
+    assert "need --deployment-profile" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from calibration.profile import DeviceNoiseProfile
 from inference.data import make_moons_dataset
 from inference.models import MOONS_SIZES
 from inference.noise import evaluate
@@ -49,7 +52,7 @@ def test_curve_uses_paired_noise_and_the_right_model_per_level(tmp_path: Path) -
         robustness_curve(ds, a, {1.0: b}, (1.0, 0.7), n_trials=2)
     # outputs
     csv_text = write_csv(rows, tmp_path / "r.csv").read_text().splitlines()
-    assert csv_text[0] == "usability,method,mean,std,n_trials,p1,p2" and len(csv_text) == 5
+    assert csv_text[0] == "usability,method,mean,std,n_trials,p1,p2,device" and len(csv_text) == 5
     table = format_table(rows)
     assert "1.00" in table and "0.50" in table and "+0.0" in table
     png = plot_robustness(rows, tmp_path / "r.png", title="t", chance=0.5).read_bytes()
@@ -79,9 +82,68 @@ def _check_acceptance(study) -> None:
 
 @pytest.mark.slow
 def test_acceptance_moons() -> None:
-    _check_acceptance(run_study("moons", n_trials=10, seed=0, n_init=3, n_iter=10))
+    _check_acceptance(
+        run_study("moons", n_trials=10, seed=0, n_init=3, n_iter=10, tune="per-level")
+    )
 
 
 @pytest.mark.slow
 def test_acceptance_digits() -> None:
-    _check_acceptance(run_study("digits", n_trials=10, seed=0, n_init=3, n_iter=10))
+    _check_acceptance(
+        run_study("digits", n_trials=10, seed=0, n_init=3, n_iter=10, tune="per-level")
+    )
+
+
+def _device(name: str, sigma: float, non_monotonic: bool) -> DeviceNoiseProfile:
+    return DeviceNoiseProfile(
+        name=name,
+        sigma=sigma,
+        alpha_nm=1.0,
+        usability=math.exp(-sigma),
+        lcis_start=0,
+        lcis_length=2 if non_monotonic else 6,
+        l_min=6,
+        mean_curve_v=[0.1 * k for k in range(8)],
+        mean_curve_g=[1e-6, 2e-6, 3e-6, 2.5e-6, 2e-6, 3.5e-6, 4e-6, 4e-6],
+    )
+
+
+def test_default_is_tune_once_and_the_one_model_is_tested_everywhere(tmp_path: Path) -> None:
+    dev = _device("devB", 0.8, True)
+    study = run_study(
+        "moons", usabilities=(1.0, 0.5, 0.2), devices=[dev], n_trials=3, n_init=1, n_iter=0,
+        n_eval_trials=2,
+    )  # fmt: skip
+    assert study.tune == "once" and not study.oracle and study.tune_usability == 0.5
+    models = set(map(id, study.bayesmulti.values()))
+    assert len(models) == 1 and set(study.bayesmulti) == {1.0, 0.5, 0.2, "devB"}
+    (bm,) = {id(m): m for m in study.bayesmulti.values()}.values()
+    assert bm.target["usability"] == 0.5  # tuned at the tune level, not at a test level
+    assert {(r.usability, r.p1, r.p2) for r in study.rows if r.method == "BayesMulti"} == {
+        (u, bm.p1, bm.p2) for u in (1.0, 0.5, 0.2, math.exp(-0.8))
+    }
+    dev_rows = [r for r in study.rows if r.device == "devB"]
+    assert [r.method for r in dev_rows] == ["ERM", "BayesMulti"]
+    acc = evaluate(bm, study.dataset.x_test, study.dataset.y_test, profile=dev, n_trials=3, seed=3)
+    assert dev_rows[1].mean == pytest.approx(acc.mean())  # level index 3: seed 0 + 3
+    table = format_table(study.rows, study.tune, study.tune_usability)
+    assert table.splitlines()[0].startswith("BayesMulti tuned once at U=0.5")
+    assert "device devB" in table and "ORACLE" not in table
+    doc = json.loads(study.write_json(tmp_path / "r.json").read_text())
+    assert (doc["tune"], doc["oracle"], doc["tune_usability"]) == ("once", False, 0.5)
+    assert doc["devices"] == ["devB"] and len(doc["rows"]) == 8
+    assert acceptance_figures(study.rows)["gaps"].keys() == {1.0, 0.5, 0.2}  # levels only
+
+
+def test_per_level_tuning_is_labelled_an_oracle(tmp_path: Path) -> None:
+    study = run_study(
+        "moons", usabilities=(1.0, 0.3), n_trials=2, n_init=1, n_iter=0, n_eval_trials=2,
+        tune="per-level",
+    )  # fmt: skip
+    assert study.oracle and study.tune_usability is None
+    assert {k: m.target["usability"] for k, m in study.bayesmulti.items()} == {1.0: 1.0, 0.3: 0.3}
+    assert "ORACLE" in format_table(study.rows, study.tune, study.tune_usability).splitlines()[0]
+    doc = json.loads(study.write_json(tmp_path / "r.json").read_text())
+    assert doc["tune"] == "per-level" and doc["oracle"] is True and "ORACLE" in doc["tune_label"]
+    with pytest.raises(ValueError, match="tune must be one of"):
+        run_study("moons", usabilities=(1.0,), n_trials=1, n_init=1, n_iter=0, tune="single")

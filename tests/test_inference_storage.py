@@ -112,3 +112,22 @@ def test_erm_round_trip_and_paths(tmp_path: Path) -> None:
     back = load_model(tmp_path / "erm")
     assert back.method == "erm" and back.model.noise is None and back.bo_trace == []
     assert model_paths(tmp_path / "x.json") == (tmp_path / "x.pt", tmp_path / "x.json")
+
+
+@pytest.mark.parametrize("method", ["linear", "hwa", "bayesmulti+hwa"])
+def test_round_trip_of_every_method(tmp_path: Path, method: str) -> None:
+    from test_inference_hardware_model import make_profile
+
+    from inference.hardware_model import DeploymentModel
+    from inference.training import train_method
+
+    ds = make_moons_dataset(seed=0)
+    hw = DeploymentModel(make_profile(read_noise={"sigma_rel": 0.05}))
+    tm = train_method(
+        method, ds, MOONS_SIZES, hardware=hw, epochs=30, n_init=1, n_iter=0, n_eval_trials=2
+    )
+    save_model(tm, tmp_path / method)
+    back = load_model(tmp_path / method)
+    assert back.method == method and back.sizes == tm.sizes
+    assert back.training == tm.training and back.target == tm.target
+    assert np.array_equal(back.model.predict(ds.x_test), tm.model.predict(ds.x_test))

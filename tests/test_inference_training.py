@@ -186,3 +186,120 @@ def test_radius_grows_with_p1_when_p2_is_zero(p1: float, f: float) -> None:
     assert r >= 0
     if f < 1.0 and p1 < 0.89:
         assert robustness_radius(p1 + 0.01, 0.0, 100, f) >= r
+
+
+# -- the methods of issue 15: hardware-aware training, the linear control, any hardware target --
+
+
+def _typical_like_profile():
+    """A noisy deployment profile: 75 % of the cells converge, 3 % stuck, 3 % read noise."""
+    from test_inference_hardware_model import make_profile
+
+    return make_profile(
+        read_noise={"sigma_rel": 0.03},
+        programming={"converged_fraction": 0.75, "sigma_rel_by_target": [0.05, 0.5]},
+        window={"stuck": [[0, 3], [5, 1], [9, 9]], "stuck_fraction": 0.03},
+    )
+
+
+def test_train_method_refuses_unknown_methods_and_missing_hardware(moons) -> None:
+    from inference.training import train_method
+
+    with pytest.raises(ValueError, match="method must be one of erm, bayesmulti, hwa"):
+        train_method("sgd", moons, MOONS_SIZES)
+    for method in ("hwa", "bayesmulti+hwa"):
+        with pytest.raises(ValueError, match="hardware"):
+            train_method(method, moons, MOONS_SIZES, epochs=5)
+    with pytest.raises(ValueError, match="target"):
+        train_method("bayesmulti", moons, MOONS_SIZES, epochs=5)
+
+
+def test_hwa_on_an_ideal_device_is_erm(moons) -> None:
+    """The realisation path adds nothing of its own: no noise → ERM's network."""
+    from test_inference_hardware_model import make_profile
+
+    from inference.hardware_model import DeploymentModel
+    from inference.training import train_hwa
+
+    ideal = DeploymentModel(make_profile(), read_noise="none")
+    kw = {"epochs": 150, "lr": 0.05, "restarts": 1, "seed": 3}
+    hwa = train_hwa(moons, MOONS_SIZES, hardware=ideal, **kw)
+    erm = train_erm(moons, MOONS_SIZES, **kw)
+    assert hwa.method == "hwa" and hwa.training["hardware_noise"]["kind"] == "deployment"
+    for a, b in zip(hwa.model.parameters(), erm.model.parameters()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-3)
+    assert hwa.accuracies == pytest.approx(erm.accuracies, abs=0.005)
+
+
+@pytest.mark.slow
+def test_hwa_is_more_robust_under_its_own_noise_than_erm(moons) -> None:
+    from inference.hardware_model import DeploymentModel
+    from inference.training import train_method
+
+    model = DeploymentModel(_typical_like_profile())
+    erm = train_method("erm", moons, MOONS_SIZES, seed=0)
+    hwa = train_method("hwa", moons, MOONS_SIZES, hardware=model, seed=0)
+    kw = {"x_calib": moons.x_train, "n_trials": 300, "seed": 5}  # the same draws for both
+    a_erm = model.accuracy(erm, moons.x_val, moons.y_val, **kw)
+    a_hwa = model.accuracy(hwa, moons.x_val, moons.y_val, **kw)
+    diff = a_hwa - a_erm
+    half = 1.96 * diff.std(ddof=1) / math.sqrt(diff.size)
+    print(f"HWA - ERM under the profile: {100 * diff.mean():+.1f} ± {100 * half:.1f} points")
+    assert diff.mean() - half > 0
+    assert hwa.target == model.describe()
+
+
+def test_linear_control_is_logistic_regression_on_one_layer(moons) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from inference.training import train_linear
+
+    lin = train_linear(moons, c=0.5, seed=0)
+    assert lin.method == "linear" and lin.sizes == (2, 2) and len(lin.model.layers) == 1
+    clf = LogisticRegression(C=0.5, max_iter=5000, random_state=0).fit(moons.x_train, moons.y_train)
+    (wb,) = lin.augmented_weights()
+    z = moons.x_test @ (wb[1, :-1] - wb[0, :-1]) + (wb[1, -1] - wb[0, -1])
+    assert np.allclose(z, clf.decision_function(moons.x_test), rtol=1e-6, atol=1e-6)
+    assert lin.accuracies["test"] == pytest.approx(clf.score(moons.x_test, moons.y_test))
+    assert 0.8 < lin.accuracies["test"] < 0.95  # a straight line through two moons
+    digits = train_linear(make_digits_dataset(seed=0))
+    assert digits.sizes == (64, 10) and digits.accuracies["test"] > 0.9
+
+
+def test_bayesmulti_objective_under_a_deployment_profile(moons) -> None:
+    from inference.hardware_model import DeploymentModel
+
+    model = DeploymentModel(_typical_like_profile())
+    bm = train_bayesmulti(
+        moons, MOONS_SIZES, hardware=model, n_init=2, n_iter=1, epochs=60, n_eval_trials=8
+    )
+    assert bm.method == "bayesmulti" and bm.target == model.describe()
+    top = best_of_trace(bm.bo_trace)
+    again = model.accuracy(
+        bm, moons.x_val, moons.y_val, x_calib=moons.x_train, n_trials=8, seed=0 + 7919
+    )
+    assert float(np.mean(again)) == pytest.approx(top["objective"])
+    with pytest.raises(ValueError, match="one target"):
+        train_bayesmulti(moons, MOONS_SIZES, usability=0.5, hardware=model)
+
+
+def test_bayesmulti_with_hwa_trains_every_candidate_on_the_hardware(moons) -> None:
+    from inference.hardware_model import DeploymentModel
+    from inference.training import train_method
+
+    model = DeploymentModel(_typical_like_profile())
+    both = train_method(
+        "bayesmulti+hwa", moons, MOONS_SIZES, hardware=model, n_init=2, n_iter=0,
+        epochs=40, n_eval_trials=4,
+    )  # fmt: skip
+    plain = train_method(
+        "bayesmulti", moons, MOONS_SIZES, hardware=model, n_init=2, n_iter=0, epochs=40,
+        n_eval_trials=4,
+    )  # fmt: skip
+    assert both.method == "bayesmulti+hwa" and both.training["hardware_noise"]["kind"] == (
+        "deployment"
+    )
+    assert [(t["p1"], t["p2"]) for t in both.bo_trace] == [
+        (t["p1"], t["p2"]) for t in plain.bo_trace
+    ]  # the same candidates, trained differently
+    assert [t["objective"] for t in both.bo_trace] != [t["objective"] for t in plain.bo_trace]

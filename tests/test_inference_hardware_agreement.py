@@ -1,0 +1,122 @@
+"""The deployment noise model predicts what the physics backend's deployment gives.
+
+For each bench seed: open the physics bench, characterise it (the deployment profile of that
+very array), deploy each network with :func:`inference.deploy.run_on_crossbar` (program-and-
+verify, MVMs on the simulated array) and evaluate the same network with
+``DeploymentModel(profile, stuck="profile")`` (200 test points, 200 trials). The claim: the mean
+hardware accuracy over the seeds agrees within 3 points. The table (mean with 95 % CI over
+seeds, and of the paired difference) is printed (``pytest -s``).
+
+The quick suite runs a small grid (``optimized``, 1 seed, ERM); the full check (``typical`` —
+and ``paper`` when the simulation has that preset —, 10 seeds, ERM and BayesMulti) is slow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import test_inference_hardware_model as hardware_tests
+from scipy import stats
+
+from bench.hardware_model import physics_bench
+from crossbar.characterise import CharacterisationPlan, characterise
+from crossbar.core import Crossbar
+from inference.deploy import run_on_crossbar
+from inference.hardware_model import DeploymentModel
+from inference.models import MOONS_SIZES
+from inference.training import train_bayesmulti
+from sim_backends.profiles import PROFILES
+
+N_POINTS = 200
+make_profile = hardware_tests.make_profile
+moons_erm = hardware_tests.moons_erm  # the two-moons data and its ERM network (a fixture)
+
+
+def agreement(preset: str, seeds, nets: dict, plan: CharacterisationPlan, moons) -> dict:
+    """Per network: (bench accuracies, model accuracies) over the seeds."""
+    x, y = moons.x_test[:N_POINTS], moons.y_test[:N_POINTS]
+    out = {name: ([], []) for name in nets}
+    for seed in seeds:
+        with Crossbar(physics_bench(preset, seed)) as xb:
+            profile = characterise(xb, plan)
+            for name, net in nets.items():
+                r = run_on_crossbar(xb, net, x, y, x_train=moons.x_train)
+                model = DeploymentModel(profile, stuck="profile")
+                acc = model.accuracy(net, x, y, x_calib=moons.x_train, n_trials=200, seed=seed)
+                out[name][0].append(r.hardware_accuracy)
+                out[name][1].append(float(acc.mean()))
+    return out
+
+
+def _ci(v) -> tuple[float, float]:
+    v = 100 * np.asarray(v, dtype=float)
+    half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else 0
+    return float(v.mean()), float(half)
+
+
+def report(preset: str, out: dict) -> str:
+    lines = [f"{preset}: hardware accuracy, mean ± 95 % CI over {len(next(iter(out.values()))[0])}"
+             " bench seeds (points)"]  # fmt: skip
+    for name, (bench, model) in out.items():
+        b, m = _ci(bench), _ci(model)
+        d = _ci(np.subtract(model, bench))
+        lines.append(
+            f"  {name:11s} bench {b[0]:5.1f} ± {b[1]:4.1f}   model {m[0]:5.1f} ± {m[1]:4.1f}   "
+            f"model − bench {d[0]:+5.1f} ± {d[1]:4.1f}"
+        )
+    return "\n".join(lines)
+
+
+
+
+def test_model_agrees_with_the_optimized_physics_bench(moons_erm) -> None:
+    moons, erm = moons_erm
+    out = agreement("optimized", range(1), {"ERM": erm}, CharacterisationPlan.quick(), moons)
+    print(report("optimized", out))
+    bench, model = out["ERM"]
+    assert abs(model[0] - bench[0]) <= 0.02
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", [p for p in ("typical", "paper") if p in PROFILES])
+def test_model_agrees_with_the_physics_bench_over_seeds(moons_erm, preset: str) -> None:
+    moons, erm = moons_erm
+    bm = train_bayesmulti(moons, MOONS_SIZES, usability=0.5, n_init=3, n_iter=5, seed=0)
+    nets = {"ERM": erm, "BayesMulti": bm}
+    out = agreement(preset, range(10), nets, CharacterisationPlan(), moons)
+    print(report(preset, out))
+    for name, (bench, model) in out.items():
+        assert abs(np.mean(model) - np.mean(bench)) <= 0.03, (name, report(preset, out))
+
+
+def circuit_mvm(r_line: float):
+    """An MVM through the circuit solver with line resistance ``r_line`` Ω per segment (rows
+    driven at their left ends, columns at virtual ground): what a caller injects into the model
+    (inference does not import the simulation)."""
+    from sim_backends.solver import CrossbarCircuit, End
+
+    def mvm(g: np.ndarray, v: np.ndarray) -> np.ndarray:
+        trials, rows, cols = g.shape
+        circuit = CrossbarCircuit(rows, cols, r_line, r_line)
+        out = np.empty((trials, v.shape[1], cols))
+        for t in range(trials):  # one factorisation per realised array
+            system = circuit.factorize(
+                g[t], np.full(rows, int(End.DRIVE)), np.full(cols, int(End.VGROUND))
+            )
+            out[t] = system.solve_batch(v[min(t, v.shape[0] - 1)])
+        return out
+
+    return mvm
+
+
+def test_line_resistance_through_an_injected_solver(moons_erm) -> None:
+    moons, erm = moons_erm
+    profile = make_profile(programming={"converged_fraction": 0.9})
+    kw = {"x_calib": moons.x_train, "n_trials": 3, "seed": 4}
+    x = moons.x_test[:40]
+    ideal = DeploymentModel(profile, read_noise="none").logits(erm, x, **kw)
+    no_r = DeploymentModel(profile, read_noise="none", mvm=circuit_mvm(0.0)).logits(erm, x, **kw)
+    assert np.allclose(no_r, ideal, rtol=1e-9, atol=1e-12)
+    ir = DeploymentModel(profile, read_noise="none", mvm=circuit_mvm(500.0)).logits(erm, x, **kw)
+    drop = np.abs(ir - ideal).max() / np.abs(ideal).max()
+    assert 1e-4 < drop < 0.5  # IR drop along 500 Ω segments changes the outputs, not wildly
