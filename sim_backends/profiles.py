@@ -36,93 +36,57 @@ cycle-to-cycle spread and 20 % non-monotonic SET events.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields, replace
+from functools import cache
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from crossbar.config import allowed_text
+from crossbar.device_params import DeviceParameters, cross_field_problems
 
 __all__ = ["PROFILES", "DeviceProfile", "get_profile"]
 
 
+@cache
+def _adapter() -> TypeAdapter:
+    return TypeAdapter(DeviceParameters)
+
+
 @dataclass(frozen=True)
-class DeviceProfile:
-    """Physical parameters of one device type (units and sensible ranges in the comments).
+class DeviceProfile(DeviceParameters):
+    """Physical parameters of one device type: the fields, units and allowed ranges of
+    :class:`crossbar.device_params.DeviceParameters` (the one declaration the bench files are
+    validated against too), checked when a profile is built.
 
     Device-to-device (d2d) spreads are drawn once per cell when a ``DeviceArray`` is built;
     cycle-to-cycle (c2c) spreads at every switching event.
     """
 
-    name: str = "custom"
-    target_usability: float | None = None  # METHODS §1 U the preset was tuned to, [0, 1] or None
-    # -- read regime: I = G(w)·sinh(a·V)/a, G log-linear in the state w between G_off and G_on
-    g_off: float = 1e-7  # S, HRS (w = 0) conductance read at 0.1 V; 1e-11 … 1e-3
-    g_on: float = 1e-4  # S, LRS (w = 1) conductance read at 0.1 V; > g_off, up to 1e-1
-    nonlinearity: float = 1.0  # a, 1/V, sinh non-linearity; 0 (ohmic) … 4
-    # -- switching (VTEAM-like): dw/dt = k_on·(V/V_set − 1)^α_on above V_set, −k_off·(…) below V_reset
-    v_set: float = 3.0  # V, SET threshold (> 0); 0.2 … 10
-    v_reset: float = -2.2  # V, RESET threshold (< 0); −10 … −0.2
-    k_on: float = 2.0e3  # 1/s, SET rate prefactor (state units per second); 1e-3 … 1e9
-    k_off: float = 1.5e3  # 1/s, RESET rate prefactor; 1e-3 … 1e9
-    alpha_on: float = 2.0  # SET rate exponent; 1 … 10
-    alpha_off: float = 2.0  # RESET rate exponent; 1 … 10
-    # -- noise and variability
-    read_noise: float = 0.01  # relative std of a current reading (Gaussian); 0 … 0.5
-    c2c_sigma: float = 0.2  # log-normal σ of the factor on each switching event's Δw; 0 … 2
-    level_sigma: float = 0.05  # log-normal σ of the conductance level reached by switching; 0 … 3
-    level_decorrelation: float = 0.1  # Δw (state units) over which that level is redrawn; > 0
-    c2c_vth_sigma: float = 0.0  # relative (log-normal) c2c spread of the thresholds; 0 … 0.5
-    d2d_vth_sigma: float = 0.03  # relative (log-normal) d2d spread of V_set and V_reset; 0 … 0.5
-    d2d_g_sigma: float = 0.1  # log-normal d2d spread of G_off and G_on; 0 … 2
-    p_stuck_on: float = 0.0  # probability a cell is stuck at ON (w = 1); 0 … 1
-    p_stuck_off: float = 0.0  # probability a cell is stuck at OFF (w = 0); 0 … 1
-    p_nonmonotonic: float = 0.0  # probability a SET event lowers the state instead; 0 … 1
-
     def __post_init__(self) -> None:
+        values = asdict(self)
         problems = []
-
-        def bad(name: str, why: str) -> None:
-            problems.append(f"{name} = {getattr(self, name)!r}: {why}")
-
-        for name in (
-            "g_off",
-            "g_on",
-            "k_on",
-            "k_off",
-            "alpha_on",
-            "alpha_off",
-            "level_decorrelation",
-        ):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-                bad(name, "must be a finite number > 0")
-        for name in (
-            "nonlinearity",
-            "read_noise",
-            "c2c_sigma",
-            "level_sigma",
-            "c2c_vth_sigma",
-            "d2d_vth_sigma",
-            "d2d_g_sigma",
-        ):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-                bad(name, "must be a finite number >= 0")
-        for name in ("p_stuck_on", "p_stuck_off", "p_nonmonotonic"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and 0.0 <= v <= 1.0):
-                bad(name, "must be a probability in [0, 1]")
+        try:
+            _adapter().validate_python(values)
+        except ValidationError as exc:
+            for err in exc.errors():
+                key = err["loc"][0] if err["loc"] else "?"
+                problems.append(
+                    f"{key} = {values.get(key)!r}: "
+                    f"allowed {allowed_text(DeviceParameters, str(key), err['type'])}"
+                )
         if not problems:
-            if self.g_on <= self.g_off:
-                bad("g_on", f"must exceed g_off = {self.g_off!r}")
-            if self.p_stuck_on + self.p_stuck_off > 1.0:
-                bad("p_stuck_off", "p_stuck_on + p_stuck_off must be <= 1")
-        if not (math.isfinite(self.v_set) and self.v_set > 0):
-            bad("v_set", "must be a finite voltage > 0")
-        if not (math.isfinite(self.v_reset) and self.v_reset < 0):
-            bad("v_reset", "must be a finite voltage < 0")
-        if self.target_usability is not None and not 0.0 <= self.target_usability <= 1.0:
-            bad("target_usability", "must be in [0, 1] or None")
+            problems = cross_field_problems(values)
         if problems:
             raise ValueError(f"invalid DeviceProfile {self.name!r}: " + "; ".join(problems))
+
+    @property
+    def read_sigma(self) -> float:
+        """Relative σ of one read of an isolated cell from the white terms (terminal
+        ``read_noise`` and the cell's ``g_noise``, independent): ``sqrt(read_noise² +
+        g_noise²)``. A random-telegraph cell adds ``rtn_amplitude / 2`` (the σ of its two
+        levels) on top."""
+        return float((self.read_noise**2 + self.g_noise**2) ** 0.5)
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a plain dict (JSON-serialisable)."""
