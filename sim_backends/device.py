@@ -537,7 +537,8 @@ class DeviceArray:
                 w_lim = np.clip((ln_lim - delta) / self._ln_ratio, 0.0, 1.0)
                 if self._levels >= 2:  # a discrete filament stops at the first level at the cap
                     n = self._levels - 1
-                    w_lim = np.ceil(w_lim * n - 1e-9) / n
+                    k_cap = np.ceil(np.clip((ln_cap - delta) / self._ln_ratio, 0.0, 1.0) * n - 1e-9)
+                    w_lim = np.where(ln_old >= ln_cap, q(w_old), k_cap / n)
                 cut = capped & (ln_new > ln_lim)
                 w_new = np.where(cut, np.minimum(w_new, w_lim), w_new)
         upd = switching & (drive > 0) & self._free

@@ -334,7 +334,7 @@ NOISE_FIELDS = ("read_noise", "c2c_sigma", "level_sigma", "c2c_vth_sigma", "p_no
 #: knot).
 NOISE_KNOTS: dict[str, tuple[float, ...]] = {
     "s": (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0),
-    "level_sigma": (0.08, 0.5, 0.9, 1.3, 1.7, 2.1, 2.5),
+    "level_sigma": (0.14, 0.5, 0.9, 1.3, 1.7, 2.1, 2.5),
     "c2c_vth_sigma": (0.0, 0.12, 0.15, 0.15, 0.15, 0.15, 0.15),
     "read_noise": (0.01, 0.03, 0.05, 0.07, 0.09, 0.11, 0.13),
     "p_nonmonotonic": (0.0, 0.02, 0.12, 0.22, 0.32, 0.42, 0.5),
