@@ -183,3 +183,16 @@ def test_all_shared_files_with_read_stats(capsys, shared_iv_dir: Path) -> None:
     assert len(mid) == 5
     assert sum(d["sigma_ln_g_lrs_pos"] > d["sigma_up"] for d in mid) == 4
     assert sum(d["sigma_ln_g_lrs_pos"] > 2 * d["sigma_up"] for d in mid) == 3
+
+
+@pytest.mark.slow
+def test_live_calibration_gets_read_stats_too(capsys, tmp_path: Path) -> None:
+    """The same figures for a live sweep of a cell of the simulated bench."""
+    argv = ["calibrate", "--bench", "sim", "--cell", "3,4", "--cycles", "3", "--read-stats"]
+    assert main([*argv, "--json", "--data", str(tmp_path / "c.h5")]) == 0
+    (d,) = json.loads(capsys.readouterr().out)
+    assert list(d) == [*JSON_KEYS, *READ_STATS_KEYS]
+    assert d["n_reads_hrs_pos"] == d["n_reads_lrs_pos"] == 3
+    # optimized under the 25 µA SET compliance: HRS ≈ 0.1 µS, LRS ≈ 2 µS (profiles.py)
+    assert 5e-8 < d["g_median_hrs_pos"] < 2e-7 and 1e-6 < d["g_median_lrs_pos"] < 4e-6
+    assert 10 < d["on_off_ratio"] < 40
