@@ -122,8 +122,13 @@ def table(devices=None) -> str:
 
 
 def _doc_table() -> str:
-    text = DOC.read_text(encoding="utf-8")
-    rows = [line for line in text.splitlines() if line.startswith("|")]
+    """The first table of docs/presets.md (its consecutive ``|`` lines)."""
+    rows: list[str] = []
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        if line.startswith("|"):
+            rows.append(line)
+        elif rows:
+            break
     return "\n".join(rows)
 
 
