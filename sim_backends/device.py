@@ -243,6 +243,12 @@ class DeviceArray:
         return float(self.clock.now())
 
     @property
+    def last_event(self) -> np.ndarray:
+        """Per cell, the time (s, the array's clock) its last switching event ended; NaN for a
+        cell that never switched (or whose state was set directly). A copy."""
+        return self._t_ev.copy()
+
+    @property
     def levels(self) -> int:
         """Conductance levels of a discrete filament (0: analog)."""
         return self._levels

@@ -110,7 +110,7 @@ def test_retention_runs_on_the_sim_bench_virtual_clock(tmp_path) -> None:
         assert xb.backend.now() - t0 >= 3600.0
         assert handles.sim_bench.applied_s == applied  # the hour was not simulated step by step
         dev = handles.crossbar.devices
-        age0 = t0 - dev._t_ev[3, 4]  # the cell's age at the first read (its own event clock)
+        age0 = t0 - dev.last_event[3, 4]  # the cell's age at the first read (its own event clock)
         predicted = ((age0 + 3600.0) / max(age0, 1.0)) ** -0.06
         assert g1 / g0 == pytest.approx(predicted, rel=0.01)
 
