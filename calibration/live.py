@@ -23,11 +23,11 @@ isolated device (0.1 V steps, 50 ms per point, 25 µA compliance on the SET bran
   was formed under; with 25 µA there too, the source holds such a cell below its RESET voltage
   and it stays in the LRS for the rest of the run.
 
-Measured with these defaults on the built-in simulated bench (``xbar calibrate --bench sim
---profile P --seed S --cycles 10`` on cells (3, 4), (5, 7), (1, 8), (7, 1), (9, 5); median U for
-seeds 0 / 1 / 2): ``optimized`` 0.928 / 0.936 / 0.923, ``typical`` 0.501 / 0.526 / 0.542,
-``poor`` 0.086 / 0.095 / 0.139; isolated devices of the profiles grade 0.92 ± 0.01,
-0.50 ± 0.05, 0.14 ± 0.06. A single cell scatters as its device does (a poor cell 0.12 … 0.27),
+Measured with these defaults on the built-in simulated bench (0.5 Ω line resistance; ``xbar
+calibrate --bench sim --profile P --seed S --cycles 10`` on cells (3, 4), (5, 7), (1, 8), (7, 1),
+(9, 5); median U): ``optimized`` 0.898 (seed 0), ``typical`` 0.509 (seed 0), ``poor`` 0.126
+(seed 0), ``paper`` 0.853 / 0.888 / 0.858 (seeds 0 / 1 / 2); isolated devices of the profiles
+grade 0.865 ± 0.023, 0.489 ± 0.056, 0.144 ± 0.066 and 0.883 ± 0.035 (mean ± sd of one device). A single cell scatters as its device does (a poor cell 0.12 … 0.27),
 and a cell whose row holds a stuck-ON cell reads low (that cell, at V/3, drives the source into
 compliance).
 """

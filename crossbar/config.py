@@ -32,11 +32,13 @@ A bench is described by a TOML file (or the built-in name ``"sim"``, the package
     max_read_voltage = 0.3           # V, reads and MVM inputs
 
     [simulation]                     # twins and physics backends only
-    profile = "optimized"
+    profile = "optimized"            # a preset, or the path of a profile JSON (*.json)
     seed = 0
     latency_s = 0.003                # GPIB transaction latency of the 6487 twin
 
     line_frequency_hz = 60           # mains of the simulated 6487: 50 or 60 Hz
+    [simulation.device]              # optional: device fields that replace the profile's
+    drift_nu = 0.05                  # (any field of crossbar.device_params.DeviceParameters)
 
     [simulation.faults.keithley]     # optional fault injection (see sim_backends.faults)
     timeout_after = 50
@@ -59,6 +61,7 @@ This module only describes the bench; :func:`lab.open_backend` builds it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,6 +71,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from crossbar.device_params import DEVICE_FIELDS, DeviceParameters, cross_field_problems
 from instruments.errors import SafetyLimits
 
 try:  # Python >= 3.11
@@ -83,12 +87,15 @@ __all__ = [
     "BenchConfigError",
     "BenchSection",
     "CrossbarSection",
+    "DeviceSection",
     "FaultSettings",
     "InstrumentsSection",
     "LimitsSection",
     "SimulationSection",
     "WiringSection",
+    "allowed_text",
     "builtin_bench_path",
+    "load_device_json",
     "load_bench_config",
     "parse_bench_config",
     "range_text",
@@ -118,7 +125,7 @@ class BenchConfigError(ValueError):
 # hold: unknown keys are errors, NaN and ±inf are not numbers, scalars are strict (no "10" for
 # 10, no 1 for true, no 5.5 for an integer; integers are accepted for floats), ranges are
 # Field(ge/gt/le) and choices Literal. The error message's "allowed …" is read back from the
-# same declarations (_allowed).
+# same declarations (allowed_text).
 _VALIDATION = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
@@ -292,15 +299,46 @@ class FaultSettings:
         )
 
 
+def _device_section() -> type:
+    """``[simulation.device]``: every field of :class:`DeviceParameters`, optional (None: the
+    profile's value), with the same declared type and range."""
+    hints = typing.get_type_hints(DeviceParameters, include_extras=True)
+    cls = dataclasses.make_dataclass(
+        "DeviceSection",
+        [(name, hints[name] | None, field(default=None)) for name in DEVICE_FIELDS],
+        frozen=True,
+        namespace={
+            "__pydantic_config__": _VALIDATION,
+            "__module__": __name__,
+            "given": lambda self: {
+                k: v for k, v in dataclasses.asdict(self).items() if v is not None
+            },
+        },
+    )
+    cls.__doc__ = (
+        "``[simulation.device]``: device fields that replace those of ``[simulation] profile`` "
+        "(see :class:`crossbar.device_params.DeviceParameters` for units and ranges); "
+        "``given()`` returns the fields set, as a dict."
+    )
+    return cls
+
+
+DeviceSection = _device_section()
+
+
 @dataclass(frozen=True)
 class SimulationSection:
     """``[simulation]``: the simulated array and the twins (backends "twins" and "physics").
 
-    ``profile`` names a device profile of :mod:`sim_backends.profiles` (checked when the backend
-    is opened); ``latency_s`` is the 6487 twin's bus latency per transaction (GPIB-like), and
-    ``usb_latency_s`` the AD2 twin's per pydwf call; ``device_noise`` turns the devices' read
-    noise on; ``line_frequency_hz`` is the mains the 6487 twin runs on (50 or 60 Hz: its NPLC
-    bound and time base); ``faults`` holds ``keithley`` and ``ad2`` fault plans.
+    ``profile`` names a device profile of :mod:`sim_backends.profiles` (a preset, checked when
+    the backend is opened) or the path of a profile JSON (``*.json``: the fields of
+    :class:`~crossbar.device_params.DeviceParameters`, as ``DeviceProfile.to_dict`` writes them;
+    a relative path is relative to the bench file; validated when the file is loaded);
+    ``device`` (the ``[simulation.device]`` table) replaces any of those fields. ``latency_s`` is
+    the 6487 twin's bus latency per transaction (GPIB-like), and ``usb_latency_s`` the AD2
+    twin's per pydwf call; ``device_noise`` turns the devices' read noise on;
+    ``line_frequency_hz`` is the mains the 6487 twin runs on (50 or 60 Hz: its NPLC bound and
+    time base); ``faults`` holds ``keithley`` and ``ad2`` fault plans.
     """
 
     __pydantic_config__ = _VALIDATION
@@ -311,7 +349,13 @@ class SimulationSection:
     usb_latency_s: LatencyS = 0.001
     device_noise: Flag = True
     line_frequency_hz: LineFrequencyHz = 60
+    device: DeviceSection = field(default_factory=DeviceSection)  # type: ignore[valid-type]
     faults: dict[FaultTarget, FaultSettings] = field(default_factory=dict)
+
+    @property
+    def profile_is_file(self) -> bool:
+        """True when ``profile`` is the path of a profile JSON rather than a preset name."""
+        return self.profile.lower().endswith(".json")
 
 
 @dataclass(frozen=True)
@@ -364,8 +408,9 @@ class BenchConfig:
         """Plain nested dict (TOML/JSON-serialisable, ``None`` entries dropped) for data files;
         :func:`parse_bench_config` of it gives the same configuration back."""
         out = _ADAPTER.dump_python(self, exclude_none=True, exclude={"source"})
-        if not out["simulation"]["faults"]:
-            del out["simulation"]["faults"]
+        for table in ("faults", "device"):
+            if not out["simulation"][table]:
+                del out["simulation"][table]
         return out
 
 
@@ -413,7 +458,11 @@ def _reading_order(err: Mapping[str, Any], data: Mapping[str, Any]) -> tuple[flo
         if part == "[key]":  # the table's name itself is wrong: before anything inside it
             rank[-1] -= 0.5
             break
-        keys = sorted(node, key=lambda k: k == "faults") if isinstance(node, Mapping) else []
+        keys = (
+            sorted(node, key=lambda k: k in ("faults", "device"))
+            if isinstance(node, Mapping)
+            else []
+        )
         rank.append(keys.index(part) if part in keys else -1)
         node = node.get(part) if isinstance(node, Mapping) else None
     return tuple(rank)
@@ -425,7 +474,11 @@ def _message(err: Mapping[str, Any]) -> str:
     if kind == "value_error":  # a model validator's consistency rule: its own message
         return str(err["ctx"]["error"])
     faults = ", ".join(f"[simulation.faults.{t}]" for t in _FAULT_TARGETS)
-    if loc[:2] == ("simulation", "faults"):
+    if loc[:2] == ("simulation", "device"):
+        if len(loc) == 2:
+            return f"[simulation] device = {_show(value)}: allowed a table [simulation.device]"
+        where, cls, key = "[simulation.device]", DeviceSection, loc[2:]
+    elif loc[:2] == ("simulation", "faults"):
         if len(loc) == 2:
             return f"[simulation] faults = {_show(value)}: allowed a table with {faults}"
         if loc[-1] == "[key]":
@@ -438,11 +491,13 @@ def _message(err: Mapping[str, Any]) -> str:
     if kind == "unexpected_keyword_argument":
         allowed = ", ".join(sorted(f.name for f in dataclasses.fields(cls)))
         return f"{where} unknown key {key[0]!r}: allowed keys {allowed}"
-    return f"{where} {key[0]} = {_show(value)}: allowed {_allowed(cls, key[0], kind)}"
+    return f"{where} {key[0]} = {_show(value)}: allowed {allowed_text(cls, key[0], kind)}"
 
 
-def _allowed(cls: type, key: str, kind: str) -> str:
-    """What a field accepts, from its declaration (type, choices, bounds)."""
+def allowed_text(cls: type, key: str, kind: str = "") -> str:
+    """What field ``key`` of the pydantic-annotated dataclass ``cls`` accepts, from its
+    declaration (type, choices, bounds), e.g. ``"a number in [0, 1]"``; ``kind`` is the pydantic
+    error type (a wrong type says "a finite number")."""
     of, constraints = _declared(cls, key)
 
     def meta(name: str) -> Any:
@@ -455,7 +510,13 @@ def _allowed(cls: type, key: str, kind: str) -> str:
     if of is str:
         return "a non-empty string" if meta("pattern") else "a string"
     lo_open = meta("gt") is not None
-    span = range_text(meta("gt") if lo_open else meta("ge"), meta("le"), lo_open)
+    hi_open = meta("lt") is not None
+    span = range_text(
+        meta("gt") if lo_open else meta("ge"),
+        meta("lt") if hi_open else meta("le"),
+        lo_open,
+        hi_open,
+    )
     if of is int:
         return f"an integer{span}"
     wrong_type = kind in ("float_type", "finite_number", "float_parsing")
@@ -565,4 +626,59 @@ def load_bench_config(path_or_name: str | Path = "sim") -> BenchConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise BenchConfigError(f"{origin}: not valid TOML ({exc})") from None
-    return parse_bench_config(data, origin=origin)
+    cfg = parse_bench_config(data, origin=origin)
+    sim = cfg.simulation
+    if sim.profile_is_file:  # relative to the bench file, checked now
+        device = Path(sim.profile)
+        if not device.is_absolute():
+            device = path.parent / device
+        load_device_json(device, origin=f'{origin}: [simulation] profile = "{sim.profile}"')
+        cfg = dataclasses.replace(cfg, simulation=dataclasses.replace(sim, profile=str(device)))
+    return cfg
+
+
+_DEVICE_ADAPTER = TypeAdapter(DeviceSection)
+
+
+def load_device_json(path: str | Path, *, origin: str | None = None) -> dict[str, Any]:
+    """The device fields of a profile JSON (an object of
+    :class:`~crossbar.device_params.DeviceParameters` fields, as ``DeviceProfile.to_dict``
+    writes it; absent fields take their defaults), each checked against its declaration and
+    the whole against the rules between fields.
+
+    :param origin: how the file is named in messages (default: its path).
+    :raises BenchConfigError: unreadable file, not a JSON object, an unknown field or a value
+        out of range (one line naming the field and what is allowed).
+    """
+    where = origin or str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BenchConfigError(
+            f"{where}: cannot read the device profile ({exc.strerror or exc})"
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BenchConfigError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise BenchConfigError(f"{where}: a device profile is a JSON object of device fields")
+    try:
+        _DEVICE_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key, value = err["loc"][0], err["input"]
+        if err["type"] == "unexpected_keyword_argument":
+            raise BenchConfigError(
+                f"{where}: unknown device field {key!r}: allowed fields "
+                + ", ".join(sorted(DEVICE_FIELDS))
+            ) from None
+        raise BenchConfigError(
+            f"{where}: {key} = {_show(value)}: "
+            f"allowed {allowed_text(DeviceSection, key, err['type'])}"
+        ) from None
+    merged = {**dataclasses.asdict(DeviceParameters()), **data}
+    problems = cross_field_problems(merged)
+    if problems:
+        raise BenchConfigError(f"{where}: {problems[0]}")
+    return dict(data)

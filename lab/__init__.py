@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from crossbar.backend import CrossbarBackend
-from crossbar.config import BenchConfig, BenchConfigError, load_bench_config
+from crossbar.config import BenchConfig, BenchConfigError, load_bench_config, load_device_json
+from crossbar.device_params import cross_field_problems
 from crossbar.hardware import InstrumentBackend
 from instruments.analog_discovery2 import AWG_MAX_VOLTAGE, AnalogDiscovery2
 from instruments.errors import ConnectionLost, InstrumentError
@@ -42,10 +43,11 @@ from sim_backends.bench_sim import DEFAULT_BUS_CODES, SimHandles, build_sim_benc
 from sim_backends.clock import VirtualClock
 from sim_backends.faults import FaultPlan
 from sim_backends.physics_backend import PhysicsBackend
-from sim_backends.profiles import PROFILES, get_profile
+from sim_backends.profiles import PROFILES, DeviceProfile, get_profile
 
 __all__ = [
     "CheckReport",
+    "device_profile",
     "open_backend",
     "resolve_config",
     "run_checks",
@@ -115,14 +117,35 @@ def _wiring(cfg: BenchConfig) -> SwitchWiring:
     )
 
 
-def _profile(cfg: BenchConfig) -> Any:
-    try:
-        return get_profile(cfg.simulation.profile)
-    except KeyError:
-        allowed = ", ".join(f'"{p}"' for p in sorted(PROFILES))
-        raise BenchConfigError(
-            f'{cfg.source}: [simulation] profile = "{cfg.simulation.profile}": allowed {allowed}'
-        ) from None
+def device_profile(cfg: BenchConfig) -> DeviceProfile:
+    """The simulated device a bench describes: ``[simulation] profile`` (a preset name, or the
+    path of a profile JSON) with the fields of ``[simulation.device]`` replaced. A device
+    changed inline is named ``"<profile>+inline"`` (unless it sets ``name``) and has no
+    ``target_usability`` (unless it sets one).
+
+    :raises BenchConfigError: unknown preset, unreadable or invalid profile JSON, or fields
+        that together break a rule between fields (one line naming the field).
+    """
+    sim = cfg.simulation
+    where = f'{cfg.source}: [simulation] profile = "{sim.profile}"'
+    if sim.profile_is_file:
+        base = DeviceProfile.from_dict(load_device_json(sim.profile, origin=where))
+    else:
+        try:
+            base = get_profile(sim.profile)
+        except KeyError:
+            allowed = ", ".join(f'"{p}"' for p in sorted(PROFILES))
+            raise BenchConfigError(
+                f"{where}: allowed {allowed} or the path of a profile JSON (*.json)"
+            ) from None
+    given = sim.device.given()
+    if not given:
+        return base
+    changes = {"name": f"{base.name}+inline", "target_usability": None, **given}
+    problems = cross_field_problems({**base.to_dict(), **changes})
+    if problems:
+        raise BenchConfigError(f"{cfg.source}: [simulation.device] {problems[0]}")
+    return base.replace(**changes)
 
 
 def _compose(
@@ -163,7 +186,7 @@ def _sim_handles(cfg: BenchConfig) -> SimHandles:
     sim = cfg.simulation
     faults = {target: FaultPlan.from_mapping(settings) for target, settings in sim.faults.items()}
     return build_sim_bench(
-        _profile(cfg),
+        device_profile(cfg),
         seed=sim.seed,
         shape=cfg.shape,
         line_resistance=cfg.crossbar.line_resistance_ohm,
@@ -258,7 +281,7 @@ def _open_twins(cfg: BenchConfig) -> InstrumentBackend:
 def _open_physics(cfg: BenchConfig) -> PhysicsBackend:
     sim = cfg.simulation
     crossbar = SimulatedCrossbar(
-        _profile(cfg),
+        device_profile(cfg),
         cfg.shape,
         seed=sim.seed,
         r_row=cfg.crossbar.line_resistance_ohm,

@@ -12,6 +12,7 @@ stay below threshold), and advances the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq
@@ -87,6 +88,18 @@ class SimulatedCrossbar:
         self._lin_cache: tuple[np.ndarray, LinearSystem] | None = None
 
     @property
+    def clock(self) -> Any:
+        """The array's clock (``now()``, ``advance(dt)``, s); the devices time retention and
+        telegraph noise on it. Setting it (the simulated bench gives its device-time view)
+        gives it to the devices too."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, value: Any) -> None:
+        self._clock = value
+        self.devices.use_clock(value)
+
+    @property
     def shape(self) -> tuple[int, int]:
         """``(rows, cols)``."""
         return (self.circuit.rows, self.circuit.cols)
@@ -139,7 +152,11 @@ class SimulatedCrossbar:
            current would reach ``i_compliance`` (its share: the limit minus what the other cells
            of the line carry); if the source reaches its limit by the end of the bias,
            ``compliance`` is True too. The clock advances by ``duration_s``.
-        4. ``noisy``: device and terminal currents get relative Gaussian read noise.
+        4. ``noisy`` (a reading): every solve of the bias sees each cell's ``G`` times one draw
+           of the devices' read noise on G (white ``g_noise``, telegraph noise;
+           :meth:`~sim_backends.device.DeviceArray.read_factors`), the cells are disturbed by
+           the voltage they saw (``read_disturb``), and device and terminal currents get the
+           relative Gaussian meter noise ``read_noise``.
 
         The returned solution is the one at the start of the bias when no device changed, else
         the mean of the solutions at its start and its end (a meter integrating over the bias,
@@ -149,6 +166,36 @@ class SimulatedCrossbar:
         """
         if duration_s < 0:
             raise ValueError(f"duration_s must be >= 0, got {duration_s}")
+        factor = self.devices.read_factors(self.rng) if noisy else None
+        with self.devices.reading(factor):
+            res = self._bias(
+                row_left,
+                col_bottom,
+                row_right,
+                col_top,
+                duration_s,
+                i_compliance,
+                compliance_terminal,
+                reading,
+            )
+        if noisy:
+            self.devices.disturb(res.solution.v_row - res.solution.v_col)
+        if noisy and self.profile.read_noise > 0:
+            res = BiasResult(self._noisy(res.solution), res.compliance, res.source_scale, res.time)
+        return res
+
+    def _bias(
+        self,
+        row_left: LineEnds,
+        col_bottom: LineEnds,
+        row_right: LineEnds | None,
+        col_top: LineEnds | None,
+        duration_s: float,
+        i_compliance: float,
+        compliance_terminal: tuple[str, int] | None,
+        reading: bool,
+    ) -> BiasResult:
+        """Steps 1–3 of :meth:`bias` (no meter noise)."""
         ends = {
             "row_left": row_left,
             "row_right": row_right,
@@ -214,8 +261,6 @@ class SimulatedCrossbar:
                     in_compliance = reached >= i_compliance * (1.0 - 1e-6)
                 # a meter integrating over the bias: trapezoid rule over its start and end
                 sol = _mean_solution(sol, end_sol)
-        if noisy and self.profile.read_noise > 0:
-            sol = self._noisy(sol)
         return BiasResult(
             solution=sol, compliance=in_compliance, source_scale=scale, time=self.clock.now()
         )
@@ -282,6 +327,7 @@ class SimulatedCrossbar:
         *,
         v_lin: float | None = None,
         noisy: bool = True,
+        t_step: float = 0.0,
     ) -> np.ndarray:
         """Column currents for many input vectors: ``(batch, rows)`` V → ``(batch, cols)`` A.
 
@@ -289,8 +335,11 @@ class SimulatedCrossbar:
         (other ends open); devices are linearised at their chord conductance I/V at ``v_lin``
         (default: the largest |input| of the batch, or 0.1 V for an all-zero batch), so the
         result is exact for inputs at ±v_lin and 0 V. The circuit is factorised once per device
-        state (cached). ``noisy``: relative Gaussian read noise on every output current.
-        A 1-D input gives a 1-D output.
+        state (cached). ``noisy``: the devices' read noise on G for every vector (first order
+        in it: ``Σ_i V_i·G_ij·(f_ij − 1)`` added, the line resistance's effect on the small
+        fluctuation neglected; telegraph states evolved ``t_step`` s per vector), read disturb
+        (each cell at its row's voltage) and relative Gaussian meter noise on every output
+        current. A 1-D input gives a 1-D output.
         """
         x = np.asarray(row_voltages, dtype=float)
         single = x.ndim == 1
@@ -310,6 +359,11 @@ class SimulatedCrossbar:
             )
             self._lin_cache = (g, system)
         out = np.asarray(self._lin_cache[1].solve_batch(x2), dtype=float)
+        if noisy:
+            factors = self.devices.read_factors(self.rng, x2.shape[0], t_step)
+            if factors is not None:  # first order in the noise: Σ_i V_i·G_ij·(f_ij − 1)
+                out = out + np.einsum("bi,bij->bj", x2, g * (factors - 1.0))
+            self.devices.disturb(np.broadcast_to(x2[:, :, None], (x2.shape[0], rows, cols)))
         if noisy and self.profile.read_noise > 0:
             out = out * (1.0 + self.profile.read_noise * self.rng.standard_normal(out.shape))
         return out[0] if single else out

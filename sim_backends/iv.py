@@ -64,8 +64,10 @@ def simulate_cyclic_iv_many(
     """Cyclic sweeps of ``n_devices`` independent cells at once (vectorised over the cells).
 
     At every point the source is set to ``V[k]``, the cell switches for ``dwell_s`` seconds
-    (source delay, with the state growth capped by ``compliance`` A), then the current is read
-    with read noise and clamped at ±``compliance`` (a source in compliance reports its limit).
+    (source delay, with the state growth capped by ``compliance`` A; the devices' own clock
+    advances, so relaxation, drift and dissolution play out on the sweep's time scale), then the
+    current is read with read noise (the devices' noise on G, then the meter noise
+    ``read_noise``) and clamped at ±``compliance`` (a source in compliance reports its limit).
     ``voltage`` overrides the staircase built from ``v_max, v_min, step``. ``devices`` (a
     DeviceArray of shape ``(n_devices,)``) sweeps existing cells instead of new ones. New cells
     are working cells (no stuck-at faults, which have no switching to characterise) unless
@@ -103,7 +105,9 @@ def simulate_cyclic_iv_many(
     for c in range(cycles):
         for k, vk in enumerate(v_cells):
             devices.apply(vk, dwell_s, compliance)
-            out[:, k, c] = devices.current(vk)
+            with devices.reading(devices.read_factors(rng)):  # noise on G (if the profile has it)
+                out[:, k, c] = devices.current(vk)
+            devices.disturb(vk)
     if np.any(noise > 0):  # read noise is independent of the state: draw it all at once
         out *= 1.0 + noise * rng.standard_normal(out.shape)
     np.clip(out, -compliance, compliance, out=out)
@@ -330,7 +334,7 @@ NOISE_FIELDS = ("read_noise", "c2c_sigma", "level_sigma", "c2c_vth_sigma", "p_no
 #: knot).
 NOISE_KNOTS: dict[str, tuple[float, ...]] = {
     "s": (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0),
-    "level_sigma": (0.08, 0.5, 0.9, 1.3, 1.7, 2.1, 2.5),
+    "level_sigma": (0.14, 0.5, 0.9, 1.3, 1.7, 2.1, 2.5),
     "c2c_vth_sigma": (0.0, 0.12, 0.15, 0.15, 0.15, 0.15, 0.15),
     "read_noise": (0.01, 0.03, 0.05, 0.07, 0.09, 0.11, 0.13),
     "p_nonmonotonic": (0.0, 0.02, 0.12, 0.22, 0.32, 0.42, 0.5),

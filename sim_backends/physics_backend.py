@@ -230,7 +230,8 @@ class PhysicsBackend(CrossbarBackend):
         check_stop(should_stop)
         self.outputs_on = True
         if linear:
-            out = np.asarray(self.sim.mvm_linear(v2), dtype=float).reshape(v2.shape[0], cols)
+            out = np.asarray(self.sim.mvm_linear(v2, t_step=self.t_read), dtype=float)
+            out = out.reshape(v2.shape[0], cols)
             self.sim.clock.advance(self.t_read * v2.shape[0])
             self.last_mvm_path = "linear"
             return out

@@ -90,7 +90,10 @@ def test_awg_pulse_switches_the_selected_cell_only() -> None:
     assert h.clock.now() - t0 >= 1e-3
     assert h.sim_bench.awg[0] == 2.0  # back at the baseline
     g1 = xb.true_conductance()
-    assert g1[4, 6] > 2 * g0[4, 6]
+    # the state grew by about 0.1 (x2 in G nominally); G also carries the redrawn level
+    # (log-normal, level_sigma), so the switching is asserted on the state
+    assert xb.devices.state[4, 6] > 0.2 + 0.05
+    assert g1[4, 6] > 1.2 * g0[4, 6]
     others = np.ones((10, 10), dtype=bool)
     others[4, 6] = False
     np.testing.assert_array_equal(g1[others], g0[others])  # half-selected (2 V) unchanged

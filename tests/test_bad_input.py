@@ -100,6 +100,12 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     f("backend.toml").write_text(_bench_text('backend = "twins"', 'backend = "twin"'))
     f("nan.toml").write_text(_bench_text("max_voltage = 6.0", "max_voltage = nan"))
     f("real.toml").write_text(_bench_text('backend = "twins"', 'backend = "instruments"'))
+    # --- simulated devices in bench files ([simulation.device], a profile JSON)
+    f("devkey.toml").write_text(SIM.read_text() + "\n[simulation.device]\ndrif_nu = 0.1\n")
+    f("devrange.toml").write_text(SIM.read_text() + "\n[simulation.device]\ndrift_nu = 5.0\n")
+    f("devcross.toml").write_text(SIM.read_text() + "\n[simulation.device]\ng_on = 1e-9\n")
+    f("devjson.toml").write_text(_bench_text('profile = "optimized"', 'profile = "dev.json"'))
+    f("dev.json").write_text(json.dumps({"name": "mine", "g_noise": 2.0}))
     # --- models (xbar infer)
     code, _, err = run_cli(
         ["train", "--method", "erm", "--data", "moons", "--epochs", "5", "--out", str(f("m/erm"))]
@@ -286,6 +292,14 @@ CASES: list[Case] = [
     ("check-cell", lambda d: _check(d, "--cell", "12,0"), ("--cell 12,0", "10x10")),
     ("check-voltage", lambda d: _check(d, "--read-voltage", "0.2"), ("read voltage 0.2 V", "0.1 V")),
     ("check-voltage-text", lambda d: _check(d, "--read-voltage", "low"), ("--read-voltage 'low'",)),
+    ("device-key", lambda d: _read(d, bench=str(d / "devkey.toml")),
+     ("[simulation.device]", "'drif_nu'", "drift_nu")),
+    ("device-range", lambda d: _read(d, bench=str(d / "devrange.toml")),
+     ("[simulation.device] drift_nu = 5.0", "[0, 1]")),
+    ("device-cross", lambda d: _read(d, bench=str(d / "devcross.toml")),
+     ("[simulation.device] g_on = 1e-09", "g_off")),
+    ("device-json", lambda d: _read(d, bench=str(d / "devjson.toml")),
+     ('profile = "dev.json"', "g_noise = 2.0", "[0, 1]")),
     # model files
     ("model-shape", lambda d: _infer(d, "shape"), ("erm.pt", "does not match")),
     ("model-pickle", lambda d: _infer(d, "pickle"), ("erm.pt", "weights-only")),

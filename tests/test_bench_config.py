@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,30 @@ connection_lost_after = 40
             "[crossbar], [limits], [simulation]",
         ),
         (
+            "[simulation.device]\ndrift_nu = 1.5\n",
+            "bench.toml: [simulation.device] drift_nu = 1.5: allowed a number in [0, 1]",
+        ),
+        (
+            "[simulation.device]\nlevels = 2.0\n",
+            "bench.toml: [simulation.device] levels = 2.0: allowed an integer in [0, 256]",
+        ),
+        (
+            "[simulation.device]\nv_reset = 1.0\n",
+            "bench.toml: [simulation.device] v_reset = 1.0: allowed a number in [-100, 0)",
+        ),
+        (
+            "[simulation.device]\ngon = 1e-5\n",
+            "bench.toml: [simulation.device] unknown key 'gon': allowed keys alpha_off, alpha_on",
+        ),
+        (
+            "[simulation]\ndevice = 3\n",
+            "bench.toml: [simulation] device = 3: allowed a table [simulation.device]",
+        ),
+        (
+            '[simulation]\nprofile = "nowhere.json"\n',
+            'bench.toml: [simulation] profile = "nowhere.json": cannot read the device profile',
+        ),
+        (
             "[wiring]\nrow_drivers = 11\n",
             "bench.toml: [wiring] row_drivers = 11: allowed an integer in [1, 10] (crossbar rows)",
         ),
@@ -222,3 +247,60 @@ def test_parsing_accepts_exactly_the_valid_values(rows: int, v: float, pins: lis
     else:
         with pytest.raises(BenchConfigError, match=r"<dict>: "):
             parse_bench_config(data)
+
+
+def test_a_device_given_inline_or_as_a_profile_json_is_built_with_those_values(
+    tmp_path: Path,
+) -> None:
+    from lab import device_profile, open_backend
+    from sim_backends.profiles import PROFILES
+
+    inline = _write(
+        tmp_path,
+        '[bench]\nbackend = "physics"\n[simulation]\nprofile = "typical"\n'
+        "[simulation.device]\ndrift_nu = 0.07\nlevels = 4\ng_noise = 0.02\n",
+    )
+    cfg = load_bench_config(inline)
+    assert cfg.simulation.device.given() == {"drift_nu": 0.07, "levels": 4, "g_noise": 0.02}
+    prof = device_profile(cfg)
+    assert (prof.drift_nu, prof.levels, prof.g_noise) == (0.07, 4, 0.02)
+    assert prof.name == "typical+inline" and prof.target_usability is None
+    assert prof.replace(name="typical", target_usability=0.5, drift_nu=0.03, levels=0,
+                        g_noise=0.0) == PROFILES["typical"]  # fmt: skip
+    backend = open_backend(cfg)
+    assert backend.sim.devices.profile == prof and backend.sim.devices.levels == 4
+    # the table survives the data file's copy of the configuration
+    assert parse_bench_config(cfg.to_dict()).simulation.device == cfg.simulation.device
+    assert "device" not in load_bench_config("sim").to_dict()["simulation"]
+
+    # a profile JSON, relative to the bench file, with inline fields on top
+    sub = tmp_path / "devices"
+    sub.mkdir()
+    (sub / "mine.json").write_text(PROFILES["paper"].replace(name="mine", k_on=5e3).to_json())
+    bench = _write(
+        tmp_path,
+        '[simulation]\nprofile = "devices/mine.json"\n[simulation.device]\nseed_note = 1\n',
+        "j.toml",
+    )
+    with pytest.raises(BenchConfigError, match="unknown key 'seed_note'"):
+        load_bench_config(bench)
+    bench.write_text(
+        '[simulation]\nprofile = "devices/mine.json"\n[simulation.device]\nk_off = 7e2\n'
+    )
+    cfg = load_bench_config(bench)
+    assert Path(cfg.simulation.profile) == sub / "mine.json"
+    prof = device_profile(cfg)
+    assert prof.name == "mine+inline" and prof.k_on == 5e3 and prof.k_off == 7e2
+    assert prof.levels == PROFILES["paper"].levels
+    # a JSON with a field out of range or unknown: one line naming it
+    (sub / "bad.json").write_text(json.dumps({"g_noise": 2.0}))
+    bench.write_text('[simulation]\nprofile = "devices/bad.json"\n')
+    with pytest.raises(BenchConfigError, match=r'profile = "devices/bad.json": g_noise = 2.0: '
+                       r"allowed a number in \[0, 1\]"):  # fmt: skip
+        load_bench_config(bench)
+    (sub / "bad.json").write_text(json.dumps({"gnoise": 0.1}))
+    with pytest.raises(BenchConfigError, match="unknown device field 'gnoise'"):
+        load_bench_config(bench)
+    (sub / "bad.json").write_text(json.dumps({"g_on": 1e-8}))
+    with pytest.raises(BenchConfigError, match=r"g_on = 1e-08: allowed a number > g_off"):
+        load_bench_config(bench)

@@ -19,6 +19,7 @@ from crossbar.programming import program_map
 from instruments.errors import SafetyLimitError, SafetyLimits
 from sim_backends import array
 from sim_backends.physics_backend import PhysicsBackend
+from sim_backends.profiles import PROFILES
 
 LIMITS = SafetyLimits(max_voltage=6.0, max_compliance=25e-3)
 
@@ -206,7 +207,13 @@ def test_shutdown_and_clock() -> None:
 
 
 def test_program_map_random_targets_optimized() -> None:
-    sim, be = make(seed=0)
+    # program-and-verify itself: the optimized device without its relaxation and drift after
+    # programming (those move the programmed states afterwards; see the test below)
+    steady = PROFILES["optimized"].replace(
+        relax_mean=0.0, relax_sigma=0.0, drift_nu=0.0, drift_nu_sigma=0.0
+    )
+    sim = array.SimulatedCrossbar(steady, (10, 10), seed=0)
+    be = PhysicsBackend(sim, limits=LIMITS)
     d = sim.devices
     ok = ~(d.stuck_on | d.stuck_off)
     lo, hi = 1.5 * d.g_off[ok].max(), 0.7 * d.g_on[ok].min()
@@ -224,6 +231,25 @@ def test_program_map_random_targets_optimized() -> None:
     assert frac_true >= 0.95, rep.summary()
     assert rep.mean_pulses < 40
     assert max(abs(a) for c in rep.cells for a, _, _ in c.history) <= 4.0 + 1e-9
+
+
+def test_programmed_states_relax_after_verify_as_the_profile_says() -> None:
+    """On the optimized preset the verified states relax by w·r, r ~ N(0.03, 0.15²), within
+    0.3 s, then drift with ν ≈ 0.01: the true conductances leave the verify tolerance."""
+    sim, be = make(seed=0)
+    d = sim.devices
+    ok = ~(d.stuck_on | d.stuck_off)
+    targets = np.exp(np.random.default_rng(0).uniform(np.log(2e-6), np.log(20e-6), (10, 10)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        program_map(be, targets, tol=0.03)
+    be.wait(10.0)  # relaxation done (30 time constants), drift 0.01·ln 10
+    w = d.state  # the filament states the last events left
+    log_err = np.log(sim.true_conductance(0.2) / targets)[ok]
+    prof = PROFILES["optimized"]
+    expected_sd = np.sqrt((prof.relax_sigma * w[ok]) ** 2 + 0.03**2 / 3).mean()
+    assert 0.6 * expected_sd < log_err.std() < 1.5 * expected_sd
+    assert np.mean(rel_err(sim.true_conductance(0.2), targets)[ok] <= 0.05) < 0.8
 
 
 def test_crossbar_on_physics_records_sweep_for_calibration(tmp_path: Path) -> None:

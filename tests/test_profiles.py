@@ -39,6 +39,7 @@ def test_presets_exist_with_their_targets() -> None:
         "optimized": 0.9,
         "typical": 0.5,
         "poor": 0.15,
+        "paper": 0.9,
     }
     for name, p in PROFILES.items():
         assert p.name == name
@@ -51,7 +52,7 @@ def test_presets_exist_with_their_targets() -> None:
 def test_get_profile_names_the_presets_when_unknown() -> None:
     assert get_profile("typical") is PROFILES["typical"]
     assert get_profile(PROFILES["poor"]) is PROFILES["poor"]
-    with pytest.raises(KeyError, match="optimized, poor, typical"):
+    with pytest.raises(KeyError, match="optimized, paper, poor, typical"):
         get_profile("great")
 
 
@@ -153,14 +154,17 @@ def test_optimized_sweep_sets_near_3v_and_resets() -> None:
 # -- profile acceptance: METHODS §1 usability of each preset -------------------------------------------
 
 
-# Measured (calibration.usability, 10 cycles, ±6 V, 0.1 V steps, 25 µA): see the report.
+# Measured (calibration.usability, 10 cycles, ±6 V, 0.1 V steps, 25 µA; 40 devices): optimized
+# 0.865 ± 0.023, typical 0.489 ± 0.056, poor 0.144 ± 0.066, paper 0.883 ± 0.035 (mean ± sd of
+# one device). The target is the devices' mean: a single device scatters by its sd (typical's
+# grew from 0.049 to 0.056 with relaxation and dissolution), so each seed grades 8 devices.
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("name", ["optimized", "typical", "poor"])
+@pytest.mark.parametrize("name", ["optimized", "typical", "poor", "paper"])
 def test_preset_usability_hits_its_target(name: str, seed: int) -> None:
     prof = PROFILES[name]
-    v, i = simulate_cyclic_iv(prof, cycles=10, v_max=6.0, v_min=-6.0, step=0.1, seed=seed)
-    u = usability(v, i).usability
-    assert abs(u - prof.target_usability) <= 0.07, f"{name} seed {seed}: U = {u:.3f}"
+    v, i = simulate_cyclic_iv_many(prof, 8, cycles=10, v_max=6.0, v_min=-6.0, step=0.1, seed=seed)
+    u = np.mean([usability(v, i[d]).usability for d in range(8)])
+    assert abs(u - prof.target_usability) <= 0.05, f"{name} seed {seed}: U = {u:.3f}"
 
 
 def test_presets_are_ordered_by_usability_on_average() -> None:
@@ -169,6 +173,7 @@ def test_presets_are_ordered_by_usability_on_average() -> None:
         v, i = simulate_cyclic_iv_many(name, 12, cycles=10, seed=123)
         means[name] = np.mean([u_of(v, i[d]) for d in range(12)])
     assert means["optimized"] > means["typical"] > means["poor"]
+    assert means["paper"] > means["typical"]
     for name, m in means.items():
         assert abs(m - PROFILES[name].target_usability) < 0.05, means
 

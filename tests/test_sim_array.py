@@ -39,7 +39,9 @@ def test_set_pulse_raises_only_the_selected_cell(scheme: str) -> None:
 
 
 def test_reset_pulse_lowers_the_selected_cell_only() -> None:
-    xb = SimulatedCrossbar("typical", seed=1)
+    # (a device without a cycle-to-cycle threshold spread: typical's can put a cell's RESET
+    # threshold near -2.9 V, where one -3.3 V pulse barely moves it)
+    xb = SimulatedCrossbar(QUIET, seed=1)
     xb.devices.state = 0.8
     g0 = xb.true_conductance()
     xb.pulse_cell(5, 2, -3.3, 1e-3, scheme="v/3")

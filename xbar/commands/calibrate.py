@@ -6,6 +6,11 @@ expanded to the supported files inside) and prints, per device, the LCIS, ``L_mi
 a JSON list with one object per device under exactly the keys
 :data:`calibration.batch.JSON_KEYS` (non-finite numbers as ``null``).
 
+``--read-stats`` adds the read-voltage statistics of :mod:`calibration.readstats` at
+``--read-voltage`` (default 0.2 V): per branch the cycle-to-cycle σ of ln G, the median G and
+the drift per cycle, and the LRS/HRS ratio — as columns of the table and, with ``--json``, as the
+keys :data:`calibration.readstats.READ_STATS_KEYS` after the section-1 ones.
+
 A file that cannot be calibrated prints one ``error:`` line on stderr and the batch goes on.
 Exit code: 0 when every file calibrated, 2 when any failed (or none was given/found).
 """
@@ -16,6 +21,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from xbar.errors import UserError
@@ -29,6 +35,14 @@ LCIS, L_min, alpha_nm, sigma_hat, sigma_up and the usability U: a table sorted b
 (descending), or with --json a JSON list with one object per device (keys: file,
 n_cycles, branch_points, lcis_start_v, lcis_stop_v, lcis_length, l_min, alpha_nm,
 n_residuals, sigma_hat, sigma_up, usability; non-finite numbers as null).
+
+--read-stats adds read-voltage statistics (--read-voltage, default 0.2 V): on each
+branch of the cycle (hrs_pos: rising to +Vmax, the state the last RESET left; lrs_pos:
+back from +Vmax, the SET's state; lrs_neg, hrs_neg: the same below 0 V) the
+cycle-to-cycle sigma of ln G, the median G and the drift of ln G per cycle, and the
+LRS/HRS ratio at +V; the table shows sigma_HRS, sigma_LRS, on/off and the HRS drift,
+--json every figure (keys v_read, sigma_ln_g_<branch>, g_median_<branch>,
+drift_per_cycle_<branch>, n_reads_<branch>, n_clamped_<branch>, on_off_ratio).
 
 A file that cannot be calibrated prints one error line on stderr and the batch goes
 on. Exit code: 0 when every file calibrated, 2 when any failed (or none was found).
@@ -58,6 +72,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--profile-out", metavar="DIR", help="write a DeviceNoiseProfile JSON per device"
     )
     add_calibration_options(p)
+    p.add_argument(
+        "--read-stats",
+        action="store_true",
+        help="add read-voltage statistics: per-branch sigma of ln G, on/off ratio, drift",
+    )
+    p.add_argument(
+        "--read-voltage",
+        type=_read_voltage,
+        default=0.2,
+        metavar="V",
+        help="read voltage of --read-stats, 0 < V <= 1 (default 0.2 V)",
+    )
     live = p.add_argument_group(
         "live", "sweep a cell of a bench instead of reading files (e.g. --bench sim --cell 0,0)"
     )
@@ -108,7 +134,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--profile",
         dest="sim_profile",
         metavar="NAME",
-        help="simulated benches: device profile (optimized|typical|poor)",
+        help="simulated benches: device profile (optimized|typical|poor|paper, or a profile JSON)",
     )
     live.add_argument("--seed", type=int, help="simulated benches: seed")
     live.add_argument(
@@ -187,10 +213,14 @@ def run(args: argparse.Namespace) -> int:
         paths = write_report(devices, args.report, jobs=_jobs())
         print(f"xbar calibrate: report: {len(paths) - 1} PNG(s) and {paths[-1]}", file=sys.stderr)
 
+    stats = _read_stats(devices, args.read_voltage) if args.read_stats else None
     if args.json:
-        print(json.dumps([d.to_json_dict() for d in devices], indent=1, allow_nan=False))
+        rows = [d.to_json_dict() for d in devices]
+        for row, st in zip(rows, stats or []):
+            row.update(st.to_dict())
+        print(json.dumps(rows, indent=1, allow_nan=False))
     else:
-        print(format_table(devices))
+        print(format_table(devices, stats))
         if args.cell is not None and len(devices) > 1:
             u = sorted(d.result.usability for d in devices)
             median = (u[(len(u) - 1) // 2] + u[len(u) // 2]) / 2
@@ -327,37 +357,47 @@ def _jobs() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-def format_table(devices) -> str:
-    """A readable table, one row per device in the given order; the file name comes last."""
-    head = [
-        "U",
-        "alpha_nm",
-        "sigma_up",
-        "sigma_hat",
-        "L",
-        "L_min",
-        "N",
-        "cycles",
-        "LCIS (V)",
-        "file",
+def _read_stats(devices, v_read: float) -> list:
+    """Read-voltage statistics of every device (same order)."""
+    from calibration.readstats import read_stats
+
+    return [
+        read_stats(d.voltage, d.currents, v_read, cycle_numbers=d.cycle_numbers) for d in devices
     ]
+
+
+def format_table(devices, read_stats=None) -> str:
+    """A readable table, one row per device in the given order; the file name comes last.
+    ``read_stats`` (one :class:`~calibration.readstats.ReadStats` per device) adds the columns
+    sigma_HRS, sigma_LRS (σ of ln G on ``hrs_pos``, ``lrs_pos``), on/off and drift_HRS
+    (ln G per cycle on ``hrs_pos``)."""
+    head = ["U", "alpha_nm", "sigma_up", "sigma_hat", "L", "L_min", "N", "cycles"]
+    if read_stats is not None:
+        head += ["sigma_HRS", "sigma_LRS", "on/off", "drift_HRS"]
+    head += ["LCIS (V)", "file"]
     body = []
-    for d in devices:
+    for k, d in enumerate(devices):
         r = d.result
-        body.append(
-            [
-                f"{r.usability:.4f}",
-                f"{r.alpha_nm:.3f}",
-                f"{r.sigma_up:.4f}",
-                f"{r.sigma_hat:.4f}",
-                str(r.lcis_length),
-                str(r.l_min),
-                str(r.n_residuals),
-                str(r.n_cycles),
-                f"{r.lcis_start_v:.2f}-{r.lcis_stop_v:.2f}",
-                d.name,
+        row = [
+            f"{r.usability:.4f}",
+            f"{r.alpha_nm:.3f}",
+            f"{r.sigma_up:.4f}",
+            f"{r.sigma_hat:.4f}",
+            str(r.lcis_length),
+            str(r.l_min),
+            str(r.n_residuals),
+            str(r.n_cycles),
+        ]
+        if read_stats is not None:
+            st = read_stats[k]
+            hrs, lrs = st.branch("hrs_pos"), st.branch("lrs_pos")
+            row += [
+                _num(hrs.sigma_ln_g, ".3f"),
+                _num(lrs.sigma_ln_g, ".3f"),
+                _num(st.on_off_ratio, ".3g"),
+                _num(hrs.drift_per_cycle, "+.3f"),
             ]
-        )
+        body.append(row + [f"{r.lcis_start_v:.2f}-{r.lcis_stop_v:.2f}", d.name])
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     right = set(range(len(head) - 2))  # numbers right-aligned
 
@@ -370,11 +410,25 @@ def format_table(devices) -> str:
     return "\n".join(lines)
 
 
-def _fraction(text: str) -> float:
-    try:
-        f = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < f <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {f}")
-    return f
+def _num(x: float, spec: str) -> str:
+    """A number for the table; "-" where it is not defined (NaN)."""
+    return "-" if x != x else format(x, spec)
+
+
+def _in_zero_one(unit: str = "") -> Callable[[str], float]:
+    """An argparse ``type``: a number in (0, 1] (``unit`` shown in the message, e.g. " V")."""
+
+    def parse(text: str) -> float:
+        try:
+            f = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not 0.0 < f <= 1.0:
+            raise argparse.ArgumentTypeError(f"must be in (0, 1]{unit}, got {f}")
+        return f
+
+    return parse
+
+
+_fraction = _in_zero_one()
+_read_voltage = _in_zero_one(" V")
