@@ -130,6 +130,11 @@ class End(enum.IntEnum):
 _FLOAT, _DRIVE, _VGROUND = int(End.FLOAT), int(End.DRIVE), int(End.VGROUND)
 
 
+CURRENT_FLOOR = 1e-30
+"""Absolute residual current (A) below which a node counts as converged: far below any
+instrument's resolution; subnormal drives (1e-311 V) converge instead of needing 0 A."""
+
+
 class ConvergenceError(RuntimeError):
     """Newton iteration for non-linear devices did not converge within ``max_iter``."""
 
@@ -978,7 +983,9 @@ class CrossbarCircuit:
         law. Newton iteration then starts from the linear solution with G = dI/dV at 0 V and
         stops when every node's residual current (KCL mismatch) is at most ``tol`` × the largest
         branch current (device or terminal) plus a rounding bound (16 ε × the sum of the
-        magnitudes of the currents meeting at that node). Steps are halved (up to 30 times)
+        magnitudes of the currents meeting at that node) plus an absolute floor of
+        :data:`CURRENT_FLOOR` (1e-30 A, far below any instrument; it lets subnormal drives such
+        as 1e-311 V converge instead of asking for a residual of exactly 0 A). Steps are halved (up to 30 times)
         while they do not lower the residual. Raises :class:`ConvergenceError` after
         ``max_iter`` iterations without convergence, ValueError for a line set that floats
         entirely or a zero-resistance loop.
@@ -1061,7 +1068,7 @@ class CrossbarCircuit:
             terms += np.bincount(fb, weights=ai[mb], minlength=nf)
             i_end = topo.end_g * (u0 - v[topo.end_node])
             scale = max(np.max(ai, initial=0.0), np.max(np.abs(i_end), initial=0.0))
-            return r, i_dev, di, tol * scale + 16 * eps * terms
+            return r, i_dev, di, tol * scale + 16 * eps * terms + CURRENT_FLOOR
 
         r, i_dev, di, bound = residual(v_f)
         it = 0

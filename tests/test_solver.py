@@ -480,6 +480,18 @@ def test_newton_raises_when_not_converged():
         )
 
 
+@pytest.mark.parametrize("v0", [2.225073858507e-311, 5e-324, 1e-200])
+def test_newton_converges_for_subnormal_and_tiny_drives(v0):
+    """A drive of 1e-311 V (found by the safety property) gives ~0 A, not a ConvergenceError."""
+    g = np.full((10, 10), 1e-5)
+    v = np.zeros(10)
+    v[1] = v0
+    sol = CrossbarCircuit(10, 10, 0.5, 0.5).solve(
+        g, *_mvm_ends(10, 10, v), device=_sinh_law(g, 8.0)
+    )
+    assert np.all(np.abs(sol.column_currents) <= S.CURRENT_FLOOR + 1e-4 * abs(v0))
+
+
 # -- batch == per vector ---------------------------------------------------------------------------
 @pytest.mark.parametrize("batch", [3, 40])  # fewer / more vectors than DRIVE ends
 @pytest.mark.parametrize("res", [(1.0, 2.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0), (0.0, 1.0, 3.0, 5.0)])
