@@ -53,6 +53,10 @@ class DeployOptions:
     v_bias: float = 0.2  # bias-row read voltage
     tol: float = DEPLOY_TOL  # program-and-verify relative tolerance
     max_pulses: int = 60
+    #: program-and-verify algorithm (crossbar.programming.ALGORITHMS): "adaptive" (the drive
+    #: follows each cell's measured response) or "ladder" (METHODS section 5: amplitude stepping
+    #: up after each miss, the paper's procedure)
+    algorithm: str = "adaptive"
     t_read: float = 1e-6  # read-pulse duration (TIA settling) for the energy estimate
     batch_size: int = 256
 
@@ -323,6 +327,7 @@ def _program(
         progress=relabelled(progress, "program"),
         tol=o.tol,
         max_pulses=o.max_pulses,
+        algorithm=o.algorithm,
     )
     summary = {
         "cells": float(len(report.cells)),

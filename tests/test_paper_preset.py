@@ -4,7 +4,7 @@ Three constraints (docs/presets.md): §1 usability 0.90 ± 0.07 by the default l
 read regime and programming behaviour inside the shared devices' range
 (tests/test_presets_data.py), and the paper's hardware result testable: the moons network
 trained with ERM loses about 45 % of its software accuracy on it (mean over bench seeds, 95 %
-CI), through the existing deployment path.
+CI), programmed with the paper's own program-and-verify (METHODS §5: the amplitude ladder).
 """
 
 from __future__ import annotations
@@ -19,15 +19,18 @@ from scipy import stats
 from crossbar.config import load_bench_config
 from crossbar.core import Crossbar
 from inference.data import make_moons_dataset
-from inference.deploy import run_on_crossbar
+from inference.deploy import DeployOptions, run_on_crossbar
 from inference.models import MOONS_SIZES
 from inference.training import train_erm
 from lab import open_backend
 from xbar.cli import main
 
 
-def erm_losses(backend: str, seeds: int, test_points: int = 200) -> np.ndarray:
-    """Relative ERM loss (software → hardware) of the moons network on ``paper``, per seed."""
+def erm_losses(
+    backend: str, seeds: int, test_points: int = 200, algorithm: str = "ladder"
+) -> np.ndarray:
+    """Relative ERM loss (software → hardware) of the moons network on ``paper``, per seed,
+    programmed with ``algorithm`` (``"ladder"``: the paper's program-and-verify, METHODS §5)."""
     moons = make_moons_dataset(seed=0)
     erm = train_erm(moons, MOONS_SIZES, seed=0)
     out = []
@@ -45,6 +48,7 @@ def erm_losses(backend: str, seeds: int, test_points: int = 200) -> np.ndarray:
                 moons.x_test[:test_points],
                 moons.y_test[:test_points],
                 x_train=moons.x_train,
+                options=DeployOptions(algorithm=algorithm),
             )
         out.append(r.relative_degradation)
     return np.array(out)
@@ -58,10 +62,16 @@ def mean_ci(x: np.ndarray) -> tuple[float, float]:
 
 @pytest.mark.slow
 def test_erm_loses_about_45_percent_on_paper() -> None:
+    """With the paper's program-and-verify (METHODS §5, the amplitude ladder) ERM loses about
+    45 % (measured: 0.38 ± 0.10 over 10 bench seeds); the project's adaptive write-verify
+    (issue 15, the default) loses less on the same benches (measured: 0.26 ± 0.09)."""
     losses = erm_losses("physics", seeds=10)
     mean, half = mean_ci(losses)
     assert mean - half <= 0.45 <= mean + half, (mean, half, losses)
     assert 0.3 <= mean <= 0.55
+    adaptive = erm_losses("physics", seeds=10, algorithm="adaptive")
+    saved, saved_half = mean_ci(losses - adaptive)
+    assert saved - saved_half > 0, (saved, saved_half, adaptive)
 
 
 @pytest.mark.slow
