@@ -86,10 +86,13 @@ class Crossbar(BenchView):
         *,
         datastore: DataStore | None = None,
         differential_read: bool = True,
+        emergency: threading.Event | None = None,
     ) -> None:
         self.backend = backend
         self._abort = threading.Event()
-        self._estop = threading.Event()
+        # ``emergency``: a latch shared with other crossbars (a study's benches share one, so
+        # one stop reaches whichever bench is running); by default this crossbar's own
+        self._estop = emergency if emergency is not None else threading.Event()
         # the emergency stop reaches inside every primitive; a plain abort is checked between
         # steps (cells, points, pulses, MVM batches), so an aborted run keeps its partial result
         self.policy = CrossbarPolicy(

@@ -15,6 +15,8 @@ instruments work). Then:
 from __future__ import annotations
 
 import itertools
+import threading
+import types
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crossbar.backend import EmergencyStop
+from crossbar.characterise import CharacterisationPlan, characterise, run_step
 from crossbar.core import Crossbar
 from crossbar.datastore import DataStore, read_records
 from instruments.sweep_plan import cyclic_points
@@ -37,6 +40,10 @@ OPERATIONS: dict[str, Callable[[Crossbar, dict], object]] = {
     "program": lambda xb, ctx: xb.program_map(ctx["targets"], max_pulses=6),
     "mvm": lambda xb, ctx: xb.mvm(ctx["inputs"], batch_size=4),
     "deploy": lambda xb, ctx: ctx["deploy"](xb),
+    # characterisation steps through the same run as characterise() (the whole protocol maps
+    # the window of all 100 cells first: too long to repeat per example)
+    "characterise read noise": lambda xb, ctx: run_step(xb, ctx["plan"], "read_noise"),
+    "characterise pulse response": lambda xb, ctx: run_step(xb, ctx["plan"], "pulse_response"),
 }
 
 
@@ -52,6 +59,9 @@ def context() -> dict:
     targets = np.full((10, 10), np.nan)
     targets[1:3, 1:3] = [[8e-6, 12e-6], [6e-6, 15e-6]]
     return {
+        "plan": CharacterisationPlan(
+            cells=((1, 1), (2, 2)), n_reads=4, avg_reads=2, n_pulse_cells=1, n_pulses=4
+        ),
         "targets": targets,
         "inputs": np.random.default_rng(0).uniform(0.0, 0.2, (12, 10)),
         # inference only (the array is not reprogrammed): the MVM batches the old code ran on
@@ -172,3 +182,55 @@ def test_a_deployment_stopped_in_its_last_mvm_batch_reports_nothing(
     with pytest.raises(EmergencyStop):
         context["deploy"](xb)  # a second attempt is refused while latched
     xb.close()
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(when=st.floats(0.0, 0.999))
+def test_an_emergency_stop_holds_for_a_study(when, monkeypatch, tmp_path) -> None:
+    """A study (one process) shares one latch among its benches: a stop at any bench event
+    ends it with no result, every bench it opened switched off and released."""
+    from xbar.study import StudySpec, run_study
+
+    plan = tmp_path / "profile.json"
+    if not plan.exists():  # a measured profile, so the study only trains and deploys
+        with Crossbar(open_backend("sim")) as xb:
+            profile = characterise(xb, CharacterisationPlan.quick(n_cells=4))
+        profile.save(plan)
+    spec = StudySpec(
+        bench="sim",
+        profile="optimized",
+        methods=("erm",),
+        configs=((),),
+        bench_seeds=(0, 1),
+        train_seeds=(0,),
+        test_points=8,
+        characterise=str(plan),
+        workers=1,
+        training={"epochs": 30},
+    )
+    opened: list = []
+    real_open = SimBench.__init__
+
+    def recording(bench, *a, **k):
+        real_open(bench, *a, **k)
+        opened.append(bench)
+
+    monkeypatch.setattr(SimBench, "__init__", recording)
+    probe = StopAfter(monkeypatch, None)
+    run_study(spec)
+    total, opened[:] = probe.events, []
+    latch = threading.Event()
+    stop = StopAfter(monkeypatch, 1 + int(when * (total - 1)))
+    stop.xb = types.SimpleNamespace(emergency_stop=latch.set)
+    with pytest.raises(EmergencyStop, match="emergency stop"):
+        run_study(spec, stop=latch)
+    assert opened
+    for bench in opened:  # outputs off and the matrix released on every bench it opened
+        assert not bench.smu_on
+        assert bench.awg == [0.0, 0.0]
+        assert bench.routing() == (["FLOAT"] * 10, ["FLOAT"] * 10)

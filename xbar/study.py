@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
@@ -291,14 +292,14 @@ def _bench_config(spec: StudySpec, seed: int) -> Any:
     return parse_bench_config(d, origin=str(spec.bench))
 
 
-def _crossbar(spec: StudySpec, seed: int) -> Any:
+def _crossbar(spec: StudySpec, seed: int, stop: threading.Event | None = None) -> Any:
     from crossbar.core import Crossbar
     from lab import open_backend
 
-    return Crossbar(open_backend(_bench_config(spec, seed)))
+    return Crossbar(open_backend(_bench_config(spec, seed)), emergency=stop)
 
 
-def _profile(spec: StudySpec, seed: int) -> Any:
+def _profile(spec: StudySpec, seed: int, stop: threading.Event | None = None) -> Any:
     """The deployment profile of bench ``seed``: measured, or the given file."""
     from crossbar.characterise import CharacterisationPlan, characterise
     from crossbar.deployment_profile import load_deployment_profile
@@ -306,7 +307,7 @@ def _profile(spec: StudySpec, seed: int) -> Any:
     if spec.characterise not in ("quick", "full"):
         return load_deployment_profile(spec.characterise)
     plan = CharacterisationPlan.quick() if spec.characterise == "quick" else CharacterisationPlan()
-    with _crossbar(spec, seed) as xb:
+    with _crossbar(spec, seed, stop) as xb:
         return characterise(xb, plan)
 
 
@@ -324,7 +325,13 @@ def _deploy_options(profile: Any, loop: Sequence[str]) -> Any:
     return replace(base, **changes)
 
 
-def _task(spec: StudySpec, bench_seed: int, train_seed: int, profile: Any) -> list[dict]:
+def _task(
+    spec: StudySpec,
+    bench_seed: int,
+    train_seed: int,
+    profile: Any,
+    stop: threading.Event | None = None,
+) -> list[dict]:
     """Every method and loop configuration of one (bench seed, training seed)."""
     from inference.data import load_dataset
     from inference.deploy import run_on_crossbar
@@ -346,7 +353,7 @@ def _task(spec: StudySpec, bench_seed: int, train_seed: int, profile: Any) -> li
             **spec.training,
         )
         for loop in spec.loop_configs():
-            with _crossbar(spec, bench_seed) as xb:
+            with _crossbar(spec, bench_seed, stop) as xb:
                 result = run_on_crossbar(
                     xb,
                     trained,
@@ -373,33 +380,64 @@ def _task(spec: StudySpec, bench_seed: int, train_seed: int, profile: Any) -> li
     return runs
 
 
-def run_study(spec: StudySpec, *, progress: ProgressFn | None = None) -> StudyResult:
-    """Run every (bench seed, training seed) of ``spec``; see the module docstring."""
+def run_study(
+    spec: StudySpec,
+    *,
+    progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+) -> StudyResult:
+    """Run every (bench seed, training seed) of ``spec``; see the module docstring.
+
+    ``stop``: an emergency-stop latch. In one process (``workers=1``) every bench of the study
+    shares it, so setting it stops the running characterisation or deployment at its next
+    primitive (outputs off); with worker processes it is checked whenever a task ends, and the
+    tasks not yet started are cancelled. Either way the study raises
+    :class:`~crossbar.backend.EmergencyStop` and returns no result.
+    """
     spec.check()
     seeds = [(b, t) for b in spec.bench_seeds for t in spec.train_seeds]
     total = len(spec.bench_seeds) + len(seeds)
     done = 0
     profiles: dict[int, Any] = {}
     runs: list[dict] = []
+    inproc = stop if spec.workers <= 1 else None  # an Event does not cross to spawned workers
     with _pool(spec.workers) as pool:
-        jobs = {pool.submit(_profile, spec, b): b for b in spec.bench_seeds}
+        jobs = {pool.submit(_profile, spec, b, inproc): b for b in spec.bench_seeds}
         for fut in as_completed(jobs):
+            _check_study_stop(stop, pool)
             profiles[jobs[fut]] = fut.result()
             done += 1
             notify(progress, done, total, "characterise", f"bench seed {jobs[fut]}")
-        tasks = {pool.submit(_task, spec, b, t, profiles[b]): (b, t) for b, t in seeds}
+        _check_study_stop(stop, pool)
+        tasks = {pool.submit(_task, spec, b, t, profiles[b], inproc): (b, t) for b, t in seeds}
         for fut in as_completed(tasks):
+            _check_study_stop(stop, pool)
             runs += fut.result()
             done += 1
             b, t = tasks[fut]
             notify(progress, done, total, "deploy", f"bench seed {b}, training seed {t}")
+    _check_study_stop(stop, None)
     order = {m: k for k, m in enumerate(spec.methods)}
     runs.sort(key=lambda r: (order[r["method"]], r["bench_seed"], r["train_seed"], r["loop"]))
     return StudyResult(spec, runs)
 
 
+def _check_study_stop(stop: threading.Event | None, pool: Any) -> None:
+    """EmergencyStop (no result) once ``stop`` is set; the pool's pending tasks are cancelled."""
+    if stop is None or not stop.is_set():
+        return
+    from crossbar.backend import EmergencyStop
+
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+    raise EmergencyStop("study stopped by the emergency stop; outputs off, no result")
+
+
 class _InProcess:
     """A stand-in pool that runs tasks at submit time (``workers=1``)."""
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """Nothing to cancel: every task ran when it was submitted."""
 
     def submit(self, fn: Callable, *args: Any) -> Any:
         from concurrent.futures import Future
