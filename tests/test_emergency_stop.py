@@ -15,9 +15,9 @@ instruments work). Then:
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import types
-import json
 from collections.abc import Callable
 from pathlib import Path
 
