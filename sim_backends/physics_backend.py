@@ -29,14 +29,13 @@ transimpedance amplifier; a pulse's sensed column is its return path, held at GR
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from crossbar.backend import (
     Capabilities,
     CrossbarBackend,
     Measurement,
+    PointFn,
     StopFn,
     SweepSpec,
     check_stop,
@@ -181,7 +180,7 @@ class PhysicsBackend(CrossbarBackend):
     def sweep(
         self,
         spec: SweepSpec,
-        on_point: Callable[[int, int, Measurement], None],
+        on_point: PointFn,
         *,
         should_stop: StopFn | None = None,
     ) -> None:

@@ -30,6 +30,7 @@ from crossbar.backend import (
     Capabilities,
     CrossbarBackend,
     Measurement,
+    PointFn,
     StopFn,
     SweepSpec,
     check_stop,
@@ -137,7 +138,7 @@ class IdealCrossbar(CrossbarBackend):
     def sweep(
         self,
         spec: SweepSpec,
-        on_point: Callable[[int, int, Measurement], None],
+        on_point: PointFn,
         *,
         should_stop: StopFn | None = None,
     ) -> None:
