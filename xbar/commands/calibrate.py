@@ -26,7 +26,7 @@ from pathlib import Path
 
 from xbar.errors import UserError
 
-from ._common import int_at_least, make_dir
+from ._common import BENCH_HELP, add_command, int_at_least, make_dir
 
 _HELP = """\
 Applies METHODS section 1 to cyclic I-V files (Excel exports, CSV, HDF5 sweeps;
@@ -58,13 +58,12 @@ alone and its row mates stay below SET), and the RESET branch (V < 0) under v/3 
 current than its SET compliance does not stay stuck in the LRS."""
 
 
+SUMMARY = "grade devices from cyclic I-V files (METHODS section 1 usability)"
+"""``xbar calibrate``'s line in ``xbar --help``."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "calibrate",
-        help="grade devices from cyclic I-V files (METHODS section 1 usability)",
-        description=_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(sub, "calibrate", SUMMARY, _HELP, raw=True)
     p.add_argument("files", nargs="*", metavar="FILE", help="I-V files or directories")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--report", metavar="DIR", help="write a PNG per device and a summary CSV")
@@ -87,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     live = p.add_argument_group(
         "live", "sweep a cell of a bench instead of reading files (e.g. --bench sim --cell 0,0)"
     )
-    live.add_argument("--bench", help='"sim" (built-in simulated bench) or BENCH.toml')
+    live.add_argument("--bench", help=BENCH_HELP)
     live.add_argument(
         "--cell",
         type=_cell,

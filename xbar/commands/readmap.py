@@ -26,18 +26,18 @@ import numpy as np
 from instruments.errors import SafetyLimitError
 
 from ..errors import UserError
-from ._common import open_crossbar
+from ._common import add_command, open_crossbar
 from .sweep import add_bench_arguments, data_path, finite, load_bench, parse_biasing, read_limit
 
 __all__ = ["register", "run", "write_map_csv"]
 
 
+SUMMARY = "read every cell's conductance, written to the data file as read"
+"""``xbar read-map``'s line in ``xbar --help``."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "read-map",
-        help="read every cell's conductance, written to the data file as read",
-        description=__doc__.split("\n\n")[0],
-    )
+    p = add_command(sub, "read-map", SUMMARY, __doc__)
     p.add_argument("--v-read", default="0.2", help="read voltage, V (default 0.2)")
     p.add_argument(
         "--biasing", default="v/3", help="unselected lines: v/3 (default), v/2, ground, float"

@@ -41,7 +41,7 @@ from instruments.keithley6487_limits import (
 from instruments.sweep_plan import cyclic_points
 
 from ..errors import UserError
-from ._common import bench_config, open_crossbar
+from ._common import add_bench_option, add_command, bench_config, open_crossbar
 
 __all__ = [
     "MAX_CYCLES",
@@ -67,7 +67,7 @@ MAX_CYCLES = 100_000
 
 def add_bench_arguments(p: argparse.ArgumentParser, data_help: str) -> None:
     """``--bench``, ``--profile``, ``--seed``, ``--data`` and ``--json``."""
-    p.add_argument("--bench", default="sim", help='"sim" (built-in simulated bench) or BENCH.toml')
+    add_bench_option(p)
     p.add_argument(
         "--profile",
         dest="sim_profile",
@@ -176,12 +176,12 @@ def data_path(args: argparse.Namespace, cfg: BenchConfig, what: str) -> Path:
 # ------------------------------------------------------------------ the command
 
 
+SUMMARY = "cyclic I-V sweep of one cell, written to the data file as measured"
+"""``xbar sweep``'s line in ``xbar --help``."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sweep",
-        help="cyclic I-V sweep of one cell, written to the data file as measured",
-        description=__doc__.split("\n\n")[0],
-    )
+    p = add_command(sub, "sweep", SUMMARY, __doc__)
     p.add_argument("--cell", required=True, metavar="R,C", help="cell to sweep (0-based)")
     p.add_argument("--vmax", default="6", help="positive turning point, V (> 0; default 6)")
     p.add_argument("--vmin", default="-6", help="negative turning point, V (<= 0; default -6)")
