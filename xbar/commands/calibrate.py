@@ -234,6 +234,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The live sweep's options passed to calibrate_cell under their own names.
+_LIVE_SWEEP_OPTIONS = (
+    "cycles", "step", "compliance", "reset_compliance", "nplc", "biasing", "reset_biasing"
+)  # fmt: skip
+
+
 def _live(args: argparse.Namespace):
     """Sweep each ``--cell`` of the bench through the crossbar layer and calibrate it."""
     from calibration.io import CalibrationInputError
@@ -256,28 +262,13 @@ def _live(args: argparse.Namespace):
         f"0 -> {args.vmax:g} -> 0 -> {args.vmin:g} -> 0 V, step {args.step:g} V; data -> {data}",
         file=sys.stderr,
     )
+    sweep = {key: getattr(args, key) for key in _LIVE_SWEEP_OPTIONS}  # calibrate_cell's names
+    sweep.update(v_max=args.vmax, v_min=args.vmin, point_time=point_time)
     devices = []
     with open_crossbar(cfg, datafile=data, operation="calibrate") as xb:
         for r, c in cells:
             try:
-                devices.append(
-                    calibrate_cell(
-                        xb,
-                        r,
-                        c,
-                        cycles=args.cycles,
-                        v_max=args.vmax,
-                        v_min=args.vmin,
-                        step=args.step,
-                        compliance=args.compliance,
-                        reset_compliance=args.reset_compliance,
-                        nplc=args.nplc,
-                        biasing=args.biasing,
-                        reset_biasing=args.reset_biasing,
-                        point_time=point_time,
-                        options=options_from_args(args),
-                    )
-                )
+                devices.append(calibrate_cell(xb, r, c, options=options_from_args(args), **sweep))
             except CalibrationInputError as exc:
                 raise UserError(str(exc)) from exc
     return devices
