@@ -23,11 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from instruments.errors import SafetyLimitError
-
 from ..errors import UserError
 from ._common import add_command, open_crossbar
-from .sweep import add_bench_arguments, data_path, finite, load_bench, parse_biasing, read_limit
+from .sweep import (
+    add_bench_arguments,
+    beyond_bench_limit,
+    data_path,
+    finite,
+    load_bench,
+    parse_biasing,
+    read_limit,
+)
 
 __all__ = ["register", "run", "write_map_csv"]
 
@@ -61,13 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if v_read == 0:
         raise UserError("--v-read 0 V: must be non-zero (G = I / V)")
     if abs(v_read) > limit:
-        raise SafetyLimitError(
-            f"--v-read {v_read:g} V refused: beyond the bench read limit |V| <= {limit:g} V "
-            f"([limits] max_read_voltage of {cfg.source})",
-            setting="--v-read",
-            value=v_read,
-            limit=limit,
-        )
+        raise beyond_bench_limit(cfg, "max_read_voltage", "--v-read", v_read)
     biasing = parse_biasing(args.biasing)
     read_limit(cfg)  # a bench that cannot read at all is refused here
     csv_path = None

@@ -47,6 +47,7 @@ __all__ = [
     "MAX_CYCLES",
     "MAX_POINTS_PER_CYCLE",
     "add_bench_arguments",
+    "beyond_bench_limit",
     "finite",
     "load_bench",
     "parse_biasing",
@@ -165,6 +166,28 @@ def read_limit(cfg: BenchConfig) -> float:
     return limit
 
 
+#: How a refusal names each ``[limits]`` key, and its unit.
+_LIMIT_TEXT = {
+    "max_voltage": ("limit |V| <=", "V"),
+    "max_read_voltage": ("read limit |V| <=", "V"),
+    "max_compliance": ("limit", "A"),
+}
+
+
+def beyond_bench_limit(cfg: BenchConfig, key: str, option: str, value: float) -> SafetyLimitError:
+    """The error refusing ``option`` = ``value`` (V or A) beyond the bench's ``[limits] key``
+    (``max_voltage``, ``max_read_voltage`` or ``max_compliance``), naming the bench file."""
+    limit = getattr(cfg.limits, key)
+    words, unit = _LIMIT_TEXT[key]
+    return SafetyLimitError(
+        f"{option} {value:g} {unit} refused: beyond the bench {words} {limit:g} {unit} "
+        f"([limits] {key} of {cfg.source})",
+        setting=option,
+        value=value,
+        limit=limit,
+    )
+
+
 def data_path(args: argparse.Namespace, cfg: BenchConfig, what: str) -> Path:
     """``--data`` or ``xbar-out/<what>-<bench>.h5``; refuses a directory."""
     path = Path(args.data) if args.data else Path("xbar-out") / f"{what}-{cfg.name}.h5"
@@ -211,13 +234,7 @@ def _voltages(args: argparse.Namespace, cfg: BenchConfig) -> tuple[np.ndarray, f
     limit = cfg.limits.max_voltage
     for v, option in ((vmax, "--vmax"), (vmin, "--vmin")):
         if abs(v) > limit:
-            raise SafetyLimitError(
-                f"{option} {v:g} V refused: beyond the bench limit |V| <= {limit:g} V "
-                f"([limits] max_voltage of {cfg.source})",
-                setting=option,
-                value=v,
-                limit=limit,
-            )
+            raise beyond_bench_limit(cfg, "max_voltage", option, v)
     n = (vmax + abs(vmin)) * 2 / step + 1
     if n > MAX_POINTS_PER_CYCLE:
         raise UserError(
@@ -230,13 +247,7 @@ def _voltages(args: argparse.Namespace, cfg: BenchConfig) -> tuple[np.ndarray, f
         raise UserError(f"--vmax/--vmin/--step: {exc}") from None
     compliance = finite(args.compliance, "--compliance", lo=0.0, lo_open=True, unit="A")
     if compliance > cfg.limits.max_compliance:
-        raise SafetyLimitError(
-            f"--compliance {compliance:g} A refused: beyond the bench limit "
-            f"{cfg.limits.max_compliance:g} A ([limits] max_compliance of {cfg.source})",
-            setting="--compliance",
-            value=compliance,
-            limit=cfg.limits.max_compliance,
-        )
+        raise beyond_bench_limit(cfg, "max_compliance", "--compliance", compliance)
     if cfg.backend != "physics":
         try:
             snapped = snap_compliance(compliance, cfg.limits.max_compliance, "--compliance")
