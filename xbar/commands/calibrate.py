@@ -83,6 +83,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="V",
         help="read voltage of --read-stats, 0 < V <= 1 (default 0.2 V)",
     )
+    _add_live_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_live_options(p: argparse.ArgumentParser) -> None:
+    """The group ``live``: sweep cells of a bench instead of reading files."""
     live = p.add_argument_group(
         "live", "sweep a cell of a bench instead of reading files (e.g. --bench sim --cell 0,0)"
     )
@@ -142,7 +148,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="data file the sweep is written to as measured "
         "(default xbar-out/calibrate-<bench>.h5)",
     )
-    p.set_defaults(func=run)
 
 
 def add_calibration_options(p: argparse.ArgumentParser) -> None:
