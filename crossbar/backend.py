@@ -234,11 +234,7 @@ class CrossbarBackend(ABC):
 
     @abstractmethod
     def sweep(
-        self,
-        spec: SweepSpec,
-        on_point: PointFn,
-        *,
-        should_stop: StopFn | None = None,
+        self, spec: SweepSpec, on_point: PointFn, *, should_stop: StopFn | None = None
     ) -> None:
         """Run ``spec`` (see :class:`SweepSpec`): every reading passed at once to
         ``on_point(cycle, index, measurement)``. ``should_stop`` is polled between points (and

@@ -178,11 +178,7 @@ class PhysicsBackend(CrossbarBackend):
         self.last_pulse_compliance = bool(res.compliance)
 
     def sweep(
-        self,
-        spec: SweepSpec,
-        on_point: PointFn,
-        *,
-        should_stop: StopFn | None = None,
+        self, spec: SweepSpec, on_point: PointFn, *, should_stop: StopFn | None = None
     ) -> None:
         """Point by point: each point held ``delay`` s, then read over ``nplc/60`` s with the
         source limited at ``compliance`` A."""

@@ -136,11 +136,7 @@ class IdealCrossbar(CrossbarBackend):
             self.g[row, col] = np.exp(lg - (lg - np.log(self.g_off)) * frac)
 
     def sweep(
-        self,
-        spec: SweepSpec,
-        on_point: PointFn,
-        *,
-        should_stop: StopFn | None = None,
+        self, spec: SweepSpec, on_point: PointFn, *, should_stop: StopFn | None = None
     ) -> None:
         icc = spec.compliance
         for c in range(spec.cycles):
