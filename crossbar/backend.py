@@ -46,6 +46,7 @@ __all__ = [
     "Measurement",
     "EmergencyStop",
     "OperationAborted",
+    "PointFn",
     "StopRequested",
     "BenchView",
     "SweepPoint",
@@ -199,6 +200,9 @@ class EmergencyStop(OperationAborted):
 StopFn = Callable[[], bool]
 """``should_stop()``: True when the running primitive must stop at its next step."""
 
+PointFn = Callable[[int, int, Measurement], None]
+"""``on_point(cycle, index, measurement)``: a backend sweep's reading, passed on at once."""
+
 
 def check_stop(should_stop: StopFn | None) -> None:
     """Raise :class:`~instruments.errors.StopRequested` when ``should_stop`` (if given) says so:
@@ -230,11 +234,7 @@ class CrossbarBackend(ABC):
 
     @abstractmethod
     def sweep(
-        self,
-        spec: SweepSpec,
-        on_point: Callable[[int, int, Measurement], None],
-        *,
-        should_stop: StopFn | None = None,
+        self, spec: SweepSpec, on_point: PointFn, *, should_stop: StopFn | None = None
     ) -> None:
         """Run ``spec`` (see :class:`SweepSpec`): every reading passed at once to
         ``on_point(cycle, index, measurement)``. ``should_stop`` is polled between points (and

@@ -266,7 +266,7 @@ class LimitsSection:
 @dataclass(frozen=True)
 class FaultSettings:
     """One instrument's fault-injection plan (``[simulation.faults.keithley]`` or ``.ad2``);
-    the fields mirror :class:`sim_backends.faults.FaultPlan`. Counts are transactions (bus
+    the twins' :class:`sim_backends.faults.FaultPlan` has these fields. Counts are transactions (bus
     messages on the 6487, pydwf calls on the AD2); absent = never. ``interlock_open`` (6487):
     the fixture lid is open; ``no_device`` (AD2): no AD2 is connected; ``open_row`` (AD2, the
     switch matrix it drives): that row's switch is stuck open."""

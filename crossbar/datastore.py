@@ -710,17 +710,8 @@ class DataStore:
             g["current"][p.index, p.cycle] = p.current
             g["compliance"][p.index, p.cycle] = p.compliance
             g_val = p.current / p.voltage if p.voltage != 0 else np.nan
-            self.record(
-                "iv",
-                time=p.time,
-                row=w.row,
-                col=w.col,
-                voltage=p.voltage,
-                read_voltage=p.voltage,
-                current=p.current,
-                conductance=g_val,
-                compliance=p.compliance,
-            )
+            reading = CellReading(w.row, w.col, p.voltage, p.current, g_val, p.compliance, p.time)
+            self.record_reading(reading, "iv")  # the point's voltage is also its read voltage
 
     # -- lifecycle ---------------------------------------------------------------------------
     def mark_aborted(self, reason: str, bench_time: float) -> None:

@@ -36,6 +36,11 @@ __all__ = [
 CLI_PRESET = "xbar calibrate (live default)"
 
 
+_SWEEP_OPTIONS = (
+    "compliance", "cycles", "nplc", "biasing", "delay", "reset_compliance", "reset_biasing"
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SweepProtocol:
     """One I-V sweep protocol. Voltages V, currents A, times s."""
@@ -69,6 +74,12 @@ class SweepProtocol:
                 f"reading ({self.nplc / 60 * 1e3:.4g} ms)"
             )
         return max(0.0, d)
+
+    def sweep_options(self) -> dict[str, Any]:
+        """The keyword arguments of :meth:`crossbar.core.Crossbar.iv_sweep` the protocol sets:
+        ``compliance``, ``cycles``, ``nplc``, ``biasing``, ``delay`` (s, from the point time; a
+        ValueError as :attr:`delay`), ``reset_compliance`` and ``reset_biasing``."""
+        return {key: getattr(self, key) for key in _SWEEP_OPTIONS}
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

@@ -9,7 +9,9 @@ from PyQt6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
+    QFormLayout,
     QFrame,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLayout,
@@ -25,8 +27,10 @@ from PyQt6.QtWidgets import (
 
 __all__ = [
     "button",
+    "choice",
     "double_spin",
     "enable_items",
+    "form_group",
     "hbox",
     "int_spin",
     "scroll_column",
@@ -68,6 +72,22 @@ def button(text: str, slot: Callable[..., object], tooltip: str = "") -> QPushBu
         b.setToolTip(tooltip)
     b.clicked.connect(slot)
     return b
+
+
+def choice(items: Sequence[tuple[str, object]], tooltip: str = "") -> QComboBox:
+    """A drop-down list of ``(text, data)`` items; ``currentData()`` gives the chosen data."""
+    combo = QComboBox()
+    for text, data in items:
+        combo.addItem(text, data)
+    if tooltip:
+        combo.setToolTip(tooltip)
+    return combo
+
+
+def form_group(title: str) -> tuple[QGroupBox, QFormLayout]:
+    """A group box titled ``title`` and the form layout that holds its rows."""
+    group = QGroupBox(title)
+    return group, QFormLayout(group)
 
 
 def hbox(*items: QWidget | QLayout | tuple[QWidget, int]) -> QHBoxLayout:

@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from crossbar.config import FaultSettings
+
 __all__ = ["SCPI_ERRORS", "FaultInjector", "FaultPlan"]
 
 #: Messages of the SCPI / 6487 error codes the twins produce or inject.
@@ -67,7 +69,7 @@ SCPI_ERRORS: dict[int, str] = {
 
 
 @dataclass(frozen=True)
-class FaultPlan:
+class FaultPlan(FaultSettings):
     """When faults happen on one twin (counts in transactions; None = never).
 
     :param timeout_after: the first read (6487) / acquisition (AD2) after N transactions times
@@ -84,20 +86,10 @@ class FaultPlan:
     :param no_device: no Analog Discovery 2 is connected (AD2).
     :param open_row: the switch-matrix switch of this row is stuck open (AD2 plan: the matrix
         is driven by the AD2), None = none.
-    """
 
-    timeout_after: int | None = None
-    garbled_after: int | None = None
-    connection_lost_after: int | None = None
-    error_after: int | None = None
-    error_code: int = -200
-    compliance_after: int | None = None
-    timeout_rate: float = 0.0
-    garbled_rate: float = 0.0
-    seed: int = 0
-    interlock_open: bool = False
-    no_device: bool = False
-    open_row: int | None = None
+    The fields (names, types, defaults) are those of the bench file's
+    :class:`crossbar.config.FaultSettings`, declared once there.
+    """
 
     def __post_init__(self) -> None:
         for name in (
@@ -146,9 +138,7 @@ class FaultInjector:
         self.plan = plan or FaultPlan()
         self.rng = np.random.default_rng(self.plan.seed)
         self.count = 0  # transactions so far (including the current one)
-        self._timeout_done = False
-        self._garbled_done = False
-        self._error_done = False
+        self._one_shots_done: set[str] = set()  # the one-shot faults that have fired
         self.fired: list[tuple[int, str]] = []  # (transaction, kind) of every fault that fired
 
     def transaction(self) -> None:
@@ -166,32 +156,32 @@ class FaultInjector:
             self.fired.append((self.count, "connection_lost"))
         return lost
 
+    def _one_shot(self, kind: str, after: int | None) -> bool:
+        """True (once) at the first call after ``after`` transactions."""
+        if kind in self._one_shots_done or not self._due(after):
+            return False
+        self._one_shots_done.add(kind)
+        return True
+
+    def _take(self, kind: str, after: int | None, rate: float) -> bool:
+        """Whether fault ``kind`` fires now: its one-shot after ``after`` transactions, else
+        with probability ``rate`` (0…1); a fault that fires is logged in :attr:`fired`."""
+        hit = self._one_shot(kind, after) or (rate > 0 and self.rng.random() < rate)
+        if hit:
+            self.fired.append((self.count, kind))
+        return hit
+
     def take_timeout(self) -> bool:
         """Whether the present read times out (consumes the one-shot timeout)."""
-        hit = False
-        if not self._timeout_done and self._due(self.plan.timeout_after):
-            self._timeout_done = hit = True
-        elif self.plan.timeout_rate > 0 and self.rng.random() < self.plan.timeout_rate:
-            hit = True
-        if hit:
-            self.fired.append((self.count, "timeout"))
-        return hit
+        return self._take("timeout", self.plan.timeout_after, self.plan.timeout_rate)
 
     def take_garbled(self) -> bool:
         """Whether the present reply is garbled (consumes the one-shot fault)."""
-        hit = False
-        if not self._garbled_done and self._due(self.plan.garbled_after):
-            self._garbled_done = hit = True
-        elif self.plan.garbled_rate > 0 and self.rng.random() < self.plan.garbled_rate:
-            hit = True
-        if hit:
-            self.fired.append((self.count, "garbled"))
-        return hit
+        return self._take("garbled", self.plan.garbled_after, self.plan.garbled_rate)
 
     def take_error(self) -> int | None:
         """The error code to report now (once), or None."""
-        if not self._error_done and self._due(self.plan.error_after):
-            self._error_done = True
+        if self._one_shot("error", self.plan.error_after):
             self.fired.append((self.count, "error"))
             return int(self.plan.error_code)
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -115,34 +116,16 @@ def simulate_cyclic_iv_many(
 
 
 def simulate_cyclic_iv(
-    profile: DeviceProfile | str,
-    *,
-    cycles: int = 10,
-    v_max: float = 6.0,
-    v_min: float = -6.0,
-    step: float = 0.1,
-    compliance: float = 25e-6,
-    dwell_s: float = 0.05,
-    seed: int | np.random.Generator | None = 0,
-    voltage: ArrayLike | None = None,
+    profile: DeviceProfile | str, **options: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cyclic I-V of one isolated device (a 1-cell DeviceArray, no circuit), cycle after cycle.
 
-    See :func:`simulate_cyclic_iv_many` for the measurement model. Returns ``(V[K], I[K,
-    cycles])`` (V, A): the input of METHODS section 1.
+    ``options`` are the keyword arguments of :func:`simulate_cyclic_iv_many` (``cycles``,
+    ``v_max``, ``v_min``, ``step``, ``compliance``, ``dwell_s``, ``seed``, ``voltage``), which
+    describes the measurement model. Returns ``(V[K], I[K, cycles])`` (V, A): the input of
+    METHODS section 1.
     """
-    v, i = simulate_cyclic_iv_many(
-        profile,
-        1,
-        cycles=cycles,
-        v_max=v_max,
-        v_min=v_min,
-        step=step,
-        compliance=compliance,
-        dwell_s=dwell_s,
-        seed=seed,
-        voltage=voltage,
-    )
+    v, i = simulate_cyclic_iv_many(profile, 1, **options)
     return v, i[0]
 
 
@@ -365,37 +348,13 @@ class FitReport:
     v_set_simulated: float  # V, median over the fit's simulated devices
 
 
-def fit_profile(
-    voltage: ArrayLike,
-    currents: ArrayLike,
-    *,
-    usability_fn: UsabilityFn,
-    base: DeviceProfile | str | None = None,
-    seed: int = 0,
-    compliance: float | None = None,
-    dwell_s: float = 0.05,
-    n_devices: int = 8,
-    name: str = "fitted",
-) -> DeviceProfile:
+def fit_profile(voltage: ArrayLike, currents: ArrayLike, **options: Any) -> DeviceProfile:
     """Fit a :class:`DeviceProfile` to one measured device (``V[K]``, ``I[K, cycles]``).
 
-    ``usability_fn(V, I) -> float`` computes the METHODS section-1 usability. It is a parameter
-    (dependency injection) because sim_backends may not import the calibration package; callers
-    pass ``lambda v, i: calibration.usability.usability(v, i).usability``.
-
-    See :func:`fit_profile_report` for the method; this returns only the profile.
+    ``options`` are the keyword arguments of :func:`fit_profile_report` (``usability_fn``
+    required), which describes the method; this returns only the profile.
     """
-    return fit_profile_report(
-        voltage,
-        currents,
-        usability_fn=usability_fn,
-        base=base,
-        seed=seed,
-        compliance=compliance,
-        dwell_s=dwell_s,
-        n_devices=n_devices,
-        name=name,
-    ).profile
+    return fit_profile_report(voltage, currents, **options).profile
 
 
 def _decreasing(y: np.ndarray) -> np.ndarray:
@@ -435,6 +394,10 @@ def fit_profile_report(
     name: str = "fitted",
 ) -> FitReport:
     """Fit a profile to a measured device and report measured versus simulated figures.
+
+    ``usability_fn(V, I) -> float`` computes the METHODS section-1 usability. It is a parameter
+    (dependency injection) because sim_backends may not import the calibration package; callers
+    pass ``lambda v, i: calibration.usability.usability(v, i).usability``.
 
     Method:
 

@@ -29,14 +29,13 @@ transimpedance amplifier; a pulse's sensed column is its return path, held at GR
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from crossbar.backend import (
     Capabilities,
     CrossbarBackend,
     Measurement,
+    PointFn,
     StopFn,
     SweepSpec,
     check_stop,
@@ -179,11 +178,7 @@ class PhysicsBackend(CrossbarBackend):
         self.last_pulse_compliance = bool(res.compliance)
 
     def sweep(
-        self,
-        spec: SweepSpec,
-        on_point: Callable[[int, int, Measurement], None],
-        *,
-        should_stop: StopFn | None = None,
+        self, spec: SweepSpec, on_point: PointFn, *, should_stop: StopFn | None = None
     ) -> None:
         """Point by point: each point held ``delay`` s, then read over ``nplc/60`` s with the
         source limited at ``compliance`` A."""

@@ -292,6 +292,25 @@ def _band_positions(rows: int, cols: int) -> np.ndarray:
     return pos
 
 
+def _halve(
+    cut: np.ndarray,
+    pos: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    chain: np.ndarray,
+    digit: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One nested-dissection cut of the boxes of the nodes in ``cut``, at the middle line of
+    their span ``[lo, hi)`` along ``pos`` (each node's row or column index): ``digit`` gets 1
+    for the second half (0 for the first stays), 2 for ``chain`` nodes on the line, 3 for the
+    separator. Returns the nodes' new ``lo``, ``hi`` and which nodes lie on the line."""
+    m = (lo + hi) // 2
+    first, second, on = cut & (pos < m), cut & (pos > m), cut & (pos == m)
+    digit[second] = 1
+    digit[on] = np.where(chain[on], 2, 3)
+    return np.where(second, m + 1, lo), np.where(first, m, hi), on
+
+
 @functools.lru_cache(maxsize=16)
 def _nd_positions(rows: int, cols: int) -> np.ndarray:
     """Nested-dissection factor position of every node (numbering as in :func:`_band_positions`).
@@ -316,20 +335,8 @@ def _nd_positions(rows: int, cols: int) -> np.ndarray:
         if not active.any():
             break
         digit = np.zeros(2 * n, dtype=np.int64)
-        vert = active & (w >= h)
-        jm = (j0 + j1) // 2
-        left, right, mid = vert & (jj < jm), vert & (jj > jm), vert & (jj == jm)
-        digit[right] = 1
-        digit[mid] = np.where(is_c[mid], 2, 3)
-        j1 = np.where(left, jm, j1)
-        j0 = np.where(right, jm + 1, j0)
-        hor = active & (w < h)
-        im = (i0 + i1) // 2
-        top, bottom, midh = hor & (ii < im), hor & (ii > im), hor & (ii == im)
-        digit[bottom] = 1
-        digit[midh] = np.where(is_c[midh], 3, 2)
-        i1 = np.where(top, im, i1)
-        i0 = np.where(bottom, im + 1, i0)
+        j0, j1, mid = _halve(active & (w >= h), jj, j0, j1, is_c, digit)  # vertical cuts
+        i0, i1, midh = _halve(active & (w < h), ii, i0, i1, ~is_c, digit)  # horizontal cuts
         active &= ~(mid | midh)
         key = key * 4 + digit
     order = np.lexsort((2 * (idx % n) + is_c, key))

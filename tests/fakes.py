@@ -30,14 +30,26 @@ from crossbar.backend import (
     Capabilities,
     CrossbarBackend,
     Measurement,
+    PointFn,
     StopFn,
     SweepSpec,
     check_stop,
 )
 from crossbar.biasing import LineLevels
+from crossbar.config import BenchConfig, load_bench_config, parse_bench_config
 from instruments.errors import SafetyLimits
 
 T_READ = 1e-3  # s of virtual time per read
+
+
+def sim_config(**changes: object) -> BenchConfig:
+    """The built-in ``sim`` bench with ``section__key=value`` changes (e.g.
+    ``faults__timeout_after=3``), parsed and checked as a bench file would be."""
+    d = load_bench_config("sim").to_dict()
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        d.setdefault(section, {})[key] = value
+    return parse_bench_config(d, origin="test")
 
 
 class IdealCrossbar(CrossbarBackend):
@@ -124,11 +136,7 @@ class IdealCrossbar(CrossbarBackend):
             self.g[row, col] = np.exp(lg - (lg - np.log(self.g_off)) * frac)
 
     def sweep(
-        self,
-        spec: SweepSpec,
-        on_point: Callable[[int, int, Measurement], None],
-        *,
-        should_stop: StopFn | None = None,
+        self, spec: SweepSpec, on_point: PointFn, *, should_stop: StopFn | None = None
     ) -> None:
         icc = spec.compliance
         for c in range(spec.cycles):

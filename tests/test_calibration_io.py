@@ -238,24 +238,16 @@ def test_text_where_a_number_belongs(tmp_path: Path) -> None:
     i = _currents(3)
     rows = [[v, *map(_num, i[k])] for k, v in enumerate(V)]
     rows[2][3] = "abc"  # file row 4 (header is row 1)
-    path = _write_csv(
-        tmp_path / "bad.csv",
-        ["voltage", "current_cycle1", "current_cycle2", "current_cycle3"],
-        rows,
-    )
-    with pytest.raises(CalibrationInputError) as exc:
-        read_iv(path)
-    assert str(exc.value) == "bad.csv: column current_cycle3, row 4: 'abc' is not a number"
     xrows = [[v, *i[k]] for k, v in enumerate(V)]
     xrows[5][0] = "1,5 V"
-    xlsx = _write_xlsx(
-        tmp_path / "bad.xlsx",
-        ["voltage", "current_cycle1", "current_cycle2", "current_cycle3"],
-        xrows,
-    )
-    with pytest.raises(CalibrationInputError) as exc:
-        read_iv(xlsx)
-    assert str(exc.value) == "bad.xlsx: column voltage (A), row 7: '1,5 V' is not a number"
+    header = ["voltage", "current_cycle1", "current_cycle2", "current_cycle3"]
+    for write, name, table, message in (
+        (_write_csv, "bad.csv", rows, "column current_cycle3, row 4: 'abc' is not a number"),
+        (_write_xlsx, "bad.xlsx", xrows, "column voltage (A), row 7: '1,5 V' is not a number"),
+    ):
+        with pytest.raises(CalibrationInputError) as exc:
+            read_iv(write(tmp_path / name, header, table))
+        assert str(exc.value) == f"{name}: {message}"
 
 
 def test_truncated_or_corrupt_files(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import sim_config
 
 from bench.faults import (
     FAULTS,
@@ -42,7 +43,6 @@ from bench.faults import (
     run_cli,
     write_bench,
 )
-from crossbar.config import load_bench_config, parse_bench_config
 from crossbar.core import Crossbar
 from crossbar.datastore import DataStore, read_mvm, read_records
 from crossbar.policy import CrossbarPolicy
@@ -213,14 +213,6 @@ def _records_per_cell(rec: dict) -> dict[tuple[int, int], int]:
 # ------------------------------------------------------------------ MVM faults, directly
 
 
-def _bench(**changes):
-    d = load_bench_config("sim").to_dict()
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        d.setdefault(section, {})[key] = value
-    return parse_bench_config(d, origin="test")
-
-
 @pytest.mark.parametrize("fault", ["timeout", "garbled", "connection_lost", "error_code"])
 def test_mvm_batches_before_an_ad2_fault_are_all_recorded(tmp_path: Path, fault: str) -> None:
     """Crossbar.mvm in chunks: the chunks measured before an AD2 fault are in the file."""
@@ -233,7 +225,7 @@ def test_mvm_batches_before_an_ad2_fault_are_all_recorded(tmp_path: Path, fault:
         Crossbar(clean).mvm(x[:12], batch_size=4)  # calls per 12 vectors
         per12 = clean.sim_handles.dwf_library.faults.count - a0
         clean.close()
-    cfg = _bench(simulation__faults={"ad2": fault_plan(fault, a0 + per12 + per12 // 3, "ad2")})
+    cfg = sim_config(simulation__faults={"ad2": fault_plan(fault, a0 + per12 + per12 // 3, "ad2")})
     data = tmp_path / "mvm.h5"
     with Probe() as probe:
         b = open_backend(cfg)
@@ -254,7 +246,7 @@ def test_mvm_batches_before_an_ad2_fault_are_all_recorded(tmp_path: Path, fault:
 def test_mvm_clipped_tia_is_a_compliance_error(tmp_path: Path) -> None:
     """The MVM's compliance hit: a column current beyond the TIA/scope range (here a 100 MΩ
     TIA) clips the capture; the MVM stops with ComplianceError instead of a wrong number."""
-    cfg = _bench(wiring__tia_gain_ohm=1e8)
+    cfg = sim_config(wiring__tia_gain_ohm=1e8)
     data = tmp_path / "clip.h5"
     b = open_backend(cfg)
     xb = Crossbar(b, datastore=DataStore(data))
@@ -274,7 +266,7 @@ def test_garbled_capture_is_refused_not_returned() -> None:
     b = open_backend("sim")
     a0 = b.sim_handles.dwf_library.faults.count
     b.close()
-    cfg = _bench(simulation__faults={"ad2": {"garbled_after": a0, "seed": 2}})
+    cfg = sim_config(simulation__faults={"ad2": {"garbled_after": a0, "seed": 2}})
     with open_backend(cfg) as b2, pytest.raises(GarbledReply) as info:
         CrossbarPolicy(b2).mvm(np.full((1, 10), 0.1))
     assert "not a DC level" in str(info.value) and info.value.instrument == "Analog Discovery 2"

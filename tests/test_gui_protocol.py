@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 
 from crossbar.datastore import read_iv_groups
-from gui.protocol import BUILTIN_PRESETS, CLI_PRESET, cli_default_protocol
+from gui.protocol import BUILTIN_PRESETS, CLI_PRESET, SweepProtocol, cli_default_protocol
 from gui.testing import open_main_window
 
 
@@ -25,6 +25,19 @@ def test_cli_preset_is_the_live_calibration_default() -> None:
     )
     assert p.point_time == 0.05 and p.step == 0.1 and p.cycles == 10
     assert p.delay == 0.05 - 1 / 60
+
+
+def test_sweep_options_are_the_iv_sweep_keywords_of_the_protocol() -> None:
+    p = SweepProtocol(compliance=30e-6, cycles=3, nplc=0.6, point_time=0.05, reset_biasing=None)
+    assert p.sweep_options() == {
+        "compliance": 30e-6,
+        "cycles": 3,
+        "nplc": 0.6,
+        "biasing": "cols-2v/3",
+        "delay": 0.05 - 0.6 / 60,
+        "reset_compliance": 250e-6,
+        "reset_biasing": None,
+    }
 
 
 def test_the_sweep_runs_the_full_protocol_and_marks_compliance(window, monkeypatch) -> None:

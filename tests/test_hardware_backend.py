@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakes import sim_config
 
 from crossbar.backend import Biasing, SweepPoint
 from crossbar.config import BenchConfigError, load_bench_config, parse_bench_config
@@ -21,14 +22,6 @@ from instruments.errors import (
 )
 from instruments.sweep_plan import cyclic_points
 from lab import open_backend
-
-
-def sim_config(**changes):
-    d = load_bench_config("sim").to_dict()
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        d.setdefault(section, {})[key] = value
-    return parse_bench_config(d, origin="test")
 
 
 @pytest.fixture

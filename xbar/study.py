@@ -253,12 +253,9 @@ def _plots(result: StudyResult, out: Path) -> list[Path]:
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=8)
-    ax.set_title("software vs hardware accuracy (mean ± 95 % CI)", fontsize=9)
-    fig.tight_layout()
-    p7b = out / "figure7b.png"
-    fig.savefig(p7b, dpi=120)
-    plt.close(fig)
+    p7b = _finish_figure(
+        fig, ax, "software vs hardware accuracy (mean ± 95 % CI)", out / "figure7b.png"
+    )
     fig, ax = plt.subplots(figsize=(6, 4))
     for method in result.spec.methods:
         errs = np.concatenate(
@@ -270,13 +267,22 @@ def _plots(result: StudyResult, out: Path) -> list[Path]:
             ax.hist(errs, bins=60, histtype="step", label=method, density=True)
     ax.set_xlabel("hardware − software output")
     ax.set_ylabel("density")
-    ax.legend(fontsize=8)
-    ax.set_title("output errors without the loop (figure 7c)", fontsize=9)
-    fig.tight_layout()
-    p7c = out / "figure7c.png"
-    fig.savefig(p7c, dpi=120)
-    plt.close(fig)
+    p7c = _finish_figure(
+        fig, ax, "output errors without the loop (figure 7c)", out / "figure7c.png"
+    )
     return [p7b, p7c]
+
+
+def _finish_figure(fig: Any, ax: Any, title: str, path: Path) -> Path:
+    """Legend and ``title`` on ``ax``, ``fig`` saved as the PNG ``path`` (120 dpi) and closed."""
+    import matplotlib.pyplot as plt
+
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 # -- running --------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
-    QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QGroupBox,
@@ -48,7 +47,7 @@ from calibration.io import CalibrationInputError, find_iv_files
 from crossbar.progress import Progress
 from gui import plotting
 from gui.panels.base import AppServices, Panel
-from gui.widgets import button, hbox, int_spin, set_panes, table
+from gui.widgets import button, choice, hbox, int_spin, set_panes, table
 from gui.workers import TaskContext
 
 __all__ = ["COLUMNS", "FILE_COLUMN", "U_COLUMN", "CalibrationPanel", "NumericItem"]
@@ -166,9 +165,7 @@ class CalibrationPanel(Panel):
         self.lmin_fraction.setRange(0.01, 1.0)
         self.lmin_fraction.setSingleStep(0.05)
         self.lmin_fraction.setValue(0.35)
-        self.sigma_choice = QComboBox()
-        self.sigma_choice.addItem("σ_up (χ² bound)", "up")
-        self.sigma_choice.addItem("σ_ML (estimate)", "hat")
+        self.sigma_choice = choice([("σ_up (χ² bound)", "up"), ("σ_ML (estimate)", "hat")])
         buttons = hbox(
             self.open_files_btn,
             self.open_dir_btn,

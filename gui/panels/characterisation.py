@@ -49,7 +49,7 @@ from crossbar.characterise import CharacterisationPlan, make_profile, run_step
 from crossbar.progress import Progress
 from gui import plotting
 from gui.panels.base import AppServices, Panel
-from gui.widgets import button, double_spin, int_spin
+from gui.widgets import button, choice, double_spin, form_group, int_spin
 from gui.workers import TaskContext
 
 __all__ = ["MODULES", "CharacterisationPanel"]
@@ -125,14 +125,11 @@ class CharacterisationPanel(Panel):
         self._module_changed()
 
     def _plan_group(self) -> QGroupBox:
-        g = QGroupBox("Protocol (all modules)")
-        f = QFormLayout(g)
-        self.base = QComboBox()
-        self.base.addItem("quick", "quick")
-        self.base.addItem("full", "full")
-        self.base.setToolTip(
+        g, f = form_group("Protocol (all modules)")
+        self.base = choice(
+            [("quick", "quick"), ("full", "full")],
             "The defaults of CharacterisationPlan.quick() (the short protocol) or of the full "
-            "CharacterisationPlan()"
+            "CharacterisationPlan()",
         )
         self.base.currentIndexChanged.connect(self._base_changed)
         self.n_cells = int_spin(1, 100, 10, "Cells of read noise, programming and retention")

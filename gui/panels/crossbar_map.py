@@ -25,7 +25,6 @@ from PyQt6.QtGui import QBrush, QColor, QPen
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFormLayout,
     QGraphicsRectItem,
     QGridLayout,
     QGroupBox,
@@ -42,7 +41,16 @@ from crossbar.programming import CellProgramReport, ProgramReport, ProgramStep
 from crossbar.progress import Progress
 from gui import plotting
 from gui.panels.base import AppServices, Panel
-from gui.widgets import button, double_spin, hbox, int_spin, scroll_column, set_panes
+from gui.widgets import (
+    button,
+    choice,
+    double_spin,
+    form_group,
+    hbox,
+    int_spin,
+    scroll_column,
+    set_panes,
+)
 from gui.workers import TaskAborted, TaskContext
 
 __all__ = ["CellImage", "CrossbarPanel", "HistoryEntry", "load_target_map"]
@@ -212,14 +220,11 @@ class CrossbarPanel(Panel):
         q = str(self.app.settings.get("plot/map_quantity") or "R")
         self.quantity.setCurrentIndex(max(0, self.quantity.findData(q)))
         self.quantity.currentIndexChanged.connect(self.refresh_map)
-        self.scale_mode = QComboBox()
-        self.scale_mode.addItem("fixed decades", "fixed")
-        self.scale_mode.addItem("fitted, locked", "locked")
-        self.scale_mode.addItem("follows data", "auto")
-        self.scale_mode.setToolTip(
+        self.scale_mode = choice(
+            [("fixed decades", "fixed"), ("fitted, locked", "locked"), ("follows data", "auto")],
             "Fixed decades: the device's whole range (e.g. 10 kΩ … 100 MΩ), the same for every "
             "read; fitted, locked: fitted to the map when chosen (or Fit) and then kept; "
-            "follows data: refitted at every read"
+            "follows data: refitted at every read",
         )
         self.scale_mode.currentIndexChanged.connect(self.refresh_map)
         self.fit_btn = button(
@@ -376,8 +381,7 @@ class CrossbarPanel(Panel):
         return g
 
     def _read_group(self) -> QGroupBox:
-        g = QGroupBox("Read")
-        f = QFormLayout(g)
+        g, f = form_group("Read")
         self.v_read = double_spin(
             0.01, 0.3, float(self.app.settings.get("read/v_read")), 0.05, 3, " V"
         )
@@ -397,8 +401,7 @@ class CrossbarPanel(Panel):
         return g
 
     def _pulse_group(self) -> QGroupBox:
-        g = QGroupBox("Pulse (read after)")
-        f = QFormLayout(g)
+        g, f = form_group("Pulse (read after)")
         self.amplitude = double_spin(0.1, 6.0, 3.2, 0.1, 2, " V")
         self.width_ms = double_spin(0.001, 1000.0, 1.0, 0.5, 3, " ms")
         self.repeat = int_spin(1, 1000, 1)

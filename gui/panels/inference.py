@@ -26,7 +26,6 @@ import pyqtgraph as pg
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
     QComboBox,
-    QFormLayout,
     QFrame,
     QGroupBox,
     QHBoxLayout,
@@ -42,7 +41,7 @@ from PyQt6.QtWidgets import (
 from crossbar.progress import Progress
 from gui import plotting
 from gui.panels.base import AppServices, Panel
-from gui.widgets import button, double_spin, hbox, int_spin, set_panes, table
+from gui.widgets import button, choice, double_spin, form_group, hbox, int_spin, set_panes, table
 from gui.workers import TaskAborted, TaskContext
 
 __all__ = ["DeployView", "InferencePanel", "ModelEntry", "decision_grid"]
@@ -257,13 +256,13 @@ class InferencePanel(Panel):
         self._method_changed()
 
     def _data_group(self) -> QGroupBox:
-        g = QGroupBox("Data")
-        f = QFormLayout(g)
-        self.data_name = QComboBox()
-        self.data_name.addItem("two moons (2 features, 2 classes)", "moons")
-        self.data_name.addItem("digits (8×8 pixels, 10 classes)", "digits")
-        self.data_name.setToolTip(
-            "digits trains in software; its 64-H-10 network does not fit a 10×10 array"
+        g, f = form_group("Data")
+        self.data_name = choice(
+            [
+                ("two moons (2 features, 2 classes)", "moons"),
+                ("digits (8×8 pixels, 10 classes)", "digits"),
+            ],
+            "digits trains in software; its 64-H-10 network does not fit a 10×10 array",
         )
         self.data_name.currentIndexChanged.connect(self._data_changed)
         self.data_seed = int_spin(0, 10_000)
@@ -282,11 +281,10 @@ class InferencePanel(Panel):
         return g
 
     def _training_group(self) -> QGroupBox:
-        g = QGroupBox("Training")
-        f = QFormLayout(g)
-        self.method = QComboBox()
-        self.method.addItem("ERM (no noise)", "erm")
-        self.method.addItem("BayesMulti (BO of p1, p2)", "bayesmulti")
+        g, f = form_group("Training")
+        self.method = choice(
+            [("ERM (no noise)", "erm"), ("BayesMulti (BO of p1, p2)", "bayesmulti")]
+        )
         self.method.currentIndexChanged.connect(self._method_changed)
         self.target_u = double_spin(0.05, 1.0, 0.5, 0.05, 2)
         self.target_u.setToolTip("Target device usability for the BO objective (σ = −ln U)")
@@ -318,8 +316,7 @@ class InferencePanel(Panel):
         return g
 
     def _deploy_group(self) -> QGroupBox:
-        g = QGroupBox("Deploy on the bench")
-        f = QFormLayout(g)
+        g, f = form_group("Deploy on the bench")
         self.n_test = int_spin(1, 400, 400)
         self.n_test.setToolTip("Test points run on the bench (default: the whole test set)")
         self.n_test_label = QLabel("")

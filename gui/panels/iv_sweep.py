@@ -31,7 +31,6 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFormLayout,
     QGroupBox,
     QInputDialog,
     QLabel,
@@ -54,7 +53,7 @@ from gui.protocol import (
     load_presets,
     save_presets,
 )
-from gui.widgets import button, double_spin, enable_items, hbox, int_spin
+from gui.widgets import button, double_spin, enable_items, form_group, hbox, int_spin
 from gui.workers import Task, TaskContext
 
 __all__ = ["IVSweepPanel", "MeasuredSweep", "staircase"]
@@ -255,8 +254,7 @@ class IVSweepPanel(Panel):
         return g
 
     def _cell_group(self) -> QGroupBox:
-        g = QGroupBox("Cell")
-        f = QFormLayout(g)
+        g, f = form_group("Cell")
         self.row = QSpinBox()
         self.col = QSpinBox()
         for sb in (self.row, self.col):
@@ -267,8 +265,7 @@ class IVSweepPanel(Panel):
         return g
 
     def _staircase_group(self) -> QGroupBox:
-        g = QGroupBox("Staircase")
-        f = QFormLayout(g)
+        g, f = form_group("Staircase")
         self.v_pos = double_spin(0.0, 6.0, 6.0, 0.1, 2, " V")
         self.v_neg = double_spin(-6.0, 0.0, -6.0, 0.1, 2, " V")
         self.step = double_spin(0.01, 2.0, 0.1, 0.05, 3, " V")
@@ -287,8 +284,7 @@ class IVSweepPanel(Panel):
         box = QWidget()
         v = QVBoxLayout(box)
         v.setContentsMargins(0, 0, 0, 0)
-        g = QGroupBox("SET branch (V ≥ 0)")
-        f = QFormLayout(g)
+        g, f = form_group("SET branch (V ≥ 0)")
         self.compliance = double_spin(0.01, 1000.0, 25.0, 5.0, 2, " µA")
         self.compliance.setToolTip("Current limit of the source (protects the device)")
         self.biasing = _biasing_combo()
@@ -299,8 +295,7 @@ class IVSweepPanel(Panel):
         self.limit_label.setStyleSheet("color: #555555")
         f.addRow(self.limit_label)
         v.addWidget(g)
-        g = QGroupBox("RESET branch (V < 0)")
-        f = QFormLayout(g)
+        g, f = form_group("RESET branch (V < 0)")
         self.reset_own = QCheckBox("own compliance and biasing")
         self.reset_own.setToolTip(
             "A cell's RESET can need more current than its SET was formed under, and a "
@@ -320,8 +315,7 @@ class IVSweepPanel(Panel):
         return box
 
     def _timing_group(self) -> QGroupBox:
-        g = QGroupBox("Timing")
-        f = QFormLayout(g)
+        g, f = form_group("Timing")
         self.nplc = double_spin(*_NPLC_RANGE, 1.0, 0.5, 2, "")
         self.nplc.setToolTip("Integration time per reading in power-line cycles")
         self.point_ms = double_spin(0.0, 1_000_000.0, 50.0, 10.0, 1, " ms")
@@ -602,13 +596,7 @@ class IVSweepPanel(Panel):
                 row,
                 col,
                 v,
-                compliance=p.compliance,
-                cycles=p.cycles,
-                nplc=p.nplc,
-                biasing=p.biasing,
-                delay=p.delay,
-                reset_compliance=p.reset_compliance,
-                reset_biasing=p.reset_biasing,
+                **p.sweep_options(),
                 name=name if session.datastore is not None else None,
                 progress=ctx.progress,
                 on_point=ctx.emit,

@@ -20,6 +20,31 @@ if TYPE_CHECKING:
     from lab import CheckReport
 
 
+BENCH_HELP = '"sim" (built-in simulated bench) or BENCH.toml'
+"""The usual help of ``--bench``."""
+
+
+def add_command(
+    sub: argparse._SubParsersAction, name: str, summary: str, doc: str, *, raw: bool = False
+) -> argparse.ArgumentParser:
+    """The parser of ``xbar NAME``: ``summary`` is its line in ``xbar --help``; its description
+    is the first paragraph of ``doc`` (the module docstring), or all of ``doc`` laid out as
+    written when ``raw``."""
+    if raw:
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    return sub.add_parser(name, help=summary, description=doc.split("\n\n")[0])
+
+
+def add_bench_option(p: argparse.ArgumentParser, help: str = BENCH_HELP) -> None:
+    """``--bench`` (default ``sim``): the bench to open."""
+    p.add_argument("--bench", default="sim", help=help)
+
+
 def bench_config(bench: str, *, profile: str | None = None, seed: int | None = None) -> BenchConfig:
     """Load a bench ("sim" or a TOML path), optionally overriding the simulated device profile
     and seed. Bad files become UserError (exit 2)."""

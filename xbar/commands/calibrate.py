@@ -26,7 +26,7 @@ from pathlib import Path
 
 from xbar.errors import UserError
 
-from ._common import int_at_least, make_dir
+from ._common import BENCH_HELP, add_command, int_at_least, make_dir
 
 _HELP = """\
 Applies METHODS section 1 to cyclic I-V files (Excel exports, CSV, HDF5 sweeps;
@@ -58,13 +58,12 @@ alone and its row mates stay below SET), and the RESET branch (V < 0) under v/3 
 current than its SET compliance does not stay stuck in the LRS."""
 
 
+SUMMARY = "grade devices from cyclic I-V files (METHODS section 1 usability)"
+"""``xbar calibrate``'s line in ``xbar --help``."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "calibrate",
-        help="grade devices from cyclic I-V files (METHODS section 1 usability)",
-        description=_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(sub, "calibrate", SUMMARY, _HELP, raw=True)
     p.add_argument("files", nargs="*", metavar="FILE", help="I-V files or directories")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--report", metavar="DIR", help="write a PNG per device and a summary CSV")
@@ -84,10 +83,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="V",
         help="read voltage of --read-stats, 0 < V <= 1 (default 0.2 V)",
     )
+    _add_live_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_live_options(p: argparse.ArgumentParser) -> None:
+    """The group ``live``: sweep cells of a bench instead of reading files."""
     live = p.add_argument_group(
         "live", "sweep a cell of a bench instead of reading files (e.g. --bench sim --cell 0,0)"
     )
-    live.add_argument("--bench", help='"sim" (built-in simulated bench) or BENCH.toml')
+    live.add_argument("--bench", help=BENCH_HELP)
     live.add_argument(
         "--cell",
         type=_cell,
@@ -143,7 +148,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="data file the sweep is written to as measured "
         "(default xbar-out/calibrate-<bench>.h5)",
     )
-    p.set_defaults(func=run)
 
 
 def add_calibration_options(p: argparse.ArgumentParser) -> None:
@@ -235,6 +239,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The live sweep's options passed to calibrate_cell under their own names.
+_LIVE_SWEEP_OPTIONS = (
+    "cycles", "step", "compliance", "reset_compliance", "nplc", "biasing", "reset_biasing"
+)  # fmt: skip
+
+
 def _live(args: argparse.Namespace):
     """Sweep each ``--cell`` of the bench through the crossbar layer and calibrate it."""
     from calibration.io import CalibrationInputError
@@ -257,28 +267,13 @@ def _live(args: argparse.Namespace):
         f"0 -> {args.vmax:g} -> 0 -> {args.vmin:g} -> 0 V, step {args.step:g} V; data -> {data}",
         file=sys.stderr,
     )
+    sweep = {key: getattr(args, key) for key in _LIVE_SWEEP_OPTIONS}  # calibrate_cell's names
+    sweep.update(v_max=args.vmax, v_min=args.vmin, point_time=point_time)
     devices = []
     with open_crossbar(cfg, datafile=data, operation="calibrate") as xb:
         for r, c in cells:
             try:
-                devices.append(
-                    calibrate_cell(
-                        xb,
-                        r,
-                        c,
-                        cycles=args.cycles,
-                        v_max=args.vmax,
-                        v_min=args.vmin,
-                        step=args.step,
-                        compliance=args.compliance,
-                        reset_compliance=args.reset_compliance,
-                        nplc=args.nplc,
-                        biasing=args.biasing,
-                        reset_biasing=args.reset_biasing,
-                        point_time=point_time,
-                        options=options_from_args(args),
-                    )
-                )
+                devices.append(calibrate_cell(xb, r, c, options=options_from_args(args), **sweep))
             except CalibrationInputError as exc:
                 raise UserError(str(exc)) from exc
     return devices

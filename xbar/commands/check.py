@@ -17,20 +17,19 @@ import argparse
 import json
 
 from ..errors import UserError
-from ._common import bench_config, check_bench
+from ._common import add_bench_option, add_command, bench_config, check_bench
 from .sweep import parse_cell
 
 __all__ = ["register", "run"]
 
 
+SUMMARY = "bench self-test: VISA, 6487, interlock, AD2, switch matrix, one read"
+"""``xbar check``'s line in ``xbar --help``."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "check",
-        help="bench self-test: VISA, 6487, interlock, AD2, switch matrix, one read",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--bench", default="sim", help='"sim" (built-in simulated bench) or BENCH.toml')
+    p = add_command(sub, "check", SUMMARY, __doc__, raw=True)
+    add_bench_option(p)
     p.add_argument("--cell", default="0,0", help="cell R,C read by the last item (default 0,0)")
     p.add_argument(
         "--read-voltage", default="0.1", help="that read's voltage, V, 0 < V <= 0.1 (default 0.1)"

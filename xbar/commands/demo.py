@@ -21,21 +21,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from ._common import bench_config, open_crossbar
+from ._common import add_bench_option, add_command, bench_config, open_crossbar
 from .infer import aggregate, deploy_all, format_table
 
 if TYPE_CHECKING:
     from crossbar.config import BenchConfig
 
 
+SUMMARY = "calibrate, train ERM + BayesMulti, deploy both on the simulated bench, compare"
+"""``xbar demo``'s line in ``xbar --help``."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="calibrate, train ERM + BayesMulti, deploy both on the simulated bench, compare",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--bench", default="sim", help='"sim" (default) or BENCH.toml')
+    p = add_command(sub, "demo", SUMMARY, __doc__, raw=True)
+    add_bench_option(p, '"sim" (default) or BENCH.toml')
     p.add_argument(
         "--profile",
         default="typical",

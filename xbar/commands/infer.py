@@ -26,20 +26,20 @@ import numpy as np
 from inference.names import DEPLOY_TOL
 
 from ..errors import UserError
-from ._common import bench_config, open_crossbar
+from ._common import add_bench_option, add_command, bench_config, open_crossbar
 
 if TYPE_CHECKING:
     from inference.deploy import DeploymentResult, DeployOptions
     from inference.training import TrainedModel
 
 
+SUMMARY = "deploy a trained model on a crossbar and compare software vs hardware accuracy"
+"""``xbar infer``'s line in ``xbar --help``."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "infer",
-        help="deploy a trained model on a crossbar and compare software vs hardware accuracy",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("--bench", default="sim", help='"sim" (built-in simulated bench) or BENCH.toml')
+    p = add_command(sub, "infer", SUMMARY, __doc__)
+    add_bench_option(p)
     p.add_argument(
         "--model",
         action="append",

@@ -35,7 +35,7 @@ import numpy as np
 from crossbar.programming import DEFAULTS, converged_cells
 
 from ..errors import UserError
-from ._common import open_crossbar
+from ._common import add_command, open_crossbar
 from .sweep import add_bench_arguments, data_path, finite, integer, load_bench, read_limit
 
 if TYPE_CHECKING:
@@ -46,12 +46,12 @@ __all__ = ["load_targets", "register", "run"]
 _V_VERIFY = float(DEFAULTS["v_read"])  # V, verify reads
 
 
+SUMMARY = "program-and-verify a conductance map (resumable from its data file)"
+"""``xbar program``'s line in ``xbar --help``."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "program",
-        help="program-and-verify a conductance map (resumable from its data file)",
-        description=__doc__.split("\n\n")[0],
-    )
+    p = add_command(sub, "program", SUMMARY, __doc__)
     p.add_argument(
         "--targets",
         required=True,

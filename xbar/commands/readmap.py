@@ -23,21 +23,27 @@ from pathlib import Path
 
 import numpy as np
 
-from instruments.errors import SafetyLimitError
-
 from ..errors import UserError
-from ._common import open_crossbar
-from .sweep import add_bench_arguments, data_path, finite, load_bench, parse_biasing, read_limit
+from ._common import add_command, open_crossbar
+from .sweep import (
+    add_bench_arguments,
+    beyond_bench_limit,
+    data_path,
+    finite,
+    load_bench,
+    parse_biasing,
+    read_limit,
+)
 
 __all__ = ["register", "run", "write_map_csv"]
 
 
+SUMMARY = "read every cell's conductance, written to the data file as read"
+"""``xbar read-map``'s line in ``xbar --help``."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "read-map",
-        help="read every cell's conductance, written to the data file as read",
-        description=__doc__.split("\n\n")[0],
-    )
+    p = add_command(sub, "read-map", SUMMARY, __doc__)
     p.add_argument("--v-read", default="0.2", help="read voltage, V (default 0.2)")
     p.add_argument(
         "--biasing", default="v/3", help="unselected lines: v/3 (default), v/2, ground, float"
@@ -61,13 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if v_read == 0:
         raise UserError("--v-read 0 V: must be non-zero (G = I / V)")
     if abs(v_read) > limit:
-        raise SafetyLimitError(
-            f"--v-read {v_read:g} V refused: beyond the bench read limit |V| <= {limit:g} V "
-            f"([limits] max_read_voltage of {cfg.source})",
-            setting="--v-read",
-            value=v_read,
-            limit=limit,
-        )
+        raise beyond_bench_limit(cfg, "max_read_voltage", "--v-read", v_read)
     biasing = parse_biasing(args.biasing)
     read_limit(cfg)  # a bench that cannot read at all is refused here
     csv_path = None

@@ -25,20 +25,20 @@ from pathlib import Path
 from inference.names import DATA_NAMES, METHODS
 
 from ..errors import UserError
-from ._common import int_at_least, make_dir
+from ._common import add_bench_option, add_command, int_at_least, make_dir
 
 __all__ = ["register", "run"]
 
 LOOP_STEPS = ("fault-aware", "chip-in-loop", "drift-compensation")  # inference.study.STEPS
 
 
+SUMMARY = "methods x loop steps x seeds on a bench: hardware loss with 95 %% CIs"
+"""``xbar study``'s line in ``xbar --help``."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "study",
-        help="methods x loop steps x seeds on a bench: hardware loss with 95 %% CIs",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("--bench", default="sim", help='"sim" or BENCH.toml')
+    p = add_command(sub, "study", SUMMARY, __doc__)
+    add_bench_option(p, '"sim" or BENCH.toml')
     p.add_argument("--profile", help="simulated benches: device preset (e.g. paper, typical)")
     p.add_argument(
         "--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)}"

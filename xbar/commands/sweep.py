@@ -41,12 +41,13 @@ from instruments.keithley6487_limits import (
 from instruments.sweep_plan import cyclic_points
 
 from ..errors import UserError
-from ._common import bench_config, open_crossbar
+from ._common import add_bench_option, add_command, bench_config, open_crossbar
 
 __all__ = [
     "MAX_CYCLES",
     "MAX_POINTS_PER_CYCLE",
     "add_bench_arguments",
+    "beyond_bench_limit",
     "finite",
     "load_bench",
     "parse_biasing",
@@ -67,7 +68,7 @@ MAX_CYCLES = 100_000
 
 def add_bench_arguments(p: argparse.ArgumentParser, data_help: str) -> None:
     """``--bench``, ``--profile``, ``--seed``, ``--data`` and ``--json``."""
-    p.add_argument("--bench", default="sim", help='"sim" (built-in simulated bench) or BENCH.toml')
+    add_bench_option(p)
     p.add_argument(
         "--profile",
         dest="sim_profile",
@@ -165,6 +166,28 @@ def read_limit(cfg: BenchConfig) -> float:
     return limit
 
 
+#: How a refusal names each ``[limits]`` key, and its unit.
+_LIMIT_TEXT = {
+    "max_voltage": ("limit |V| <=", "V"),
+    "max_read_voltage": ("read limit |V| <=", "V"),
+    "max_compliance": ("limit", "A"),
+}
+
+
+def beyond_bench_limit(cfg: BenchConfig, key: str, option: str, value: float) -> SafetyLimitError:
+    """The error refusing ``option`` = ``value`` (V or A) beyond the bench's ``[limits] key``
+    (``max_voltage``, ``max_read_voltage`` or ``max_compliance``), naming the bench file."""
+    limit = getattr(cfg.limits, key)
+    words, unit = _LIMIT_TEXT[key]
+    return SafetyLimitError(
+        f"{option} {value:g} {unit} refused: beyond the bench {words} {limit:g} {unit} "
+        f"([limits] {key} of {cfg.source})",
+        setting=option,
+        value=value,
+        limit=limit,
+    )
+
+
 def data_path(args: argparse.Namespace, cfg: BenchConfig, what: str) -> Path:
     """``--data`` or ``xbar-out/<what>-<bench>.h5``; refuses a directory."""
     path = Path(args.data) if args.data else Path("xbar-out") / f"{what}-{cfg.name}.h5"
@@ -176,12 +199,12 @@ def data_path(args: argparse.Namespace, cfg: BenchConfig, what: str) -> Path:
 # ------------------------------------------------------------------ the command
 
 
+SUMMARY = "cyclic I-V sweep of one cell, written to the data file as measured"
+"""``xbar sweep``'s line in ``xbar --help``."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sweep",
-        help="cyclic I-V sweep of one cell, written to the data file as measured",
-        description=__doc__.split("\n\n")[0],
-    )
+    p = add_command(sub, "sweep", SUMMARY, __doc__)
     p.add_argument("--cell", required=True, metavar="R,C", help="cell to sweep (0-based)")
     p.add_argument("--vmax", default="6", help="positive turning point, V (> 0; default 6)")
     p.add_argument("--vmin", default="-6", help="negative turning point, V (<= 0; default -6)")
@@ -211,13 +234,7 @@ def _voltages(args: argparse.Namespace, cfg: BenchConfig) -> tuple[np.ndarray, f
     limit = cfg.limits.max_voltage
     for v, option in ((vmax, "--vmax"), (vmin, "--vmin")):
         if abs(v) > limit:
-            raise SafetyLimitError(
-                f"{option} {v:g} V refused: beyond the bench limit |V| <= {limit:g} V "
-                f"([limits] max_voltage of {cfg.source})",
-                setting=option,
-                value=v,
-                limit=limit,
-            )
+            raise beyond_bench_limit(cfg, "max_voltage", option, v)
     n = (vmax + abs(vmin)) * 2 / step + 1
     if n > MAX_POINTS_PER_CYCLE:
         raise UserError(
@@ -230,13 +247,7 @@ def _voltages(args: argparse.Namespace, cfg: BenchConfig) -> tuple[np.ndarray, f
         raise UserError(f"--vmax/--vmin/--step: {exc}") from None
     compliance = finite(args.compliance, "--compliance", lo=0.0, lo_open=True, unit="A")
     if compliance > cfg.limits.max_compliance:
-        raise SafetyLimitError(
-            f"--compliance {compliance:g} A refused: beyond the bench limit "
-            f"{cfg.limits.max_compliance:g} A ([limits] max_compliance of {cfg.source})",
-            setting="--compliance",
-            value=compliance,
-            limit=cfg.limits.max_compliance,
-        )
+        raise beyond_bench_limit(cfg, "max_compliance", "--compliance", compliance)
     if cfg.backend != "physics":
         try:
             snapped = snap_compliance(compliance, cfg.limits.max_compliance, "--compliance")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from inference.names import DATA_NAMES, HARDWARE_METHODS, METHODS, NOISE_SITES, OBJECTIVES
 
 from ..errors import UserError
-from ._common import add_bo_arguments, bo_settings, make_dir
+from ._common import add_bo_arguments, add_command, bo_settings, make_dir
 
 if TYPE_CHECKING:
     from crossbar.progress import Progress
@@ -36,12 +36,12 @@ DEFAULT_USABILITY = 0.5  # BayesMulti target when no target is given
 STUCK_CHOICES = ("random", "profile", "none")  # inference.hardware_model.STUCK_MODES
 
 
+SUMMARY = "train a network (erm, bayesmulti, hwa, bayesmulti+hwa, linear) and save it"
+"""``xbar train``'s line in ``xbar --help``."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a network (erm, bayesmulti, hwa, bayesmulti+hwa, linear) and save it",
-        description=__doc__.split("\n\n")[0],
-    )
+    p = add_command(sub, "train", SUMMARY, __doc__)
     p.add_argument("--method", choices=list(METHODS), required=True)
     p.add_argument("--data", choices=list(DATA_NAMES), default="moons")
     target = p.add_mutually_exclusive_group()
