@@ -207,18 +207,21 @@ class MainWindow(QMainWindow):
         from gui.panels.crossbar_map import CrossbarPanel
         from gui.panels.inference import InferencePanel
         from gui.panels.iv_sweep import IVSweepPanel
+        from gui.panels.study import StudyPanel
 
         self.iv_panel = IVSweepPanel(self)
         self.crossbar_panel = CrossbarPanel(self)
         self.calibration_panel = CalibrationPanel(self)
         self.inference_panel = InferencePanel(self)
         self.characterisation_panel = CharacterisationPanel(self)
+        self.study_panel = StudyPanel(self)
         self.panels = [
             self.iv_panel,
             self.crossbar_panel,
             self.calibration_panel,
             self.inference_panel,
             self.characterisation_panel,
+            self.study_panel,
         ]
         for p in self.panels:
             self.tabs.addTab(p, p.title)

@@ -27,6 +27,7 @@ from gui.settings import Settings
 from gui.workers import process_events_for
 
 __all__ = [
+    "EXAMPLE_STUDY",
     "SHOTS",
     "default_iv_data",
     "populate",
@@ -49,7 +50,12 @@ SHOTS = (
     ("characterisation_retention", "characterisation_panel", 3),
     ("characterisation_pulse_response", "characterisation_panel", 4),
     ("characterisation_profile", "characterisation_panel", 5),
+    ("study", "study_panel", None),
 )
+
+#: The study result the Study panel shows in screenshots: a real ``xbar study`` run shipped
+#: with the docs (``$XBAR_STUDY`` overrides it).
+EXAMPLE_STUDY = Path(__file__).resolve().parents[1] / "docs" / "examples" / "study-paper.json"
 
 
 def default_iv_data() -> Path | None:
@@ -141,6 +147,10 @@ def populate(
 
     populate_characterisation(window)
     log(f"  characterisation done ({time.monotonic() - t0:.1f} s)")
+
+    study = Path(os.environ.get("XBAR_STUDY") or EXAMPLE_STUDY)
+    if study.exists() and not window.study_panel.load(study):
+        raise RuntimeError(f"screenshots: cannot load the study {study} (see the log)")
 
 
 def populate_inference(window, *, quick: bool = False) -> None:

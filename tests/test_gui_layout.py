@@ -89,7 +89,8 @@ def test_every_panel_keeps_stop_abort_and_status_on_screen(small, qtbot) -> None
         # the status bar's text of a running operation is not cut either
         w.op_label.setText("Running: I-V sweep of cell (9, 9)")
         assert_text_fits(w.op_label, f"{view}: status")
-    assert len(seen) == 1 + 1 + 2 + 1 + 6  # I-V, crossbar, calibration ×2, inference, 6 modules
+    assert len(seen) == 1 + 1 + 2 + 1 + 6 + 1  # I-V, crossbar, calibration ×2, inference,
+    # 6 characterisation modules, study
 
 
 def test_latched_stop_bar_keeps_everything_on_screen(small) -> None:
