@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 #: The procedures of :func:`characterise`, in order, as :func:`run_step` names them.
-STEPS = ("window", "read_noise", "programming", "pulse_response")
+STEPS = ("window", "read_noise", "pulse_response", "programming")
 
 
 def default_cells(shape: tuple[int, int], n: int) -> list[tuple[int, int]]:
@@ -102,7 +102,9 @@ class CharacterisationPlan:
     window_reset: tuple[float, ...] = (-3.0, -3.5, -4.0)
     window_width: float = 10e-3
     min_ratio: float = 2.0
-    level_z: float = 4.0
+    level_gap: float = 0.1  # levels: a gap in the window-normalised log positions (0–1)
+    traverse: float = 0.6  # a pulse train must span this fraction of the cell's window (ln)
+    amplitude_step: float = 0.2  # V, the next train's amplitude when one does not traverse
 
     @classmethod
     def quick(cls, **changes: object) -> CharacterisationPlan:
@@ -177,8 +179,8 @@ def characterise(
     run.total = rows * cols + len(cells) * 2 + len(p.settle_times) + p.n_pulse_cells
     window = _window(run)
     noise = _read_noise(run, cells)
-    programming = _programming(run, cells, window, noise)
-    pulse = _pulse_response(run, cells[: p.n_pulse_cells], noise)
+    pulse = _pulse_response(run, _pulse_cells(cells, window, p.n_pulse_cells), noise, window)
+    programming = _programming(run, cells, window, noise, pulse)
     return make_profile(
         xb,
         p,
@@ -224,11 +226,13 @@ def run_step(
     progress: ProgressFn | None = None,
     window: Window | None = None,
     read_noise: ReadNoise | None = None,
+    pulse_response: PulseResponse | None = None,
 ) -> Window | ReadNoise | Programming | PulseResponse:
     """Run one procedure of :func:`characterise` on its own (``step``: one of :data:`STEPS`)
-    and return its result. ``programming`` needs the window and the read noise,
-    ``pulse_response`` the read noise: pass them (e.g. from earlier steps) or they are
-    measured first, in the same run (their progress reported under their own stage)."""
+    and return its result. ``pulse_response`` needs the window and the read noise,
+    ``programming`` those and the pulse response (a discrete device is programmed to its
+    measured levels): pass them (e.g. from earlier steps) or they are measured first, in the
+    same run (their progress reported under their own stage)."""
     if step not in STEPS:
         raise ValueError(f"unknown step {step!r}: one of {', '.join(STEPS)}")
     rows, cols = xb.shape
@@ -236,29 +240,33 @@ def run_step(
     for r, c in cells:
         xb.policy.check_cell(r, c)
     run = _Run(xb, plan, progress)
-    need_window = step == "window" or (step == "programming" and window is None)
-    need_noise = step == "read_noise" or (
-        step in ("programming", "pulse_response") and read_noise is None
-    )
+    later = STEPS.index(step)
+    need_window = step == "window" or (later > 0 and window is None)
+    need_noise = step == "read_noise" or (later > 1 and read_noise is None)
+    need_pulse = step == "pulse_response" or (later > 2 and pulse_response is None)
     run.total = (
         (rows * cols if need_window else 0)
         + (len(cells) if need_noise else 0)
+        + (plan.n_pulse_cells if need_pulse else 0)
         + (len(cells) + len(plan.settle_times) if step == "programming" else 0)
-        + (plan.n_pulse_cells if step == "pulse_response" else 0)
     )
     if need_window:
         window = _window(run)
         if step == "window":
             return window
+    assert window is not None
     if need_noise:
         read_noise = _read_noise(run, cells)
         if step == "read_noise":
             return read_noise
     assert read_noise is not None
-    if step == "programming":
-        assert window is not None
-        return _programming(run, cells, window, read_noise)
-    return _pulse_response(run, cells[: plan.n_pulse_cells], read_noise)
+    if need_pulse:
+        pulse_cells = _pulse_cells(cells, window, plan.n_pulse_cells)
+        pulse_response = _pulse_response(run, pulse_cells, read_noise, window)
+        if step == "pulse_response":
+            return pulse_response
+    assert pulse_response is not None
+    return _programming(run, cells, window, read_noise, pulse_response)
 
 
 # -- 1. window and stuck map --------------------------------------------------------------------
@@ -322,11 +330,17 @@ def _read_noise(run: _Run, cells: Sequence[tuple[int, int]]) -> ReadNoise:
     )
 
 
-# -- 3. programming statistics ------------------------------------------------------------------
+# -- 4. programming statistics ------------------------------------------------------------------
 
 
-def _targets(window: Window, cells: Sequence[tuple[int, int]], n: int) -> list[float]:
-    """``n`` targets log-spaced inside the window every chosen non-stuck cell reaches."""
+def _targets(
+    window: Window, cells: Sequence[tuple[int, int]], n: int, pulse: PulseResponse | None = None
+) -> list[float]:
+    """The program-and-verify targets: a discrete device's measured levels above its lowest
+    (``pulse``), else ``n`` targets log-spaced inside the window every chosen non-stuck cell
+    reaches."""
+    if pulse is not None and pulse.levels >= 2 and len(pulse.level_conductances) >= 2:
+        return [float(g) for g in pulse.level_conductances[1:]]
     stuck = set(window.stuck)
     free = [(r, c) for r, c in cells if (r, c) not in stuck] or list(cells)
     lo = max(window.g_min[r][c] for r, c in free)
@@ -341,10 +355,14 @@ def _targets(window: Window, cells: Sequence[tuple[int, int]], n: int) -> list[f
 
 
 def _programming(
-    run: _Run, cells: Sequence[tuple[int, int]], window: Window, noise: ReadNoise
+    run: _Run,
+    cells: Sequence[tuple[int, int]],
+    window: Window,
+    noise: ReadNoise,
+    pulse: PulseResponse | None = None,
 ) -> Programming:
     p, xb = run.plan, run.xb
-    targets = _targets(window, cells, p.n_targets)
+    targets = _targets(window, cells, p.n_targets, pulse)
     stuck = set(window.stuck)
     todo = [
         (r, c, targets[i % len(targets)]) for i, (r, c) in enumerate(cells) if (r, c) not in stuck
@@ -353,7 +371,13 @@ def _programming(
     programmed_at, pulses, converged = [], [], []
     for r, c, target in todo:
         rep = xb.program_cell(
-            r, c, target, tol=p.tol, max_pulses=p.max_pulses, read_biasing=p.read_biasing
+            r,
+            c,
+            target,
+            tol=p.tol,
+            max_pulses=p.max_pulses,
+            v_read=p.v_read,
+            read_biasing=p.read_biasing,
         )
         programmed_at.append(xb.now())
         pulses.append(rep.pulses)
@@ -384,6 +408,11 @@ def _programming(
     return _programming_figures(p, todo, targets, achieved, times, pulses, converged, noise)
 
 
+#: a programmed cell whose averaged read falls below this fraction of its target right after
+#: program-and-verify, or of that read while settling, has dissolved (fallen to the HRS)
+DISSOLVED = 0.5
+
+
 def _programming_figures(
     p: CharacterisationPlan,
     todo: list[tuple[int, int, float]],
@@ -394,57 +423,113 @@ def _programming_figures(
     converged: list[bool],
     noise: ReadNoise,
 ) -> Programming:
+    """The figures of the programming step. σ_prog is the spread of achieved/target − 1 of the
+    averaged read right after program-and-verify over the cells whose verify converged and
+    that have not dissolved (the averaged read's own variance removed); the drift ν is fitted
+    per cell over the settle reads of those cells that did not dissolve while settling (mean
+    and spread over the cells); ``dissolved_fraction`` is the share of the converged cells that
+    fell to the HRS by the last settle read."""
     read_var = noise.sigma_rel**2 / p.avg_reads  # the averaged read's own relative variance
-    a = np.array(achieved) if achieved else np.zeros((0, 1 + len(p.settle_times)))
-    tg = np.array([t for _, _, t in todo])
+    n_cols = 1 + len(p.settle_times)
+    a = np.array(achieved, dtype=float).reshape(-1, n_cols)
+    tg = np.array([t for _, _, t in todo], dtype=float)
+    conv = np.array(converged, dtype=bool)
     err = a[:, 0] / tg - 1 if a.size else np.zeros(0)
+    at_once = a[:, 0] < DISSOLVED * tg
+    later = np.array(
+        [a.shape[1] > 1 and bool(np.min(row[1:]) < DISSOLVED * row[0]) for row in a], dtype=bool
+    )
+    use = conv & ~at_once
 
     def spread(e: np.ndarray) -> float:
         if e.size < 2:
             return 0.0
         return float(math.sqrt(max(0.0, float(np.var(e, ddof=1)) - read_var)))
 
-    by_target = [spread(err[np.isclose(tg, t)]) for t in targets]
-    dissolved = np.zeros(len(todo), dtype=bool)
+    by_target = [spread(err[use & np.isclose(tg, t)]) for t in targets]
     nus = []
-    for k in range(len(todo)):
-        g, t = np.array(achieved[k]), np.array(times[k])
-        dissolved[k] = bool(g[-1] < 0.5 * g[1]) if g.size > 2 else False
-        good = (g[1:] > 0) & (t[1:] > 0)
-        if not dissolved[k] and good.sum() >= 3:
-            nus.append(-float(np.polyfit(np.log(t[1:][good]), np.log(g[1:][good]), 1)[0]))
-    relax = float(np.mean(a[:, 1] / a[:, 0] - 1)) if a.shape[0] and a.shape[1] > 1 else 0.0
+    for k in np.flatnonzero(use & ~later):
+        g, t = np.array(achieved[k][1:]), np.array(times[k][1:])
+        good = (g > 0) & (t > 0)
+        if good.sum() >= 3:
+            nus.append(-float(np.polyfit(np.log(t[good]), np.log(g[good]), 1)[0]))
+    fine = use & ~later
+    relax = float(np.mean(a[fine, 1] / a[fine, 0] - 1)) if fine.any() and a.shape[1] > 1 else 0.0
     nu = np.array(nus) if nus else np.zeros(1)
     nu_sd = float(np.std(nu, ddof=1)) if nu.size > 1 else 0.0
     return Programming(
         tol=p.tol,
         targets=targets,
-        sigma_rel=min(1.0, spread(err)),
+        sigma_rel=min(1.0, spread(err[use])),
         sigma_rel_by_target=[min(1.0, s) for s in by_target],
         mean_pulses=float(np.mean(pulses)) if pulses else 0.0,
-        converged_fraction=float(np.mean(converged)) if converged else 0.0,
+        converged_fraction=float(np.mean(conv)) if conv.size else 0.0,
         settle_times=list(p.settle_times),
         relaxation_rel=float(np.clip(relax, -1.0, 10.0)),
         drift_nu_mean=float(np.clip(np.mean(nu), -1.0, 1.0)),
         drift_nu_std=float(np.clip(nu_sd, 0.0, 1.0)),
-        dissolved_fraction=float(np.mean(dissolved)) if dissolved.size else 0.0,
+        dissolved_fraction=float(np.mean((at_once | later)[conv])) if conv.any() else 0.0,
     )
 
 
-# -- 4. pulse response --------------------------------------------------------------------------
+# -- 3. pulse response --------------------------------------------------------------------------
 
 
-def _pulse_response(run: _Run, cells: Sequence[tuple[int, int]], noise: ReadNoise) -> PulseResponse:
+def _pulse_cells(
+    cells: Sequence[tuple[int, int]], window: Window, n: int
+) -> list[tuple[int, int]]:
+    """The first ``n`` chosen cells that are not stuck (the first ``n`` if too few)."""
+    stuck = set(window.stuck)
+    free = [rc for rc in cells if rc not in stuck]
+    return (free + [rc for rc in cells if rc in stuck])[: max(0, n)]
+
+
+def _train(run: _Run, r: int, c: int, amplitude: float) -> np.ndarray:
+    """``n_pulses`` identical pulses of ``amplitude`` V (capped by the bench), an averaged read
+    after each, S."""
     p, xb = run.plan, run.xb
-    trains = []
+    amp = math.copysign(min(abs(amplitude), pulse_cap(xb.policy, abs(amplitude))), amplitude)
+    out = []
+    for _ in range(p.n_pulses):
+        xb.pulse(r, c, amp, p.pulse_width, biasing=Biasing.V3, read_after=False)
+        out.append(run.g(r, c))
+    return np.array(out)
+
+
+def _traversing(
+    run: _Run, r: int, c: int, start: float, sign: float, span: float
+) -> tuple[np.ndarray, float]:
+    """A train of identical pulses that traverses the cell's window: from ``start`` V the
+    amplitude steps up by ``amplitude_step`` (to the bench's cap) until the train's reads span
+    at least ``traverse`` of ``span`` (ln of the cell's window). Returns (reads S, amplitude V)."""
+    p = run.plan
+    amp = abs(start)
+    cap = pulse_cap(run.xb.policy, max(abs(a) for a in (*p.window_set, *p.window_reset)))
+    while True:
+        g = _train(run, r, c, sign * amp)
+        moved = float(np.ptp(np.log(np.maximum(g, 1e-15))))
+        if moved >= p.traverse * span or amp + 1e-9 >= cap:
+            return g, sign * amp
+        amp = min(amp + p.amplitude_step, cap)
+        if sign > 0:  # start the SET train again from the HRS
+            run.ramp(r, c, p.window_reset, p.window_width)
+
+
+def _pulse_response(
+    run: _Run, cells: Sequence[tuple[int, int]], noise: ReadNoise, window: Window | None = None
+) -> PulseResponse:
+    p = run.plan
+    trains, amps = [], []
     for r, c in cells:
+        if window is not None and window.g_min[r][c] > 0 and window.g_max[r][c] > 0:
+            span = math.log(window.g_max[r][c] / window.g_min[r][c])
+        else:
+            span = math.log(p.min_ratio)
         run.ramp(r, c, p.window_reset, p.window_width)
-        up, down = [], []
-        for seq, amp in ((up, p.amplitude_set), (down, p.amplitude_reset)):
-            for _ in range(p.n_pulses):
-                xb.pulse(r, c, amp, p.pulse_width, biasing=Biasing.V3, read_after=False)
-                seq.append(run.g(r, c))
-        trains.append((np.array(up), np.array(down)))
+        up, a_up = _traversing(run, r, c, p.amplitude_set, +1.0, span)
+        down, a_down = _traversing(run, r, c, p.amplitude_reset, -1.0, span)
+        trains.append((up, down))
+        amps.append((a_up, a_down))
         run.tick(
             "pulse response",
             f"cell ({r}, {c})",
@@ -453,20 +538,22 @@ def _pulse_response(run: _Run, cells: Sequence[tuple[int, int]], noise: ReadNois
             **{f"set{i}": g for i, g in enumerate(up)},
             **{f"reset{i}": g for i, g in enumerate(down)},
         )
-    sigma = noise.sigma_rel / math.sqrt(p.avg_reads)
-    levels = [count_levels(np.concatenate([u, d]), sigma, p.level_z) for u, d in trains]
-    g_all = np.concatenate([np.concatenate([u, d]) for u, d in trains])
+    levels, level_g = count_levels(
+        [np.concatenate([u, d]) for u, d in trains], gap=p.level_gap, min_ratio=p.min_ratio
+    )
+    g_all = np.concatenate([np.concatenate([u, d]) for u, d in trains]) if trains else np.zeros(0)
     g_pos = g_all[g_all > 0]
     g_min = float(g_pos.min()) if g_pos.size else 0.0
     g_max = float(g_pos.max()) if g_pos.size else 0.0
-    nu_set = float(np.median([nonlinearity(u) for u, _ in trains]))
-    nu_reset = float(np.median([nonlinearity(-d) for _, d in trains]))  # G falling with p
+    nu_set = float(np.median([nonlinearity(u) for u, _ in trains])) if trains else 0.0
+    nu_reset = float(np.median([nonlinearity(-d) for _, d in trains])) if trains else 0.0
     return PulseResponse(
-        amplitude_set=p.amplitude_set,
-        amplitude_reset=p.amplitude_reset,
+        amplitude_set=float(np.median([a for a, _ in amps])) if amps else p.amplitude_set,
+        amplitude_reset=float(np.median([a for _, a in amps])) if amps else p.amplitude_reset,
         width=p.pulse_width,
         n_pulses=p.n_pulses,
-        levels=int(np.median(levels)) if levels else 1,
+        levels=levels,
+        level_conductances=[min(1.0, g) for g in level_g],
         dynamic_range=max(1.0, g_max / g_min) if g_min > 0 else 1.0,
         g_min=min(1.0, g_min),
         g_max=min(1.0, g_max),
@@ -476,21 +563,34 @@ def _pulse_response(run: _Run, cells: Sequence[tuple[int, int]], noise: ReadNois
     )
 
 
-def count_levels(g: np.ndarray, sigma_rel: float, z: float = 4.0) -> int:
-    """Distinguishable levels a read sequence visits: the number of distinct plateaus once
-    consecutive reads closer than ``z`` read-noise σ (relative, of one averaged read) are merged
-    and levels closer than that to an earlier plateau are counted once."""
-    x = np.log(np.maximum(np.asarray(g, dtype=float), 1e-15))
-    tol = z * max(sigma_rel, 1e-6) * math.sqrt(2.0)
-    plateaus: list[float] = []
-    for v in x:
-        if not plateaus or abs(v - plateaus[-1]) > tol:
-            plateaus.append(float(v))
-    distinct: list[float] = []
-    for v in sorted(plateaus):
-        if not distinct or v - distinct[-1] > tol:
-            distinct.append(v)
-    return len(distinct)
+def count_levels(
+    trains: Sequence[np.ndarray], gap: float = 0.1, min_ratio: float = 2.0, span: float = 0.3
+) -> tuple[int, list[float]]:
+    """Conductance levels of a device from pulse trains that traverse its window (one array of
+    reads, S, per cell): each cell's reads as log positions normalised to its own range (0: its
+    lowest read, 1: its highest), all cells' positions sorted and split where two neighbours
+    are more than ``gap`` apart. A filament of n levels gives n tight clusters; an analog device
+    fills the window, so a cluster wider than ``span`` (or more clusters than 1/gap) means
+    analog: 0 levels. Cells whose reads span less than ``min_ratio`` (they did not switch) are
+    left out; none left: 1 level. Returns (levels, the median G of each level's reads, S)."""
+    pos, gs = [], []
+    for g in trains:
+        x = np.log(np.maximum(np.asarray(g, dtype=float), 1e-15))
+        rng = float(np.ptp(x)) if x.size else 0.0
+        if rng < math.log(min_ratio):
+            continue
+        pos.append((x - x.min()) / rng)
+        gs.append(np.asarray(g, dtype=float))
+    if not pos:
+        return 1, []
+    u, g_all = np.concatenate(pos), np.concatenate(gs)
+    order = np.argsort(u)
+    u, g_all = u[order], g_all[order]
+    cuts = np.flatnonzero(np.diff(u) > gap) + 1
+    groups = np.split(np.arange(u.size), cuts)
+    if len(groups) > 1.0 / gap or any(np.ptp(u[k]) > span for k in groups):
+        return 0, []
+    return len(groups), [float(np.median(g_all[k])) for k in groups]
 
 
 def nonlinearity(g: np.ndarray) -> float:

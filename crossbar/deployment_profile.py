@@ -81,7 +81,8 @@ class PulseResponse(_Strict):
     amplitude_reset: Annotated[float, Field(lt=0.0, ge=-50.0)]  # V
     width: Annotated[float, Field(gt=0.0, le=10.0)]  # s
     n_pulses: Annotated[int, Field(ge=2)]
-    levels: Annotated[int, Field(ge=1)]  # distinguishable levels visited (median over cells)
+    levels: Annotated[int, Field(ge=0)]  # levels of a discrete filament; 0: analog
+    level_conductances: list[Conductance] = []  # S, where those levels are (median read)
     dynamic_range: Annotated[float, Field(ge=1.0)]  # G_max / G_min of the trains
     g_min: Conductance
     g_max: Conductance
