@@ -11,19 +11,28 @@ data file as it is acquired, progress is reported, and an abort or emergency sto
    HRS). A cell whose G_max/G_min < ``min_ratio`` is stuck.
 2. **read noise** (the chosen cells): ``n_reads`` single reads at ``v_read`` → σ_read = std/mean
    of G per cell (median over cells) and how σ scales with G (slope of ln σ vs ln G).
-3. **programming statistics** (the chosen cells): program-and-verify to ``n_targets`` targets
-   spread log-uniformly across the window the cells share (target k on cell i: k = i mod K),
-   then averaged reads right after and at ``settle_times`` s → σ_prog (the spread of achieved /
-   target, with the read noise of the averaged read removed in quadrature), the relaxation
-   between the first two reads, and the drift exponent ν of g(t) = g(t₀)(t/t₀)^−ν fitted per cell
-   over the settle reads (mean, spread), plus the fraction that fell back to the HRS.
-4. **pulse response** (the first ``n_pulse_cells`` chosen cells): from a strong RESET, N identical
-   SET pulses then N identical RESET pulses, an averaged read after each → distinguishable levels
-   (consecutive reads more than ``level_z`` read-noise σ apart start a new level), dynamic range,
-   the non-linearity ν of each branch (G ∝ 1 − exp(−ν p/N), NeuroSim's form) and the asymmetry.
+3. **pulse response** (the first ``n_pulse_cells`` chosen cells that are not stuck): from a
+   strong RESET, N identical SET pulses then N identical RESET pulses, the median of
+   ``avg_reads`` reads after each; a train that does not traverse the cell's window (span
+   ``traverse`` of its ln range) is repeated ``amplitude_step`` V stronger. Levels: every
+   cell's reads as log positions normalised to its own range (0–1), all sorted and split at
+   gaps > ``level_gap`` (:func:`count_levels`): n tight clusters are a filament of n levels
+   (their conductances are kept), a cluster that fills the window an analog device (0 levels).
+   Also the dynamic range, the non-linearity ν of each branch (G ∝ 1 − exp(−ν p/N),
+   NeuroSim's form) and the asymmetry.
+4. **programming statistics** (the chosen non-stuck cells): program-and-verify to targets —
+   a discrete device's measured levels above its lowest, an analog device's ``n_targets``
+   spread log-uniformly across the window the cells share (target k on cell i: k = i mod K) —
+   then averaged reads right after and at ``settle_times`` s. σ_prog: the spread of achieved /
+   target − 1 right after, over the cells whose verify converged and that have not dissolved
+   (read < ½ target), the averaged read's own noise removed in quadrature; the relaxation
+   between the first two reads; the drift exponent ν of g(t) = g(t₀)(t/t₀)^−ν fitted per cell
+   over the settle reads of the cells that did not dissolve while settling (mean, spread); the
+   fraction of converged cells that fell back to the HRS.
 
 ``CharacterisationPlan.quick()`` is the short protocol (fewer cells, reads, targets and settle
-times) that still recovers the figures on the simulated bench in a few minutes of wall time.
+times) that still recovers the figures on the simulated bench in a few minutes of wall time
+(tests/test_characterise.py checks both against the bench's hidden device).
 
 Each procedure also runs on its own: :func:`run_step` (one of :data:`STEPS`; the GUI's
 characterisation modules), and :func:`make_profile` assembles a profile from the steps' results.
@@ -104,7 +113,7 @@ class CharacterisationPlan:
     min_ratio: float = 2.0
     level_gap: float = 0.1  # levels: a gap in the window-normalised log positions (0–1)
     traverse: float = 0.6  # a pulse train must span this fraction of the cell's window (ln)
-    amplitude_step: float = 0.2  # V, the next train's amplitude when one does not traverse
+    amplitude_step: float = 0.1  # V, the next train's amplitude when one does not traverse
 
     @classmethod
     def quick(cls, **changes: object) -> CharacterisationPlan:
@@ -138,15 +147,21 @@ class _Run:
         self.steps += 1
         notify(self.progress, self.steps, self.total, stage, detail, **values)
 
-    def g(self, r: int, c: int, n: int | None = None) -> float:
-        """Mean of ``n`` (default ``avg_reads``) reads of a cell, S."""
+    def reads(self, r: int, c: int, n: int | None = None) -> np.ndarray:
+        """``n`` (default ``avg_reads``) reads of a cell at ``v_read``, S."""
         p = self.plan
         k = p.avg_reads if n is None else n
-        reads = [
-            self.xb.read_cell(r, c, v_read=p.v_read, biasing=p.read_biasing).conductance
-            for _ in range(k)
-        ]
-        return float(np.mean(reads))
+        return np.array(
+            [
+                self.xb.read_cell(r, c, v_read=p.v_read, biasing=p.read_biasing).conductance
+                for _ in range(k)
+            ]
+        )
+
+    def g(self, r: int, c: int, n: int | None = None, median: bool = False) -> float:
+        """Mean (or median) of ``n`` (default ``avg_reads``) reads of a cell, S."""
+        reads = self.reads(r, c, n)
+        return float(np.median(reads) if median else np.mean(reads))
 
     def ramp(
         self, r: int, c: int, amplitudes: Sequence[float], width: float, reads: int = 0
@@ -229,8 +244,9 @@ def run_step(
     pulse_response: PulseResponse | None = None,
 ) -> Window | ReadNoise | Programming | PulseResponse:
     """Run one procedure of :func:`characterise` on its own (``step``: one of :data:`STEPS`)
-    and return its result. ``pulse_response`` needs the window and the read noise,
-    ``programming`` those and the pulse response (a discrete device is programmed to its
+    and return its result. ``pulse_response`` needs the read noise (and uses the window when
+    given: stuck cells are skipped, a train must traverse the cell's window), ``programming``
+    the window, the read noise and the pulse response (a discrete device is programmed to its
     measured levels): pass them (e.g. from earlier steps) or they are measured first, in the
     same run (their progress reported under their own stage)."""
     if step not in STEPS:
@@ -241,7 +257,7 @@ def run_step(
         xb.policy.check_cell(r, c)
     run = _Run(xb, plan, progress)
     later = STEPS.index(step)
-    need_window = step == "window" or (later > 0 and window is None)
+    need_window = step == "window" or (step == "programming" and window is None)
     need_noise = step == "read_noise" or (later > 1 and read_noise is None)
     need_pulse = step == "pulse_response" or (later > 2 and pulse_response is None)
     run.total = (
@@ -254,7 +270,6 @@ def run_step(
         window = _window(run)
         if step == "window":
             return window
-    assert window is not None
     if need_noise:
         read_noise = _read_noise(run, cells)
         if step == "read_noise":
@@ -265,7 +280,7 @@ def run_step(
         pulse_response = _pulse_response(run, pulse_cells, read_noise, window)
         if step == "pulse_response":
             return pulse_response
-    assert pulse_response is not None
+    assert window is not None and pulse_response is not None
     return _programming(run, cells, window, read_noise, pulse_response)
 
 
@@ -368,7 +383,7 @@ def _programming(
         (r, c, targets[i % len(targets)]) for i, (r, c) in enumerate(cells) if (r, c) not in stuck
     ]
     achieved: list[list[float]] = []
-    programmed_at, pulses, converged = [], [], []
+    programmed_at, pulses, converged, lowest = [], [], [], []
     for r, c, target in todo:
         rep = xb.program_cell(
             r,
@@ -382,7 +397,9 @@ def _programming(
         programmed_at.append(xb.now())
         pulses.append(rep.pulses)
         converged.append(rep.converged)
-        achieved.append([run.g(r, c)])
+        first = run.reads(r, c)
+        achieved.append([float(np.mean(first))])
+        lowest.append(float(np.min(first)))
         run.tick(
             "programming",
             f"cell ({r}, {c}) → {target:.3g} S",
@@ -405,11 +422,12 @@ def _programming(
             t=ts,
             **{f"r{r}c{c}": achieved[k][-1] for k, (r, c, _) in enumerate(todo)},
         )
-    return _programming_figures(p, todo, targets, achieved, times, pulses, converged, noise)
+    return _programming_figures(p, todo, targets, achieved, times, pulses, converged, lowest, noise)
 
 
-#: a programmed cell whose averaged read falls below this fraction of its target right after
-#: program-and-verify, or of that read while settling, has dissolved (fallen to the HRS)
+#: a programmed cell one of whose reads right after program-and-verify falls below this
+#: fraction of its target, or whose averaged read while settling falls below this fraction of
+#: the one right after, has dissolved (fallen to the HRS)
 DISSOLVED = 0.5
 
 
@@ -421,11 +439,13 @@ def _programming_figures(
     times: list[list[float]],
     pulses: list[int],
     converged: list[bool],
+    lowest: list[float],
     noise: ReadNoise,
 ) -> Programming:
     """The figures of the programming step. σ_prog is the spread of achieved/target − 1 of the
     averaged read right after program-and-verify over the cells whose verify converged and
-    that have not dissolved (the averaged read's own variance removed); the drift ν is fitted
+    that have not dissolved (no read below half the target; the averaged read's own variance
+    removed); the drift ν is fitted
     per cell over the settle reads of those cells that did not dissolve while settling (mean
     and spread over the cells); ``dissolved_fraction`` is the share of the converged cells that
     fell to the HRS by the last settle read."""
@@ -435,7 +455,7 @@ def _programming_figures(
     tg = np.array([t for _, _, t in todo], dtype=float)
     conv = np.array(converged, dtype=bool)
     err = a[:, 0] / tg - 1 if a.size else np.zeros(0)
-    at_once = a[:, 0] < DISSOLVED * tg
+    at_once = np.array(lowest, dtype=float) < DISSOLVED * tg
     later = np.array(
         [a.shape[1] > 1 and bool(np.min(row[1:]) < DISSOLVED * row[0]) for row in a], dtype=bool
     )
@@ -476,10 +496,10 @@ def _programming_figures(
 
 
 def _pulse_cells(
-    cells: Sequence[tuple[int, int]], window: Window, n: int
+    cells: Sequence[tuple[int, int]], window: Window | None, n: int
 ) -> list[tuple[int, int]]:
     """The first ``n`` chosen cells that are not stuck (the first ``n`` if too few)."""
-    stuck = set(window.stuck)
+    stuck = set(window.stuck) if window is not None else set()
     free = [rc for rc in cells if rc not in stuck]
     return (free + [rc for rc in cells if rc in stuck])[: max(0, n)]
 
@@ -492,27 +512,27 @@ def _train(run: _Run, r: int, c: int, amplitude: float) -> np.ndarray:
     out = []
     for _ in range(p.n_pulses):
         xb.pulse(r, c, amp, p.pulse_width, biasing=Biasing.V3, read_after=False)
-        out.append(run.g(r, c))
+        out.append(run.g(r, c, median=True))  # a filament that jumps during the read: one side
     return np.array(out)
 
 
 def _traversing(
     run: _Run, r: int, c: int, start: float, sign: float, span: float
 ) -> tuple[np.ndarray, float]:
-    """A train of identical pulses that traverses the cell's window: from ``start`` V the
-    amplitude steps up by ``amplitude_step`` (to the bench's cap) until the train's reads span
-    at least ``traverse`` of ``span`` (ln of the cell's window). Returns (reads S, amplitude V)."""
+    """A train of identical pulses that traverses the cell's window, from its HRS (SET,
+    ``sign`` > 0) or its LRS (RESET; a strong SET ramp first): from ``start`` V the amplitude
+    steps up by ``amplitude_step`` (to the bench's cap) until the train's reads span at least
+    ``traverse`` of ``span`` (ln of the cell's window). Returns (reads S, amplitude V)."""
     p = run.plan
     amp = abs(start)
     cap = pulse_cap(run.xb.policy, max(abs(a) for a in (*p.window_set, *p.window_reset)))
     while True:
+        run.ramp(r, c, p.window_reset if sign > 0 else p.window_set, p.window_width)
         g = _train(run, r, c, sign * amp)
         moved = float(np.ptp(np.log(np.maximum(g, 1e-15))))
         if moved >= p.traverse * span or amp + 1e-9 >= cap:
             return g, sign * amp
         amp = min(amp + p.amplitude_step, cap)
-        if sign > 0:  # start the SET train again from the HRS
-            run.ramp(r, c, p.window_reset, p.window_width)
 
 
 def _pulse_response(
@@ -525,7 +545,6 @@ def _pulse_response(
             span = math.log(window.g_max[r][c] / window.g_min[r][c])
         else:
             span = math.log(p.min_ratio)
-        run.ramp(r, c, p.window_reset, p.window_width)
         up, a_up = _traversing(run, r, c, p.amplitude_set, +1.0, span)
         down, a_down = _traversing(run, r, c, p.amplitude_reset, -1.0, span)
         trains.append((up, down))
@@ -569,8 +588,9 @@ def count_levels(
     """Conductance levels of a device from pulse trains that traverse its window (one array of
     reads, S, per cell): each cell's reads as log positions normalised to its own range (0: its
     lowest read, 1: its highest), all cells' positions sorted and split where two neighbours
-    are more than ``gap`` apart. A filament of n levels gives n tight clusters; an analog device
-    fills the window, so a cluster wider than ``span`` (or more clusters than 1/gap) means
+    are more than ``gap`` apart; a lone read (a cluster of one, e.g. caught mid-jump) is no
+    level. A filament of n levels gives n tight clusters; an analog device fills the window, so
+    a cluster whose 5–95 % range is wider than ``span`` (or more clusters than 1/gap) means
     analog: 0 levels. Cells whose reads span less than ``min_ratio`` (they did not switch) are
     left out; none left: 1 level. Returns (levels, the median G of each level's reads, S)."""
     pos, gs = [], []
@@ -587,8 +607,9 @@ def count_levels(
     order = np.argsort(u)
     u, g_all = u[order], g_all[order]
     cuts = np.flatnonzero(np.diff(u) > gap) + 1
-    groups = np.split(np.arange(u.size), cuts)
-    if len(groups) > 1.0 / gap or any(np.ptp(u[k]) > span for k in groups):
+    groups = [k for k in np.split(np.arange(u.size), cuts) if k.size >= 2]  # not a lone jump
+    wide = any(np.subtract(*np.percentile(u[k], [95, 5])) > span for k in groups)
+    if len(groups) > 1.0 / gap or wide:
         return 0, []
     return len(groups), [float(np.median(g_all[k])) for k in groups]
 

@@ -90,6 +90,11 @@ class PulseResponse(_Strict):
     nonlinearity_reset: float
     asymmetry: Annotated[float, Field(ge=0.0)]  # |ν_set − ν_reset|
 
+    @property
+    def levels_text(self) -> str:
+        """``"3 levels"``, or ``"0 levels (analog)"``."""
+        return f"{self.levels} levels" + (" (analog)" if self.levels == 0 else "")
+
 
 class Window(_Strict):
     """Every cell after strong RESET and strong SET pulses: its reachable window."""

@@ -134,7 +134,7 @@ def characterise_with_truth(
             if state["cell"] == (r, c):  # the averaged read right after program-and-verify
                 state["reads"].append(float(arr.true_conductance(v_read)[r, c]))
                 if len(state["reads"]) == plan.avg_reads:  # the true G over that read
-                    after[(r, c)].append(float(np.mean(state["reads"])))
+                    after[(r, c)] += [float(np.mean(state["reads"])), min(state["reads"])]
                     state["cell"] = None
             return out
 
@@ -147,8 +147,8 @@ def characterise_with_truth(
     stuck = devs.stuck_on | devs.stuck_off
     g_end = arr.true_conductance(v_read)
     errs, nus = [], []
-    for (r, c), (target, conv, g_true) in after.items():
-        if conv and g_true >= 0.5 * target:  # converged, not dissolved
+    for (r, c), (target, conv, g_true, g_low) in after.items():
+        if conv and g_low >= 0.5 * target:  # converged, not dissolved
             errs.append(g_true / target - 1)
             if g_end[r, c] >= 0.5 * g_true:  # nor dissolved while settling
                 nus.append(devs.drift_nu[r, c])
