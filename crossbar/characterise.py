@@ -23,8 +23,8 @@ data file as it is acquired, progress is reported, and an abort or emergency sto
 4. **programming statistics** (the chosen non-stuck cells): program-and-verify to targets —
    a discrete device's measured levels above its lowest, an analog device's ``n_targets``
    spread log-uniformly across the window the cells share (target k on cell i: k = i mod K) —
-   then averaged reads right after and at ``settle_times`` s. σ_prog: the spread of achieved /
-   target − 1 right after, over the cells whose verify converged and that have not dissolved
+   then ``prog_reads`` reads averaged right after and ``avg_reads`` at ``settle_times`` s.
+   σ_prog: the spread of achieved / target − 1 right after, over the cells whose verify converged and that have not dissolved
    (read < ½ target), the averaged read's own noise removed in quadrature; the relaxation
    between the first two reads; the drift exponent ν of g(t) = g(t₀)(t/t₀)^−ν fitted per cell
    over the settle reads of the cells that did not dissolve while settling (mean, spread); the
@@ -96,6 +96,7 @@ class CharacterisationPlan:
     read_biasing: str = "ground"  # the verify reads' biasing (programming uses it too)
     n_reads: int = 40  # single reads per cell for the read noise
     avg_reads: int = 8  # reads averaged for every "G" of steps 1, 3, 4
+    prog_reads: int = 32  # reads averaged right after program-and-verify (σ_prog)
     n_targets: int = 5
     tol: float = 0.03
     max_pulses: int = 60
@@ -122,6 +123,7 @@ class CharacterisationPlan:
             n_cells=10,
             n_reads=20,
             avg_reads=6,
+            prog_reads=24,
             n_targets=3,
             settle_times=(1.0, 10.0, 100.0, 1000.0),
             n_pulse_cells=2,
@@ -397,7 +399,7 @@ def _programming(
         programmed_at.append(xb.now())
         pulses.append(rep.pulses)
         converged.append(rep.converged)
-        first = run.reads(r, c)
+        first = run.reads(r, c, p.prog_reads)
         achieved.append([float(np.mean(first))])
         lowest.append(float(np.min(first)))
         run.tick(
@@ -449,7 +451,7 @@ def _programming_figures(
     per cell over the settle reads of those cells that did not dissolve while settling (mean
     and spread over the cells); ``dissolved_fraction`` is the share of the converged cells that
     fell to the HRS by the last settle read."""
-    read_var = noise.sigma_rel**2 / p.avg_reads  # the averaged read's own relative variance
+    read_var = noise.sigma_rel**2 / p.prog_reads  # the averaged read's own relative variance
     n_cols = 1 + len(p.settle_times)
     a = np.array(achieved, dtype=float).reshape(-1, n_cols)
     tg = np.array([t for _, _, t in todo], dtype=float)

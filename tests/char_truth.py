@@ -36,7 +36,7 @@ INLINE_DEVICE: dict[str, Any] = {
     "k_on": 5e3,
     "read_noise": 0.008,
     "g_noise": 0.02,
-    "drift_nu": 0.05,
+    "drift_nu": 0.06,
     "drift_nu_sigma": 0.015,
     "relax_mean": 0.02,
     "relax_sigma": 0.1,
@@ -133,7 +133,7 @@ def characterise_with_truth(
             out = orig_read(r, c, **kw)
             if state["cell"] == (r, c):  # the averaged read right after program-and-verify
                 state["reads"].append(float(arr.true_conductance(v_read)[r, c]))
-                if len(state["reads"]) == plan.avg_reads:  # the true G over that read
+                if len(state["reads"]) == plan.prog_reads:  # the true G over that read
                     after[(r, c)] += [float(np.mean(state["reads"])), min(state["reads"])]
                     state["cell"] = None
             return out
