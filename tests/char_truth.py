@@ -1,7 +1,7 @@
 """Truth harness of the characterisation: run :func:`crossbar.characterise.characterise` on the
 simulated bench (twins) and compare every measured figure with the bench's hidden device.
 
-Used by ``tests/test_characterise.py``; ``python tests/char_truth.py [--full] [--seeds 0 1]``
+Used by ``tests/test_characterise.py``; ``python tests/char_truth.py [--protocol quick|full|both] [--seeds 0 1]``
 prints the table (measured vs true per device and seed).
 
 The truths (docs/device-physics.md, "The true values a measurement is compared with"):
@@ -204,10 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--devices", nargs="+", default=list(DEVICES))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    ap.add_argument("--full", action="store_true", help="also the full protocol")
+    ap.add_argument("--protocol", choices=("quick", "full", "both"), default="quick")
     args = ap.parse_args(argv)
     rows = []
-    for quick in (True, False) if args.full else (True,):
+    for quick in {"quick": (True,), "full": (False,), "both": (True, False)}[args.protocol]:
         for d in args.devices:
             for s in args.seeds:
                 rows.append(characterise_with_truth(d, s, quick=quick))
