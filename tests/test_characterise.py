@@ -196,3 +196,34 @@ def test_an_analog_profile_says_so_and_an_old_one_still_loads() -> None:
     assert prof.pulse_response.level_conductances == []
     doc["pulse_response"]["levels"] = 0
     assert DeploymentProfile.from_dict(doc).pulse_response.levels_text == "0 levels (analog)"
+
+
+@pytest.mark.slow
+def test_the_cli_characterises_a_device_given_inline_in_a_bench_file(tmp_path: Path) -> None:
+    """``xbar characterise --bench FILE.toml --quick``: the device of ``[simulation.device]``,
+    the figures the bench's own array (rebuilt from the same seed) holds."""
+    from crossbar.config import load_bench_config
+    from lab import device_profile, open_backend
+
+    sim = Path(__file__).resolve().parents[1] / "crossbar" / "benches" / "sim.toml"
+    toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in INLINE_DEVICE.items())
+    bench = tmp_path / "mine.toml"
+    bench.write_text(sim.read_text() + "\n[simulation.device]\n" + toml + "\n")
+    out = tmp_path / "dp.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "xbar", "characterise", "--bench", str(bench), "--quick",
+         "--out", str(tmp_path / "c.h5"), "--profile-out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "4 levels" in run.stdout
+    prof = DeploymentProfile.from_dict(json.loads(out.read_text()))
+    cfg = load_bench_config(bench)
+    truth = device_profile(cfg)
+    devs = open_backend(cfg).sim_handles.crossbar.devices  # the same seed: the same array
+    assert prof.pulse_response.levels == truth.levels == 4
+    assert prof.read_noise.sigma_rel == pytest.approx(truth.read_sigma, rel=0.2)
+    stuck = devs.stuck_on | devs.stuck_off
+    assert {tuple(c) for c in prof.window.stuck} == {tuple(c) for c in np.argwhere(stuck)}
+    nu = np.mean([devs.drift_nu[r, c] for r, c in prof.cells if not stuck[r, c]])
+    assert prof.programming.drift_nu_mean == pytest.approx(nu, rel=0.25)
