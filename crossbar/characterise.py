@@ -11,19 +11,28 @@ data file as it is acquired, progress is reported, and an abort or emergency sto
    HRS). A cell whose G_max/G_min < ``min_ratio`` is stuck.
 2. **read noise** (the chosen cells): ``n_reads`` single reads at ``v_read`` → σ_read = std/mean
    of G per cell (median over cells) and how σ scales with G (slope of ln σ vs ln G).
-3. **programming statistics** (the chosen cells): program-and-verify to ``n_targets`` targets
-   spread log-uniformly across the window the cells share (target k on cell i: k = i mod K),
-   then averaged reads right after and at ``settle_times`` s → σ_prog (the spread of achieved /
-   target, with the read noise of the averaged read removed in quadrature), the relaxation
-   between the first two reads, and the drift exponent ν of g(t) = g(t₀)(t/t₀)^−ν fitted per cell
-   over the settle reads (mean, spread), plus the fraction that fell back to the HRS.
-4. **pulse response** (the first ``n_pulse_cells`` chosen cells): from a strong RESET, N identical
-   SET pulses then N identical RESET pulses, an averaged read after each → distinguishable levels
-   (consecutive reads more than ``level_z`` read-noise σ apart start a new level), dynamic range,
-   the non-linearity ν of each branch (G ∝ 1 − exp(−ν p/N), NeuroSim's form) and the asymmetry.
+3. **pulse response** (the first ``n_pulse_cells`` chosen cells that are not stuck): from a
+   strong RESET, N identical SET pulses then N identical RESET pulses, the median of
+   ``avg_reads`` reads after each; a train that does not traverse the cell's window (span
+   ``traverse`` of its ln range) is repeated ``amplitude_step`` V stronger. Levels: every
+   cell's reads as log positions normalised to its own range (0–1), all sorted and split at
+   gaps > ``level_gap`` (:func:`count_levels`): n tight clusters are a filament of n levels
+   (their conductances are kept), a cluster that fills the window an analog device (0 levels).
+   Also the dynamic range, the non-linearity ν of each branch (G ∝ 1 − exp(−ν p/N),
+   NeuroSim's form) and the asymmetry.
+4. **programming statistics** (the chosen non-stuck cells): program-and-verify to targets —
+   a discrete device's measured levels above its lowest, an analog device's ``n_targets``
+   spread log-uniformly across the window the cells share (target k on cell i: k = i mod K) —
+   then ``prog_reads`` reads averaged right after and ``avg_reads`` at ``settle_times`` s.
+   σ_prog: the spread of achieved / target − 1 right after, over the cells whose verify converged and that have not dissolved
+   (read < ½ target), the averaged read's own noise removed in quadrature; the relaxation
+   between the first two reads; the drift exponent ν of g(t) = g(t₀)(t/t₀)^−ν fitted per cell
+   over the settle reads of the cells that did not dissolve while settling (mean, spread); the
+   fraction of converged cells that fell back to the HRS.
 
 ``CharacterisationPlan.quick()`` is the short protocol (fewer cells, reads, targets and settle
-times) that still recovers the figures on the simulated bench in a few minutes of wall time.
+times) that still recovers the figures on the simulated bench in a few minutes of wall time
+(tests/test_characterise.py checks both against the bench's hidden device).
 
 Each procedure also runs on its own: :func:`run_step` (one of :data:`STEPS`; the GUI's
 characterisation modules), and :func:`make_profile` assembles a profile from the steps' results.
@@ -64,7 +73,7 @@ __all__ = [
 ]
 
 #: The procedures of :func:`characterise`, in order, as :func:`run_step` names them.
-STEPS = ("window", "read_noise", "programming", "pulse_response")
+STEPS = ("window", "read_noise", "pulse_response", "programming")
 
 
 def default_cells(shape: tuple[int, int], n: int) -> list[tuple[int, int]]:
@@ -87,6 +96,7 @@ class CharacterisationPlan:
     read_biasing: str = "ground"  # the verify reads' biasing (programming uses it too)
     n_reads: int = 40  # single reads per cell for the read noise
     avg_reads: int = 8  # reads averaged for every "G" of steps 1, 3, 4
+    prog_reads: int = 32  # reads averaged right after program-and-verify (σ_prog)
     n_targets: int = 5
     tol: float = 0.03
     max_pulses: int = 60
@@ -102,7 +112,9 @@ class CharacterisationPlan:
     window_reset: tuple[float, ...] = (-3.0, -3.5, -4.0)
     window_width: float = 10e-3
     min_ratio: float = 2.0
-    level_z: float = 4.0
+    level_gap: float = 0.1  # levels: a gap in the window-normalised log positions (0–1)
+    traverse: float = 0.6  # a pulse train must span this fraction of the cell's window (ln)
+    amplitude_step: float = 0.1  # V, the next train's amplitude when one does not traverse
 
     @classmethod
     def quick(cls, **changes: object) -> CharacterisationPlan:
@@ -111,6 +123,7 @@ class CharacterisationPlan:
             n_cells=10,
             n_reads=20,
             avg_reads=6,
+            prog_reads=24,
             n_targets=3,
             settle_times=(1.0, 10.0, 100.0, 1000.0),
             n_pulse_cells=2,
@@ -136,15 +149,21 @@ class _Run:
         self.steps += 1
         notify(self.progress, self.steps, self.total, stage, detail, **values)
 
-    def g(self, r: int, c: int, n: int | None = None) -> float:
-        """Mean of ``n`` (default ``avg_reads``) reads of a cell, S."""
+    def reads(self, r: int, c: int, n: int | None = None) -> np.ndarray:
+        """``n`` (default ``avg_reads``) reads of a cell at ``v_read``, S."""
         p = self.plan
         k = p.avg_reads if n is None else n
-        reads = [
-            self.xb.read_cell(r, c, v_read=p.v_read, biasing=p.read_biasing).conductance
-            for _ in range(k)
-        ]
-        return float(np.mean(reads))
+        return np.array(
+            [
+                self.xb.read_cell(r, c, v_read=p.v_read, biasing=p.read_biasing).conductance
+                for _ in range(k)
+            ]
+        )
+
+    def g(self, r: int, c: int, n: int | None = None, median: bool = False) -> float:
+        """Mean (or median) of ``n`` (default ``avg_reads``) reads of a cell, S."""
+        reads = self.reads(r, c, n)
+        return float(np.median(reads) if median else np.mean(reads))
 
     def ramp(
         self, r: int, c: int, amplitudes: Sequence[float], width: float, reads: int = 0
@@ -177,8 +196,8 @@ def characterise(
     run.total = rows * cols + len(cells) * 2 + len(p.settle_times) + p.n_pulse_cells
     window = _window(run)
     noise = _read_noise(run, cells)
-    programming = _programming(run, cells, window, noise)
-    pulse = _pulse_response(run, cells[: p.n_pulse_cells], noise)
+    pulse = _pulse_response(run, _pulse_cells(cells, window, p.n_pulse_cells), noise, window)
+    programming = _programming(run, cells, window, noise, pulse)
     return make_profile(
         xb,
         p,
@@ -224,11 +243,14 @@ def run_step(
     progress: ProgressFn | None = None,
     window: Window | None = None,
     read_noise: ReadNoise | None = None,
+    pulse_response: PulseResponse | None = None,
 ) -> Window | ReadNoise | Programming | PulseResponse:
     """Run one procedure of :func:`characterise` on its own (``step``: one of :data:`STEPS`)
-    and return its result. ``programming`` needs the window and the read noise,
-    ``pulse_response`` the read noise: pass them (e.g. from earlier steps) or they are
-    measured first, in the same run (their progress reported under their own stage)."""
+    and return its result. ``pulse_response`` needs the read noise (and uses the window when
+    given: stuck cells are skipped, a train must traverse the cell's window), ``programming``
+    the window, the read noise and the pulse response (a discrete device is programmed to its
+    measured levels): pass them (e.g. from earlier steps) or they are measured first, in the
+    same run (their progress reported under their own stage)."""
     if step not in STEPS:
         raise ValueError(f"unknown step {step!r}: one of {', '.join(STEPS)}")
     rows, cols = xb.shape
@@ -236,15 +258,15 @@ def run_step(
     for r, c in cells:
         xb.policy.check_cell(r, c)
     run = _Run(xb, plan, progress)
+    later = STEPS.index(step)
     need_window = step == "window" or (step == "programming" and window is None)
-    need_noise = step == "read_noise" or (
-        step in ("programming", "pulse_response") and read_noise is None
-    )
+    need_noise = step == "read_noise" or (later > 1 and read_noise is None)
+    need_pulse = step == "pulse_response" or (later > 2 and pulse_response is None)
     run.total = (
         (rows * cols if need_window else 0)
         + (len(cells) if need_noise else 0)
+        + (plan.n_pulse_cells if need_pulse else 0)
         + (len(cells) + len(plan.settle_times) if step == "programming" else 0)
-        + (plan.n_pulse_cells if step == "pulse_response" else 0)
     )
     if need_window:
         window = _window(run)
@@ -255,10 +277,13 @@ def run_step(
         if step == "read_noise":
             return read_noise
     assert read_noise is not None
-    if step == "programming":
-        assert window is not None
-        return _programming(run, cells, window, read_noise)
-    return _pulse_response(run, cells[: plan.n_pulse_cells], read_noise)
+    if need_pulse:
+        pulse_cells = _pulse_cells(cells, window, plan.n_pulse_cells)
+        pulse_response = _pulse_response(run, pulse_cells, read_noise, window)
+        if step == "pulse_response":
+            return pulse_response
+    assert window is not None and pulse_response is not None
+    return _programming(run, cells, window, read_noise, pulse_response)
 
 
 # -- 1. window and stuck map --------------------------------------------------------------------
@@ -322,11 +347,17 @@ def _read_noise(run: _Run, cells: Sequence[tuple[int, int]]) -> ReadNoise:
     )
 
 
-# -- 3. programming statistics ------------------------------------------------------------------
+# -- 4. programming statistics ------------------------------------------------------------------
 
 
-def _targets(window: Window, cells: Sequence[tuple[int, int]], n: int) -> list[float]:
-    """``n`` targets log-spaced inside the window every chosen non-stuck cell reaches."""
+def _targets(
+    window: Window, cells: Sequence[tuple[int, int]], n: int, pulse: PulseResponse | None = None
+) -> list[float]:
+    """The program-and-verify targets: a discrete device's measured levels above its lowest
+    (``pulse``), else ``n`` targets log-spaced inside the window every chosen non-stuck cell
+    reaches."""
+    if pulse is not None and pulse.levels >= 2 and len(pulse.level_conductances) >= 2:
+        return [float(g) for g in pulse.level_conductances[1:]]
     stuck = set(window.stuck)
     free = [(r, c) for r, c in cells if (r, c) not in stuck] or list(cells)
     lo = max(window.g_min[r][c] for r, c in free)
@@ -341,24 +372,36 @@ def _targets(window: Window, cells: Sequence[tuple[int, int]], n: int) -> list[f
 
 
 def _programming(
-    run: _Run, cells: Sequence[tuple[int, int]], window: Window, noise: ReadNoise
+    run: _Run,
+    cells: Sequence[tuple[int, int]],
+    window: Window,
+    noise: ReadNoise,
+    pulse: PulseResponse | None = None,
 ) -> Programming:
     p, xb = run.plan, run.xb
-    targets = _targets(window, cells, p.n_targets)
+    targets = _targets(window, cells, p.n_targets, pulse)
     stuck = set(window.stuck)
     todo = [
         (r, c, targets[i % len(targets)]) for i, (r, c) in enumerate(cells) if (r, c) not in stuck
     ]
     achieved: list[list[float]] = []
-    programmed_at, pulses, converged = [], [], []
+    programmed_at, pulses, converged, lowest = [], [], [], []
     for r, c, target in todo:
         rep = xb.program_cell(
-            r, c, target, tol=p.tol, max_pulses=p.max_pulses, read_biasing=p.read_biasing
+            r,
+            c,
+            target,
+            tol=p.tol,
+            max_pulses=p.max_pulses,
+            v_read=p.v_read,
+            read_biasing=p.read_biasing,
         )
         programmed_at.append(xb.now())
         pulses.append(rep.pulses)
         converged.append(rep.converged)
-        achieved.append([run.g(r, c)])
+        first = run.reads(r, c, p.prog_reads)
+        achieved.append([float(np.mean(first))])
+        lowest.append(float(np.min(first)))
         run.tick(
             "programming",
             f"cell ({r}, {c}) → {target:.3g} S",
@@ -381,7 +424,13 @@ def _programming(
             t=ts,
             **{f"r{r}c{c}": achieved[k][-1] for k, (r, c, _) in enumerate(todo)},
         )
-    return _programming_figures(p, todo, targets, achieved, times, pulses, converged, noise)
+    return _programming_figures(p, todo, targets, achieved, times, pulses, converged, lowest, noise)
+
+
+#: a programmed cell one of whose reads right after program-and-verify falls below this
+#: fraction of its target, or whose averaged read while settling falls below this fraction of
+#: the one right after, has dissolved (fallen to the HRS)
+DISSOLVED = 0.5
 
 
 def _programming_figures(
@@ -392,59 +441,116 @@ def _programming_figures(
     times: list[list[float]],
     pulses: list[int],
     converged: list[bool],
+    lowest: list[float],
     noise: ReadNoise,
 ) -> Programming:
-    read_var = noise.sigma_rel**2 / p.avg_reads  # the averaged read's own relative variance
-    a = np.array(achieved) if achieved else np.zeros((0, 1 + len(p.settle_times)))
-    tg = np.array([t for _, _, t in todo])
+    """The figures of the programming step. σ_prog is the spread of achieved/target − 1 of the
+    averaged read right after program-and-verify over the cells whose verify converged and
+    that have not dissolved (no read below half the target; the averaged read's own variance
+    removed); the drift ν is fitted
+    per cell over the settle reads of those cells that did not dissolve while settling (mean
+    and spread over the cells); ``dissolved_fraction`` is the share of the converged cells that
+    fell to the HRS by the last settle read."""
+    read_var = noise.sigma_rel**2 / p.prog_reads  # the averaged read's own relative variance
+    n_cols = 1 + len(p.settle_times)
+    a = np.array(achieved, dtype=float).reshape(-1, n_cols)
+    tg = np.array([t for _, _, t in todo], dtype=float)
+    conv = np.array(converged, dtype=bool)
     err = a[:, 0] / tg - 1 if a.size else np.zeros(0)
+    at_once = np.array(lowest, dtype=float) < DISSOLVED * tg
+    later = np.array(
+        [a.shape[1] > 1 and bool(np.min(row[1:]) < DISSOLVED * row[0]) for row in a], dtype=bool
+    )
+    use = conv & ~at_once
 
     def spread(e: np.ndarray) -> float:
         if e.size < 2:
             return 0.0
         return float(math.sqrt(max(0.0, float(np.var(e, ddof=1)) - read_var)))
 
-    by_target = [spread(err[np.isclose(tg, t)]) for t in targets]
-    dissolved = np.zeros(len(todo), dtype=bool)
+    by_target = [spread(err[use & np.isclose(tg, t)]) for t in targets]
     nus = []
-    for k in range(len(todo)):
-        g, t = np.array(achieved[k]), np.array(times[k])
-        dissolved[k] = bool(g[-1] < 0.5 * g[1]) if g.size > 2 else False
-        good = (g[1:] > 0) & (t[1:] > 0)
-        if not dissolved[k] and good.sum() >= 3:
-            nus.append(-float(np.polyfit(np.log(t[1:][good]), np.log(g[1:][good]), 1)[0]))
-    relax = float(np.mean(a[:, 1] / a[:, 0] - 1)) if a.shape[0] and a.shape[1] > 1 else 0.0
+    for k in np.flatnonzero(use & ~later):
+        g, t = np.array(achieved[k][1:]), np.array(times[k][1:])
+        good = (g > 0) & (t > 0)
+        if good.sum() >= 3:
+            nus.append(-float(np.polyfit(np.log(t[good]), np.log(g[good]), 1)[0]))
+    fine = use & ~later
+    relax = float(np.mean(a[fine, 1] / a[fine, 0] - 1)) if fine.any() and a.shape[1] > 1 else 0.0
     nu = np.array(nus) if nus else np.zeros(1)
     nu_sd = float(np.std(nu, ddof=1)) if nu.size > 1 else 0.0
     return Programming(
         tol=p.tol,
         targets=targets,
-        sigma_rel=min(1.0, spread(err)),
+        sigma_rel=min(1.0, spread(err[use])),
         sigma_rel_by_target=[min(1.0, s) for s in by_target],
         mean_pulses=float(np.mean(pulses)) if pulses else 0.0,
-        converged_fraction=float(np.mean(converged)) if converged else 0.0,
+        converged_fraction=float(np.mean(conv)) if conv.size else 0.0,
         settle_times=list(p.settle_times),
         relaxation_rel=float(np.clip(relax, -1.0, 10.0)),
         drift_nu_mean=float(np.clip(np.mean(nu), -1.0, 1.0)),
         drift_nu_std=float(np.clip(nu_sd, 0.0, 1.0)),
-        dissolved_fraction=float(np.mean(dissolved)) if dissolved.size else 0.0,
+        dissolved_fraction=float(np.mean((at_once | later)[conv])) if conv.any() else 0.0,
     )
 
 
-# -- 4. pulse response --------------------------------------------------------------------------
+# -- 3. pulse response --------------------------------------------------------------------------
 
 
-def _pulse_response(run: _Run, cells: Sequence[tuple[int, int]], noise: ReadNoise) -> PulseResponse:
+def _pulse_cells(
+    cells: Sequence[tuple[int, int]], window: Window | None, n: int
+) -> list[tuple[int, int]]:
+    """The first ``n`` chosen cells that are not stuck (the first ``n`` if too few)."""
+    stuck = set(window.stuck) if window is not None else set()
+    free = [rc for rc in cells if rc not in stuck]
+    return (free + [rc for rc in cells if rc in stuck])[: max(0, n)]
+
+
+def _train(run: _Run, r: int, c: int, amplitude: float) -> np.ndarray:
+    """``n_pulses`` identical pulses of ``amplitude`` V (capped by the bench), an averaged read
+    after each, S."""
     p, xb = run.plan, run.xb
-    trains = []
+    amp = math.copysign(min(abs(amplitude), pulse_cap(xb.policy, abs(amplitude))), amplitude)
+    out = []
+    for _ in range(p.n_pulses):
+        xb.pulse(r, c, amp, p.pulse_width, biasing=Biasing.V3, read_after=False)
+        out.append(run.g(r, c, median=True))  # a filament that jumps during the read: one side
+    return np.array(out)
+
+
+def _traversing(
+    run: _Run, r: int, c: int, start: float, sign: float, span: float
+) -> tuple[np.ndarray, float]:
+    """A train of identical pulses that traverses the cell's window, from its HRS (SET,
+    ``sign`` > 0) or its LRS (RESET; a strong SET ramp first): from ``start`` V the amplitude
+    steps up by ``amplitude_step`` (to the bench's cap) until the train's reads span at least
+    ``traverse`` of ``span`` (ln of the cell's window). Returns (reads S, amplitude V)."""
+    p = run.plan
+    amp = abs(start)
+    cap = pulse_cap(run.xb.policy, max(abs(a) for a in (*p.window_set, *p.window_reset)))
+    while True:
+        run.ramp(r, c, p.window_reset if sign > 0 else p.window_set, p.window_width)
+        g = _train(run, r, c, sign * amp)
+        moved = float(np.ptp(np.log(np.maximum(g, 1e-15))))
+        if moved >= p.traverse * span or amp + 1e-9 >= cap:
+            return g, sign * amp
+        amp = min(amp + p.amplitude_step, cap)
+
+
+def _pulse_response(
+    run: _Run, cells: Sequence[tuple[int, int]], noise: ReadNoise, window: Window | None = None
+) -> PulseResponse:
+    p = run.plan
+    trains, amps = [], []
     for r, c in cells:
-        run.ramp(r, c, p.window_reset, p.window_width)
-        up, down = [], []
-        for seq, amp in ((up, p.amplitude_set), (down, p.amplitude_reset)):
-            for _ in range(p.n_pulses):
-                xb.pulse(r, c, amp, p.pulse_width, biasing=Biasing.V3, read_after=False)
-                seq.append(run.g(r, c))
-        trains.append((np.array(up), np.array(down)))
+        if window is not None and window.g_min[r][c] > 0 and window.g_max[r][c] > 0:
+            span = math.log(window.g_max[r][c] / window.g_min[r][c])
+        else:
+            span = math.log(p.min_ratio)
+        up, a_up = _traversing(run, r, c, p.amplitude_set, +1.0, span)
+        down, a_down = _traversing(run, r, c, p.amplitude_reset, -1.0, span)
+        trains.append((up, down))
+        amps.append((a_up, a_down))
         run.tick(
             "pulse response",
             f"cell ({r}, {c})",
@@ -453,20 +559,22 @@ def _pulse_response(run: _Run, cells: Sequence[tuple[int, int]], noise: ReadNois
             **{f"set{i}": g for i, g in enumerate(up)},
             **{f"reset{i}": g for i, g in enumerate(down)},
         )
-    sigma = noise.sigma_rel / math.sqrt(p.avg_reads)
-    levels = [count_levels(np.concatenate([u, d]), sigma, p.level_z) for u, d in trains]
-    g_all = np.concatenate([np.concatenate([u, d]) for u, d in trains])
+    levels, level_g = count_levels(
+        [np.concatenate([u, d]) for u, d in trains], gap=p.level_gap, min_ratio=p.min_ratio
+    )
+    g_all = np.concatenate([np.concatenate([u, d]) for u, d in trains]) if trains else np.zeros(0)
     g_pos = g_all[g_all > 0]
     g_min = float(g_pos.min()) if g_pos.size else 0.0
     g_max = float(g_pos.max()) if g_pos.size else 0.0
-    nu_set = float(np.median([nonlinearity(u) for u, _ in trains]))
-    nu_reset = float(np.median([nonlinearity(-d) for _, d in trains]))  # G falling with p
+    nu_set = float(np.median([nonlinearity(u) for u, _ in trains])) if trains else 0.0
+    nu_reset = float(np.median([nonlinearity(-d) for _, d in trains])) if trains else 0.0
     return PulseResponse(
-        amplitude_set=p.amplitude_set,
-        amplitude_reset=p.amplitude_reset,
+        amplitude_set=float(np.median([a for a, _ in amps])) if amps else p.amplitude_set,
+        amplitude_reset=float(np.median([a for _, a in amps])) if amps else p.amplitude_reset,
         width=p.pulse_width,
         n_pulses=p.n_pulses,
-        levels=int(np.median(levels)) if levels else 1,
+        levels=levels,
+        level_conductances=[min(1.0, g) for g in level_g],
         dynamic_range=max(1.0, g_max / g_min) if g_min > 0 else 1.0,
         g_min=min(1.0, g_min),
         g_max=min(1.0, g_max),
@@ -476,21 +584,36 @@ def _pulse_response(run: _Run, cells: Sequence[tuple[int, int]], noise: ReadNois
     )
 
 
-def count_levels(g: np.ndarray, sigma_rel: float, z: float = 4.0) -> int:
-    """Distinguishable levels a read sequence visits: the number of distinct plateaus once
-    consecutive reads closer than ``z`` read-noise σ (relative, of one averaged read) are merged
-    and levels closer than that to an earlier plateau are counted once."""
-    x = np.log(np.maximum(np.asarray(g, dtype=float), 1e-15))
-    tol = z * max(sigma_rel, 1e-6) * math.sqrt(2.0)
-    plateaus: list[float] = []
-    for v in x:
-        if not plateaus or abs(v - plateaus[-1]) > tol:
-            plateaus.append(float(v))
-    distinct: list[float] = []
-    for v in sorted(plateaus):
-        if not distinct or v - distinct[-1] > tol:
-            distinct.append(v)
-    return len(distinct)
+def count_levels(
+    trains: Sequence[np.ndarray], gap: float = 0.1, min_ratio: float = 2.0, span: float = 0.3
+) -> tuple[int, list[float]]:
+    """Conductance levels of a device from pulse trains that traverse its window (one array of
+    reads, S, per cell): each cell's reads as log positions normalised to its own range (0: its
+    lowest read, 1: its highest), all cells' positions sorted and split where two neighbours
+    are more than ``gap`` apart; a lone read (a cluster of one, e.g. caught mid-jump) is no
+    level. A filament of n levels gives n tight clusters; an analog device fills the window, so
+    a cluster whose 5–95 % range is wider than ``span`` (or more clusters than 1/gap) means
+    analog: 0 levels. Cells whose reads span less than ``min_ratio`` (they did not switch) are
+    left out; none left: 1 level. Returns (levels, the median G of each level's reads, S)."""
+    pos, gs = [], []
+    for g in trains:
+        x = np.log(np.maximum(np.asarray(g, dtype=float), 1e-15))
+        rng = float(np.ptp(x)) if x.size else 0.0
+        if rng < math.log(min_ratio):
+            continue
+        pos.append((x - x.min()) / rng)
+        gs.append(np.asarray(g, dtype=float))
+    if not pos:
+        return 1, []
+    u, g_all = np.concatenate(pos), np.concatenate(gs)
+    order = np.argsort(u)
+    u, g_all = u[order], g_all[order]
+    cuts = np.flatnonzero(np.diff(u) > gap) + 1
+    groups = [k for k in np.split(np.arange(u.size), cuts) if k.size >= 2]  # not a lone jump
+    wide = any(np.subtract(*np.percentile(u[k], [95, 5])) > span for k in groups)
+    if len(groups) > 1.0 / gap or wide:
+        return 0, []
+    return len(groups), [float(np.median(g_all[k])) for k in groups]
 
 
 def nonlinearity(g: np.ndarray) -> float:

@@ -81,13 +81,19 @@ class PulseResponse(_Strict):
     amplitude_reset: Annotated[float, Field(lt=0.0, ge=-50.0)]  # V
     width: Annotated[float, Field(gt=0.0, le=10.0)]  # s
     n_pulses: Annotated[int, Field(ge=2)]
-    levels: Annotated[int, Field(ge=1)]  # distinguishable levels visited (median over cells)
+    levels: Annotated[int, Field(ge=0)]  # levels of a discrete filament; 0: analog
+    level_conductances: list[Conductance] = []  # S, where those levels are (median read)
     dynamic_range: Annotated[float, Field(ge=1.0)]  # G_max / G_min of the trains
     g_min: Conductance
     g_max: Conductance
     nonlinearity_set: float  # NeuroSim-style ν of G(p) ∝ 1 − exp(−ν p/N); 0 = linear
     nonlinearity_reset: float
     asymmetry: Annotated[float, Field(ge=0.0)]  # |ν_set − ν_reset|
+
+    @property
+    def levels_text(self) -> str:
+        """``"3 levels"``, or ``"0 levels (analog)"``."""
+        return f"{self.levels} levels" + (" (analog)" if self.levels == 0 else "")
 
 
 class Window(_Strict):

@@ -142,8 +142,10 @@ def test_the_steps_one_by_one_give_the_whole_characterisation() -> None:
     reports = []
     w = run_step(xb, plan, "window", progress=reports.append)
     rn = run_step(xb, plan, "read_noise", progress=reports.append)
-    prog = run_step(xb, plan, "programming", window=w, read_noise=rn, progress=reports.append)
-    pr = run_step(xb, plan, "pulse_response", read_noise=rn, progress=reports.append)
+    pr = run_step(xb, plan, "pulse_response", window=w, read_noise=rn, progress=reports.append)
+    prog = run_step(
+        xb, plan, "programming", window=w, read_noise=rn, pulse_response=pr, progress=reports.append
+    )
     steps = make_profile(
         xb, plan, window=w, read_noise=rn, programming=prog, pulse_response=pr, bench_time=0.0
     )

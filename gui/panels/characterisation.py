@@ -58,9 +58,9 @@ __all__ = ["MODULES", "CharacterisationPanel"]
 MODULES = (
     ("window", "Window", "window"),
     ("read_noise", "Read noise", "read_noise"),
+    ("pulse_response", "Pulse response", "pulse_response"),
     ("programming", "Programming", "programming"),
     ("retention", "Retention", "programming"),
-    ("pulse_response", "Pulse response", "pulse_response"),
     ("profile", "Profile", None),
 )
 
@@ -382,6 +382,7 @@ class CharacterisationPanel(Panel):
         xb = s.crossbar
         window = self.results.get("window")
         noise = self.results.get("read_noise")
+        pulse = self.results.get("pulse_response")
         self.live[key] = []
         self.running = key
         self._clear_plot(key)
@@ -390,7 +391,15 @@ class CharacterisationPanel(Panel):
 
         def run(ctx: TaskContext):
             t0 = xb.now()
-            res = run_step(xb, plan, step, progress=_live(ctx), window=window, read_noise=noise)
+            res = run_step(
+                xb,
+                plan,
+                step,
+                progress=_live(ctx),
+                window=window,
+                read_noise=noise,
+                pulse_response=pulse,
+            )
             return res, xb.now() - t0
 
         def done(payload) -> None:
@@ -619,7 +628,7 @@ class CharacterisationPanel(Panel):
             )
         elif key == "pulse_response":
             label.setText(
-                f"<b>{res.levels} levels</b>, dynamic range ×{res.dynamic_range:.3g} "
+                f"<b>{res.levels_text}</b>, dynamic range ×{res.dynamic_range:.3g} "
                 f"({plotting.si(res.g_min, 'S')} … {plotting.si(res.g_max, 'S')}); "
                 f"non-linearity ν SET {res.nonlinearity_set:.2f}, RESET "
                 f"{res.nonlinearity_reset:.2f}, asymmetry {res.asymmetry:.2f}"
@@ -665,7 +674,7 @@ class CharacterisationPanel(Panel):
             f"{100 * pg_.converged_fraction:.0f} % converged, {pg_.mean_pulses:.1f} pulses; "
             f"relaxation {100 * pg_.relaxation_rel:+.2g} %, drift ν {pg_.drift_nu_mean:.3g} ± "
             f"{pg_.drift_nu_std:.2g}, {100 * pg_.dissolved_fraction:.0f} % dissolved<br>"
-            f"<b>Pulse response</b>: {pr.levels} levels, range ×{pr.dynamic_range:.3g}, ν SET "
+            f"<b>Pulse response</b>: {pr.levels_text}, range ×{pr.dynamic_range:.3g}, ν SET "
             f"{pr.nonlinearity_set:.2f} / RESET {pr.nonlinearity_reset:.2f}"
         )
         self._update_enabled()

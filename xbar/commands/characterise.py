@@ -117,7 +117,7 @@ def _report(
         f"{pr.drift_nu_std:.4f}, dissolved {100 * pr.dissolved_fraction:.0f} %"
     )
     print(
-        f"  pulse response   {pu.levels} levels, range ×{pu.dynamic_range:.3g}, non-linearity "
+        f"  pulse response   {pu.levels_text}, range ×{pu.dynamic_range:.3g}, non-linearity "
         f"set {pu.nonlinearity_set:.2f} / reset {pu.nonlinearity_reset:.2f}"
     )
     print(f"  window           {len(w.stuck)} stuck cell(s) ({100 * w.stuck_fraction:.0f} %)")
