@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,8 @@ from pydwf import (
     DwfAnalogOutIdle,
     DwfAnalogOutNode,
     DwfDeviceID,
+    DwfDigitalOutIdle,
+    DwfDigitalOutType,
     DwfErrorCode,
     DwfLibraryError,
     DwfState,
@@ -58,6 +60,7 @@ __all__ = [
     "AWG_MAX_VOLTAGE",
     "AWG_MIN_PULSE_S",
     "AnalogDiscovery2",
+    "DIO_PATTERN_MAX_RATE",
     "DIO_PINS",
     "SCOPE_CHANNELS",
     "SCOPE_MAX_RANGE",
@@ -84,6 +87,8 @@ SCOPE_MAX_RANGE = 50.0
 """Largest scope range (full-scale peak-to-peak span), V: the ±25 V input range."""
 DIO_PINS = 16
 """Static digital I/O pins (DIO 0…15, 3.3 V CMOS)."""
+DIO_PATTERN_MAX_RATE = 100e6
+"""Pattern generator (DigitalOut) sample rate limit, samples/s: its 100 MHz clock, divider 1."""
 SUPPLY_MAX_VOLTAGE = 5.0
 """The supplies span 0…+5 V (V+) and −5…0 V (V−)."""
 
@@ -151,6 +156,11 @@ class AnalogDiscovery2:
         self._awg_pending = dict.fromkeys(AWG_CHANNELS, False)
         self._scope_enabled: set[int] = set()
         self._dio_mask: int | None = None
+        self._dout: dict[str, Any] = {}
+        #: bumped by every change of the DIO pins' drive (writes, patterns, release, open,
+        #: close) and by every failed pydwf call (state unknown): a caller that remembers what
+        #: it wrote (the switch matrix) may skip a rewrite only while the epoch is unchanged
+        self.dio_epoch = 0
 
     # ------------------------------------------------------------------ session ------------
     def __enter__(self) -> AnalogDiscovery2:
@@ -202,6 +212,8 @@ class AnalogDiscovery2:
         self._awg_pending = dict.fromkeys(AWG_CHANNELS, False)
         self._scope_enabled = set()
         self._dio_mask = None
+        self._dout = {}
+        self.dio_epoch += 1
         try:
             lo, hi = self._call("analogIn", "bufferSizeInfo")
             self._scope_buffer = (int(lo), int(hi))
@@ -239,6 +251,8 @@ class AnalogDiscovery2:
             self._close_quietly(device)
             self._device = None
             self._dio_mask = None
+            self._dout = {}
+            self.dio_epoch += 1
             self._awg_pending = dict.fromkeys(AWG_CHANNELS, False)
             self._scope_enabled = set()
 
@@ -263,6 +277,7 @@ class AnalogDiscovery2:
         try:
             return getattr(getattr(device, api), method)(*args)
         except PyDwfError as exc:
+            self.dio_epoch += 1  # a failed call leaves the pins' state unknown
             command = f"{api}.{method}({', '.join(_fmt_arg(a) for a in args)})"
             raise self._translate(exc, command) from exc
 
@@ -637,6 +652,7 @@ class AnalogDiscovery2:
         """
         b = self._check_word(bits, "bits")
         m = self._check_word(mask, "mask")
+        self.dio_epoch += 1
         try:
             self._call("digitalIO", "outputSet", b & m)
             if m != self._dio_mask:
@@ -652,15 +668,102 @@ class AnalogDiscovery2:
         return int(self._call("digitalIO", "inputStatus")) & ((1 << DIO_PINS) - 1)
 
     def dio_release(self) -> None:
-        """All DIO outputs low, then undriven: ``outputSet(0)``, ``outputEnableSet(0)``.
+        """All DIO outputs low, then undriven: ``outputSet(0)``, ``outputEnableSet(0)``; if the
+        pattern generator was used in this session, ``digitalOut.reset()`` after them (its pins
+        idle low until then, and return to DigitalIO, now undriven).
 
         Low first, so the switch matrix's ENABLE line is actively pulled low (every crossbar line
         floating) before the pins go high-impedance; the board's pull-down keeps it there.
         """
         self._dio_mask = None
+        self.dio_epoch += 1
         self._call("digitalIO", "outputSet", 0)
         self._call("digitalIO", "outputEnableSet", 0)
         self._dio_mask = 0
+        if self._dout:
+            self._dout = {}
+            self._call("digitalOut", "reset")
+
+    def dio_pattern(
+        self, patterns: Mapping[int, str], rate_hz: float, *, timeout_s: float = 1.0
+    ) -> None:
+        """Play bit patterns once on DIO pins through the pattern generator (DigitalOut) and wait
+        until it is done.
+
+        :param patterns: ``{pin: "0101…"}``, one character per sample, the first played first;
+            all the same length, at most ``digitalOut.dataInfo`` (1024 on the AD2) samples.
+        :param rate_hz: samples/s, (0, 100e6] (the 100 MHz clock divided by an integer).
+        :param timeout_s: InstrumentTimeout if not ``Done`` by then.
+
+        The pins become the pattern generator's (custom type, idle low, they override DigitalIO
+        there) until :meth:`dio_release`. Settings are written only when they differ from what
+        this session wrote last: the first call writes ``internalClockInfo``, then per pin
+        ``enableSet``, ``typeSet(Custom)``, ``idleSet(Low)``, ``dividerSet``, and ``runSet``,
+        ``repeatSet(1)``; every call writes ``dataSet`` of each pin whose pattern changed, then
+        ``configure(True)`` and polls ``status()`` until ``Done`` — three USB transactions when
+        one pin's pattern changes.
+        """
+        pins: dict[int, str] = {}
+        for pin, bits in patterns.items():
+            if isinstance(pin, bool) or not isinstance(pin, (int, np.integer)):
+                raise TypeError(f"pattern pins must be ints, got {pin!r}")
+            if not 0 <= int(pin) < DIO_PINS:
+                raise ValueError(f"pattern pin must be DIO 0…15, got {pin!r}")
+            pins[int(pin)] = str(bits)
+        lengths = {len(b) for b in pins.values()}
+        if not pins or len(lengths) != 1 or any(set(b) - {"0", "1"} for b in pins.values()):
+            raise ValueError("patterns must be equal-length, non-empty strings of 0/1 per pin")
+        (n,) = lengths
+        rate = self._positive(rate_hz, "rate_hz", DIO_PATTERN_MAX_RATE, "samples/s")
+        timeout = self._positive(timeout_s, "timeout_s", unit="s")
+        self._require_open()
+        self.dio_epoch += 1
+        try:
+            self._dio_pattern(pins, n, rate, timeout)
+        except Exception:
+            self._dout = {}  # state unknown: rewrite everything next time
+            raise
+
+    def _dio_pattern(self, pins: dict[int, str], n: int, rate: float, timeout: float) -> None:
+        cache = self._dout
+        if "clock" not in cache:
+            cache["clock"] = float(self._call("digitalOut", "internalClockInfo"))
+            cache["max_bits"] = int(self._call("digitalOut", "dataInfo", next(iter(pins))))
+        if n > cache["max_bits"]:
+            raise ValueError(f"pattern of {n} samples exceeds the {cache['max_bits']}-bit buffer")
+        divider = max(1, round(cache["clock"] / rate))
+        run = n * divider / cache["clock"]
+        for pin, bits in pins.items():
+            setup = cache.setdefault(("setup", pin), set())
+            for key, method, args in (
+                ("enable", "enableSet", (pin, True)),
+                ("type", "typeSet", (pin, DwfDigitalOutType.Custom)),
+                ("idle", "idleSet", (pin, DwfDigitalOutIdle.Low)),
+                (("divider", divider), "dividerSet", (pin, divider)),
+            ):
+                if key not in setup:
+                    if isinstance(key, tuple):
+                        setup -= {k for k in setup if isinstance(k, tuple)}
+                    self._call("digitalOut", method, *args)
+                    setup.add(key)
+            if cache.get(("data", pin)) != bits:
+                cache.pop(("data", pin), None)
+                self._call("digitalOut", "dataSet", pin, bits)
+                cache[("data", pin)] = bits
+        if cache.get("run") != run:
+            cache.pop("run", None)
+            self._call("digitalOut", "runSet", run)
+            cache["run"] = run
+        if "repeat" not in cache:
+            self._call("digitalOut", "repeatSet", 1)
+            cache["repeat"] = 1
+        deadline = self._clock() + timeout + run
+        self._call("digitalOut", "configure", True)
+        self._wait_until(
+            lambda: self._call("digitalOut", "status") == DwfState.Done,
+            deadline,
+            "digitalOut.status() == Done",
+        )
 
     # ------------------------------------------------------------------ supplies -----------
     def supplies(self, v_plus: float, v_minus: float) -> None:

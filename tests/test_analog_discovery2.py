@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from pydwf import (
     DwfAnalogOutFunction,
     DwfAnalogOutIdle,
+    DwfDigitalOutIdle,
+    DwfDigitalOutType,
     DwfErrorCode,
     DwfLibraryError,
     DwfTriggerSource,
@@ -41,6 +43,7 @@ from sim_backends.fake_pydwf import (
     FakeDeviceEnumeration,
     FakeDeviceInfo,
     FakeDigitalIO,
+    FakeDigitalOut,
     FakeDwfDevice,
     FakeDwfLibrary,
 )
@@ -121,9 +124,10 @@ PAIRS = [
     (FakeAnalogIn, pydwf.AnalogIn),
     (FakeAnalogIO, pydwf.AnalogIO),
     (FakeDigitalIO, pydwf.DigitalIO),
+    (FakeDigitalOut, pydwf.DigitalOut),
 ]
 # Test-only additions, not part of pydwf.
-FAKE_ONLY = {"fail_after", "device", "supply_output", "pins"}
+FAKE_ONLY = {"fail_after", "device", "supply_output", "pins", "owned_mask", "idle_bit"}
 # What the driver calls plus what INSTRUMENTS.md lists: the fake must offer all of it.
 REQUIRED = {
     FakeDeviceEnumeration: {"enumerateDevices", "serialNumber", "deviceType"},
@@ -161,6 +165,20 @@ REQUIRED = {
     },  # fmt: skip
     FakeAnalogIO: {"channelNodeSet", "enableSet"},
     FakeDigitalIO: {"outputEnableSet", "outputSet", "status", "inputStatus"},
+    FakeDigitalOut: {
+        "reset",
+        "configure",
+        "status",
+        "internalClockInfo",
+        "dataInfo",
+        "enableSet",
+        "typeSet",
+        "idleSet",
+        "dividerSet",
+        "dataSet",
+        "runSet",
+        "repeatSet",
+    },
 }
 
 
@@ -195,6 +213,7 @@ def test_fake_instruments_are_attributes_like_pydwf() -> None:
         ("analogIn", FakeAnalogIn),
         ("analogIO", FakeAnalogIO),
         ("digitalIO", FakeDigitalIO),
+        ("digitalOut", FakeDigitalOut),
     ]:
         assert isinstance(getattr(dev, attr), cls)
     with dev:
@@ -802,3 +821,66 @@ def test_every_pulse_the_driver_sends_plays_the_level_asked(level: float, base: 
     state = lib.device.analogOut.channel_state[0]
     assert not state.out_of_range
     assert state.waveform(np.array([0.5e-3, 1.5e-3])) == pytest.approx([level, base], abs=1e-9)
+
+
+# --------------------------------------------------------------------------------------------
+# pattern generator (DigitalOut)
+# --------------------------------------------------------------------------------------------
+
+
+def test_dio_pattern_plays_once_and_skips_unchanged_settings(opened) -> None:
+    lib, ad2, mark = opened
+    ad2.dio_pattern({4: "0110", 5: "0011"}, 25e6)
+    assert lib.calls[mark:] == [
+        ("digitalOut.internalClockInfo", ()),
+        ("digitalOut.dataInfo", (4,)),
+        ("digitalOut.enableSet", (4, True)),
+        ("digitalOut.typeSet", (4, DwfDigitalOutType.Custom)),
+        ("digitalOut.idleSet", (4, DwfDigitalOutIdle.Low)),
+        ("digitalOut.dividerSet", (4, 4)),
+        ("digitalOut.dataSet", (4, "0110", False)),
+        ("digitalOut.enableSet", (5, True)),
+        ("digitalOut.typeSet", (5, DwfDigitalOutType.Custom)),
+        ("digitalOut.idleSet", (5, DwfDigitalOutIdle.Low)),
+        ("digitalOut.dividerSet", (5, 4)),
+        ("digitalOut.dataSet", (5, "0011", False)),
+        ("digitalOut.runSet", (4 * 4 / 100e6,)),
+        ("digitalOut.repeatSet", (1,)),
+        ("digitalOut.configure", (True,)),
+        ("digitalOut.status", ()),
+    ]
+    # the pins' levels sample by sample (bit 4, bit 5), then idle low
+    assert lib.dio_stream[-4:] == [0b010000, 0b110000, 0b100000, 0]
+    mark = len(lib.calls)
+    ad2.dio_pattern({4: "0110", 5: "0111"}, 25e6)
+    assert [n for n, _ in lib.calls[mark:]] == [
+        "digitalOut.dataSet",
+        "digitalOut.configure",
+        "digitalOut.status",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("patterns", "rate", "error"),
+    [
+        ({}, 1e6, ValueError),
+        ({0: "01", 1: "011"}, 1e6, ValueError),
+        ({0: "0a"}, 1e6, ValueError),
+        ({16: "01"}, 1e6, ValueError),
+        ({True: "01"}, 1e6, TypeError),
+        ({0: "01"}, 0.0, ValueError),
+        ({0: "01"}, 200e6, ValueError),
+    ],
+)
+def test_dio_pattern_refuses_bad_requests_before_any_call(opened, patterns, rate, error) -> None:
+    lib, ad2, mark = opened
+    with pytest.raises(error):
+        ad2.dio_pattern(patterns, rate)
+    assert lib.calls[mark:] == []
+
+
+def test_dio_pattern_longer_than_the_buffer_is_refused(opened) -> None:
+    lib, ad2, _ = opened
+    with pytest.raises(ValueError, match="1024-bit buffer"):
+        ad2.dio_pattern({0: "01" * 513}, 1e6)
+    assert not any(n == "digitalOut.configure" for n, _ in lib.calls)

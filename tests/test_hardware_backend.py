@@ -92,7 +92,9 @@ def test_read_map_and_time(backend) -> None:
     assert np.median(np.abs(m / g - 1)) < 0.1  # ≈ 8 % rms per differential read
     assert abs(np.mean(m / g - 1)) < 0.03  # unbiased
     elapsed = backend.now() - t0
-    assert 10.0 < elapsed < 60.0  # ≈ 0.2 s per cell on the real bench (routing dominates)
+    # 110 readings of 1 PLC (1/60 s each on the twin's 60 Hz mains) are the floor; routing over
+    # the pattern generator (five USB calls) and the 6487's transactions come on top
+    assert 110 / 60 < elapsed < 6.0
     assert_safe(backend)
 
 
