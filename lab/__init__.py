@@ -160,6 +160,7 @@ def _compose(
     virtual clock; the twins charge the sweep polls' waits themselves)."""
     legacy = cfg.instruments.io_path == "legacy"
     matrix = SwitchMatrix(ad2, _wiring(cfg), mode="legacy" if legacy else "pattern")
+    keithley.skip_unchanged = not legacy  # settings written only when they change
     backend = InstrumentBackend(
         keithley,
         ad2,

@@ -98,6 +98,44 @@ def test_read_map_and_time(backend) -> None:
     assert_safe(backend)
 
 
+def test_repeated_reads_skip_routing_and_unchanged_settings(backend) -> None:
+    """io_path "fast" (the sim bench's default): a second read of the same lines at the same
+    level sends no pydwf call and only READ?, the VSC cross-check and the error check."""
+    h = backend.sim_handles
+    lines = Biasing.parse("v/3").lines(backend.shape, 2, 3)
+    backend.read(lines, 0.2)
+    n, c = len(h.adapter.commands), len(h.dwf_library.calls)
+    backend.read(lines, 0.2)
+    assert len(h.dwf_library.calls) == c
+    assert h.adapter.commands[n:] == ["READ?", "STAT:MEAS:COND?", "SYST:ERR?"]
+    other = Biasing.parse("v/3").lines(backend.shape, 3, 3)
+    backend.read(other, 0.25)  # another cell and level: one routing, one level written
+    assert [name for name, _ in h.dwf_library.calls[c:]] == [
+        "digitalIO.outputSet",
+        "digitalOut.dataSet",
+        "digitalOut.configure",
+        "digitalOut.status",
+        "digitalIO.outputSet",
+    ]
+    assert h.adapter.commands[n + 3 :] == [
+        "SOUR:VOLT 0.25",
+        "READ?",
+        "STAT:MEAS:COND?",
+        "SYST:ERR?",
+    ]
+
+
+def test_legacy_io_path_writes_everything_every_time() -> None:
+    with open_backend(sim_config(instruments__io_path="legacy")) as b:
+        h = b.sim_handles
+        lines = Biasing.parse("v/3").lines(b.shape, 2, 3)
+        b.read(lines, 0.2)
+        n, c = len(h.adapter.commands), len(h.dwf_library.calls)
+        b.read(lines, 0.2)
+        assert len(h.dwf_library.calls) - c == 1 + 2 * 80 + 4
+        assert len(h.adapter.commands) - n == 8  # limit, level, operate, ZCH, FORM, 3 queries
+
+
 def test_pulse_set_raises_g_and_spares_half_selected(backend) -> None:
     g0 = uniform(backend, 0.2)
     n0 = len(backend.sim_handles.adapter.commands)

@@ -477,6 +477,93 @@ def test_measure_at_refuses_25ma_above_10v_before_writing():
             measure_at(inst, 15.0, compliance=25e-3)
 
 
+READ_ONLY_1V = MEASURE_1V[-3:]  # READ?, STAT:MEAS:COND?, SYST:ERR?
+
+
+def test_skip_unchanged_repeated_reads_send_only_the_queries():
+    """With skip_unchanged, a second measure_at at the same settings writes nothing: its
+    protocol is READ?, the VSC cross-check and the error check."""
+    with protocol([("SENS:CURR:NPLC 1", None), *MEASURE_1V, *READ_ONLY_1V]) as inst:
+        inst.skip_unchanged = True
+        measure_at(inst, 1.0, compliance=1e-4, nplc=1)
+        reading = measure_at(inst, 1.0, compliance=1e-4, nplc=1)
+    assert reading == Reading(current=1.234567e-7, voltage_source=1.0)
+    assert inst.skipped_writes == 6
+
+
+def test_skip_unchanged_writes_only_what_changed():
+    pairs = [
+        *MEASURE_1V,
+        ("SOUR:VOLT 2", None),  # the level changed; limit, operate, zero check, format did not
+        ("READ?", "+2.0E-07A,+2.000000E+00"),
+        ("STAT:MEAS:COND?", "0"),
+        ("SYST:ERR?", OK),
+        ("SOUR:VOLT:ILIM 0.0025", None),  # now the limit changed
+        ("READ?", "+2.0E-07A,+2.000000E+00"),
+        ("STAT:MEAS:COND?", "0"),
+        ("SYST:ERR?", OK),
+        ("SENS:CURR:NPLC 2", None),  # and the integration time
+        ("READ?", "+2.0E-07A,+2.000000E+00"),
+        ("STAT:MEAS:COND?", "0"),
+        ("SYST:ERR?", OK),
+    ]
+    with protocol(pairs) as inst:
+        inst.skip_unchanged = True
+        measure_at(inst, 1.0, compliance=1e-4)
+        measure_at(inst, 2.0, compliance=1e-4)
+        measure_at(inst, 2.0, compliance=2e-3)
+        measure_at(inst, 2.0, compliance=2e-3, nplc=2)
+
+
+def test_skip_unchanged_forgets_after_an_error_or_another_command():
+    """An error in the queue (some setting may have been refused) or a command that may change
+    settings (here ``*RST``) makes the next measure_at write every setting again."""
+    error = [
+        ("READ?", "+1.234567E-07A,+1.000000E+00"),
+        ("STAT:MEAS:COND?", "0"),
+        ("SYST:ERR?", '-222,"Parameter data out of range"'),
+        ("SYST:ERR?", OK),
+    ]
+    with protocol([*MEASURE_1V[:-3], *error, *MEASURE_1V, ("*RST", None), *MEASURE_1V]) as inst:
+        inst.skip_unchanged = True
+        with pytest.raises(InstrumentErrorQueue):
+            measure_at(inst, 1.0, compliance=1e-4)
+        measure_at(inst, 1.0, compliance=1e-4)
+        inst.reset()
+        measure_at(inst, 1.0, compliance=1e-4)
+
+
+def test_skip_unchanged_never_skips_operate_on_the_high_ranges():
+    """On 50/500 V the interlock may drop the source by itself: SOUR:VOLT:STAT ON is always
+    written there (and the interlock checked after it)."""
+    wide = SafetyLimits(max_voltage=20.0, max_compliance=2.5e-3)
+    operate = [
+        ("SOUR:VOLT:STAT ON", None),
+        ("SOUR:VOLT:INT:FAIL?", "0"),
+    ]
+    pairs = [
+        ("SOUR:VOLT:ILIM 0.0025", None),
+        ("SOUR:VOLT:RANG 50", None),
+        ("SYST:ERR?", OK),
+        *operate,
+        ("SYST:ERR?", OK),  # the limit: not re-written, its error check still runs
+        *operate,  # same value, still written
+    ]
+    with protocol(pairs, limits=wide) as inst:
+        inst.skip_unchanged = True
+        inst.source_voltage_range = 50
+        inst.source_enabled = True
+        inst.source_current_limit = 2.5e-3  # unchanged: skipped
+        inst.source_enabled = True
+
+
+def test_skip_unchanged_is_off_by_default():
+    with protocol([*MEASURE_1V, *MEASURE_1V]) as inst:
+        measure_at(inst, 1.0, compliance=1e-4)
+        measure_at(inst, 1.0, compliance=1e-4)
+    assert inst.skipped_writes == 0
+
+
 def in_compliance_1v(read: str, cond: int) -> list:
     """MEASURE_1V with the READ? reply and the condition register given."""
     return MEASURE_1V[:-3] + [("READ?", read), ("STAT:MEAS:COND?", str(cond)), ("SYST:ERR?", OK)]
