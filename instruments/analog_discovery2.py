@@ -95,6 +95,21 @@ SUPPLY_MAX_VOLTAGE = 5.0
 _CARRIER = DwfAnalogOutNode.Carrier
 _AWG_TRIGGER = {0: DwfTriggerSource.AnalogOut1, 1: DwfTriggerSource.AnalogOut2}
 _PULSE_MAX_SAMPLES = 16
+#: AnalogOut settings the device keeps until changed or reset (skip_unchanged may skip them)
+_AWG_SETTINGS = frozenset(
+    {
+        "nodeFunctionSet",
+        "nodeOffsetSet",
+        "nodeAmplitudeSet",
+        "nodeFrequencySet",
+        "nodeDataSet",
+        "nodeEnableSet",
+        "runSet",
+        "waitSet",
+        "repeatSet",
+        "idleSet",
+    }
+)
 _PARAMETER_ERRORS = {
     DwfErrorCode.InvalidParameter0,
     DwfErrorCode.InvalidParameter1,
@@ -157,6 +172,12 @@ class AnalogDiscovery2:
         self._scope_enabled: set[int] = set()
         self._dio_mask: int | None = None
         self._dout: dict[str, Any] = {}
+        #: skip an AnalogOut setting (function, offset, amplitude, frequency, data, enable, run,
+        #: wait, repeat, idle) equal to what this session last wrote on that channel, and a
+        #: DigitalIO ``outputSet`` of the word last written: the device holds them until changed
+        #: (off by default; ``lab.open_backend`` turns it on for ``io_path = "fast"``)
+        self.skip_unchanged = False
+        self._written: dict[tuple, Any] = {}
         #: bumped by every change of the DIO pins' drive (writes, patterns, release, open,
         #: close) and by every failed pydwf call (state unknown): a caller that remembers what
         #: it wrote (the switch matrix) may skip a rewrite only while the epoch is unchanged
@@ -213,6 +234,7 @@ class AnalogDiscovery2:
         self._scope_enabled = set()
         self._dio_mask = None
         self._dout = {}
+        self._written = {}
         self.dio_epoch += 1
         try:
             lo, hi = self._call("analogIn", "bufferSizeInfo")
@@ -252,6 +274,7 @@ class AnalogDiscovery2:
             self._device = None
             self._dio_mask = None
             self._dout = {}
+            self._written = {}
             self.dio_epoch += 1
             self._awg_pending = dict.fromkeys(AWG_CHANNELS, False)
             self._scope_enabled = set()
@@ -272,14 +295,32 @@ class AnalogDiscovery2:
         return self._device
 
     def _call(self, api: str, method: str, *args: Any) -> Any:
-        """``device.<api>.<method>(*args)`` with pydwf errors translated."""
+        """``device.<api>.<method>(*args)`` with pydwf errors translated (a setting equal to the
+        one last written is skipped under :attr:`skip_unchanged`)."""
         device = self._require_open()
+        key = value = None
+        if api == "analogOut" and method in _AWG_SETTINGS:
+            key = (method, args[0], *(args[1:2] if method.startswith("node") else ()))
+            value = tuple(
+                tuple(np.asarray(a, dtype=float).tolist()) if isinstance(a, np.ndarray) else a
+                for a in args
+            )
+        elif api == "digitalIO" and method == "outputSet":
+            key, value = ("dio", method), args
+        if key is not None and self.skip_unchanged and self._written.get(key) == value:
+            return None
+        if key is not None:
+            self._written.pop(key, None)
         try:
-            return getattr(getattr(device, api), method)(*args)
+            result = getattr(getattr(device, api), method)(*args)
         except PyDwfError as exc:
             self.dio_epoch += 1  # a failed call leaves the pins' state unknown
+            self._written = {}
             command = f"{api}.{method}({', '.join(_fmt_arg(a) for a in args)})"
             raise self._translate(exc, command) from exc
+        if key is not None:
+            self._written[key] = value
+        return result
 
     def _translate(self, exc: PyDwfError, command: str) -> InstrumentError:
         code = exc.code if isinstance(exc, DwfLibraryError) else None

@@ -539,6 +539,7 @@ class Keithley6487(SCPIMixin, Instrument):
         self.skip_unchanged = False
         self._settings: dict[str, str] = {}
         self._interlock_written = False  # SOUR:VOLT:INT ON written since *RST
+        self._last_write_skipped = False
         #: writes skipped because the setting already had that value
         self.skipped_writes = 0
         #: mains frequency (Hz) read by :meth:`read_line_frequency`; None until then
@@ -594,7 +595,9 @@ class Keithley6487(SCPIMixin, Instrument):
             and (header != "SOUR:VOLT:STAT" or self._operate_cacheable())
         ):
             self.skipped_writes += 1
+            self._last_write_skipped = True
             return
+        self._last_write_skipped = False
         self._last_written = command
         _QUERY.set(command)
         if command != "SYST:ERR?":
@@ -660,8 +663,8 @@ class Keithley6487(SCPIMixin, Instrument):
     def check_set_errors(self) -> list:
         """pymeasure's hook after setting a control declared with ``check_set_errors``: read the
         error queue (:meth:`check_errors`), unless inside :meth:`deferred_error_check`."""
-        if self._deferred_checks:
-            return []
+        if self._deferred_checks or self._last_write_skipped:
+            return []  # nothing was sent since the last check of this setting: no new error
         return self.check_errors()
 
     @contextmanager

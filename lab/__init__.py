@@ -161,6 +161,7 @@ def _compose(
     legacy = cfg.instruments.io_path == "legacy"
     matrix = SwitchMatrix(ad2, _wiring(cfg), mode="legacy" if legacy else "pattern")
     keithley.skip_unchanged = not legacy  # settings written only when they change
+    ad2.skip_unchanged = not legacy
     backend = InstrumentBackend(
         keithley,
         ad2,

@@ -884,3 +884,38 @@ def test_dio_pattern_longer_than_the_buffer_is_refused(opened) -> None:
     with pytest.raises(ValueError, match="1024-bit buffer"):
         ad2.dio_pattern({0: "01" * 513}, 1e6)
     assert not any(n == "digitalOut.configure" for n, _ in lib.calls)
+
+
+def test_skip_unchanged_awg_settings_and_dio_words(opened) -> None:
+    """With skip_unchanged, AnalogOut settings and DIO words equal to the last ones written are
+    not sent again (the device holds them); configure and status always are."""
+    lib, ad2, mark = opened
+    ad2.skip_unchanged = True
+    ad2.awg_pulse(0, 2.0, 1e-5, baseline=0.5)
+    mark = len(lib.calls)
+    ad2.awg_pulse(0, 2.5, 1e-5, baseline=0.5)  # only the amplitude changed
+    assert lib.calls[mark:] == [
+        ("analogOut.configure", (0, 0)),
+        ("analogOut.nodeAmplitudeSet", (0, C, 2.0)),
+        ("analogOut.configure", (0, 1)),
+    ]
+    ad2.dio_write(0b1000, 0b1111)
+    mark = len(lib.calls)
+    ad2.dio_write(0b1000, 0b1111)
+    assert lib.calls[mark:] == []
+    lib.fail_after(1, sticky=False)  # a failed call: nothing is assumed any more
+    with pytest.raises(ConnectionLost):
+        ad2.awg_dc(1, 0.1)
+    mark = len(lib.calls)
+    ad2.dio_write(0b1000, 0b1111)
+    ad2.awg_pulse(0, 2.5, 1e-5, baseline=0.5)
+    names = [n for n, _ in lib.calls[mark:]]
+    assert names[0] == "digitalIO.outputSet" and len(names) == 1 + 12  # the full pulse again
+
+
+def test_skip_unchanged_is_off_by_default(opened) -> None:
+    lib, ad2, _ = opened
+    ad2.awg_dc(0, 1.0)
+    mark = len(lib.calls)
+    ad2.awg_dc(0, 1.0)
+    assert len(lib.calls) - mark == 6
