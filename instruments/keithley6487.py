@@ -462,6 +462,8 @@ CACHED_SETTINGS = (
     "FORM:ELEM",
     "TRIG:COUN",
     "TRIG:DEL",
+    "TRAC:POIN",
+    "TRAC:FEED",
 )
 #: commands that leave every cached setting as it is (any other command forgets them all)
 _NEUTRAL_PREFIXES = ("*CLS", "INIT", "TRAC:", "STAT:", "ABOR")

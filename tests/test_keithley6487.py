@@ -40,7 +40,7 @@ from instruments.keithley6487 import (
     parse_readings,
 )
 from instruments.keithley6487_limits import CURRENT_LIMITS, snap_compliance
-from instruments.keithley6487_procedures import measure_at, sweep, sweep_points
+from instruments.keithley6487_procedures import measure_at, measure_burst, sweep, sweep_points
 from instruments.sweep_plan import cyclic_points, plan_segments
 
 LIMITS = SafetyLimits(max_voltage=8.0, max_compliance=2.5e-3)
@@ -562,6 +562,78 @@ def test_skip_unchanged_is_off_by_default():
         measure_at(inst, 1.0, compliance=1e-4)
         measure_at(inst, 1.0, compliance=1e-4)
     assert inst.skipped_writes == 0
+
+
+BURST_SETUP_1V = [
+    ("SOUR:VOLT:ILIM 0.00025", None),
+    ("SOUR:VOLT 1", None),
+    ("SOUR:VOLT:STAT ON", None),
+    ("SYST:ZCH OFF", None),
+    ("FORM:ELEM READ,VSO", None),
+    ("TRIG:COUN 3", None),
+    ("TRAC:POIN 3", None),
+]
+BURST_3 = [
+    ("TRAC:CLE", None),
+    ("TRAC:FEED SENS", None),
+    ("TRAC:FEED:CONT NEXT", None),
+    ("STAT:MEAS?", "0"),
+    ("INIT", None),
+    ("TRAC:DATA?", "+1.0E-07,+1.0E+00,+1.1E-07,+1.0E+00,+1.2E-07,+1.0E+00"),
+    ("STAT:MEAS?", "512"),  # BFL: the buffer filled
+    ("SYST:ERR?", OK),
+]
+
+
+def test_measure_burst_one_init_one_trac_data():
+    """n readings at one setting: the trigger model and the buffer (one INIT, one TRAC:DATA?),
+    as the Reference Manual's buffer example."""
+    with protocol([*BURST_SETUP_1V, *BURST_3]) as inst:
+        readings = measure_burst(inst, 1.0, 3, compliance=1e-4)
+    assert [r.current for r in readings] == pytest.approx([1.0e-7, 1.1e-7, 1.2e-7])
+    assert not any(r.compliance for r in readings)
+
+
+def test_measure_burst_repeated_with_skip_unchanged_is_seven_transactions():
+    repeat = [pair for pair in BURST_3 if pair[0] != "TRAC:FEED SENS"]
+    assert len(repeat) == 7
+    with protocol([*BURST_SETUP_1V, *BURST_3, *repeat]) as inst:
+        inst.skip_unchanged = True
+        measure_burst(inst, 1.0, 3, compliance=1e-4)
+        readings = measure_burst(inst, 1.0, 3, compliance=1e-4)
+    assert len(readings) == 3
+
+
+def test_measure_burst_then_measure_at_restores_one_trigger():
+    single = [("TRIG:COUN 1", None), *READ_ONLY_1V]  # every other setting unchanged
+    with protocol([*BURST_SETUP_1V, *BURST_3, *single]) as inst:
+        inst.skip_unchanged = True
+        measure_burst(inst, 1.0, 3, compliance=1e-4)
+        measure_at(inst, 1.0, compliance=1e-4)
+
+
+def test_measure_burst_flags_compliance_from_vsc():
+    pairs = [*BURST_SETUP_1V, *BURST_3]
+    pairs[len(BURST_SETUP_1V) + 6] = ("STAT:MEAS?", str(MEAS_VSC))
+    with protocol(pairs) as inst:
+        readings = measure_burst(inst, 1.0, 3, compliance=1e-4)
+    assert all(r.compliance for r in readings)
+    assert len(inst.compliance_disagreements) == 1
+
+
+def test_measure_burst_short_reply_is_garbled():
+    pairs = [*BURST_SETUP_1V, *BURST_3]
+    pairs[len(BURST_SETUP_1V) + 5] = ("TRAC:DATA?", "+1.0E-07,+1.0E+00")
+    with protocol(pairs) as inst:
+        with pytest.raises(GarbledReply, match="expected 3 readings"):
+            measure_burst(inst, 1.0, 3, compliance=1e-4)
+
+
+@pytest.mark.parametrize("n", [0, 2049, 2.0, True])
+def test_measure_burst_bad_count_writes_nothing(n):
+    with protocol([]) as inst:
+        with pytest.raises(ValueError):
+            measure_burst(inst, 1.0, n, compliance=1e-4)
 
 
 def in_compliance_1v(read: str, cond: int) -> list:
