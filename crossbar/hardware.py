@@ -181,6 +181,8 @@ class InstrumentBackend(CrossbarBackend):
         self.capabilities = self._capabilities(config)
         self._nplc: float | None = None
         self.stats = {"routings": 0, "captures": 0, "reads": 0, "pulses": 0}
+        #: io_path "fast": skip-unchanged drivers, pattern routing, bursts, held pulses
+        self._fast = config.instruments.io_path == "fast"
 
     def _capabilities(self, config: BenchConfig) -> Capabilities:
         rows, cols = config.shape
@@ -262,7 +264,10 @@ class InstrumentBackend(CrossbarBackend):
             steps.append(("matrix release", self.matrix.release))
         if keithley:
             steps.append(("6487 source off", self.keithley.source_off))
-        steps += [(f"AWG {ch + 1} off", lambda ch=ch: self.ad2.awg_off(ch)) for ch in awgs]
+        # io_path "fast": the AWGs stopped at 0 V (idle at a 0 V offset, two USB calls); the
+        # full switch-off (disabled) is left to shutdown. "legacy": disabled every time.
+        off = self.ad2.awg_idle_zero if self._fast else self.ad2.awg_off
+        steps += [(f"AWG {ch + 1} off", lambda ch=ch: off(ch)) for ch in awgs]
         for what, step in steps:
             try:
                 step()
@@ -363,9 +368,15 @@ class InstrumentBackend(CrossbarBackend):
                 self.keithley.source_current_limit = self.read_compliance
                 self.keithley.source_voltage = amp
                 self.keithley.source_enabled = True
-            self.ad2.awg_dc(0, baseline)
-            self._route(rows, cols)
-            self.ad2.awg_pulse(0, amp, width, baseline=baseline)
+            if self._fast:
+                # armed with the output held at the baseline, routed, then played
+                self.ad2.awg_pulse(0, amp, width, baseline=baseline, hold=True)
+                self._route(rows, cols)
+                self.ad2.awg_start(0)
+            else:
+                self.ad2.awg_dc(0, baseline)
+                self._route(rows, cols)
+                self.ad2.awg_pulse(0, amp, width, baseline=baseline)
             self.ad2.awg_wait(0, timeout_s=max(1.0, 10 * width))
 
     @staticmethod

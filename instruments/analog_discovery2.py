@@ -178,6 +178,7 @@ class AnalogDiscovery2:
         #: (off by default; ``lab.open_backend`` turns it on for ``io_path = "fast"``)
         self.skip_unchanged = False
         self._written: dict[tuple, Any] = {}
+        self._awg_stopped = dict.fromkeys(AWG_CHANNELS, False)  # known stopped (not running)
         #: bumped by every change of the DIO pins' drive (writes, patterns, release, open,
         #: close) and by every failed pydwf call (state unknown): a caller that remembers what
         #: it wrote (the switch matrix) may skip a rewrite only while the epoch is unchanged
@@ -235,6 +236,7 @@ class AnalogDiscovery2:
         self._dio_mask = None
         self._dout = {}
         self._written = {}
+        self._awg_stopped = dict.fromkeys(AWG_CHANNELS, False)
         self.dio_epoch += 1
         try:
             lo, hi = self._call("analogIn", "bufferSizeInfo")
@@ -316,10 +318,13 @@ class AnalogDiscovery2:
         except PyDwfError as exc:
             self.dio_epoch += 1  # a failed call leaves the pins' state unknown
             self._written = {}
+            self._awg_stopped = dict.fromkeys(AWG_CHANNELS, False)
             command = f"{api}.{method}({', '.join(_fmt_arg(a) for a in args)})"
             raise self._translate(exc, command) from exc
         if key is not None:
             self._written[key] = value
+        if api == "analogOut" and method == "configure":
+            self._awg_stopped[args[0]] = not args[1]
         return result
 
     def _translate(self, exc: PyDwfError, command: str) -> InstrumentError:
@@ -396,6 +401,7 @@ class AnalogDiscovery2:
         *,
         baseline: float = 0.0,
         start: bool = True,
+        hold: bool = False,
     ) -> None:
         """One rectangular pulse on AWG ``channel``: ``baseline`` V → ``amplitude`` V for
         ``width_s`` s → ``baseline`` V (both levels |V| ≤ min(5, max_voltage), and
@@ -409,7 +415,14 @@ class AnalogDiscovery2:
         output sits at ``baseline`` before and after. The channel is stopped first
         (``configure(ch, 0)``) so no intermediate setting reaches the output. With
         ``start=False`` the pulse is armed but not played: :meth:`awg_start` or
-        :meth:`scope_capture` (``trigger_on_awg=channel``) plays it.
+        :meth:`scope_capture` (``trigger_on_awg=channel``) plays it. With ``hold`` it is armed
+        too, and ``configure(ch, 0)`` after the settings applies them with the channel stopped:
+        the output idles at the offset, i.e. holds ``baseline`` until :meth:`awg_start` plays
+        the pulse (no DC level needed before it).
+
+        With :attr:`skip_unchanged`, the first ``configure(ch, 0)`` is left out when this
+        session knows the channel is stopped, and settings equal to the last written are not
+        resent: a pulse that changes only its levels is a few USB calls.
         """
         ch = self._check_awg_channel(channel)
         level = self._check_awg_voltage(amplitude, f"AWG {ch + 1} pulse amplitude")
@@ -432,7 +445,8 @@ class AnalogDiscovery2:
         n = max(n, self._awg_samples[0])
         data = np.full(n, -1.0 if step < 0 else 1.0)
         self._awg_pending[ch] = False
-        self._call("analogOut", "configure", ch, 0)
+        if not (self.skip_unchanged and self._awg_stopped[ch]):
+            self._call("analogOut", "configure", ch, 0)
         self._call("analogOut", "idleSet", ch, DwfAnalogOutIdle.Offset)
         self._call("analogOut", "nodeOffsetSet", ch, _CARRIER, base)
         self._call("analogOut", "nodeFunctionSet", ch, _CARRIER, DwfAnalogOutFunction.Custom)
@@ -443,7 +457,22 @@ class AnalogDiscovery2:
         self._call("analogOut", "waitSet", ch, 0.0)
         self._call("analogOut", "repeatSet", ch, 1)
         self._call("analogOut", "nodeEnableSet", ch, _CARRIER, 1)
+        if hold:
+            self._call("analogOut", "configure", ch, 0)  # applied, stopped: output at baseline
+            self._awg_pending[ch] = True
+            return
         self._start_or_arm(ch, start)
+
+    def awg_idle_zero(self, channel: int) -> None:
+        """Stop AWG ``channel`` with its output at 0 V, still enabled: ``idleSet(Offset)``,
+        ``nodeOffsetSet(0)``, ``configure(ch, 0)`` (a stopped channel idles at its offset).
+        With :attr:`skip_unchanged` two USB calls after a pulse; :meth:`awg_off` also disables
+        the channel (five)."""
+        ch = self._check_awg_channel(channel)
+        self._awg_pending[ch] = False
+        self._call("analogOut", "idleSet", ch, DwfAnalogOutIdle.Offset)
+        self._call("analogOut", "nodeOffsetSet", ch, _CARRIER, 0.0)
+        self._call("analogOut", "configure", ch, 0)
 
     def awg_arbitrary(
         self,
@@ -520,6 +549,7 @@ class AnalogDiscovery2:
             deadline,
             f"analogOut.status({ch}) == Done",
         )
+        self._awg_stopped[ch] = True  # a finished one-shot idles: nothing plays
 
     def awg_off(self, channel: int) -> None:
         """Drive AWG ``channel`` to 0 V, then disable and stop it.

@@ -98,6 +98,28 @@ def test_awg_dc_levels_and_off() -> None:
     assert h.sim_bench.awg == [0.0, 0.0]
 
 
+def test_held_pulse_sits_at_the_baseline_plays_once_and_idles_at_zero() -> None:
+    """awg_pulse(hold=True): the output holds the baseline (stopped, idle at the offset) until
+    awg_start plays the pulse; then the baseline again; awg_idle_zero leaves 0 V."""
+    h, ad2, _ = bench()
+    levels: list[float] = []
+    set_awg = h.sim_bench.set_awg
+
+    def spy(channel, level, *, at=None):
+        if channel == 0:
+            levels.append(level)
+        set_awg(channel, level, at=at)
+
+    h.sim_bench.set_awg = spy
+    ad2.awg_pulse(0, 1.5, 1e-4, baseline=0.5, hold=True)
+    assert h.sim_bench.awg[0] == 0.5 and ad2.awg_pending(0)
+    ad2.awg_start(0)
+    ad2.awg_wait(0)
+    assert 1.5 in levels and h.sim_bench.awg[0] == 0.5
+    ad2.awg_idle_zero(0)
+    assert h.sim_bench.awg[0] == 0.0
+
+
 def test_awg_pulse_switches_the_selected_cell_only() -> None:
     h, ad2, matrix = bench()
     xb = h.crossbar

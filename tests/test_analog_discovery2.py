@@ -919,3 +919,28 @@ def test_skip_unchanged_is_off_by_default(opened) -> None:
     mark = len(lib.calls)
     ad2.awg_dc(0, 1.0)
     assert len(lib.calls) - mark == 6
+
+
+def test_held_pulse_call_sequence_with_skip_unchanged(opened) -> None:
+    """A held pulse after another: only the changed levels, the stopped-apply and the play; the
+    channel known stopped (a one-shot seen Done), so no stop first."""
+    lib, ad2, _ = opened
+    ad2.skip_unchanged = True
+    ad2.awg_pulse(0, 2.0, 1e-5, baseline=0.5, hold=True)
+    ad2.awg_start(0)
+    ad2.awg_wait(0)
+    ad2.awg_idle_zero(0)
+    mark = len(lib.calls)
+    ad2.awg_pulse(0, 2.5, 1e-5, baseline=0.5, hold=True)
+    ad2.awg_start(0)
+    ad2.awg_wait(0)
+    ad2.awg_idle_zero(0)
+    assert lib.calls[mark:] == [
+        ("analogOut.nodeOffsetSet", (0, C, 0.5)),
+        ("analogOut.nodeAmplitudeSet", (0, C, 2.0)),
+        ("analogOut.configure", (0, 0)),
+        ("analogOut.configure", (0, 1)),
+        ("analogOut.status", (0,)),
+        ("analogOut.nodeOffsetSet", (0, C, 0.0)),
+        ("analogOut.configure", (0, 0)),
+    ]

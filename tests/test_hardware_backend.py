@@ -163,6 +163,29 @@ def test_read_cell_repeated_refuses_bad_counts(backend) -> None:
         CrossbarPolicy(backend).read_cell_repeated(0, 0, 0)
 
 
+def test_pulse_and_read_step_bench_time() -> None:
+    """A program-and-verify step (V/3 pulse on the AWG, ground verify read) on the twins'
+    clock: at most 60 ms on io_path "fast" (held pulse, pattern routing, settings written only
+    when they change), against the legacy path's; the pulse ends with the AWG at 0 V and the
+    matrix released."""
+    out = {}
+    for path in ("fast", "legacy"):
+        with open_backend(sim_config(instruments__io_path=path)) as b:
+            h, policy = b.sim_handles, CrossbarPolicy(b)
+            policy.read_cell(3, 3, biasing="ground")
+            times = []
+            for k in range(4):
+                t0 = b.now()
+                policy.pulse(3, 3, 1.5 + 0.1 * k, 1e-5, biasing="v/3")
+                assert h.sim_bench.awg == [0.0, 0.0]
+                assert h.sim_bench.routing() == (["FLOAT"] * 10, ["FLOAT"] * 10)
+                policy.read_cell(3, 3, biasing="ground")
+                times.append(b.now() - t0)
+            out[path] = max(times[1:])  # steady state
+    assert out["fast"] <= 0.060
+    assert out["legacy"] > 5 * out["fast"]
+
+
 def test_pulse_set_raises_g_and_spares_half_selected(backend) -> None:
     g0 = uniform(backend, 0.2)
     n0 = len(backend.sim_handles.adapter.commands)
