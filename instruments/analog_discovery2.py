@@ -95,6 +95,7 @@ SUPPLY_MAX_VOLTAGE = 5.0
 _CARRIER = DwfAnalogOutNode.Carrier
 _AWG_TRIGGER = {0: DwfTriggerSource.AnalogOut1, 1: DwfTriggerSource.AnalogOut2}
 _PULSE_MAX_SAMPLES = 16
+_HELD_PULSE_FREQUENCY = 1e3  # Hz: buffer repetition of a constant pulse (16 samples: 16 kS/s)
 #: AnalogOut settings the device keeps until changed or reset (skip_unchanged may skip them)
 _AWG_SETTINGS = frozenset(
     {
@@ -451,7 +452,10 @@ class AnalogDiscovery2:
         self._call("analogOut", "nodeOffsetSet", ch, _CARRIER, base)
         self._call("analogOut", "nodeFunctionSet", ch, _CARRIER, DwfAnalogOutFunction.Custom)
         self._call("analogOut", "nodeDataSet", ch, _CARRIER, data)
-        self._call("analogOut", "nodeFrequencySet", ch, _CARRIER, 1.0 / width)
+        # the buffer is constant ±1, so its repetition frequency shapes nothing (the run sets
+        # the width); under skip_unchanged a fixed one is used, so a new width is one call
+        freq = _HELD_PULSE_FREQUENCY if self.skip_unchanged else 1.0 / width
+        self._call("analogOut", "nodeFrequencySet", ch, _CARRIER, freq)
         self._call("analogOut", "nodeAmplitudeSet", ch, _CARRIER, abs(step))
         self._call("analogOut", "runSet", ch, width)
         self._call("analogOut", "waitSet", ch, 0.0)

@@ -111,11 +111,15 @@ def test_held_pulse_sits_at_the_baseline_plays_once_and_idles_at_zero() -> None:
         set_awg(channel, level, at=at)
 
     h.sim_bench.set_awg = spy
+    ad2.skip_unchanged = True  # the fast path's fixed buffer frequency
     ad2.awg_pulse(0, 1.5, 1e-4, baseline=0.5, hold=True)
     assert h.sim_bench.awg[0] == 0.5 and ad2.awg_pending(0)
+    t0 = h.sim_bench.t_applied
     ad2.awg_start(0)
     ad2.awg_wait(0)
     assert 1.5 in levels and h.sim_bench.awg[0] == 0.5
+    # applied: the configure call's 1 ms at the baseline, then the pulse, its width long
+    assert h.sim_bench.t_applied - t0 == pytest.approx(1e-3 + 1e-4)
     ad2.awg_idle_zero(0)
     assert h.sim_bench.awg[0] == 0.0
 

@@ -944,3 +944,17 @@ def test_held_pulse_call_sequence_with_skip_unchanged(opened) -> None:
         ("analogOut.nodeOffsetSet", (0, C, 0.0)),
         ("analogOut.configure", (0, 0)),
     ]
+
+
+def test_skip_unchanged_new_width_is_one_call(opened) -> None:
+    """The pulse buffer is constant, so under skip_unchanged its repetition frequency is fixed:
+    a new width only resends runSet (the legacy path also resends the frequency)."""
+    lib, ad2, _ = opened
+    ad2.skip_unchanged = True
+    ad2.awg_pulse(0, 2.0, 1e-5, baseline=0.5, hold=True)
+    mark = len(lib.calls)
+    ad2.awg_pulse(0, 2.0, 3e-5, baseline=0.5, hold=True)
+    assert lib.calls[mark:] == [
+        ("analogOut.runSet", (0, 3e-5)),
+        ("analogOut.configure", (0, 0)),
+    ]
