@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from bench._report import Row
+from bench._report import Row, compare
 from crossbar.backend import Biasing
 from crossbar.config import load_bench_config, parse_bench_config
 from crossbar.core import Crossbar
@@ -126,52 +126,25 @@ def _program_case() -> list[Row]:
         ours, peer = _program_run(profile, "adaptive"), _program_run(profile, "ladder")
         case, name = f"program-map-10x10-{profile}", "amplitude ladder"
         rows += [
-            Row(
-                case,
-                "mean pulses per cell",
-                ours["pulses"],
-                "pulses",
-                name,
-                peer["pulses"],
-                peer["pulses"] / ours["pulses"],
-            ),
-            Row(
+            compare(case, "mean pulses per cell", "pulses", "pulses", ours, peer, name),
+            compare(
                 case,
                 "converged (% of non-stuck cells)",
-                ours["converged"],
                 "%",
+                "converged",
+                ours,
+                peer,
                 name,
-                peer["converged"],
-                None,
+                ratio=False,
             ),
-            Row(
-                case,
-                "flagged stuck (% of cells)",
-                ours["flagged"],
-                "%",
-                name,
-                peer["flagged"],
-                None,
+            compare(
+                case, "flagged stuck (% of cells)", "%", "flagged", ours, peer, name, ratio=False
             ),
             Row(case, "truly stuck (% of cells)", ours["stuck"], "%"),
-            Row(
-                case,
-                "non-stuck within ±5 % (true G)",
-                ours["within"],
-                "%",
-                name,
-                peer["within"],
-                None,
+            compare(
+                case, "non-stuck within ±5 % (true G)", "%", "within", ours, peer, name, ratio=False
             ),
-            Row(
-                case,
-                "est. real-bench time",
-                ours["bench"],
-                "s",
-                name,
-                peer["bench"],
-                peer["bench"] / ours["bench"],
-            ),
+            compare(case, "est. real-bench time", "s", "bench", ours, peer, name),
             Row(case, "simulation wall time", ours["wall"], "s"),
         ]
     return rows
@@ -267,18 +240,10 @@ def _moons_case() -> list[Row]:
     case, name = "program-moons-typical", "legacy io path"
     return [
         Row(case, "cells programmed", ours["cells"], "cells"),
-        Row(
-            case,
-            "est. real-bench time",
-            ours["bench"],
-            "s",
-            name,
-            peer["bench"],
-            peer["bench"] / ours["bench"],
-        ),
-        Row(case, "mean pulses per cell", ours["pulses"], "pulses", name, peer["pulses"], None),
-        Row(case, "converged", ours["converged"], "%", name, peer["converged"], None),
-        Row(case, "median |G_true/target - 1|", ours["err"], "1", name, peer["err"], None),
+        compare(case, "est. real-bench time", "s", "bench", ours, peer, name),
+        compare(case, "mean pulses per cell", "pulses", "pulses", ours, peer, name, ratio=False),
+        compare(case, "converged", "%", "converged", ours, peer, name, ratio=False),
+        compare(case, "median |G_true/target - 1|", "1", "err", ours, peer, name, ratio=False),
         Row(case, "acceptance (<= 120 s)", float(ours["bench"] <= 120.0), "1=met"),
         Row(case, "simulation wall time", ours["wall"], "s", name, peer["wall"], None),
     ]

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._report import Row
+from bench._report import Row, compare
 from crossbar.config import load_bench_config, parse_bench_config
 from crossbar.policy import CrossbarPolicy
 from instruments.keithley6487 import parse_readings
@@ -165,62 +165,24 @@ def _map_rows(args: argparse.Namespace) -> list[Row]:
     ground = _read_map(args, "fast", "ground")
     case, peer, gpeer = "read-map-10x10", "legacy io path (v/3)", "ground, single read (fast)"
     cells = ours["g"].size
+    for d in (ours, legacy):
+        d["per_cell"], d["dwf_per_cell"] = d["time"] / cells, d["dwf"] / cells
     same = float(np.max(np.abs(ours["g"] / legacy["g"] - 1)))
     met = (
         ours["time"] <= 4.0
-        and ours["dwf"] / cells <= 10
+        and ours["dwf_per_cell"] <= 10
         and abs(ours["err"] - legacy["err"]) <= 0.01 * max(legacy["err"], 1e-3)
     )
     return [
-        Row(
-            case,
-            "est. time (v/3, differential)",
-            ours["time"],
-            "s",
-            peer,
-            legacy["time"],
-            legacy["time"] / ours["time"],
-        ),
-        Row(
-            case,
-            "est. time per cell",
-            ours["time"] / cells,
-            "s",
-            peer,
-            legacy["time"] / cells,
-            legacy["time"] / ours["time"],
-        ),
-        Row(
-            case,
-            "AD2 pydwf calls per cell",
-            ours["dwf"] / cells,
-            "",
-            peer,
-            legacy["dwf"] / cells,
-            legacy["dwf"] / max(ours["dwf"], 1),
-        ),
-        Row(
-            case,
-            "6487 transactions",
-            ours["gpib"],
-            "",
-            peer,
-            legacy["gpib"],
-            legacy["gpib"] / ours["gpib"],
-        ),
-        Row(case, "median |G_read/G_true - 1|", ours["err"], "1", peer, legacy["err"], None),
+        compare(case, "est. time (v/3, differential)", "s", "time", ours, legacy, peer),
+        compare(case, "est. time per cell", "s", "per_cell", ours, legacy, peer),
+        compare(case, "AD2 pydwf calls per cell", "", "dwf_per_cell", ours, legacy, peer),
+        compare(case, "6487 transactions", "", "gpib", ours, legacy, peer),
+        compare(case, "median |G_read/G_true - 1|", "1", "err", ours, legacy, peer, ratio=False),
         Row(case, "same readings (max |G/G_peer - 1|)", same, "1", peer, 0.0, None),
         Row(case, "acceptance (<= 4 s, <= 10 calls/cell, same error)", float(met), "1=met"),
-        Row(
-            case,
-            "est. time vs ground scheme",
-            ours["time"],
-            "s",
-            gpeer,
-            ground["time"],
-            ground["time"] / ours["time"],
-        ),
-        Row(case, "simulation wall time", ours["wall"], "s", peer, legacy["wall"], None),
+        compare(case, "est. time vs ground scheme", "s", "time", ours, ground, gpeer),
+        compare(case, "simulation wall time", "s", "wall", ours, legacy, peer, ratio=False),
     ]
 
 
@@ -235,19 +197,13 @@ def _repeat_rows(args: argparse.Namespace, n: int = 20) -> list[Row]:
         out[io_path] = (h.clock.now() - t0, h.adapter.transactions - n0, g)
         backend.close()
     (t, k, g), (pt, pk, pg) = out["fast"], out["legacy"]
+    ours = {"time": t, "gpib": k, "std": float(np.std(g) / np.mean(g))}
+    legacy = {"time": pt, "gpib": pk, "std": float(np.std(pg) / np.mean(pg))}
     case, peer = f"read-repeat-{n}", f"{n} single reads (legacy)"
     return [
-        Row(case, "est. time (v/3, 2 bursts)", t, "s", peer, pt, pt / t),
-        Row(case, "6487 transactions", k, "", peer, pk, pk / k),
-        Row(
-            case,
-            "relative std of G",
-            float(np.std(g) / np.mean(g)),
-            "1",
-            peer,
-            float(np.std(pg) / np.mean(pg)),
-            None,
-        ),
+        compare(case, "est. time (v/3, 2 bursts)", "s", "time", ours, legacy, peer),
+        compare(case, "6487 transactions", "", "gpib", ours, legacy, peer),
+        compare(case, "relative std of G", "1", "std", ours, legacy, peer, ratio=False),
         Row(case, "same readings (max |G/G_peer - 1|)", float(np.max(np.abs(g / pg - 1))), "1"),
     ]
 

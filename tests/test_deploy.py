@@ -76,9 +76,8 @@ def test_bayesmulti_loses_less_than_erm_on_the_typical_sim_bench(erm, moons) -> 
     loss = {}
     for name, model in (("erm", erm), ("bm", bm)):
         with Crossbar(_bench("twins", "typical")) as xb:
-            r = run_on_crossbar(
-                xb, model, moons.x_test[:200], moons.y_test[:200], x_train=moons.x_train
-            )
+            r = run_on_crossbar(xb, model, moons.x_test[:200], moons.y_test[:200],
+                                x_train=moons.x_train)
         loss[name] = r.relative_degradation
     assert loss["bm"] < loss["erm"]
     with Crossbar(_bench("twins", "optimized")) as xb:
@@ -96,11 +95,6 @@ def test_demo_runs_the_whole_loop(tmp_path, capsys) -> None:
     summary = json.loads((out / "demo.json").read_text())
     assert 0.0 <= summary["calibration"]["usability"] <= 1.0
     assert {r["method"] for r in summary["runs"]} == {"erm", "bayesmulti"}
-    for name in (
-        "calibration.png",
-        "deploy-typical.png",
-        "calibration.h5",
-        "moons-erm.pt",
-        "moons-bayesmulti.json",
-    ):
+    for name in ("calibration.png", "deploy-typical.png", "calibration.h5",
+                 "moons-erm.pt", "moons-bayesmulti.json"):
         assert (out / name).stat().st_size > 1000, name

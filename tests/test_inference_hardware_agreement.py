@@ -67,6 +67,8 @@ def report(preset: str, out: dict) -> str:
     return "\n".join(lines)
 
 
+
+
 def test_model_agrees_with_the_optimized_physics_bench(moons_erm) -> None:
     moons, erm = moons_erm
     out = agreement("optimized", range(1), {"ERM": erm}, CharacterisationPlan.quick(), moons)
