@@ -260,6 +260,7 @@ class AnalogDiscovery2:
         device = self._device
         if device is None:
             return
+        self._written = {}  # a safety path assumes nothing: every call is sent
         steps: list[tuple[str, Callable[[], None]]] = [
             *[(f"AWG {ch + 1} to 0 V", lambda ch=ch: self._awg_zero(ch)) for ch in AWG_CHANNELS],
             *[(f"AWG {ch + 1} off", lambda ch=ch: self._awg_disable(ch)) for ch in AWG_CHANNELS],
@@ -562,8 +563,13 @@ class AnalogDiscovery2:
         waveform), nodeEnableSet(0), configure(0).
         """
         ch = self._check_awg_channel(channel)
+        self._forget(ch)  # a safety path assumes nothing: every call is sent
         self._awg_zero(ch)
         self._awg_disable(ch)
+
+    def _forget(self, channel: int | str) -> None:
+        """Forget what was written on AWG ``channel`` (``"outputSet"``: the DIO word)."""
+        self._written = {k: v for k, v in self._written.items() if k[1] != channel}
 
     def _awg_zero(self, ch: int) -> None:
         self._awg_pending[ch] = False
@@ -752,6 +758,7 @@ class AnalogDiscovery2:
         """
         self._dio_mask = None
         self.dio_epoch += 1
+        self._forget("outputSet")
         self._call("digitalIO", "outputSet", 0)
         self._call("digitalIO", "outputEnableSet", 0)
         self._dio_mask = 0

@@ -587,14 +587,15 @@ class Keithley6487(SCPIMixin, Instrument):
 
         With :attr:`skip_unchanged`, a setting of :data:`CACHED_SETTINGS` equal to what this
         driver last wrote is not sent (counted in :attr:`skipped_writes`); any other command
-        that may change settings, a failed write and an error in the queue forget them all."""
+        that may change settings, a failed write and an error in the queue forget them all.
+        ``SOUR:VOLT:STAT OFF`` is always sent (the safe state is never assumed)."""
         header, _, value = command.strip().partition(" ")
         cached = header in CACHED_SETTINGS and bool(value)
         if (
             self.skip_unchanged
             and cached
             and self._settings.get(header) == value
-            and (header != "SOUR:VOLT:STAT" or self._operate_cacheable())
+            and (header != "SOUR:VOLT:STAT" or (self._operate_cacheable() and value != "OFF"))
         ):
             self.skipped_writes += 1
             self._last_write_skipped = True
@@ -1338,6 +1339,7 @@ class Keithley6487(SCPIMixin, Instrument):
         (``SOUR:VOLT:STAT OFF``), zero check on
         (``SYST:ZCH ON``). Never raises because of a dead bus: failures are logged and the next
         step is tried, so it is safe on every exit path (``with Keithley6487(...)`` calls it)."""
+        self._settings.clear()  # a safety path assumes nothing: every command is sent
         commands = ["SOUR:VOLT:STAT OFF", "SYST:ZCH ON"]
         if self._sweep_armed:
             commands.insert(0, "SOUR:VOLT:SWE:ABOR")

@@ -958,3 +958,21 @@ def test_skip_unchanged_new_width_is_one_call(opened) -> None:
         ("analogOut.runSet", (0, 3e-5)),
         ("analogOut.configure", (0, 0)),
     ]
+
+
+def test_skip_unchanged_never_applies_to_the_safety_paths(opened) -> None:
+    """awg_off, dio_release and close assume nothing: every call is sent again."""
+    lib, ad2, _ = opened
+    ad2.skip_unchanged = True
+    ad2.awg_off(0)
+    mark = len(lib.calls)
+    ad2.awg_off(0)
+    assert len(lib.calls) - mark == 5
+    ad2.dio_release()
+    mark = len(lib.calls)
+    ad2.dio_release()
+    assert [n for n, _ in lib.calls[mark:]] == ["digitalIO.outputSet", "digitalIO.outputEnableSet"]
+    mark = len(lib.calls)
+    ad2.close()
+    names = [n for n, _ in lib.calls[mark:]]
+    assert names.count("analogOut.nodeOffsetSet") == 2 and "digitalIO.outputSet" in names

@@ -557,6 +557,13 @@ def test_skip_unchanged_never_skips_operate_on_the_high_ranges():
         inst.source_enabled = True
 
 
+def test_skip_unchanged_always_sends_source_off():
+    with protocol([("SOUR:VOLT:STAT OFF", None), ("SOUR:VOLT:STAT OFF", None)]) as inst:
+        inst.skip_unchanged = True
+        inst.source_off()
+        inst.source_off()
+
+
 def test_skip_unchanged_is_off_by_default():
     with protocol([*MEASURE_1V, *MEASURE_1V]) as inst:
         measure_at(inst, 1.0, compliance=1e-4)
