@@ -23,6 +23,22 @@ class Row:
     ratio: float | None = None
 
 
+def compare(
+    case: str,
+    metric: str,
+    unit: str,
+    key: str,
+    ours: dict,
+    peer: dict,
+    name: str,
+    *,
+    ratio: bool = True,
+) -> Row:
+    """The row of ``ours[key]`` against ``peer[key]`` (``ratio`` = peer / ours, or none)."""
+    value, other = ours[key], peer[key]
+    return Row(case, metric, value, unit, name, other, other / value if ratio else None)
+
+
 def emit(rows: list[Row], as_json: bool) -> str:
     """Format rows as the JSON list or as a readable table."""
     if as_json:

@@ -10,7 +10,14 @@ Cases:
 * ``program-map-10x10``: program-and-verify of a random 10×10 target map (1–20 µS) on the
   simulated bench (`optimized`); mean pulses per cell, the fraction within ±5 % of target (true
   conductances) and the estimated real-bench time.
-* ``read-map-10x10``: a V/3 read map on the simulated bench; estimated real-bench time.
+* ``read-map-10x10``: a V/3 read map on the simulated bench; estimated real-bench time, on
+  ``[instruments] io_path = "fast"`` against ``"legacy"`` (the previous path: 165 DIO words a
+  routing, every 6487 setting per read), same seed, same readings asserted.
+* ``pulse-and-read-step``: one program-and-verify step (a V/3 pulse on the AWG, a ground verify
+  read), steady state, fast vs legacy. ACCEPTANCE (issue 18): ≤ 60 ms of bench time.
+* ``program-moons-typical``: program-and-verify the ERM two-moons network's cells (as ``xbar
+  demo`` deploys it) on the ``typical`` simulated bench, fast vs legacy; bench time, pulses per
+  cell, converged fraction. ACCEPTANCE (issue 18): ≤ 120 s of bench time.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import time
 
 import numpy as np
 
-from bench._report import Row
+from bench._report import Row, compare
 from crossbar.backend import Biasing
 from crossbar.config import load_bench_config, parse_bench_config
 from crossbar.core import Crossbar
@@ -30,7 +37,10 @@ from lab import open_backend
 from sim_backends.array import SimulatedCrossbar
 from sim_backends.solver import End, LineEnds
 
-DESCRIPTION = "MVM throughput (physics backend), program/read-map cost (simulated bench)"
+DESCRIPTION = (
+    "MVM throughput (physics backend), program/read-map, pulse-and-read and moons-programming "
+    "cost (simulated bench, fast io path vs legacy)"
+)
 
 
 def _physics_backend(line_resistance: float):
@@ -65,8 +75,15 @@ def _mvm_case(n: int = 1000) -> list[Row]:
     t_peer = time.perf_counter() - t0
     rel = float(np.max(np.abs(ours - peer)) / np.max(np.abs(peer)))
     return [
-        Row("mvm-physics-batch1000", "throughput", n / t_ours, "MVM/s",
-            "numpy per-vector loop", n / t_peer, t_peer / t_ours),
+        Row(
+            "mvm-physics-batch1000",
+            "throughput",
+            n / t_ours,
+            "MVM/s",
+            "numpy per-vector loop",
+            n / t_peer,
+            t_peer / t_ours,
+        ),
         Row("mvm-physics-batch1000", "max_rel_diff_vs_peer (read noise incl.)", rel, "1"),
     ]
 
@@ -109,33 +126,126 @@ def _program_case() -> list[Row]:
         ours, peer = _program_run(profile, "adaptive"), _program_run(profile, "ladder")
         case, name = f"program-map-10x10-{profile}", "amplitude ladder"
         rows += [
-            Row(case, "mean pulses per cell", ours["pulses"], "pulses", name, peer["pulses"],
-                peer["pulses"] / ours["pulses"]),
-            Row(case, "converged (% of non-stuck cells)", ours["converged"], "%", name,
-                peer["converged"], None),
-            Row(case, "flagged stuck (% of cells)", ours["flagged"], "%", name, peer["flagged"],
-                None),
+            compare(case, "mean pulses per cell", "pulses", "pulses", ours, peer, name),
+            compare(
+                case,
+                "converged (% of non-stuck cells)",
+                "%",
+                "converged",
+                ours,
+                peer,
+                name,
+                ratio=False,
+            ),
+            compare(
+                case, "flagged stuck (% of cells)", "%", "flagged", ours, peer, name, ratio=False
+            ),
             Row(case, "truly stuck (% of cells)", ours["stuck"], "%"),
-            Row(case, "non-stuck within ±5 % (true G)", ours["within"], "%", name,
-                peer["within"], None),
-            Row(case, "est. real-bench time", ours["bench"], "s", name, peer["bench"],
-                peer["bench"] / ours["bench"]),
+            compare(
+                case, "non-stuck within ±5 % (true G)", "%", "within", ours, peer, name, ratio=False
+            ),
+            compare(case, "est. real-bench time", "s", "bench", ours, peer, name),
             Row(case, "simulation wall time", ours["wall"], "s"),
         ]
     return rows
 
 
+def _twins(io_path: str, profile: str = "optimized", seed: int = 0):
+    d = load_bench_config("sim").to_dict()
+    d["simulation"]["profile"], d["simulation"]["seed"] = profile, seed
+    d["instruments"]["io_path"] = io_path
+    return open_backend(parse_bench_config(d, origin="bench crossbar"))
+
+
 def _read_case() -> list[Row]:
-    backend = open_backend("sim")
+    out = {}
+    for io_path in ("fast", "legacy"):
+        backend = _twins(io_path)
+        sim = backend.sim_handles.crossbar
+        with Crossbar(backend) as xb:
+            t0 = xb.now()
+            g = xb.read_map(v_read=0.2, biasing=Biasing.V3)
+            est = xb.now() - t0
+        out[io_path] = (est, g, float(np.median(np.abs(g / sim.true_conductance(0.2) - 1))))
+    (t, g, err), (pt, pg, perr) = out["fast"], out["legacy"]
+    peer = "legacy io path"
+    return [
+        Row("read-map-10x10", "est. real-bench time (V/3)", t, "s", peer, pt, pt / t),
+        Row("read-map-10x10", "median |G_read/G_true - 1|", err, "1", peer, perr, None),
+        Row(
+            "read-map-10x10",
+            "same readings (max |G/G_peer - 1|)",
+            float(np.max(np.abs(g / pg - 1))),
+            "1",
+        ),
+    ]
+
+
+def _step_time(io_path: str, steps: int = 5) -> float:
+    """Steady-state bench time of one pulse (V/3, AWG) + verify read (ground), s."""
+    backend = _twins(io_path)
+    policy = CrossbarPolicy(backend)
+    policy.read_cell(3, 3, biasing=Biasing.GROUND)
+    times = []
+    for k in range(steps):
+        t0 = backend.now()
+        policy.pulse(3, 3, 1.5 + 0.05 * k, 1e-5, biasing=Biasing.V3)
+        policy.read_cell(3, 3, biasing=Biasing.GROUND)
+        times.append(backend.now() - t0)
+    backend.close()
+    return float(np.median(times[1:]))
+
+
+def _step_case() -> list[Row]:
+    t, pt = _step_time("fast"), _step_time("legacy")
+    case = "pulse-and-read-step"
+    return [
+        Row(case, "est. bench time per step", 1e3 * t, "ms", "legacy io path", 1e3 * pt, pt / t),
+        Row(case, "acceptance (<= 60 ms)", float(t <= 0.060), "1=met"),
+    ]
+
+
+def _moons_run(io_path: str) -> dict[str, float]:
+    from inference.data import make_moons_dataset
+    from inference.deploy import DeployOptions, place_model
+    from inference.models import MOONS_SIZES
+    from inference.training import train_erm
+
+    ds = make_moons_dataset(seed=0)
+    erm = train_erm(ds, MOONS_SIZES, seed=0)
+    o = DeployOptions()
+    backend = _twins(io_path, "typical", 0)
     sim = backend.sim_handles.crossbar
     with Crossbar(backend) as xb:
-        t0 = xb.now()
-        g = xb.read_map(v_read=0.2, biasing=Biasing.V3)
-        est = xb.now() - t0
-    err = float(np.median(np.abs(g / sim.true_conductance(0.2) - 1)))
+        placement = place_model(erm, ds.x_train, xb.shape, o)
+        targets = np.full(xb.shape, np.nan)
+        used = placement.used_mask()
+        targets[used] = placement.full_map()[used]
+        t0, w0 = xb.now(), time.perf_counter()
+        report = xb.program_map(targets, tol=o.tol, max_pulses=o.max_pulses)
+        bench_s, wall = xb.now() - t0, time.perf_counter() - w0
+    g = sim.true_conductance(0.2)
+    return {
+        "bench": bench_s,
+        "wall": wall,
+        "cells": float(len(report.cells)),
+        "pulses": float(report.mean_pulses),
+        "converged": 100 * float(report.fraction_converged),
+        "err": float(np.median(np.abs(g[used] / targets[used] - 1))),
+    }
+
+
+def _moons_case() -> list[Row]:
+    ours, peer = _moons_run("fast"), _moons_run("legacy")
+    case, name = "program-moons-typical", "legacy io path"
     return [
-        Row("read-map-10x10", "est. real-bench time (V/3)", est, "s"),
-        Row("read-map-10x10", "median |G_read/G_true - 1|", err, "1"),
+        Row(case, "cells programmed", ours["cells"], "cells"),
+        compare(case, "est. real-bench time", "s", "bench", ours, peer, name),
+        compare(case, "mean pulses per cell", "pulses", "pulses", ours, peer, name, ratio=False),
+        compare(case, "converged", "%", "converged", ours, peer, name, ratio=False),
+        compare(case, "median |G_true/target - 1|", "1", "err", ours, peer, name, ratio=False),
+        Row(case, "acceptance (<= 120 s)", float(ours["bench"] <= 120.0), "1=met"),
+        Row(case, "simulation wall time", ours["wall"], "s", name, peer["wall"], None),
     ]
 
 
@@ -149,8 +259,14 @@ def _accuracy_cases() -> list[Row]:
     g_true = sim.true_conductance(0.2)
     for b in Biasing:
         g = CrossbarPolicy(backend).read_map(v_read=0.2, biasing=b)
-        rows.append(Row("read-map-10x10", f"median |G_read/G_true - 1| ({b.value}, physics)",
-                        float(np.median(np.abs(g / g_true - 1))), "1"))
+        rows.append(
+            Row(
+                "read-map-10x10",
+                f"median |G_read/G_true - 1| ({b.value}, physics)",
+                float(np.median(np.abs(g / g_true - 1))),
+                "1",
+            )
+        )
     v = rng.uniform(-0.3, 0.3, size=(200, sim.shape[0]))
     for r_line in (0.0, 5.0, 20.0):
         be = _physics_backend(r_line)
@@ -158,10 +274,18 @@ def _accuracy_cases() -> list[Row]:
         ideal = v @ be.sim.devices.conductance(0.3)
         i = be.mvm(v)
         err = float(np.sqrt(np.mean((i - ideal) ** 2)) / np.sqrt(np.mean(ideal**2)))
-        rows.append(Row("mvm-vs-ideal", f"relative rms error vs V·G ({r_line:g} Ω lines)",
-                        err, "1"))
+        rows.append(
+            Row("mvm-vs-ideal", f"relative rms error vs V·G ({r_line:g} Ω lines)", err, "1")
+        )
     return rows
 
 
 def run(args: argparse.Namespace) -> list[Row]:
-    return _mvm_case() + _program_case() + _read_case() + _accuracy_cases()
+    return (
+        _mvm_case()
+        + _program_case()
+        + _read_case()
+        + _step_case()
+        + _moons_case()
+        + _accuracy_cases()
+    )

@@ -232,6 +232,12 @@ class CrossbarBackend(ABC):
         """Connect ``lines``, source ``voltage`` V (limit: ``capabilities.read_compliance``),
         take one reading of the sensed column. The source may stay on (see :meth:`release`)."""
 
+    def read_many(self, lines: LineLevels, voltage: float, n: int) -> list[Measurement]:
+        """``n`` readings of the sensed column at one setting (``lines``, ``voltage`` V), in
+        order. The default takes ``n`` :meth:`read` s; a bench with a faster way (the 6487's
+        trigger model and buffer: :class:`crossbar.hardware.InstrumentBackend`) overrides it."""
+        return [self.read(lines, voltage) for _ in range(int(n))]
+
     @abstractmethod
     def sweep(
         self, spec: SweepSpec, on_point: PointFn, *, should_stop: StopFn | None = None

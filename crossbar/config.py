@@ -104,6 +104,7 @@ __all__ = [
 
 Backend = Literal["instruments", "twins", "physics"]
 PulseInstrument = Literal["ad2", "keithley"]
+IoPath = Literal["fast", "legacy"]
 FaultTarget = Literal["keithley", "ad2"]
 LineFrequencyHz = Literal[50, 60]
 BACKENDS: tuple[str, ...] = typing.get_args(Backend)
@@ -177,6 +178,10 @@ class InstrumentsSection:
     runs (the twins charge it to their virtual clock instead of sleeping);
     ``builtin_descending`` lets descending runs of an I-V sweep use the 6487's built-in
     staircase too (the manual says it can; unverified on the bench, so off by default).
+    ``io_path``: ``"fast"`` loads the switch matrix with the AD2's pattern generator and skips
+    routings and 6487 settings that are already in place (:mod:`instruments.switch_matrix`,
+    :class:`crossbar.hardware.InstrumentBackend`); ``"legacy"`` is the previous path (one DIO
+    word per USB call, every setting written per read), kept as the benchmarks' peer.
     """
 
     __pydantic_config__ = _VALIDATION
@@ -186,6 +191,7 @@ class InstrumentsSection:
     ad2_serial: Text = ""
     sweep_poll_s: PollS = 0.1
     builtin_descending: Flag = False
+    io_path: IoPath = "fast"
 
 
 @dataclass(frozen=True)

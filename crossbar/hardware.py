@@ -12,8 +12,14 @@ SMU_SOURCE, sensed → SMU_SENSE, V/2, V/3, 2V/3 → the buffered dividers of th
 BIAS_HALF, BIAS_THIRD, BIAS_TWO_THIRDS, ground → GND, float → FLOAT):
 
 * **read**: route the lines, ``measure_at(v)`` (NPLC from ``[wiring] read_nplc``, the largest
-  6487 current limit the bench allows). About 9 GPIB transactions and one routing (165 DIO
-  words) per measurement. The source stays on until :meth:`InstrumentBackend.release`.
+  6487 current limit the bench allows). With ``[instruments] io_path = "fast"`` (default) a
+  routing is five pydwf calls (the AD2's pattern generator) and is skipped when already set,
+  and the 6487's settings are written only when they change: a repeated read is three GPIB
+  transactions (``READ?``, ``STAT:MEAS:COND?``, ``SYST:ERR?``). ``"legacy"``: every setting
+  written (about 9 transactions) and one routing of 165 DIO words per measurement. The source
+  stays on until :meth:`InstrumentBackend.release`.
+* **read_many**: ``n`` readings at one setting in one 6487 burst (trigger model + buffer: one
+  ``INIT``, one ``TRAC:DATA?``; ``measure_burst``) — averaged and repeated reads.
 * **pulse**: |V| ≤ 5 V without a compliance: the AD2. AWG1 drives the selected row with a
   pulse from a baseline (the unselected rows' level) to V, the selected column is grounded.
   Unselected lines all at V/2: AWG2 holds V/2 on them; other divider levels: the 6487 sources
@@ -175,6 +181,8 @@ class InstrumentBackend(CrossbarBackend):
         self.capabilities = self._capabilities(config)
         self._nplc: float | None = None
         self.stats = {"routings": 0, "captures": 0, "reads": 0, "pulses": 0}
+        #: io_path "fast": skip-unchanged drivers, pattern routing, bursts, held pulses
+        self._fast = config.instruments.io_path == "fast"
 
     def _capabilities(self, config: BenchConfig) -> Capabilities:
         rows, cols = config.shape
@@ -256,7 +264,10 @@ class InstrumentBackend(CrossbarBackend):
             steps.append(("matrix release", self.matrix.release))
         if keithley:
             steps.append(("6487 source off", self.keithley.source_off))
-        steps += [(f"AWG {ch + 1} off", lambda ch=ch: self.ad2.awg_off(ch)) for ch in awgs]
+        # io_path "fast": the AWGs stopped at 0 V (idle at a 0 V offset, two USB calls); the
+        # full switch-off (disabled) is left to shutdown. "legacy": disabled every time.
+        off = self.ad2.awg_idle_zero if self._fast else self.ad2.awg_off
+        steps += [(f"AWG {ch + 1} off", lambda ch=ch: off(ch)) for ch in awgs]
         for what, step in steps:
             try:
                 step()
@@ -279,6 +290,30 @@ class InstrumentBackend(CrossbarBackend):
         )
         self.stats["reads"] += 1
         return Measurement(_current(reading), bool(reading.compliance), self.now())
+
+    def read_many(self, lines: LineLevels, voltage: float, n: int) -> list[Measurement]:
+        """``n`` readings at one setting. ``io_path = "fast"``: route once, one burst through
+        the 6487's trigger model and buffer (``measure_burst``: one ``INIT``, one
+        ``TRAC:DATA?``); ``"legacy"``: ``n`` :meth:`read` s. Measurement times are spread over
+        the burst (the buffer's readings arrive together)."""
+        n = int(n)
+        if self.config.instruments.io_path == "legacy" or n == 1:
+            return [self.read(lines, voltage) for _ in range(n)]
+        self._route_lines(lines)
+        t0 = self.now()
+        readings = procedures.measure_burst(
+            self.keithley,
+            voltage,
+            n,
+            compliance=self.read_compliance,
+            nplc=self._set_nplc(self.config.wiring.read_nplc),
+        )
+        self.stats["reads"] += n
+        t1 = self.now()
+        return [
+            Measurement(_current(r), bool(r.compliance), t0 + (t1 - t0) * (k + 1) / n)
+            for k, r in enumerate(readings)
+        ]
 
     def compliance_error(self, reading: CellReading, what: str) -> ComplianceError:
         """The 6487 was in compliance (its current limit, :attr:`read_compliance`) while
@@ -333,9 +368,15 @@ class InstrumentBackend(CrossbarBackend):
                 self.keithley.source_current_limit = self.read_compliance
                 self.keithley.source_voltage = amp
                 self.keithley.source_enabled = True
-            self.ad2.awg_dc(0, baseline)
-            self._route(rows, cols)
-            self.ad2.awg_pulse(0, amp, width, baseline=baseline)
+            if self._fast:
+                # armed with the output held at the baseline, routed, then played
+                self.ad2.awg_pulse(0, amp, width, baseline=baseline, hold=True)
+                self._route(rows, cols)
+                self.ad2.awg_start(0)
+            else:
+                self.ad2.awg_dc(0, baseline)
+                self._route(rows, cols)
+                self.ad2.awg_pulse(0, amp, width, baseline=baseline)
             self.ad2.awg_wait(0, timeout_s=max(1.0, 10 * width))
 
     @staticmethod

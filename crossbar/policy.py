@@ -321,6 +321,32 @@ class CrossbarPolicy(BenchView):
         m0 = self._read(b.baseline_lines(self.shape, row, col), v) if f else None
         return self._reading(row, col, v, f, m1, m0)
 
+    def read_cell_repeated(
+        self,
+        row: int,
+        col: int,
+        n: int,
+        *,
+        v_read: float = 0.2,
+        biasing: BiasScheme | str = Biasing.V3,
+    ) -> list[CellReading]:
+        """``n`` reads of one cell at one setting (read-noise statistics, averaged reads): the
+        backend's :meth:`~crossbar.backend.CrossbarBackend.read_many` — on the instrument bench
+        one 6487 burst per line setting (the differential baseline a second burst, paired
+        reading by reading)."""
+        self.check_cell(row, col)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 2048:
+            raise ValueError(f"n must be an int in [1, 2048], got {n!r}")
+        v, b = self._read_setup(v_read, biasing)
+        check_stop(self.should_stop)
+        m1 = self.backend.read_many(b.lines(self.shape, row, col), v, int(n))
+        f = self._differential(b)
+        m0: list[Measurement | None] = [None] * int(n)
+        if f:
+            check_stop(self.should_stop)
+            m0 = list(self.backend.read_many(b.baseline_lines(self.shape, row, col), v, int(n)))
+        return [self._reading(row, col, v, f, a, z) for a, z in zip(m1, m0)]
+
     def read_map(
         self,
         *,

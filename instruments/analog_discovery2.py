@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,8 @@ from pydwf import (
     DwfAnalogOutIdle,
     DwfAnalogOutNode,
     DwfDeviceID,
+    DwfDigitalOutIdle,
+    DwfDigitalOutType,
     DwfErrorCode,
     DwfLibraryError,
     DwfState,
@@ -58,6 +60,7 @@ __all__ = [
     "AWG_MAX_VOLTAGE",
     "AWG_MIN_PULSE_S",
     "AnalogDiscovery2",
+    "DIO_PATTERN_MAX_RATE",
     "DIO_PINS",
     "SCOPE_CHANNELS",
     "SCOPE_MAX_RANGE",
@@ -84,12 +87,30 @@ SCOPE_MAX_RANGE = 50.0
 """Largest scope range (full-scale peak-to-peak span), V: the ±25 V input range."""
 DIO_PINS = 16
 """Static digital I/O pins (DIO 0…15, 3.3 V CMOS)."""
+DIO_PATTERN_MAX_RATE = 100e6
+"""Pattern generator (DigitalOut) sample rate limit, samples/s: its 100 MHz clock, divider 1."""
 SUPPLY_MAX_VOLTAGE = 5.0
 """The supplies span 0…+5 V (V+) and −5…0 V (V−)."""
 
 _CARRIER = DwfAnalogOutNode.Carrier
 _AWG_TRIGGER = {0: DwfTriggerSource.AnalogOut1, 1: DwfTriggerSource.AnalogOut2}
 _PULSE_MAX_SAMPLES = 16
+_HELD_PULSE_FREQUENCY = 1e3  # Hz: buffer repetition of a constant pulse (16 samples: 16 kS/s)
+#: AnalogOut settings the device keeps until changed or reset (skip_unchanged may skip them)
+_AWG_SETTINGS = frozenset(
+    {
+        "nodeFunctionSet",
+        "nodeOffsetSet",
+        "nodeAmplitudeSet",
+        "nodeFrequencySet",
+        "nodeDataSet",
+        "nodeEnableSet",
+        "runSet",
+        "waitSet",
+        "repeatSet",
+        "idleSet",
+    }
+)
 _PARAMETER_ERRORS = {
     DwfErrorCode.InvalidParameter0,
     DwfErrorCode.InvalidParameter1,
@@ -151,6 +172,18 @@ class AnalogDiscovery2:
         self._awg_pending = dict.fromkeys(AWG_CHANNELS, False)
         self._scope_enabled: set[int] = set()
         self._dio_mask: int | None = None
+        self._dout: dict[str, Any] = {}
+        #: skip an AnalogOut setting (function, offset, amplitude, frequency, data, enable, run,
+        #: wait, repeat, idle) equal to what this session last wrote on that channel, and a
+        #: DigitalIO ``outputSet`` of the word last written: the device holds them until changed
+        #: (off by default; ``lab.open_backend`` turns it on for ``io_path = "fast"``)
+        self.skip_unchanged = False
+        self._written: dict[tuple, Any] = {}
+        self._awg_stopped = dict.fromkeys(AWG_CHANNELS, False)  # known stopped (not running)
+        #: bumped by every change of the DIO pins' drive (writes, patterns, release, open,
+        #: close) and by every failed pydwf call (state unknown): a caller that remembers what
+        #: it wrote (the switch matrix) may skip a rewrite only while the epoch is unchanged
+        self.dio_epoch = 0
 
     # ------------------------------------------------------------------ session ------------
     def __enter__(self) -> AnalogDiscovery2:
@@ -202,6 +235,10 @@ class AnalogDiscovery2:
         self._awg_pending = dict.fromkeys(AWG_CHANNELS, False)
         self._scope_enabled = set()
         self._dio_mask = None
+        self._dout = {}
+        self._written = {}
+        self._awg_stopped = dict.fromkeys(AWG_CHANNELS, False)
+        self.dio_epoch += 1
         try:
             lo, hi = self._call("analogIn", "bufferSizeInfo")
             self._scope_buffer = (int(lo), int(hi))
@@ -223,6 +260,7 @@ class AnalogDiscovery2:
         device = self._device
         if device is None:
             return
+        self._written = {}  # a safety path assumes nothing: every call is sent
         steps: list[tuple[str, Callable[[], None]]] = [
             *[(f"AWG {ch + 1} to 0 V", lambda ch=ch: self._awg_zero(ch)) for ch in AWG_CHANNELS],
             *[(f"AWG {ch + 1} off", lambda ch=ch: self._awg_disable(ch)) for ch in AWG_CHANNELS],
@@ -239,6 +277,9 @@ class AnalogDiscovery2:
             self._close_quietly(device)
             self._device = None
             self._dio_mask = None
+            self._dout = {}
+            self._written = {}
+            self.dio_epoch += 1
             self._awg_pending = dict.fromkeys(AWG_CHANNELS, False)
             self._scope_enabled = set()
 
@@ -258,13 +299,35 @@ class AnalogDiscovery2:
         return self._device
 
     def _call(self, api: str, method: str, *args: Any) -> Any:
-        """``device.<api>.<method>(*args)`` with pydwf errors translated."""
+        """``device.<api>.<method>(*args)`` with pydwf errors translated (a setting equal to the
+        one last written is skipped under :attr:`skip_unchanged`)."""
         device = self._require_open()
+        key = value = None
+        if api == "analogOut" and method in _AWG_SETTINGS:
+            key = (method, args[0], *(args[1:2] if method.startswith("node") else ()))
+            value = tuple(
+                tuple(np.asarray(a, dtype=float).tolist()) if isinstance(a, np.ndarray) else a
+                for a in args
+            )
+        elif api == "digitalIO" and method == "outputSet":
+            key, value = ("dio", method), args
+        if key is not None and self.skip_unchanged and self._written.get(key) == value:
+            return None
+        if key is not None:
+            self._written.pop(key, None)
         try:
-            return getattr(getattr(device, api), method)(*args)
+            result = getattr(getattr(device, api), method)(*args)
         except PyDwfError as exc:
+            self.dio_epoch += 1  # a failed call leaves the pins' state unknown
+            self._written = {}
+            self._awg_stopped = dict.fromkeys(AWG_CHANNELS, False)
             command = f"{api}.{method}({', '.join(_fmt_arg(a) for a in args)})"
             raise self._translate(exc, command) from exc
+        if key is not None:
+            self._written[key] = value
+        if api == "analogOut" and method == "configure":
+            self._awg_stopped[args[0]] = not args[1]
+        return result
 
     def _translate(self, exc: PyDwfError, command: str) -> InstrumentError:
         code = exc.code if isinstance(exc, DwfLibraryError) else None
@@ -340,6 +403,7 @@ class AnalogDiscovery2:
         *,
         baseline: float = 0.0,
         start: bool = True,
+        hold: bool = False,
     ) -> None:
         """One rectangular pulse on AWG ``channel``: ``baseline`` V → ``amplitude`` V for
         ``width_s`` s → ``baseline`` V (both levels |V| ≤ min(5, max_voltage), and
@@ -353,7 +417,14 @@ class AnalogDiscovery2:
         output sits at ``baseline`` before and after. The channel is stopped first
         (``configure(ch, 0)``) so no intermediate setting reaches the output. With
         ``start=False`` the pulse is armed but not played: :meth:`awg_start` or
-        :meth:`scope_capture` (``trigger_on_awg=channel``) plays it.
+        :meth:`scope_capture` (``trigger_on_awg=channel``) plays it. With ``hold`` it is armed
+        too, and ``configure(ch, 0)`` after the settings applies them with the channel stopped:
+        the output idles at the offset, i.e. holds ``baseline`` until :meth:`awg_start` plays
+        the pulse (no DC level needed before it).
+
+        With :attr:`skip_unchanged`, the first ``configure(ch, 0)`` is left out when this
+        session knows the channel is stopped, and settings equal to the last written are not
+        resent: a pulse that changes only its levels is a few USB calls.
         """
         ch = self._check_awg_channel(channel)
         level = self._check_awg_voltage(amplitude, f"AWG {ch + 1} pulse amplitude")
@@ -376,18 +447,37 @@ class AnalogDiscovery2:
         n = max(n, self._awg_samples[0])
         data = np.full(n, -1.0 if step < 0 else 1.0)
         self._awg_pending[ch] = False
-        self._call("analogOut", "configure", ch, 0)
+        if not (self.skip_unchanged and self._awg_stopped[ch]):
+            self._call("analogOut", "configure", ch, 0)
         self._call("analogOut", "idleSet", ch, DwfAnalogOutIdle.Offset)
         self._call("analogOut", "nodeOffsetSet", ch, _CARRIER, base)
         self._call("analogOut", "nodeFunctionSet", ch, _CARRIER, DwfAnalogOutFunction.Custom)
         self._call("analogOut", "nodeDataSet", ch, _CARRIER, data)
-        self._call("analogOut", "nodeFrequencySet", ch, _CARRIER, 1.0 / width)
+        # the buffer is constant ±1, so its repetition frequency shapes nothing (the run sets
+        # the width); under skip_unchanged a fixed one is used, so a new width is one call
+        freq = _HELD_PULSE_FREQUENCY if self.skip_unchanged else 1.0 / width
+        self._call("analogOut", "nodeFrequencySet", ch, _CARRIER, freq)
         self._call("analogOut", "nodeAmplitudeSet", ch, _CARRIER, abs(step))
         self._call("analogOut", "runSet", ch, width)
         self._call("analogOut", "waitSet", ch, 0.0)
         self._call("analogOut", "repeatSet", ch, 1)
         self._call("analogOut", "nodeEnableSet", ch, _CARRIER, 1)
+        if hold:
+            self._call("analogOut", "configure", ch, 0)  # applied, stopped: output at baseline
+            self._awg_pending[ch] = True
+            return
         self._start_or_arm(ch, start)
+
+    def awg_idle_zero(self, channel: int) -> None:
+        """Stop AWG ``channel`` with its output at 0 V, still enabled: ``idleSet(Offset)``,
+        ``nodeOffsetSet(0)``, ``configure(ch, 0)`` (a stopped channel idles at its offset).
+        With :attr:`skip_unchanged` two USB calls after a pulse; :meth:`awg_off` also disables
+        the channel (five)."""
+        ch = self._check_awg_channel(channel)
+        self._awg_pending[ch] = False
+        self._call("analogOut", "idleSet", ch, DwfAnalogOutIdle.Offset)
+        self._call("analogOut", "nodeOffsetSet", ch, _CARRIER, 0.0)
+        self._call("analogOut", "configure", ch, 0)
 
     def awg_arbitrary(
         self,
@@ -464,6 +554,7 @@ class AnalogDiscovery2:
             deadline,
             f"analogOut.status({ch}) == Done",
         )
+        self._awg_stopped[ch] = True  # a finished one-shot idles: nothing plays
 
     def awg_off(self, channel: int) -> None:
         """Drive AWG ``channel`` to 0 V, then disable and stop it.
@@ -472,8 +563,13 @@ class AnalogDiscovery2:
         waveform), nodeEnableSet(0), configure(0).
         """
         ch = self._check_awg_channel(channel)
+        self._forget(ch)  # a safety path assumes nothing: every call is sent
         self._awg_zero(ch)
         self._awg_disable(ch)
+
+    def _forget(self, channel: int | str) -> None:
+        """Forget what was written on AWG ``channel`` (``"outputSet"``: the DIO word)."""
+        self._written = {k: v for k, v in self._written.items() if k[1] != channel}
 
     def _awg_zero(self, ch: int) -> None:
         self._awg_pending[ch] = False
@@ -637,6 +733,7 @@ class AnalogDiscovery2:
         """
         b = self._check_word(bits, "bits")
         m = self._check_word(mask, "mask")
+        self.dio_epoch += 1
         try:
             self._call("digitalIO", "outputSet", b & m)
             if m != self._dio_mask:
@@ -652,15 +749,103 @@ class AnalogDiscovery2:
         return int(self._call("digitalIO", "inputStatus")) & ((1 << DIO_PINS) - 1)
 
     def dio_release(self) -> None:
-        """All DIO outputs low, then undriven: ``outputSet(0)``, ``outputEnableSet(0)``.
+        """All DIO outputs low, then undriven: ``outputSet(0)``, ``outputEnableSet(0)``; if the
+        pattern generator was used in this session, ``digitalOut.reset()`` after them (its pins
+        idle low until then, and return to DigitalIO, now undriven).
 
         Low first, so the switch matrix's ENABLE line is actively pulled low (every crossbar line
         floating) before the pins go high-impedance; the board's pull-down keeps it there.
         """
         self._dio_mask = None
+        self.dio_epoch += 1
+        self._forget("outputSet")
         self._call("digitalIO", "outputSet", 0)
         self._call("digitalIO", "outputEnableSet", 0)
         self._dio_mask = 0
+        if self._dout:
+            self._dout = {}
+            self._call("digitalOut", "reset")
+
+    def dio_pattern(
+        self, patterns: Mapping[int, str], rate_hz: float, *, timeout_s: float = 1.0
+    ) -> None:
+        """Play bit patterns once on DIO pins through the pattern generator (DigitalOut) and wait
+        until it is done.
+
+        :param patterns: ``{pin: "0101…"}``, one character per sample, the first played first;
+            all the same length, at most ``digitalOut.dataInfo`` (1024 on the AD2) samples.
+        :param rate_hz: samples/s, (0, 100e6] (the 100 MHz clock divided by an integer).
+        :param timeout_s: InstrumentTimeout if not ``Done`` by then.
+
+        The pins become the pattern generator's (custom type, idle low, they override DigitalIO
+        there) until :meth:`dio_release`. Settings are written only when they differ from what
+        this session wrote last: the first call writes ``internalClockInfo``, then per pin
+        ``enableSet``, ``typeSet(Custom)``, ``idleSet(Low)``, ``dividerSet``, and ``runSet``,
+        ``repeatSet(1)``; every call writes ``dataSet`` of each pin whose pattern changed, then
+        ``configure(True)`` and polls ``status()`` until ``Done`` — three USB transactions when
+        one pin's pattern changes.
+        """
+        pins: dict[int, str] = {}
+        for pin, bits in patterns.items():
+            if isinstance(pin, bool) or not isinstance(pin, (int, np.integer)):
+                raise TypeError(f"pattern pins must be ints, got {pin!r}")
+            if not 0 <= int(pin) < DIO_PINS:
+                raise ValueError(f"pattern pin must be DIO 0…15, got {pin!r}")
+            pins[int(pin)] = str(bits)
+        lengths = {len(b) for b in pins.values()}
+        if not pins or len(lengths) != 1 or any(set(b) - {"0", "1"} for b in pins.values()):
+            raise ValueError("patterns must be equal-length, non-empty strings of 0/1 per pin")
+        (n,) = lengths
+        rate = self._positive(rate_hz, "rate_hz", DIO_PATTERN_MAX_RATE, "samples/s")
+        timeout = self._positive(timeout_s, "timeout_s", unit="s")
+        self._require_open()
+        self.dio_epoch += 1
+        try:
+            self._dio_pattern(pins, n, rate, timeout)
+        except Exception:
+            self._dout = {}  # state unknown: rewrite everything next time
+            raise
+
+    def _dio_pattern(self, pins: dict[int, str], n: int, rate: float, timeout: float) -> None:
+        cache = self._dout
+        if "clock" not in cache:
+            cache["clock"] = float(self._call("digitalOut", "internalClockInfo"))
+            cache["max_bits"] = int(self._call("digitalOut", "dataInfo", next(iter(pins))))
+        if n > cache["max_bits"]:
+            raise ValueError(f"pattern of {n} samples exceeds the {cache['max_bits']}-bit buffer")
+        divider = max(1, round(cache["clock"] / rate))
+        run = n * divider / cache["clock"]
+        for pin, bits in pins.items():
+            setup = cache.setdefault(("setup", pin), set())
+            for key, method, args in (
+                ("enable", "enableSet", (pin, True)),
+                ("type", "typeSet", (pin, DwfDigitalOutType.Custom)),
+                ("idle", "idleSet", (pin, DwfDigitalOutIdle.Low)),
+                (("divider", divider), "dividerSet", (pin, divider)),
+            ):
+                if key not in setup:
+                    if isinstance(key, tuple):
+                        setup -= {k for k in setup if isinstance(k, tuple)}
+                    self._call("digitalOut", method, *args)
+                    setup.add(key)
+            if cache.get(("data", pin)) != bits:
+                cache.pop(("data", pin), None)
+                self._call("digitalOut", "dataSet", pin, bits)
+                cache[("data", pin)] = bits
+        if cache.get("run") != run:
+            cache.pop("run", None)
+            self._call("digitalOut", "runSet", run)
+            cache["run"] = run
+        if "repeat" not in cache:
+            self._call("digitalOut", "repeatSet", 1)
+            cache["repeat"] = 1
+        deadline = self._clock() + timeout + run
+        self._call("digitalOut", "configure", True)
+        self._wait_until(
+            lambda: self._call("digitalOut", "status") == DwfState.Done,
+            deadline,
+            "digitalOut.status() == Done",
+        )
 
     # ------------------------------------------------------------------ supplies -----------
     def supplies(self, v_plus: float, v_minus: float) -> None:

@@ -449,6 +449,26 @@ def _range_control(command: str, fmt: str, docs: str, values, **kwargs):
     )
 
 
+#: settings the driver may skip re-writing with the value it wrote last (skip_unchanged): they
+#: change only by command (the source's operate state only by command on the 10 V range, where
+#: the interlock is off after *RST; on 50/500 V it is never skipped)
+CACHED_SETTINGS = (
+    "SOUR:VOLT",
+    "SOUR:VOLT:ILIM",
+    "SOUR:VOLT:RANG",
+    "SOUR:VOLT:STAT",
+    "SENS:CURR:NPLC",
+    "SYST:ZCH",
+    "FORM:ELEM",
+    "TRIG:COUN",
+    "TRIG:DEL",
+    "TRAC:POIN",
+    "TRAC:FEED",
+)
+#: commands that leave every cached setting as it is (any other command forgets them all)
+_NEUTRAL_PREFIXES = ("*CLS", "INIT", "TRAC:", "STAT:", "ABOR")
+
+
 class Identity(NamedTuple):
     """Parsed ``*IDN?``: manufacturer, model (e.g. "6487"), serial, firmware."""
 
@@ -516,6 +536,14 @@ class Keithley6487(SCPIMixin, Instrument):
         self._deferred_checks = 0
         self._range = 10  # source range (V) this driver last set (*RST: 10)
         self._limit: float | None = None  # current limit (A) this driver last set (None: *RST)
+        #: skip writing a setting of CACHED_SETTINGS with the value this driver last wrote
+        #: (off by default; ``lab.open_backend`` turns it on for ``io_path = "fast"``)
+        self.skip_unchanged = False
+        self._settings: dict[str, str] = {}
+        self._interlock_written = False  # SOUR:VOLT:INT ON written since *RST
+        self._last_write_skipped = False
+        #: writes skipped because the setting already had that value
+        self.skipped_writes = 0
         #: mains frequency (Hz) read by :meth:`read_line_frequency`; None until then
         self.line_frequency: float | None = None
         #: every run where VSO = -999 and the VSC event disagreed (see the class docstring)
@@ -555,7 +583,24 @@ class Keithley6487(SCPIMixin, Instrument):
         return snap_compliance(compliance, self.limits.max_compliance, setting)
 
     def write(self, command: str, **kwargs) -> None:
-        """Write a command; VISA/serial failures become ConnectionLost or InstrumentTimeout."""
+        """Write a command; VISA/serial failures become ConnectionLost or InstrumentTimeout.
+
+        With :attr:`skip_unchanged`, a setting of :data:`CACHED_SETTINGS` equal to what this
+        driver last wrote is not sent (counted in :attr:`skipped_writes`); any other command
+        that may change settings, a failed write and an error in the queue forget them all.
+        ``SOUR:VOLT:STAT OFF`` is always sent (the safe state is never assumed)."""
+        header, _, value = command.strip().partition(" ")
+        cached = header in CACHED_SETTINGS and bool(value)
+        if (
+            self.skip_unchanged
+            and cached
+            and self._settings.get(header) == value
+            and (header != "SOUR:VOLT:STAT" or (self._operate_cacheable() and value != "OFF"))
+        ):
+            self.skipped_writes += 1
+            self._last_write_skipped = True
+            return
+        self._last_write_skipped = False
         self._last_written = command
         _QUERY.set(command)
         if command != "SYST:ERR?":
@@ -563,7 +608,32 @@ class Keithley6487(SCPIMixin, Instrument):
         try:
             super().write(command, **kwargs)
         except (pyvisa.errors.VisaIOError, pyvisa.errors.InvalidSession, OSError) as exc:
+            self._settings.clear()
             raise self._transport_error(exc, command) from exc
+        except BaseException:
+            self._settings.clear()
+            raise
+        self._note_written(header, value, cached)
+
+    def _operate_cacheable(self) -> bool:
+        """The operate state changes only by command: 10 V range, interlock not enabled."""
+        return self._range == 10 and not self._interlock_written
+
+    def _note_written(self, header: str, value: str, cached: bool) -> None:
+        if header == "*RST":
+            self._interlock_written = False
+        elif header == "SOUR:VOLT:INT":
+            self._interlock_written = value.strip().upper() not in ("OFF", "0")
+        if cached:
+            self._settings[header] = value
+        elif not (header.endswith("?") or header.startswith(_NEUTRAL_PREFIXES)):
+            self._settings.clear()
+
+    def forget_settings(self) -> None:
+        """Forget the settings written (the next write of each is sent): call after anything
+        that may change the instrument's state behind this driver (front panel, another
+        program, a power cycle)."""
+        self._settings.clear()
 
     def read(self, **kwargs) -> str:
         """Read a reply; a VISA timeout becomes InstrumentTimeout, other failures
@@ -596,8 +666,8 @@ class Keithley6487(SCPIMixin, Instrument):
     def check_set_errors(self) -> list:
         """pymeasure's hook after setting a control declared with ``check_set_errors``: read the
         error queue (:meth:`check_errors`), unless inside :meth:`deferred_error_check`."""
-        if self._deferred_checks:
-            return []
+        if self._deferred_checks or self._last_write_skipped:
+            return []  # nothing was sent since the last check of this setting: no new error
         return self.check_errors()
 
     @contextmanager
@@ -669,6 +739,7 @@ class Keithley6487(SCPIMixin, Instrument):
             log.error("%s: %r -> %d,%r", self.name, context, code, message)
             errors.append((code, message))
         if errors:
+            self._settings.clear()  # some setting was refused: the state is not what was written
             text = "; then ".join(f'{c},"{m}"' for c, m in errors)
             if not emptied:
                 text += " (queue still not empty after 32 reads)"
@@ -916,6 +987,7 @@ class Keithley6487(SCPIMixin, Instrument):
         """Send a device clear (pyvisa ``clear()``: GPIB SDC): the 6487 empties its input
         buffer and output queue and drops commands waiting to be processed (Keithley's
         "DCL/SDC" description), so the next command is read at once. Settings are kept."""
+        self._settings.clear()
         clear = getattr(getattr(self.adapter, "connection", None), "clear", None)
         if clear is not None:
             self._connection_call("device clear", clear)
@@ -1267,6 +1339,7 @@ class Keithley6487(SCPIMixin, Instrument):
         (``SOUR:VOLT:STAT OFF``), zero check on
         (``SYST:ZCH ON``). Never raises because of a dead bus: failures are logged and the next
         step is tried, so it is safe on every exit path (``with Keithley6487(...)`` calls it)."""
+        self._settings.clear()  # a safety path assumes nothing: every command is sent
         commands = ["SOUR:VOLT:STAT OFF", "SYST:ZCH ON"]
         if self._sweep_armed:
             commands.insert(0, "SOUR:VOLT:SWE:ABOR")

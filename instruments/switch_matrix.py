@@ -15,8 +15,22 @@ own switching. Releasing (:func:`release_words`) is one word: every matrix pin l
 line needs a pull-down on the board so an unplugged or reset AD2 (undriven pins) also releases
 the matrix.
 
-Timing: a 10×10 routing is 1 + 2·80 + 4 = 165 DIO words, each one USB transaction (of the
-order of 0.1–0.3 s in all; not measured on the bench yet).
+Two ways of loading the chain (``SwitchMatrix(mode=…)``), both break-before-make:
+
+* ``"pattern"`` (default): ENABLE low with one DigitalIO write, the whole shift-and-latch
+  sequence (:func:`encode_patterns`: DATA, CLK, LATCH, two samples per bit then a LATCH pulse)
+  played once by the AD2's pattern generator (``AnalogDiscovery2.dio_pattern``, DigitalOut
+  custom patterns at ``shift_rate_hz``), then ENABLE high with one DigitalIO write once the
+  pattern generator reports ``Done``. CLK and LATCH patterns never change, so after the first
+  routing a routing is five pydwf calls: ``outputSet`` (ENABLE low), ``dataSet`` (DATA),
+  ``configure``, ``status``, ``outputSet`` (ENABLE high). A routing equal to the one the
+  matrix holds is not rewritten (while nothing else has touched the DIO pins:
+  ``AnalogDiscovery2.dio_epoch``).
+* ``"legacy"``: one DIO word per edge (:func:`encode_routing`, ``1 + 2·n_bits + 4`` words, one
+  USB transaction each: 165 on 10×10), every routing written; kept as the benchmark peer.
+
+Timing (estimates: the twins' clock charges them): a USB round trip per pydwf call (about
+1 ms), the pattern's upload and play (2·n_bits + 3 samples at 1 MHz: 0.16 ms on 10×10).
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ __all__ = [
     "SwitchMatrix",
     "SwitchWiring",
     "cell_routing",
+    "encode_patterns",
     "encode_routing",
     "release_words",
 ]
@@ -47,6 +62,11 @@ log = logging.getLogger(__name__)
 
 BITS_PER_LINE = 4
 """Selection bits per line (codes 0…15)."""
+SHIFT_RATE_HZ = 1e6
+"""Default pattern-generator sample rate loading the chain (two samples per bit: a 500 kHz
+CLK), samples/s: far below what 74HC-class shift registers take at 3.3 V (tens of MHz) over
+bench wiring, and an integer divider of the AD2's 100 MHz pattern clock."""
+MODES = ("pattern", "legacy")
 
 
 class Bus(enum.IntEnum):
@@ -178,14 +198,33 @@ def encode_routing(rows: Sequence[Bus], cols: Sequence[Bus], wiring: SwitchWirin
     0…R−1 then columns 0…C−1, each code MSB first) DATA with CLK low, then CLK high; all low;
     LATCH high; LATCH low; ENABLE high. ``1 + 2·n_bits + 4`` words.
     """
-    r = _check_lines(rows, wiring.rows, "rows")
-    c = _check_lines(cols, wiring.cols, "cols")
-    codes = np.array([wiring.code(b) for b in (*r, *c)], dtype=np.int64)
-    bits = ((codes[:, None] >> np.arange(BITS_PER_LINE - 1, -1, -1)) & 1).ravel()
+    bits = _stream_bits(rows, cols, wiring)
     data_words = bits << wiring.data_pin
     shift = np.column_stack([data_words, data_words | (1 << wiring.clk_pin)]).ravel()
     latch, enable = 1 << wiring.latch_pin, 1 << wiring.enable_pin
     return [0, *(int(w) for w in shift), 0, latch, 0, enable]
+
+
+def _stream_bits(rows: Sequence[Bus], cols: Sequence[Bus], wiring: SwitchWiring) -> np.ndarray:
+    r = _check_lines(rows, wiring.rows, "rows")
+    c = _check_lines(cols, wiring.cols, "cols")
+    codes = np.array([wiring.code(b) for b in (*r, *c)], dtype=np.int64)
+    return ((codes[:, None] >> np.arange(BITS_PER_LINE - 1, -1, -1)) & 1).ravel()
+
+
+def encode_patterns(
+    rows: Sequence[Bus], cols: Sequence[Bus], wiring: SwitchWiring
+) -> dict[int, str]:
+    """The pattern-generator samples (``{pin: "01…"}``, first sample first) that shift and latch
+    a routing: per bit of the stream (as :func:`encode_routing`) DATA with CLK low, then CLK
+    high; then all low; LATCH high; all low. ``2·n_bits + 3`` samples per pin. ENABLE is not in
+    the pattern: the caller holds it low around it (DigitalIO)."""
+    bits = _stream_bits(rows, cols, wiring)
+    n = bits.size
+    data = "".join(f"{b}{b}" for b in bits) + "000"
+    clk = "01" * n + "000"
+    latch = "00" * n + "010"
+    return {wiring.data_pin: data, wiring.clk_pin: clk, wiring.latch_pin: latch}
 
 
 def release_words(wiring: SwitchWiring) -> list[int]:
@@ -229,14 +268,31 @@ def cell_routing(
 class SwitchMatrix:
     """The switch matrix, driven through an :class:`AnalogDiscovery2`'s digital I/O.
 
-    :param ad2: an open AnalogDiscovery2 (its ``dio_write`` drives the four matrix pins).
+    :param ad2: an open AnalogDiscovery2 (``dio_write``, ``dio_pattern``, ``dio_epoch``).
     :param wiring: pins, array size and bus codes of this bench.
+    :param mode: ``"pattern"`` (the pattern generator, unchanged routings skipped) or
+        ``"legacy"`` (one DIO word per USB call, every routing written); module docstring.
+    :param shift_rate_hz: pattern-generator samples/s in ``"pattern"`` mode.
     """
 
-    def __init__(self, ad2: AnalogDiscovery2, wiring: SwitchWiring) -> None:
+    def __init__(
+        self,
+        ad2: AnalogDiscovery2,
+        wiring: SwitchWiring,
+        *,
+        mode: str = "pattern",
+        shift_rate_hz: float = SHIFT_RATE_HZ,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.ad2 = ad2
         self.wiring = wiring
+        self.mode = mode
+        self.shift_rate_hz = float(shift_rate_hz)
         self._routing: Routing | None = None
+        self._epoch: object = None
+        #: routings asked for / actually written (the rest were already set)
+        self.counts = {"routes": 0, "written": 0}
 
     @property
     def routing(self) -> Routing | None:
@@ -249,27 +305,49 @@ class SwitchMatrix:
         for word in words:
             self.ad2.dio_write(word, mask)
 
+    def _held(self, target: Routing) -> bool:
+        """True when the matrix holds ``target`` and nothing touched the pins since."""
+        return (
+            self.mode == "pattern"
+            and self._routing == target
+            and self._epoch == getattr(self.ad2, "dio_epoch", None)
+            and self._epoch is not None
+        )
+
+    def _load(self, target: Routing) -> None:
+        if self.mode == "legacy":
+            self._write(encode_routing(target.rows, target.cols, self.wiring))
+            return
+        w = self.wiring
+        self._write([0])  # ENABLE low: every line floating (break)
+        self.ad2.dio_pattern(encode_patterns(target.rows, target.cols, w), self.shift_rate_hz)
+        self._write([1 << w.enable_pin])  # ENABLE high once the codes are latched (make)
+
     def route(self, rows: Sequence[Bus], cols: Sequence[Bus]) -> Routing:
         """Connect row line i to ``rows[i]`` and column line j to ``cols[j]``.
 
         Lengths must equal ``wiring.rows`` / ``wiring.cols``. If a DIO write fails the matrix is
         released (best effort) and the error re-raised.
         """
-        words = encode_routing(rows, cols, self.wiring)
         target = Routing(
             _check_lines(rows, self.wiring.rows, "rows"),
             _check_lines(cols, self.wiring.cols, "cols"),
         )
+        self.counts["routes"] += 1
+        if self._held(target):
+            return target
+        self._routing = None
         try:
-            self._write(words)
+            self._load(target)
         except Exception:
-            self._routing = None
             try:
                 self.release()
             except Exception as exc:  # noqa: BLE001 - the first error is the one to report
                 log.warning("switch matrix: release after a failed route failed: %s", exc)
             raise
         self._routing = target
+        self._epoch = getattr(self.ad2, "dio_epoch", None)
+        self.counts["written"] += 1
         return target
 
     def select_cell(
@@ -288,6 +366,8 @@ class SwitchMatrix:
         return self.route(target.rows, target.cols)
 
     def release(self) -> None:
-        """Every multiplexer off: all lines floating."""
+        """Every multiplexer off: all lines floating (always written: one DIO word)."""
+        self._routing = None
         self._write(release_words(self.wiring))
         self._routing = Routing.released(self.wiring)
+        self._epoch = getattr(self.ad2, "dio_epoch", None)

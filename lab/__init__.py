@@ -158,7 +158,10 @@ def _compose(
     matrix released, 6487 reset (``*RST``, ``*CLS``, error queue), zero correction, and its
     mains frequency read (``SYST:LFR?``: the NPLC bound). ``handles``: the twins' (their
     virtual clock; the twins charge the sweep polls' waits themselves)."""
-    matrix = SwitchMatrix(ad2, _wiring(cfg))
+    legacy = cfg.instruments.io_path == "legacy"
+    matrix = SwitchMatrix(ad2, _wiring(cfg), mode="legacy" if legacy else "pattern")
+    keithley.skip_unchanged = not legacy  # settings written only when they change
+    ad2.skip_unchanged = not legacy
     backend = InstrumentBackend(
         keithley,
         ad2,

@@ -18,7 +18,14 @@ drive a :class:`~sim_backends.bench_sim.SimBench`:
   triggered on an AWG pulse records the steady state after the pulse, not the pulse itself.
 
 Time: every pydwf call costs ``latency_s`` (USB round trip, default 1 ms) on the bench's virtual
-clock; an acquisition is ``Done`` no earlier than ``buffer/frequency`` after it started. Pass
+clock; an acquisition is ``Done`` no earlier than ``buffer/frequency`` after it started. The
+pattern generator (DigitalOut) charges per bit too: ``dataSet`` costs ``bit_upload_s`` per bit
+(default 1 µs: 1 Mbit/s, a conservative figure — the AD2's USB 2.0 High-Speed link carries
+480 Mbit/s and the WaveForms SDK packs the bits eight to a byte, so a 1024-bit pattern is one
+short bulk transfer; Digilent's AD2 reference manual gives the USB 2.0 HS link and the 100 MHz
+pattern clock with a 1 kbit per-pin buffer), and a played pattern (``configure(True)``) is
+``Done`` no earlier than its run (samples × divider / 100 MHz) after it started (the
+``status`` poll that sees ``Done`` waits for it). Pass
 the driver ``clock=handles.clock.now, sleep=handles.clock.advance`` so its polling and
 timeouts run on the same virtual clock.
 
@@ -68,6 +75,7 @@ class TwinDwfLibrary(FakeDwfLibrary):
 
     :param bench: the simulated bench.
     :param latency_s: virtual time per pydwf call, s.
+    :param bit_upload_s: virtual time per pattern-generator bit uploaded (``dataSet``), s.
     :param faults: fault plan (counted in pydwf calls).
     :param seed: seed of the garbled captures.
     :param devices: enumerable devices (default one AD2).
@@ -78,6 +86,7 @@ class TwinDwfLibrary(FakeDwfLibrary):
         bench: SimBench,
         *,
         latency_s: float = 1e-3,
+        bit_upload_s: float = 1e-6,
         faults: FaultPlan | None = None,
         seed: int = 0,
         devices: list[FakeDeviceInfo] | None = None,
@@ -85,6 +94,8 @@ class TwinDwfLibrary(FakeDwfLibrary):
         self.bench = bench
         self.clock = bench.clock
         self.latency_s = float(latency_s)
+        self.bit_upload_s = float(bit_upload_s)
+        self._dout_ready: float | None = None
         self.faults = FaultInjector(faults)
         self.rng = np.random.default_rng(seed)
         self._acq_start: float | None = None
@@ -126,6 +137,15 @@ class TwinDwfLibrary(FakeDwfLibrary):
             wait = self._acq_ready - self.clock.now()
             if wait > 0:
                 self.clock.advance(wait)  # the record takes buffer/frequency seconds
+        elif name == "digitalOut.dataSet" and len(args) >= 2 and isinstance(args[1], str):
+            self.clock.advance(len(args[1]) * self.bit_upload_s)  # the bits over USB
+        elif name == "digitalOut.configure" and args and args[0]:
+            dout = self.device.digitalOut
+            self._dout_ready = self.clock.now() + dout.run * max(dout.repeat, 1)
+        elif name == "digitalOut.status" and self._dout_ready is not None:
+            wait = self._dout_ready - self.clock.now()
+            if wait > 0:
+                self.clock.advance(wait)  # the pattern plays for its run
 
     def _unplugged(self) -> None:
         """The device is gone: AWG outputs dead (0 V), DIO pins undriven (ENABLE pulled low)."""

@@ -47,6 +47,8 @@ from pydwf import (
     DwfAnalogOutIdle,
     DwfAnalogOutNode,
     DwfDeviceID,
+    DwfDigitalOutIdle,
+    DwfDigitalOutType,
     DwfEnumConfigInfo,
     DwfEnumFilter,
     DwfErrorCode,
@@ -66,6 +68,7 @@ __all__ = [
     "FakeDeviceEnumeration",
     "FakeDeviceInfo",
     "FakeDigitalIO",
+    "FakeDigitalOut",
     "FakeDwfDevice",
     "FakeDwfLibrary",
     "ShiftRegisterMatrix",
@@ -82,6 +85,9 @@ AD2_SCOPE_BUFFER = (16, 8192)  # AnalogIn.bufferSizeInfo() -> (min, max) samples
 AD2_AWG_SAMPLES = (1, 4096)  # AnalogOut.nodeDataInfo() -> (min, max) custom samples
 AD2_AWG_MAX_V = 5.0
 AD2_DIO_PINS = 16
+AD2_DOUT_CLOCK_HZ = 100e6  # DigitalOut.internalClockInfo(): the pattern generator's 100 MHz
+AD2_DOUT_BITS = 1024  # DigitalOut.dataInfo(ch): custom bits per channel (default config)
+AD2_DOUT_DIVIDER = (1, 2**30)  # DigitalOut.dividerInfo(ch)
 AD2_SUPPLY_MAX_V = 5.0
 
 
@@ -301,6 +307,9 @@ class FakeDwfLibrary:
         self.on_output = on_output
         self.on_dio = on_dio
         self.calls: list[Call] = []
+        #: every set of DIO pin levels the device drove, in order (DigitalIO writes and each
+        #: change of a pattern played by DigitalOut): the stream a property test checks
+        self.dio_stream: list[int] = []
         self.opened: list[FakeDwfDevice] = []
         self._countdown: int | None = None
         self._fault: BaseException | type[BaseException] | None = None
@@ -378,6 +387,7 @@ class FakeDwfDevice:
         self.analogIn = FakeAnalogIn(library, self)
         self.analogIO = FakeAnalogIO(library, self)
         self.digitalIO = FakeDigitalIO(library, self)
+        self.digitalOut = FakeDigitalOut(library, self)
 
     def __enter__(self) -> FakeDwfDevice:
         return self
@@ -405,10 +415,30 @@ class FakeDwfDevice:
         self.analogIn._reset_state()
         self.analogIO._reset_state()
         self.digitalIO._reset_state()
+        self.digitalOut._reset_state()
 
     def _mark_closed(self) -> None:
         self.closed = True
         self.info.is_opened = False
+
+    def _pin_levels(self, pattern: dict[int, int] | None = None) -> int:
+        """Driven DIO levels (bit i = pin i): pins whose DigitalOut channel is enabled follow
+        the pattern generator (``pattern`` while it plays, else the channel's idle level), the
+        others DigitalIO's ``output & enable_mask``; undriven pins read 0 (pull-downs)."""
+        dout = self.digitalOut
+        owned = dout.owned_mask
+        word = self.digitalIO.pins & ~owned
+        for ch in range(AD2_DIO_PINS):
+            if owned >> ch & 1:
+                level = pattern[ch] if pattern is not None and ch in pattern else dout.idle_bit(ch)
+                word |= level << ch
+        return word
+
+    def _emit_dio(self, word: int) -> None:
+        self._library.dio_stream.append(int(word))
+        on_dio = self.digitalIO.on_dio
+        if on_dio is not None:
+            on_dio(int(word))
 
 
 # --------------------------------------------------------------------------------------------
@@ -879,7 +909,9 @@ class FakeDigitalIO(_StaticIO):
         return self.output & self.enable_mask
 
     def _notify(self) -> None:
-        if self.on_dio is not None:
+        if self._device is not None:
+            self._device._emit_dio(self._device._pin_levels())
+        elif self.on_dio is not None:
             self.on_dio(self.pins)
 
     _after_reset = _notify
@@ -913,6 +945,184 @@ class FakeDigitalIO(_StaticIO):
     def inputStatus(self) -> int:
         undriven = ~self.enable_mask & ((1 << AD2_DIO_PINS) - 1)
         return self.pins | (self.input_levels & undriven)
+
+
+# --------------------------------------------------------------------------------------------
+# DigitalOut (pattern generator)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DoutChannelState:
+    """One pattern-generator channel (= DIO pin): enable, type, idle level, divider, data."""
+
+    enabled: bool = False
+    output_type: DwfDigitalOutType = DwfDigitalOutType.Pulse
+    idle: DwfDigitalOutIdle = DwfDigitalOutIdle.Init
+    divider: int = 1
+    data: str = ""
+
+
+class FakeDigitalOut(_SubAPI):
+    """Mirror of ``pydwf.DigitalOut`` (the pattern generator), the custom-pattern subset.
+
+    Model (a twin assumption where the WaveForms SDK reference is silent): a DIO pin whose
+    channel is enabled (``enableSet(ch, True)``) is driven by the pattern generator — its idle
+    level while stopped or done (``Init``/``Low``: 0, ``High``: 1, ``Zet``: undriven, reads 0 on
+    the bench's pull-downs), the pattern while running — and overrides DigitalIO on that pin;
+    the other pins stay DigitalIO's. Only the ``Custom`` type plays (``dataSet`` bits, the first
+    character first, one per ``divider`` ticks of the 100 MHz clock); a ``Pulse``-type enabled
+    channel sits at its idle level. ``configure(True)`` plays ``repeat`` (≥ 1; 0 = forever,
+    played once here and reported ``Running``) runs of ``run`` s at once, feeding every change
+    of the pin levels to ``on_dio`` (and ``library.dio_stream``); ``status()`` is then ``Done``.
+    :attr:`last_run_s` is the played duration (the twin charges it to its clock).
+    """
+
+    _prefix = "digitalOut"
+
+    def __init__(self, library: FakeDwfLibrary, device: FakeDwfDevice) -> None:
+        super().__init__(library, device)
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.channels = [DoutChannelState() for _ in range(AD2_DIO_PINS)]
+        self.run = 0.0
+        self.repeat = 0
+        self.running = False
+        self.forever = False
+        self.last_run_s = 0.0
+
+    @property
+    def owned_mask(self) -> int:
+        """Pins driven by the pattern generator (its enabled channels)."""
+        return sum(1 << ch for ch, c in enumerate(self.channels) if c.enabled)
+
+    def idle_bit(self, channel_index: int) -> int:
+        """The level (0/1) an enabled channel drives while not playing."""
+        return int(self.channels[channel_index].idle == DwfDigitalOutIdle.High)
+
+    def _channel(self, channel_index: int) -> DoutChannelState:
+        if isinstance(channel_index, bool) or not 0 <= int(channel_index) < AD2_DIO_PINS:
+            raise _invalid(f"DigitalOut channel {channel_index!r} out of range.")
+        return self.channels[int(channel_index)]
+
+    def _notify(self, pattern: dict[int, int] | None = None) -> None:
+        if self._device is not None:
+            self._device._emit_dio(self._device._pin_levels(pattern))
+
+    # -- instrument control --------------------------------------------------------------------
+    @_recorded
+    def reset(self) -> None:
+        self._reset_state()
+        self._notify()
+
+    @_recorded
+    def configure(self, start: bool) -> None:
+        if not start:
+            self.running = False
+            self._notify()
+            return
+        self._play()
+
+    @_recorded
+    def status(self) -> DwfState:
+        if self.forever:
+            return DwfState.Running
+        return DwfState.Done if self.last_run_s > 0 or self.running else DwfState.Ready
+
+    # -- settings ------------------------------------------------------------------------------
+    @_recorded
+    def internalClockInfo(self) -> float:
+        return AD2_DOUT_CLOCK_HZ
+
+    @_recorded
+    def dataInfo(self, channel_index: int) -> int:
+        self._channel(channel_index)
+        return AD2_DOUT_BITS
+
+    @_recorded
+    def enableSet(self, channel_index: int, enable_flag: bool) -> None:
+        self._channel(channel_index).enabled = bool(enable_flag)
+        self._notify()
+
+    @_recorded
+    def typeSet(self, channel_index: int, output_type: DwfDigitalOutType) -> None:
+        self._channel(channel_index).output_type = DwfDigitalOutType(output_type)
+
+    @_recorded
+    def idleSet(self, channel_index: int, idle_mode: DwfDigitalOutIdle) -> None:
+        self._channel(channel_index).idle = DwfDigitalOutIdle(idle_mode)
+        self._notify()
+
+    @_recorded
+    def dividerSet(self, channel_index: int, divider: int) -> None:
+        d = int(divider)
+        if not AD2_DOUT_DIVIDER[0] <= d <= AD2_DOUT_DIVIDER[1]:
+            raise _invalid(
+                f"DigitalOut divider {divider!r} invalid.", DwfErrorCode.InvalidParameter2
+            )
+        self._channel(channel_index).divider = d
+
+    @_recorded
+    def dataSet(self, channel_index: int, bits: str, tristate: bool = False) -> None:
+        if tristate:
+            raise _invalid("DigitalOut tristate data is not modelled.", DwfErrorCode.NotSupported)
+        if not isinstance(bits, str) or not bits or set(bits) - {"0", "1"}:
+            raise _invalid(f"DigitalOut data {bits!r} is not a string of 0/1.")
+        if len(bits) > AD2_DOUT_BITS:
+            raise _invalid(
+                f"DigitalOut data of {len(bits)} bits exceeds {AD2_DOUT_BITS}.",
+                DwfErrorCode.InvalidParameter2,
+            )
+        self._channel(channel_index).data = bits
+
+    @_recorded
+    def runSet(self, run_duration: float) -> None:
+        r = float(run_duration)
+        if not (np.isfinite(r) and r >= 0):
+            raise _invalid(f"DigitalOut run {run_duration!r} s invalid.")
+        self.run = r
+
+    @_recorded
+    def repeatSet(self, repeat: int) -> None:
+        if int(repeat) < 0:
+            raise _invalid(f"DigitalOut repeat {repeat!r} invalid.")
+        self.repeat = int(repeat)
+
+    # -- playing -------------------------------------------------------------------------------
+    def _play(self) -> None:
+        """Emit every change of the pin levels over the run(s), in time order."""
+        custom = {
+            ch: c
+            for ch, c in enumerate(self.channels)
+            if c.enabled and c.output_type == DwfDigitalOutType.Custom and c.data
+        }
+        self.forever = self.run == 0 or self.repeat == 0
+        run = self.run
+        if run == 0:  # forever: one period of the longest channel
+            run = max(
+                (len(c.data) * c.divider / AD2_DOUT_CLOCK_HZ for c in custom.values()), default=0.0
+            )
+        repeats = max(self.repeat, 1)
+        ticks = int(round(run * AD2_DOUT_CLOCK_HZ))
+        events: dict[int, dict[int, int]] = {}
+        for ch, c in custom.items():
+            n = -(-ticks // c.divider)  # samples started within the run
+            for k in range(n):
+                events.setdefault(k * c.divider, {})[ch] = int(c.data[k % len(c.data)])
+        self.running = True
+        levels: dict[int, int] = {}
+        last = None
+        for _ in range(repeats):
+            for t in sorted(events):
+                levels.update(events[t])
+                word = self._device._pin_levels(levels) if self._device is not None else 0
+                if word != last:
+                    self._notify(dict(levels))
+                    last = word
+        self.running = False
+        self.last_run_s = run * repeats
+        self._notify()  # back to the idle levels
 
 
 # --------------------------------------------------------------------------------------------

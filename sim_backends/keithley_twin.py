@@ -64,7 +64,9 @@ Modelled (facts from INSTRUMENTS.md; the twin's own assumptions are marked):
   on at the last level.
 
 Time (virtual clock): every transaction (one message written; a query's reply is part of it)
-costs ``latency_s``; a reading costs ``NPLC/60 s × averages`` (+ ``TRIG:DEL``); a sweep step
+costs ``latency_s``; a reading costs ``NPLC/60 s × averages`` (+ ``TRIG:DEL``; in an ``INIT``
+of ``TRIG:COUN`` > 1 readings, each one also ``step_overhead_s``: the trigger loop's
+turn-around, a twin assumption of the same size as a sweep step's); a sweep step
 ``DEL + NPLC/line_frequency·averages + step_overhead_s``, elapsing while the host polls; a
 serial poll is a transaction too, and one that finds no measurement summary charges
 ``poll_wait_s`` (the host's wait before its next poll, which the driver spends in wall-clock
@@ -845,6 +847,8 @@ class Keithley6487Twin(Adapter):
             dur = self.integration_s
             readings.append(self._reading(dur))
             self.clock.advance(dur)
+            if self.trigger_count > 1:  # the trigger loop's turn-around (as a sweep step's)
+                self.clock.advance(self.step_overhead_s)
         self._last = readings
         self._store(readings)
 

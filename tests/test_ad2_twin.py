@@ -17,12 +17,12 @@ from sim_backends.solver import End
 LIMITS = SafetyLimits(max_voltage=6.0, max_compliance=1e-3)
 
 
-def bench(**kw):
+def bench(mode: str = "pattern", **kw):
     h = build_sim_bench("optimized", seed=3, **kw)
     ad2 = AnalogDiscovery2(
         h.dwf_library, limits=LIMITS, clock=h.clock.now, sleep=h.clock.advance
     ).open()
-    matrix = SwitchMatrix(ad2, SwitchWiring(**(kw.get("pins") or {})))
+    matrix = SwitchMatrix(ad2, SwitchWiring(**(kw.get("pins") or {})), mode=mode)
     return h, ad2, matrix
 
 
@@ -30,8 +30,9 @@ def test_bus_codes_are_the_drivers() -> None:
     assert DEFAULT_BUS_CODES == {b.name: int(b) for b in Bus}
 
 
-def test_dio_routing_is_decoded_into_line_ends() -> None:
-    h, ad2, matrix = bench()
+@pytest.mark.parametrize("mode", ["pattern", "legacy"])
+def test_dio_routing_is_decoded_into_line_ends(mode: str) -> None:
+    h, ad2, matrix = bench(mode)
     sb = h.sim_bench
     assert sb.routing() == (["FLOAT"] * 10, ["FLOAT"] * 10)
     matrix.select_cell(2, 7, (Bus.BIAS_THIRD, Bus.BIAS_TWO_THIRDS))
@@ -47,9 +48,32 @@ def test_dio_routing_is_decoded_into_line_ends() -> None:
     matrix.release()
     assert sb.routing() == (["FLOAT"] * 10, ["FLOAT"] * 10)
     assert not sb.matrix.enabled
-    # 1 + 2·80 + 4 DIO words per routing, one pydwf outputSet each
     sets = [c for c in h.dwf_library.calls if c[0] == "digitalIO.outputSet"]
-    assert len(sets) == 165 + 1
+    if mode == "legacy":  # 1 + 2·80 + 4 DIO words per routing, one pydwf outputSet each
+        assert len(sets) == 165 + 1
+    else:  # ENABLE low, ENABLE high; the shift sequence played by the pattern generator
+        assert len(sets) == 2 + 1
+        assert sb.matrix.clock_edges == 80 and sb.matrix.latch_edges == 1
+
+
+def test_pattern_routing_costs_calls_bits_and_play_time() -> None:
+    """A routing on the twin's clock: 1 ms per pydwf call, 1 µs per uploaded bit; the pattern's
+    run (163 samples at 1 MHz) is over before the status poll's 1 ms round trip ends."""
+    h, ad2, matrix = bench()
+    matrix.select_cell(0, 0)
+    t0, n0 = h.clock.now(), len(h.dwf_library.calls)
+    matrix.select_cell(5, 6)
+    calls = len(h.dwf_library.calls) - n0
+    assert calls == 5
+    assert h.clock.now() - t0 == pytest.approx(5 * 1e-3 + 163 * 1e-6, rel=1e-9)
+    h.dwf_library.latency_s = 1e-5  # a faster link: the poll waits for the run itself
+    matrix.select_cell(5, 5)
+    t0 = h.clock.now()
+    matrix.select_cell(5, 6)  # DATA's pattern differs again: uploaded
+    assert h.clock.now() - t0 == pytest.approx(2e-5 + 163e-6 + 163e-6 + 2e-5, rel=1e-9)
+    t0 = h.clock.now()
+    matrix.select_cell(5, 6)  # already routed: nothing sent, no time
+    assert h.clock.now() == t0
 
 
 def test_custom_pins_route_only_when_the_bench_agrees() -> None:
@@ -72,6 +96,32 @@ def test_awg_dc_levels_and_off() -> None:
     assert h.sim_bench.awg == [0.0, -0.5]
     ad2.close()
     assert h.sim_bench.awg == [0.0, 0.0]
+
+
+def test_held_pulse_sits_at_the_baseline_plays_once_and_idles_at_zero() -> None:
+    """awg_pulse(hold=True): the output holds the baseline (stopped, idle at the offset) until
+    awg_start plays the pulse; then the baseline again; awg_idle_zero leaves 0 V."""
+    h, ad2, _ = bench()
+    levels: list[float] = []
+    set_awg = h.sim_bench.set_awg
+
+    def spy(channel, level, *, at=None):
+        if channel == 0:
+            levels.append(level)
+        set_awg(channel, level, at=at)
+
+    h.sim_bench.set_awg = spy
+    ad2.skip_unchanged = True  # the fast path's fixed buffer frequency
+    ad2.awg_pulse(0, 1.5, 1e-4, baseline=0.5, hold=True)
+    assert h.sim_bench.awg[0] == 0.5 and ad2.awg_pending(0)
+    t0 = h.sim_bench.t_applied
+    ad2.awg_start(0)
+    ad2.awg_wait(0)
+    assert 1.5 in levels and h.sim_bench.awg[0] == 0.5
+    # applied: the configure call's 1 ms at the baseline, then the pulse, its width long
+    assert h.sim_bench.t_applied - t0 == pytest.approx(1e-3 + 1e-4)
+    ad2.awg_idle_zero(0)
+    assert h.sim_bench.awg[0] == 0.0
 
 
 def test_awg_pulse_switches_the_selected_cell_only() -> None:

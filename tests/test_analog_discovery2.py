@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from pydwf import (
     DwfAnalogOutFunction,
     DwfAnalogOutIdle,
+    DwfDigitalOutIdle,
+    DwfDigitalOutType,
     DwfErrorCode,
     DwfLibraryError,
     DwfTriggerSource,
@@ -41,6 +43,7 @@ from sim_backends.fake_pydwf import (
     FakeDeviceEnumeration,
     FakeDeviceInfo,
     FakeDigitalIO,
+    FakeDigitalOut,
     FakeDwfDevice,
     FakeDwfLibrary,
 )
@@ -121,9 +124,10 @@ PAIRS = [
     (FakeAnalogIn, pydwf.AnalogIn),
     (FakeAnalogIO, pydwf.AnalogIO),
     (FakeDigitalIO, pydwf.DigitalIO),
+    (FakeDigitalOut, pydwf.DigitalOut),
 ]
 # Test-only additions, not part of pydwf.
-FAKE_ONLY = {"fail_after", "device", "supply_output", "pins"}
+FAKE_ONLY = {"fail_after", "device", "supply_output", "pins", "owned_mask", "idle_bit"}
 # What the driver calls plus what INSTRUMENTS.md lists: the fake must offer all of it.
 REQUIRED = {
     FakeDeviceEnumeration: {"enumerateDevices", "serialNumber", "deviceType"},
@@ -161,6 +165,20 @@ REQUIRED = {
     },  # fmt: skip
     FakeAnalogIO: {"channelNodeSet", "enableSet"},
     FakeDigitalIO: {"outputEnableSet", "outputSet", "status", "inputStatus"},
+    FakeDigitalOut: {
+        "reset",
+        "configure",
+        "status",
+        "internalClockInfo",
+        "dataInfo",
+        "enableSet",
+        "typeSet",
+        "idleSet",
+        "dividerSet",
+        "dataSet",
+        "runSet",
+        "repeatSet",
+    },
 }
 
 
@@ -195,6 +213,7 @@ def test_fake_instruments_are_attributes_like_pydwf() -> None:
         ("analogIn", FakeAnalogIn),
         ("analogIO", FakeAnalogIO),
         ("digitalIO", FakeDigitalIO),
+        ("digitalOut", FakeDigitalOut),
     ]:
         assert isinstance(getattr(dev, attr), cls)
     with dev:
@@ -802,3 +821,158 @@ def test_every_pulse_the_driver_sends_plays_the_level_asked(level: float, base: 
     state = lib.device.analogOut.channel_state[0]
     assert not state.out_of_range
     assert state.waveform(np.array([0.5e-3, 1.5e-3])) == pytest.approx([level, base], abs=1e-9)
+
+
+# --------------------------------------------------------------------------------------------
+# pattern generator (DigitalOut)
+# --------------------------------------------------------------------------------------------
+
+
+def test_dio_pattern_plays_once_and_skips_unchanged_settings(opened) -> None:
+    lib, ad2, mark = opened
+    ad2.dio_pattern({4: "0110", 5: "0011"}, 25e6)
+    assert lib.calls[mark:] == [
+        ("digitalOut.internalClockInfo", ()),
+        ("digitalOut.dataInfo", (4,)),
+        ("digitalOut.enableSet", (4, True)),
+        ("digitalOut.typeSet", (4, DwfDigitalOutType.Custom)),
+        ("digitalOut.idleSet", (4, DwfDigitalOutIdle.Low)),
+        ("digitalOut.dividerSet", (4, 4)),
+        ("digitalOut.dataSet", (4, "0110", False)),
+        ("digitalOut.enableSet", (5, True)),
+        ("digitalOut.typeSet", (5, DwfDigitalOutType.Custom)),
+        ("digitalOut.idleSet", (5, DwfDigitalOutIdle.Low)),
+        ("digitalOut.dividerSet", (5, 4)),
+        ("digitalOut.dataSet", (5, "0011", False)),
+        ("digitalOut.runSet", (4 * 4 / 100e6,)),
+        ("digitalOut.repeatSet", (1,)),
+        ("digitalOut.configure", (True,)),
+        ("digitalOut.status", ()),
+    ]
+    # the pins' levels sample by sample (bit 4, bit 5), then idle low
+    assert lib.dio_stream[-4:] == [0b010000, 0b110000, 0b100000, 0]
+    mark = len(lib.calls)
+    ad2.dio_pattern({4: "0110", 5: "0111"}, 25e6)
+    assert [n for n, _ in lib.calls[mark:]] == [
+        "digitalOut.dataSet",
+        "digitalOut.configure",
+        "digitalOut.status",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("patterns", "rate", "error"),
+    [
+        ({}, 1e6, ValueError),
+        ({0: "01", 1: "011"}, 1e6, ValueError),
+        ({0: "0a"}, 1e6, ValueError),
+        ({16: "01"}, 1e6, ValueError),
+        ({True: "01"}, 1e6, TypeError),
+        ({0: "01"}, 0.0, ValueError),
+        ({0: "01"}, 200e6, ValueError),
+    ],
+)
+def test_dio_pattern_refuses_bad_requests_before_any_call(opened, patterns, rate, error) -> None:
+    lib, ad2, mark = opened
+    with pytest.raises(error):
+        ad2.dio_pattern(patterns, rate)
+    assert lib.calls[mark:] == []
+
+
+def test_dio_pattern_longer_than_the_buffer_is_refused(opened) -> None:
+    lib, ad2, _ = opened
+    with pytest.raises(ValueError, match="1024-bit buffer"):
+        ad2.dio_pattern({0: "01" * 513}, 1e6)
+    assert not any(n == "digitalOut.configure" for n, _ in lib.calls)
+
+
+def test_skip_unchanged_awg_settings_and_dio_words(opened) -> None:
+    """With skip_unchanged, AnalogOut settings and DIO words equal to the last ones written are
+    not sent again (the device holds them); configure and status always are."""
+    lib, ad2, mark = opened
+    ad2.skip_unchanged = True
+    ad2.awg_pulse(0, 2.0, 1e-5, baseline=0.5)
+    mark = len(lib.calls)
+    ad2.awg_pulse(0, 2.5, 1e-5, baseline=0.5)  # only the amplitude changed
+    assert lib.calls[mark:] == [
+        ("analogOut.configure", (0, 0)),
+        ("analogOut.nodeAmplitudeSet", (0, C, 2.0)),
+        ("analogOut.configure", (0, 1)),
+    ]
+    ad2.dio_write(0b1000, 0b1111)
+    mark = len(lib.calls)
+    ad2.dio_write(0b1000, 0b1111)
+    assert lib.calls[mark:] == []
+    lib.fail_after(1, sticky=False)  # a failed call: nothing is assumed any more
+    with pytest.raises(ConnectionLost):
+        ad2.awg_dc(1, 0.1)
+    mark = len(lib.calls)
+    ad2.dio_write(0b1000, 0b1111)
+    ad2.awg_pulse(0, 2.5, 1e-5, baseline=0.5)
+    names = [n for n, _ in lib.calls[mark:]]
+    assert names[0] == "digitalIO.outputSet" and len(names) == 1 + 12  # the full pulse again
+
+
+def test_skip_unchanged_is_off_by_default(opened) -> None:
+    lib, ad2, _ = opened
+    ad2.awg_dc(0, 1.0)
+    mark = len(lib.calls)
+    ad2.awg_dc(0, 1.0)
+    assert len(lib.calls) - mark == 6
+
+
+def test_held_pulse_call_sequence_with_skip_unchanged(opened) -> None:
+    """A held pulse after another: only the changed levels, the stopped-apply and the play; the
+    channel known stopped (a one-shot seen Done), so no stop first."""
+    lib, ad2, _ = opened
+    ad2.skip_unchanged = True
+    ad2.awg_pulse(0, 2.0, 1e-5, baseline=0.5, hold=True)
+    ad2.awg_start(0)
+    ad2.awg_wait(0)
+    ad2.awg_idle_zero(0)
+    mark = len(lib.calls)
+    ad2.awg_pulse(0, 2.5, 1e-5, baseline=0.5, hold=True)
+    ad2.awg_start(0)
+    ad2.awg_wait(0)
+    ad2.awg_idle_zero(0)
+    assert lib.calls[mark:] == [
+        ("analogOut.nodeOffsetSet", (0, C, 0.5)),
+        ("analogOut.nodeAmplitudeSet", (0, C, 2.0)),
+        ("analogOut.configure", (0, 0)),
+        ("analogOut.configure", (0, 1)),
+        ("analogOut.status", (0,)),
+        ("analogOut.nodeOffsetSet", (0, C, 0.0)),
+        ("analogOut.configure", (0, 0)),
+    ]
+
+
+def test_skip_unchanged_new_width_is_one_call(opened) -> None:
+    """The pulse buffer is constant, so under skip_unchanged its repetition frequency is fixed:
+    a new width only resends runSet (the legacy path also resends the frequency)."""
+    lib, ad2, _ = opened
+    ad2.skip_unchanged = True
+    ad2.awg_pulse(0, 2.0, 1e-5, baseline=0.5, hold=True)
+    mark = len(lib.calls)
+    ad2.awg_pulse(0, 2.0, 3e-5, baseline=0.5, hold=True)
+    assert lib.calls[mark:] == [
+        ("analogOut.runSet", (0, 3e-5)),
+        ("analogOut.configure", (0, 0)),
+    ]
+
+
+def test_skip_unchanged_never_applies_to_the_safety_paths(opened) -> None:
+    """awg_off, dio_release and close assume nothing: every call is sent again."""
+    lib, ad2, _ = opened
+    ad2.skip_unchanged = True
+    ad2.awg_off(0)
+    mark = len(lib.calls)
+    ad2.awg_off(0)
+    assert len(lib.calls) - mark == 5
+    ad2.dio_release()
+    mark = len(lib.calls)
+    ad2.dio_release()
+    assert [n for n, _ in lib.calls[mark:]] == ["digitalIO.outputSet", "digitalIO.outputEnableSet"]
+    mark = len(lib.calls)
+    ad2.close()
+    names = [n for n, _ in lib.calls[mark:]]
+    assert names.count("analogOut.nodeOffsetSet") == 2 and "digitalIO.outputSet" in names

@@ -40,7 +40,7 @@ from instruments.keithley6487 import (
     parse_readings,
 )
 from instruments.keithley6487_limits import CURRENT_LIMITS, snap_compliance
-from instruments.keithley6487_procedures import measure_at, sweep, sweep_points
+from instruments.keithley6487_procedures import measure_at, measure_burst, sweep, sweep_points
 from instruments.sweep_plan import cyclic_points, plan_segments
 
 LIMITS = SafetyLimits(max_voltage=8.0, max_compliance=2.5e-3)
@@ -475,6 +475,172 @@ def test_measure_at_refuses_25ma_above_10v_before_writing():
     with protocol([], limits=wide) as inst:
         with pytest.raises(ValueError, match="50/500 V range"):
             measure_at(inst, 15.0, compliance=25e-3)
+
+
+READ_ONLY_1V = MEASURE_1V[-3:]  # READ?, STAT:MEAS:COND?, SYST:ERR?
+
+
+def test_skip_unchanged_repeated_reads_send_only_the_queries():
+    """With skip_unchanged, a second measure_at at the same settings writes nothing: its
+    protocol is READ?, the VSC cross-check and the error check."""
+    with protocol([("SENS:CURR:NPLC 1", None), *MEASURE_1V, *READ_ONLY_1V]) as inst:
+        inst.skip_unchanged = True
+        measure_at(inst, 1.0, compliance=1e-4, nplc=1)
+        reading = measure_at(inst, 1.0, compliance=1e-4, nplc=1)
+    assert reading == Reading(current=1.234567e-7, voltage_source=1.0)
+    assert inst.skipped_writes == 6
+
+
+def test_skip_unchanged_writes_only_what_changed():
+    pairs = [
+        *MEASURE_1V,
+        ("SOUR:VOLT 2", None),  # the level changed; limit, operate, zero check, format did not
+        ("READ?", "+2.0E-07A,+2.000000E+00"),
+        ("STAT:MEAS:COND?", "0"),
+        ("SYST:ERR?", OK),
+        ("SOUR:VOLT:ILIM 0.0025", None),  # now the limit changed
+        ("READ?", "+2.0E-07A,+2.000000E+00"),
+        ("STAT:MEAS:COND?", "0"),
+        ("SYST:ERR?", OK),
+        ("SENS:CURR:NPLC 2", None),  # and the integration time
+        ("READ?", "+2.0E-07A,+2.000000E+00"),
+        ("STAT:MEAS:COND?", "0"),
+        ("SYST:ERR?", OK),
+    ]
+    with protocol(pairs) as inst:
+        inst.skip_unchanged = True
+        measure_at(inst, 1.0, compliance=1e-4)
+        measure_at(inst, 2.0, compliance=1e-4)
+        measure_at(inst, 2.0, compliance=2e-3)
+        measure_at(inst, 2.0, compliance=2e-3, nplc=2)
+
+
+def test_skip_unchanged_forgets_after_an_error_or_another_command():
+    """An error in the queue (some setting may have been refused) or a command that may change
+    settings (here ``*RST``) makes the next measure_at write every setting again."""
+    error = [
+        ("READ?", "+1.234567E-07A,+1.000000E+00"),
+        ("STAT:MEAS:COND?", "0"),
+        ("SYST:ERR?", '-222,"Parameter data out of range"'),
+        ("SYST:ERR?", OK),
+    ]
+    with protocol([*MEASURE_1V[:-3], *error, *MEASURE_1V, ("*RST", None), *MEASURE_1V]) as inst:
+        inst.skip_unchanged = True
+        with pytest.raises(InstrumentErrorQueue):
+            measure_at(inst, 1.0, compliance=1e-4)
+        measure_at(inst, 1.0, compliance=1e-4)
+        inst.reset()
+        measure_at(inst, 1.0, compliance=1e-4)
+
+
+def test_skip_unchanged_never_skips_operate_on_the_high_ranges():
+    """On 50/500 V the interlock may drop the source by itself: SOUR:VOLT:STAT ON is always
+    written there (and the interlock checked after it)."""
+    wide = SafetyLimits(max_voltage=20.0, max_compliance=2.5e-3)
+    operate = [
+        ("SOUR:VOLT:STAT ON", None),
+        ("SOUR:VOLT:INT:FAIL?", "0"),
+    ]
+    pairs = [
+        ("SOUR:VOLT:ILIM 0.0025", None),
+        ("SOUR:VOLT:RANG 50", None),
+        ("SYST:ERR?", OK),
+        *operate,
+        # the limit: not re-written, so no error check either (nothing was sent)
+        *operate,  # same value, still written
+    ]
+    with protocol(pairs, limits=wide) as inst:
+        inst.skip_unchanged = True
+        inst.source_voltage_range = 50
+        inst.source_enabled = True
+        inst.source_current_limit = 2.5e-3  # unchanged: skipped
+        inst.source_enabled = True
+
+
+def test_skip_unchanged_always_sends_source_off():
+    with protocol([("SOUR:VOLT:STAT OFF", None), ("SOUR:VOLT:STAT OFF", None)]) as inst:
+        inst.skip_unchanged = True
+        inst.source_off()
+        inst.source_off()
+
+
+def test_skip_unchanged_is_off_by_default():
+    with protocol([*MEASURE_1V, *MEASURE_1V]) as inst:
+        measure_at(inst, 1.0, compliance=1e-4)
+        measure_at(inst, 1.0, compliance=1e-4)
+    assert inst.skipped_writes == 0
+
+
+BURST_SETUP_1V = [
+    ("SOUR:VOLT:ILIM 0.00025", None),
+    ("SOUR:VOLT 1", None),
+    ("SOUR:VOLT:STAT ON", None),
+    ("SYST:ZCH OFF", None),
+    ("FORM:ELEM READ,VSO", None),
+    ("TRIG:COUN 3", None),
+    ("TRAC:POIN 3", None),
+]
+BURST_3 = [
+    ("TRAC:CLE", None),
+    ("TRAC:FEED SENS", None),
+    ("TRAC:FEED:CONT NEXT", None),
+    ("STAT:MEAS?", "0"),
+    ("INIT", None),
+    ("TRAC:DATA?", "+1.0E-07,+1.0E+00,+1.1E-07,+1.0E+00,+1.2E-07,+1.0E+00"),
+    ("STAT:MEAS?", "512"),  # BFL: the buffer filled
+    ("SYST:ERR?", OK),
+]
+
+
+def test_measure_burst_one_init_one_trac_data():
+    """n readings at one setting: the trigger model and the buffer (one INIT, one TRAC:DATA?),
+    as the Reference Manual's buffer example."""
+    with protocol([*BURST_SETUP_1V, *BURST_3]) as inst:
+        readings = measure_burst(inst, 1.0, 3, compliance=1e-4)
+    assert [r.current for r in readings] == pytest.approx([1.0e-7, 1.1e-7, 1.2e-7])
+    assert not any(r.compliance for r in readings)
+
+
+def test_measure_burst_repeated_with_skip_unchanged_is_seven_transactions():
+    repeat = [pair for pair in BURST_3 if pair[0] != "TRAC:FEED SENS"]
+    assert len(repeat) == 7
+    with protocol([*BURST_SETUP_1V, *BURST_3, *repeat]) as inst:
+        inst.skip_unchanged = True
+        measure_burst(inst, 1.0, 3, compliance=1e-4)
+        readings = measure_burst(inst, 1.0, 3, compliance=1e-4)
+    assert len(readings) == 3
+
+
+def test_measure_burst_then_measure_at_restores_one_trigger():
+    single = [("TRIG:COUN 1", None), *READ_ONLY_1V]  # every other setting unchanged
+    with protocol([*BURST_SETUP_1V, *BURST_3, *single]) as inst:
+        inst.skip_unchanged = True
+        measure_burst(inst, 1.0, 3, compliance=1e-4)
+        measure_at(inst, 1.0, compliance=1e-4)
+
+
+def test_measure_burst_flags_compliance_from_vsc():
+    pairs = [*BURST_SETUP_1V, *BURST_3]
+    pairs[len(BURST_SETUP_1V) + 6] = ("STAT:MEAS?", str(MEAS_VSC))
+    with protocol(pairs) as inst:
+        readings = measure_burst(inst, 1.0, 3, compliance=1e-4)
+    assert all(r.compliance for r in readings)
+    assert len(inst.compliance_disagreements) == 1
+
+
+def test_measure_burst_short_reply_is_garbled():
+    pairs = [*BURST_SETUP_1V, *BURST_3]
+    pairs[len(BURST_SETUP_1V) + 5] = ("TRAC:DATA?", "+1.0E-07,+1.0E+00")
+    with protocol(pairs) as inst:
+        with pytest.raises(GarbledReply, match="expected 3 readings"):
+            measure_burst(inst, 1.0, 3, compliance=1e-4)
+
+
+@pytest.mark.parametrize("n", [0, 2049, 2.0, True])
+def test_measure_burst_bad_count_writes_nothing(n):
+    with protocol([]) as inst:
+        with pytest.raises(ValueError):
+            measure_burst(inst, 1.0, n, compliance=1e-4)
 
 
 def in_compliance_1v(read: str, cond: int) -> list:

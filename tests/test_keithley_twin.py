@@ -21,7 +21,7 @@ from instruments.errors import (
     StopRequested,
 )
 from instruments.keithley6487 import MEAS_BFL, MEAS_INT, Keithley6487, parse_readings
-from instruments.keithley6487_procedures import measure_at, sweep, sweep_points
+from instruments.keithley6487_procedures import measure_at, measure_burst, sweep, sweep_points
 from instruments.sweep_plan import cyclic_points
 from sim_backends.faults import FaultPlan
 from sim_backends.keithley_twin import IDN, Keithley6487Twin, ResistorLoad
@@ -305,6 +305,22 @@ def test_driver_round_trip_measure_sweep_and_shutdown() -> None:
     assert t.commands[-2:] == ["SOUR:VOLT:STAT OFF", "SYST:ZCH ON"]
     assert not t.output_on
     assert max(abs(float(c.split()[1])) for c in t.commands if c.startswith("SOUR:VOLT ")) <= 8.0
+
+
+def test_burst_fills_the_buffer_like_the_manual_and_costs_its_readings() -> None:
+    """TRIG:COUN n + TRAC:FEED:CONT NEXT + INIT: n readings into the buffer (BFL once full),
+    TRAC:DATA? returns them all; the clock charges n × (1 PLC + the trigger loop's 1 ms)."""
+    t = twin(1e4)
+    k = Keithley6487(t, limits=LIMITS)
+    measure_at(k, 1.0, compliance=2.5e-4, nplc=1)
+    t0, n0 = t.clock.now(), len(t.commands)
+    readings = measure_burst(k, 1.0, 20, compliance=2.5e-4)
+    assert len(readings) == 20 and len(t.buffer) == 20 and t.feed_control == "NEV"
+    np.testing.assert_allclose([r.current for r in readings], 1e-4, rtol=1e-4)
+    assert t.commands[n0:].count("INIT") == 1 and t.commands[n0:].count("TRAC:DATA?") == 1
+    sent = len(t.commands) - n0
+    expected = sent * t.latency_s + 20 * (1 / 60 + t.step_overhead_s)
+    assert t.clock.now() - t0 == pytest.approx(expected, rel=1e-9)
 
 
 def test_driver_reports_compliance_through_vso() -> None:

@@ -96,7 +96,15 @@ def test_retention_runs_on_the_sim_bench_virtual_clock(tmp_path) -> None:
     the drift shows in the read, and nothing is simulated for the hour itself."""
     bench = tmp_path / "drift.toml"
     base = load_bench_config("sim").to_dict()
-    base["simulation"]["device"] = {"drift_nu": 0.06, "drift_nu_sigma": 0.0, "read_noise": 0.0}
+    # drift alone: no relaxation (the first read may come within relax_tau of the last pulse
+    # now that a pulse-and-read step takes tens of ms of bench time)
+    base["simulation"]["device"] = {
+        "drift_nu": 0.06,
+        "drift_nu_sigma": 0.0,
+        "read_noise": 0.0,
+        "relax_mean": 0.0,
+        "relax_sigma": 0.0,
+    }
     bench.write_text(toml_text(base))
     with Crossbar(open_backend(str(bench))) as xb:
         handles = sim_handles_of(xb.backend)

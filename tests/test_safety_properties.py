@@ -95,6 +95,18 @@ def _bench(v_max: float, compliance: float, v_read: float, pulses: str):
     return parse_bench_config(d, origin="hypothesis")
 
 
+def assert_break_before_make(stream: list[int], wiring) -> None:
+    """No CLK or LATCH rising edge while ENABLE stays high (the multiplexers would show a
+    half-shifted code), and the stream ends released (ENABLE low)."""
+    enable, prev = 1 << wiring.enable_pin, 0
+    for k, word in enumerate(stream):
+        for pin in (wiring.clk_pin, wiring.latch_pin):
+            rising = word >> pin & 1 and not prev >> pin & 1
+            assert not (rising and prev & enable and word & enable), (k, prev, word)
+        prev = word
+    assert not prev & enable
+
+
 def scpi_levels(commands: list[str]) -> list[tuple[str, float]]:
     """(header, value) of every voltage / current-limit setting in the 6487 command stream."""
     out = []
@@ -261,6 +273,10 @@ def test_random_requests_never_exceed_the_bench_limits(scenario, seed, applied, 
     # ... and what the bench actually applied
     assert all(abs(v) <= v_max * (1 + REL) for v in applied.smu), (max(applied.smu), v_max)
     assert all(abs(v) <= awg_limit for v in applied.awg), (max(applied.awg), v_max)
+    # ... and the switch matrix was break-before-make: on the pin stream the AD2 fake recorded
+    # (DigitalIO writes and every sample its pattern generator played), no CLK or LATCH rising
+    # edge while ENABLE was high
+    assert_break_before_make(h.dwf_library.dio_stream, cfg.wiring)
     # 3. every output off at the end
     assert not h.adapter.output_on
     assert h.sim_bench.awg == [0.0, 0.0]
@@ -283,6 +299,26 @@ def test_observers_see_real_traffic(applied) -> None:
     assert ("SOUR:VOLT:SWE:STOP", 1.5) in scpi and ("SOUR:VOLT", 5.5) in scpi
     assert ("SOUR:VOLT:ILIM", 0.00025) in scpi
     assert max(applied.smu) == pytest.approx(5.5) and max(applied.awg) == pytest.approx(3.0)
+
+
+def test_break_before_make_check_is_not_vacuous() -> None:
+    """The stream check sees the pattern generator's edges, and fails on a chain shifted with
+    ENABLE high."""
+    backend = open_backend("sim")
+    h = backend.sim_handles
+    w = backend.config.wiring
+    with Crossbar(backend) as xb:
+        xb.read_cell(2, 3)
+        xb.pulse(2, 3, 2.0, 1e-3, read_after=False)
+    stream = h.dwf_library.dio_stream
+    clk_edges = sum(
+        1 for a, b in zip(stream, stream[1:]) if b >> w.clk_pin & 1 and not a >> w.clk_pin & 1
+    )
+    assert clk_edges >= 3 * 80  # three routings: the read, its differential baseline, the pulse
+    assert_break_before_make(stream, w)
+    enable = 1 << w.enable_pin
+    with pytest.raises(AssertionError):
+        assert_break_before_make([enable, enable | 1 << w.clk_pin, 0], w)
 
 
 def test_refused_request_writes_nothing(refusals) -> None:

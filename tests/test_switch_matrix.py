@@ -18,6 +18,7 @@ from instruments.switch_matrix import (
     SwitchMatrix,
     SwitchWiring,
     cell_routing,
+    encode_patterns,
     encode_routing,
     release_words,
 )
@@ -114,14 +115,34 @@ UNSELECTED = {
 }
 
 
-@pytest.fixture
-def bench():
+def _open_bench(mode: str):
     wiring = SwitchWiring()
     sim = sim_for(wiring)
     lib = FakeDwfLibrary(on_dio=sim.on_word)
     ad2 = AnalogDiscovery2(lib, limits=LIMITS)
     ad2.open()
-    yield lib, ad2, SwitchMatrix(ad2, wiring), sim
+    return lib, ad2, SwitchMatrix(ad2, wiring, mode=mode), sim
+
+
+@pytest.fixture(params=["pattern", "legacy"])
+def bench(request):
+    """Both ways of loading the chain (the pattern generator; one DIO word per call)."""
+    lib, ad2, matrix, sim = _open_bench(request.param)
+    yield lib, ad2, matrix, sim
+    ad2.close()
+
+
+@pytest.fixture
+def legacy():
+    lib, ad2, matrix, sim = _open_bench("legacy")
+    yield lib, ad2, matrix, sim
+    ad2.close()
+
+
+@pytest.fixture
+def pattern():
+    lib, ad2, matrix, sim = _open_bench("pattern")
+    yield lib, ad2, matrix, sim
     ad2.close()
 
 
@@ -148,8 +169,8 @@ def test_select_cell_with_awg_and_tia(bench) -> None:
     assert sim.cols == [Bus.GND] * 9 + [Bus.TIA1]
 
 
-def test_route_writes_each_word_once_through_dio(bench) -> None:
-    lib, ad2, matrix, _ = bench
+def test_route_writes_each_word_once_through_dio(legacy) -> None:
+    lib, ad2, matrix, _ = legacy
     mark = len(lib.calls)
     rows = [Bus.AWG1, Bus.AWG2] + [Bus.GND] * 8
     cols = [Bus.TIA1, Bus.TIA2] + [Bus.FLOAT] * 8
@@ -182,8 +203,8 @@ def test_closing_the_ad2_releases_the_matrix(bench) -> None:
     assert not sim.enabled and set(sim.rows + sim.cols) == {Bus.FLOAT}
 
 
-def test_failed_route_releases_and_reraises(bench) -> None:
-    lib, _, matrix, sim = bench
+def test_failed_route_releases_and_reraises(legacy) -> None:
+    lib, _, matrix, sim = legacy
     matrix.select_cell(2, 2)
     lib.fail_after(40, sticky=False)  # dies in the middle of the shift sequence
     with pytest.raises(ConnectionLost):
@@ -255,3 +276,170 @@ def test_wiring_validation() -> None:
     assert SwitchWiring(4, 5, 6, 7).mask == 0xF0
     with pytest.raises(ValueError, match="selects no bus"):
         SwitchWiring().bus(12)
+
+
+# --------------------------------------------------------------------------------------------
+# pattern mode: the AD2's pattern generator loads the chain
+# --------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=wirings_and_routings())
+def test_patterns_shift_and_latch_the_routing(case) -> None:
+    """Played sample by sample (ENABLE held low, then raised), the three patterns leave the
+    independent shift-register model holding exactly the routing."""
+    wiring, rows, cols = case
+    patterns = encode_patterns(rows, cols, wiring)
+    assert set(patterns) == {wiring.data_pin, wiring.clk_pin, wiring.latch_pin}
+    assert {len(p) for p in patterns.values()} == {2 * wiring.n_bits + 3}
+    sim = sim_for(wiring)
+    for k in range(2 * wiring.n_bits + 3):
+        sim.on_word(sum(int(bits[k]) << pin for pin, bits in patterns.items()))
+        assert not sim.enabled
+    sim.on_word(1 << wiring.enable_pin)
+    assert sim_routing(sim, wiring) == Routing(tuple(rows), tuple(cols))
+    assert (sim.clock_edges, sim.latch_edges) == (wiring.n_bits, 1)
+
+
+def test_pattern_route_call_sequence(pattern) -> None:
+    """First routing: the pattern generator set up once; later ones five pydwf calls:
+    ENABLE low, DATA's pattern, play, Done, ENABLE high."""
+    lib, _, matrix, sim = pattern
+    mark = len(lib.calls)
+    matrix.select_cell(2, 3)
+    first = [n for n, _ in lib.calls[mark:]]
+    assert first == [
+        "digitalIO.outputSet",
+        "digitalIO.outputEnableSet",
+        "digitalOut.internalClockInfo",
+        "digitalOut.dataInfo",
+        *[
+            n
+            for _ in range(3)
+            for n in (
+                "digitalOut.enableSet",
+                "digitalOut.typeSet",
+                "digitalOut.idleSet",
+                "digitalOut.dividerSet",
+                "digitalOut.dataSet",
+            )
+        ],
+        "digitalOut.runSet",
+        "digitalOut.repeatSet",
+        "digitalOut.configure",
+        "digitalOut.status",
+        "digitalIO.outputSet",
+    ]
+    assert ("digitalOut.dividerSet", (0, 100)) in lib.calls[mark:]  # 100 MHz / 1 MHz
+    assert ("digitalOut.runSet", (163e-6,)) in lib.calls[mark:]  # 2·80 + 3 samples at 1 MHz
+    mark = len(lib.calls)
+    target = matrix.select_cell(7, 1, (Bus.BIAS_THIRD, Bus.BIAS_TWO_THIRDS))
+    data = encode_patterns(target.rows, target.cols, matrix.wiring)[0]
+    assert lib.calls[mark:] == [
+        ("digitalIO.outputSet", (0,)),
+        ("digitalOut.dataSet", (0, data, False)),
+        ("digitalOut.configure", (True,)),
+        ("digitalOut.status", ()),
+        ("digitalIO.outputSet", (0b1000,)),
+    ]
+    assert sim_routing(sim, matrix.wiring) == target == matrix.routing
+
+
+def test_unchanged_routing_is_not_rewritten(pattern) -> None:
+    lib, ad2, matrix, sim = pattern
+    matrix.select_cell(4, 4)
+    mark = len(lib.calls)
+    assert matrix.select_cell(4, 4) == matrix.routing
+    assert lib.calls[mark:] == []
+    assert matrix.counts == {"routes": 2, "written": 1}
+    ad2.dio_write(0, 0b1111)  # someone else touched the pins: the routing is rewritten
+    matrix.select_cell(4, 4)
+    # ENABLE low, play, Done, ENABLE high (DATA's pattern is already uploaded)
+    assert len(lib.calls) - mark == 1 + 4 and sim.enabled
+    matrix.release()  # released: the next identical routing is written again
+    mark = len(lib.calls)
+    matrix.select_cell(4, 4)
+    assert [n for n, _ in lib.calls[mark:]] == [
+        "digitalIO.outputSet",
+        "digitalOut.configure",
+        "digitalOut.status",
+        "digitalIO.outputSet",
+    ]
+
+
+def test_legacy_routing_is_always_written(legacy) -> None:
+    lib, _, matrix, _ = legacy
+    matrix.select_cell(4, 4)
+    mark = len(lib.calls)
+    matrix.select_cell(4, 4)
+    assert len(lib.calls) - mark == 1 + 2 * 80 + 4
+
+
+def test_failed_pattern_route_releases_and_reraises(pattern) -> None:
+    lib, _, matrix, sim = pattern
+    matrix.select_cell(2, 2)
+    lib.fail_after(2, sticky=False)  # the DATA upload fails
+    with pytest.raises(ConnectionLost):
+        matrix.select_cell(5, 5, (Bus.BIAS_HALF, Bus.BIAS_HALF))
+    assert lib.calls[-1] == ("digitalIO.outputSet", (0,))
+    assert not sim.enabled and matrix.routing == Routing.released(matrix.wiring)
+    mark = len(lib.calls)  # the pattern generator's state is unknown: set up again
+    matrix.select_cell(5, 5)
+    assert ("digitalOut.enableSet", (0, True)) in lib.calls[mark:] and sim.enabled
+
+
+def test_pattern_release_on_close_returns_pins_to_digital_io(pattern) -> None:
+    lib, ad2, matrix, sim = pattern
+    matrix.select_cell(1, 1)
+    ad2.close()
+    names = [n for n, _ in lib.calls]
+    i = names.index("digitalOut.reset")
+    assert names[i - 2 : i] == ["digitalIO.outputSet", "digitalIO.outputEnableSet"]
+    assert lib.dio_stream[-1] == 0 and not sim.enabled
+    assert lib.device.digitalOut.owned_mask == 0
+
+
+ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("cell"),
+            st.integers(0, 9),
+            st.integers(0, 9),
+            st.sampled_from(list(UNSELECTED.values())),
+        ),
+        st.tuples(st.just("release")),
+        st.tuples(st.just("dio"), st.integers(0, 15)),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(actions=ACTIONS)
+def test_break_before_make_holds_on_the_recorded_dio_stream(actions) -> None:
+    """On the fake's recorded pin stream (DigitalIO writes and every sample the pattern
+    generator plays): no CLK or LATCH rising edge while ENABLE is high, and whenever ENABLE is
+    high the multiplexers show a whole routing the matrix was asked for."""
+    lib, ad2, matrix, _ = _open_bench("pattern")
+    w = matrix.wiring
+    asked: list[Routing] = []
+    for action in actions:
+        if action[0] == "cell":
+            asked.append(matrix.select_cell(action[1], action[2], action[3]))
+        elif action[0] == "release":
+            matrix.release()
+        else:
+            ad2.dio_write(action[1] & ~(1 << w.enable_pin), w.mask)  # pins moved elsewhere
+    ad2.close()
+    sim, prev = sim_for(w), 0
+    for word in lib.dio_stream:
+        enabled_before = bool(prev >> w.enable_pin & 1)
+        for pin in (w.clk_pin, w.latch_pin):
+            rising = word >> pin & 1 and not prev >> pin & 1
+            assert not (rising and enabled_before and word >> w.enable_pin & 1)
+        sim.on_word(word)
+        if sim.enabled:
+            assert sim_routing(sim, w) in asked
+        prev = word
+    assert not sim.enabled
