@@ -10,32 +10,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_deploy
 from test_inference_hardware_model import make_profile
 
 from crossbar.config import load_bench_config
 from crossbar.core import Crossbar
 from crossbar.fault_placement import choose_slots
 from crossbar.mapping import MappingError, map_weights
-from inference.data import make_moons_dataset
 from inference.deploy import DeployOptions, place_model, run_on_crossbar
 from inference.finetune import finetune_layers
-from inference.models import MOONS_SIZES
 from inference.storage import save_model
-from inference.training import train_erm
 from lab import open_backend
 from xbar.cli import main
 
+moons, erm = test_deploy.moons, test_deploy.erm  # fixtures: the two moons and their ERM network
 LOOP_OFF = {"fault_aware": False, "chip_in_loop": False, "drift_compensation": False}
-
-
-@pytest.fixture(scope="module")
-def moons():
-    return make_moons_dataset(seed=0)
-
-
-@pytest.fixture(scope="module")
-def erm(moons):
-    return train_erm(moons, MOONS_SIZES, seed=0)
 
 
 def _bench(profile: str, seed: int, kind: str = "physics", **device: float):
@@ -176,27 +165,20 @@ def test_fault_aware_never_uses_a_stuck_cell_of_the_bench(erm, moons) -> None:
     assert r.hardware_accuracy >= 0.8
 
 
-def test_fault_aware_needs_a_profile_of_this_array(erm, moons) -> None:
-    with Crossbar(_bench("optimized", 0)) as xb:
-        with pytest.raises(ValueError, match="needs the array's deployment profile"):
-            run_on_crossbar(
-                xb,
-                erm,
-                moons.x_test[:5],
-                moons.y_test[:5],
-                x_train=moons.x_train,
-                options=DeployOptions(fault_aware=True),
-            )
-        small = make_profile(shape=(8, 8))
-        with pytest.raises(ValueError, match="8x8 array but the crossbar is 10x10"):
-            run_on_crossbar(
-                xb,
-                erm,
-                moons.x_test[:5],
-                moons.y_test[:5],
-                x_train=moons.x_train,
-                options=DeployOptions(fault_aware=True, profile=small),
-            )
+@pytest.mark.parametrize(
+    ("profile_shape", "message"),
+    [
+        (None, "needs the array's deployment profile"),
+        ((8, 8), "8x8 array but the crossbar is 10x10"),
+    ],
+)
+def test_fault_aware_needs_a_profile_of_this_array(erm, moons, profile_shape, message) -> None:
+    profile = None if profile_shape is None else make_profile(shape=profile_shape)
+    opts = DeployOptions(fault_aware=True, profile=profile)
+    with Crossbar(_bench("optimized", 0)) as xb, pytest.raises(ValueError, match=message):
+        run_on_crossbar(xb, erm, moons.x_test[:5], moons.y_test[:5], x_train=moons.x_train,
+                        options=opts)  # fmt: skip
+    assert xb.now() == 0.0  # refused before any bench operation
 
 
 def test_a_network_that_does_not_fit_around_the_stuck_cells(erm, moons) -> None:
