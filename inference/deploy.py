@@ -30,7 +30,10 @@ The deployment loop (each step off by default, switched on in :class:`DeployOpti
   layer 1 is programmed, its outputs on ``loop_points`` training inputs are measured through the
   crossbar, the later layers are fine-tuned in software (torch, ``finetune_steps`` of Adam on
   the cross-entropy) on those measured activations and the next layer is mapped (its input range
-  re-calibrated on them) and programmed; and so on.
+  re-calibrated on them) and programmed; and so on. After the last layer (``readout_calibration``)
+  its outputs on the same points are measured and a digital gain and offset per class are fitted
+  to the labels (the last layer's own programming errors cannot be fine-tuned away); they are
+  applied to the hardware logits.
 * ``drift_compensation``: right after a layer is programmed, a reference is read through it
   (:func:`reference_read`: by default each row of its block alone at ``v_read_max``, the sum of
   ``|I⁺ − I⁻|`` — the realised weights' scale); right before the test MVMs it is read again and
@@ -95,6 +98,9 @@ class DeployOptions:
     loop_points: int = 300
     finetune_steps: int = 300
     finetune_lr: float = 0.01
+    #: chip-in-the-loop: after the last layer, fit a digital gain and offset per class to the
+    #: measured outputs of the training points (the last layer's own errors are not fine-tuned)
+    readout_calibration: bool = True
     #: drift compensation: the reference ("differential": Σ|I⁺ − I⁻| of each row alone;
     #: "total": Σ column currents of every row at once, as the noise model) and its repeats
     reference: str = "differential"
@@ -448,6 +454,9 @@ def run_on_crossbar(
     out_hw, applied = crossbar_outputs(
         crossbar, placement, x_test, trained.activation, o, progress, gains
     )
+    readout = loop.get("chip_in_loop", {}).get("readout")
+    if readout is not None:
+        out_hw = out_hw * np.asarray(readout["gain"]) + np.asarray(readout["offset"])
     e, ops = energy_per_mvm(applied, g_map, placement, o.t_read)
     eff = ops / e / 1e9 if e > 0 else math.inf  # GOPS/W = ops per nJ
     pred_sw = out_sw.argmax(axis=1)
@@ -515,7 +524,7 @@ def _progressive(
     the achieved map (S), the programming summary, the drift references and what was done."""
     from crossbar.mapping import map_weights
 
-    from .finetune import finetune_layers
+    from .finetune import finetune_layers, fit_readout
 
     x = np.asarray(x_train, dtype=float)
     y = np.asarray(y_train).astype(int)
@@ -560,9 +569,13 @@ def _progressive(
         if o.drift_compensation:
             refs0.append(reference_read(crossbar, placement, i, o))
         check()
-        if i < n_layers - 1:
+        if i < n_layers - 1 or o.readout_calibration:
             h, _ = layer_outputs(crossbar, placement, i, h, o, progress)
+        if i < n_layers - 1:
             h = _activation(h, trained.activation)
+        elif o.readout_calibration:
+            gain, offset, stats = fit_readout(h, ys)
+            info["readout"] = {"gain": gain.tolist(), "offset": offset.tolist(), **stats}
     merged = ProgramReport(
         shape=crossbar.shape,
         targets=placement.full_map(),

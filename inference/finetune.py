@@ -16,7 +16,7 @@ import torch
 
 from calibration.grid_bo import torch_threads
 
-__all__ = ["finetune_layers"]
+__all__ = ["finetune_layers", "fit_readout"]
 
 Layer = tuple[np.ndarray, np.ndarray]
 
@@ -82,3 +82,46 @@ def finetune_layers(
         "accuracy_before": acc0,
         "accuracy_after": acc1,
     }
+
+
+def fit_readout(
+    z: np.ndarray, y: np.ndarray, *, steps: int = 300, lr: float = 0.05
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Digital read-out calibration of measured logits ``z`` (n, classes): a gain and an offset
+    per class, ``z' = gain·z + offset``, fitted to the labels ``y`` (cross-entropy, Adam from
+    gain 1, offset 0). Returns (gain, offset, figures before/after as :func:`finetune_layers`)."""
+    with torch_threads(1):
+        x = torch.as_tensor(np.asarray(z, dtype=np.float64))
+        t = torch.as_tensor(np.asarray(y, dtype=np.int64))
+        scale = float(x.abs().max().clamp(min=1e-12))  # fit in units of the largest logit
+        g = torch.ones(x.shape[1], dtype=torch.float64, requires_grad=True)
+        c = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+
+        def logits() -> torch.Tensor:
+            return (g * x + c * scale) / scale * 4.0
+
+        def figures() -> tuple[float, float]:
+            with torch.no_grad():
+                out = logits()
+                ce = float(torch.nn.functional.cross_entropy(out, t))
+                return ce, float((out.argmax(dim=1) == t).double().mean())
+
+        ce0, acc0 = figures()
+        opt = torch.optim.Adam([g, c], lr=lr)
+        for _ in range(int(steps)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(logits(), t).backward()
+            opt.step()
+        ce1, acc1 = figures()
+    gain = g.detach().numpy().copy()
+    offset = c.detach().numpy().copy() * scale
+    return (
+        gain,
+        offset,
+        {
+            "loss_before": ce0,
+            "loss_after": ce1,
+            "accuracy_before": acc0,
+            "accuracy_after": acc1,
+        },
+    )

@@ -267,6 +267,7 @@ def test_chip_in_loop_raises_the_hardware_accuracy_on_typical(erm, moons) -> Non
                                     options=DeployOptions(chip_in_loop=loop))  # fmt: skip
             acc[loop] = r.hardware_accuracy
         gain.append(acc[True] - acc[False])
+    print(gain)
     assert np.mean(gain) > 0.02, gain
 
 
