@@ -18,7 +18,7 @@ from crossbar.core import Crossbar
 from crossbar.fault_placement import choose_slots
 from crossbar.mapping import MappingError, map_weights
 from inference.deploy import DeployOptions, place_model, run_on_crossbar
-from inference.finetune import finetune_layers
+from inference.finetune import finetune_layers, fit_readout
 from inference.storage import save_model
 from lab import open_backend
 from xbar.cli import main
@@ -235,6 +235,19 @@ def test_finetune_fits_the_measured_activations() -> None:
     assert np.array_equal(same[0], w) and s0["loss_after"] == s0["loss_before"]
 
 
+def test_readout_calibration_undoes_a_gain_and_offset_error() -> None:
+    """Logits of a good classifier seen through a per-class gain and offset error (class 1
+    boosted): the fitted read-out restores the accuracy."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(400, 2))
+    y = z.argmax(axis=1)
+    bad = z * np.array([0.5, 2.0]) + np.array([0.0, 1.5])
+    gain, offset, stats = fit_readout(bad, y)
+    assert stats["accuracy_before"] < 0.75
+    assert stats["accuracy_after"] >= 0.97
+    assert np.mean((bad * gain + offset).argmax(axis=1) == y) == stats["accuracy_after"]
+
+
 def test_chip_in_loop_programs_layer_by_layer_and_fine_tunes(erm, moons) -> None:
     x, y = moons.x_test[:100], moons.y_test[:100]
     opts = DeployOptions(chip_in_loop=True, loop_points=200, finetune_steps=200)
@@ -246,6 +259,8 @@ def test_chip_in_loop_programs_layer_by_layer_and_fine_tunes(erm, moons) -> None
     (layer2,) = info["layers"]
     assert layer2["layer"] == 2
     assert layer2["loss_after"] < layer2["loss_before"]
+    readout = info["readout"]
+    assert len(readout["gain"]) == 2 and readout["loss_after"] <= readout["loss_before"]
     assert r.programming["cells"] == 54
     # layer 2 was re-mapped on the measured hidden activations: other weights than software's
     assert r.placement[1]["k"] != place_model(erm, moons.x_train, (10, 10)).layers[1].k
@@ -255,8 +270,9 @@ def test_chip_in_loop_programs_layer_by_layer_and_fine_tunes(erm, moons) -> None
 
 @pytest.mark.slow
 def test_chip_in_loop_raises_the_hardware_accuracy_on_typical(erm, moons) -> None:
-    """Over bench seeds 0–5 of the typical array (physics), progressive programming with
-    fine-tuning beats one-shot programming on average, paired by seed."""
+    """Over bench seeds 0–5 of the typical array (physics, ERM, 200 test points), progressive
+    programming with fine-tuning and the read-out calibration beats one-shot programming,
+    paired by seed."""
     x, y = moons.x_test[:200], moons.y_test[:200]
     gain = []
     for seed in range(6):
@@ -267,8 +283,9 @@ def test_chip_in_loop_raises_the_hardware_accuracy_on_typical(erm, moons) -> Non
                                     options=DeployOptions(chip_in_loop=loop))  # fmt: skip
             acc[loop] = r.hardware_accuracy
         gain.append(acc[True] - acc[False])
-    print(gain)
-    assert np.mean(gain) > 0.02, gain
+    # measured: +27, +30.5, +26.5, +34, +23.5, -0.5 points
+    assert np.mean(gain) > 0.15, gain
+    assert min(gain) > -0.05, gain
 
 
 # -- drift compensation ---------------------------------------------------------------------------
