@@ -330,3 +330,37 @@ def test_result_json_reports_placement_and_loop(erm, moons, tmp_path: Path) -> N
     assert doc["loop"]["drift_compensation"]["gains"] == pytest.approx([1.0, 1.0], abs=0.02)
     assert doc["placement"][0]["reason"].startswith("default")
     assert doc["placement"][1]["g_max"] == 20e-6
+
+
+# -- the study runs the loop ----------------------------------------------------------------------
+
+
+def test_study_switches_the_loop_steps_on(tmp_path: Path) -> None:
+    """``xbar study`` with the loop 'none' and 'full' on one physics bench (typical, seed 6,
+    its stuck map given as the deployment profile): the full loop programs other cells (around
+    the stuck ones, layer by layer) and is at least as accurate here."""
+    from crossbar.config import builtin_bench_path
+    from xbar.study import StudySpec, run_study
+
+    toml = tmp_path / "phys.toml"
+    text = Path(builtin_bench_path("sim")).read_text()
+    toml.write_text(text.replace('backend = "twins"', 'backend = "physics"'))
+    backend = _bench("typical", 6)
+    profile = _profile_with_stuck(_true_stuck(backend)).save(tmp_path / "device.json")
+    spec = StudySpec(
+        bench=str(toml),
+        profile="typical",
+        methods=("erm",),
+        configs=((), ("fault-aware", "chip-in-loop", "drift-compensation")),
+        bench_seeds=(6,),
+        train_seeds=(0,),
+        test_points=100,
+        characterise=str(profile),
+        workers=1,
+    )
+    result = run_study(spec)
+    none, full = sorted(result.runs, key=lambda r: len(r["loop"]))
+    assert none["loop"] == [] and len(full["loop"]) == 3
+    assert none["software"] == full["software"]
+    assert full["hardware"] >= none["hardware"]
+    assert full["programming"]["cells"] == none["programming"]["cells"] == 54
