@@ -35,7 +35,10 @@ difference.
 
 **Placement.** The layers of a network share the one array on *disjoint row ranges* (columns may
 overlap because the rows of the other layers are held at 0 V while one layer computes).
-:class:`NetworkPlacement` checks the fit and explains a failure. Unused cells are parked at
+:class:`NetworkPlacement` checks the fit and explains a failure. A layer may also sit on any chosen
+rows and columns, in any order (``rows=[…]``, ``cols=[…]`` of :func:`map_weights`; ``slots`` of
+:func:`place_network`), e.g. around stuck cells (:mod:`crossbar.fault_placement`); the algebra
+is the same. Unused cells are parked at
 ``g_min`` by :meth:`NetworkPlacement.full_map` (the least conductive programmable state, which
 minimises sneak currents and the energy of the MVMs; any other parking value can be passed).
 """
