@@ -29,8 +29,11 @@ The deployment loop (each step off by default, switched on in :class:`DeployOpti
 * ``chip_in_loop`` (needs ``y_train``): progressive programming (NeuRRAM; Yao et al. 2020):
   layer 1 is programmed, its outputs on ``loop_points`` training inputs are measured through the
   crossbar, the later layers are fine-tuned in software (torch, ``finetune_steps`` of Adam on
-  the cross-entropy) on those measured activations and the next layer is mapped (its input range
-  re-calibrated on them) and programmed; and so on. After the last layer (``readout_calibration``)
+  the cross-entropy) on those measured activations (clipped to the layer's trained input range, as its
+  row voltages will be; ``loop_range="measured"`` re-calibrates the range on them instead) and
+  the next layer is mapped and programmed; and so on. Physics bench, ERM, 200 test points,
+  hardware accuracy without / with chip in the loop ("trained" range; "measured"), bench seeds
+  0–5 of ``typical``: 0.57 / 0.85 (0.80); seeds 0–4 of ``paper``: 0.70 / 0.77 (0.65). After the last layer (``readout_calibration``)
   its outputs on the same points are measured and a digital gain and offset per class are fitted
   to the labels (the last layer's own programming errors cannot be fine-tuned away); they are
   applied to the hardware logits.
@@ -101,6 +104,10 @@ class DeployOptions:
     #: chip-in-the-loop: after the last layer, fit a digital gain and offset per class to the
     #: measured outputs of the training points (the last layer's own errors are not fine-tuned)
     readout_calibration: bool = True
+    #: chip-in-the-loop: the next layer's input range: "measured" (max |activation| measured
+    #: through the programmed layers) or "trained" (the software range; measured activations
+    #: beyond it are clipped, as the row voltages will be)
+    loop_range: str = "trained"
     #: drift compensation: the reference ("differential": Σ|I⁺ − I⁻| of each row alone;
     #: "total": Σ column currents of every row at once, as the noise model) and its repeats
     reference: str = "differential"
@@ -540,10 +547,19 @@ def _progressive(
     h = xs
     for i in range(n_layers):
         if i > 0:
+            old = placement.layers[i]
+            if o.loop_range == "trained":  # keep the layer's range; fine-tune on what it will see
+                x_max = o.v_read_max / old.input_scale
+                h = np.clip(h, -x_max, x_max)
+            elif o.loop_range == "measured":
+                x_max = float(max(np.max(np.abs(h)), 1e-12))
+            else:
+                raise ValueError(
+                    f"loop_range must be 'measured' or 'trained', got {o.loop_range!r}"
+                )
             layers[i:], stats = finetune_layers(
                 layers[i:], h, ys, trained.activation, steps=o.finetune_steps, lr=o.finetune_lr
             )
-            old = placement.layers[i]
             w, b = layers[i]
             new = map_weights(
                 w,
@@ -553,7 +569,7 @@ def _progressive(
                 rows=old.row_start if old.contiguous else list(old.rows),
                 cols=old.col_start if old.contiguous else list(old.cols),
                 v_bias=old.v_bias,
-                x_max=float(max(np.max(np.abs(h)), 1e-12)),
+                x_max=x_max,
                 v_read_max=o.v_read_max,
             )
             placement = placement.with_layer(i, new)
