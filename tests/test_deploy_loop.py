@@ -266,6 +266,9 @@ def test_chip_in_loop_programs_layer_by_layer_and_fine_tunes(erm, moons) -> None
     assert r.placement[1]["k"] != place_model(erm, moons.x_train, (10, 10)).layers[1].k
     with Crossbar(_bench("typical", 1)) as xb, pytest.raises(ValueError, match="y_train"):
         run_on_crossbar(xb, erm, x, y, x_train=moons.x_train, options=opts)
+    bad = dataclasses.replace(opts, loop_range="batch")
+    with Crossbar(_bench("typical", 1)) as xb, pytest.raises(ValueError, match="loop_range"):
+        run_on_crossbar(xb, erm, x, y, x_train=moons.x_train, y_train=moons.y_train, options=bad)
 
 
 @pytest.mark.slow
@@ -283,9 +286,9 @@ def test_chip_in_loop_raises_the_hardware_accuracy_on_typical(erm, moons) -> Non
                                     options=DeployOptions(chip_in_loop=loop))  # fmt: skip
             acc[loop] = r.hardware_accuracy
         gain.append(acc[True] - acc[False])
-    # measured: +27, +30.5, +26.5, +34, +23.5, -0.5 points
+    # measured: +36, +31, +26, +28, +41.5, +8 points
     assert np.mean(gain) > 0.15, gain
-    assert min(gain) > -0.05, gain
+    assert min(gain) > 0.0, gain
 
 
 # -- drift compensation ---------------------------------------------------------------------------
