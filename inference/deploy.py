@@ -409,6 +409,8 @@ def run_on_crossbar(
         raise ValueError(f"settle must be a time >= 0 s, got {settle}")
     if o.chip_in_loop and y_train is None:
         raise ValueError("chip-in-the-loop fine-tuning needs y_train (the training labels)")
+    if o.loop_range not in ("measured", "trained"):
+        raise ValueError(f"loop_range must be 'measured' or 'trained', got {o.loop_range!r}")
     if o.chip_in_loop and not program:
         raise ValueError("chip-in-the-loop programs the layers one by one: it needs program=True")
     t0 = crossbar.now()
