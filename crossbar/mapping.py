@@ -35,7 +35,10 @@ difference.
 
 **Placement.** The layers of a network share the one array on *disjoint row ranges* (columns may
 overlap because the rows of the other layers are held at 0 V while one layer computes).
-:class:`NetworkPlacement` checks the fit and explains a failure. Unused cells are parked at
+:class:`NetworkPlacement` checks the fit and explains a failure. A layer may also sit on any chosen
+rows and columns, in any order (``rows=[…]``, ``cols=[…]`` of :func:`map_weights`; ``slots`` of
+:func:`place_network`), e.g. around stuck cells (:mod:`crossbar.fault_placement`); the algebra
+is the same. Unused cells are parked at
 ``g_min`` by :meth:`NetworkPlacement.full_map` (the least conductive programmable state, which
 minimises sneak currents and the energy of the MVMs; any other parking value can be passed).
 """
@@ -84,6 +87,10 @@ class LayerMapping:
         row_start: first array row (inputs at row_start … row_start+in−1, then the bias row).
         col_start: first array column (output j at col_start+2j (G⁺) and col_start+2j+1 (G⁻)).
         targets: target conductances of the block, (n_rows, 2·out), S.
+        row_index: the array rows of the block when they are not ``row_start …`` in order (inputs
+            then the bias row), e.g. chosen around stuck cells; None: contiguous.
+        col_index: the array columns likewise (output j on ``col_index[2j]`` (G⁺) and
+            ``col_index[2j+1]`` (G⁻)); None: contiguous.
     """
 
     weights: np.ndarray
@@ -96,6 +103,8 @@ class LayerMapping:
     row_start: int
     col_start: int
     targets: np.ndarray = field(repr=False)
+    row_index: tuple[int, ...] | None = None
+    col_index: tuple[int, ...] | None = None
 
     @property
     def n_in(self) -> int:
@@ -123,19 +132,32 @@ class LayerMapping:
         return 2 * self.n_out
 
     @property
-    def rows(self) -> range:
+    def rows(self) -> Sequence[int]:
         """Array rows used (inputs, then the bias row)."""
+        if self.row_index is not None:
+            return self.row_index
         return range(self.row_start, self.row_start + self.n_rows)
 
     @property
-    def cols(self) -> range:
-        """Array columns used."""
+    def cols(self) -> Sequence[int]:
+        """Array columns used (G⁺ and G⁻ of output 0, then of output 1, …)."""
+        if self.col_index is not None:
+            return self.col_index
         return range(self.col_start, self.col_start + self.n_cols)
+
+    @property
+    def contiguous(self) -> bool:
+        """True when the block is one rectangle ``row_start…`` × ``col_start…`` in order."""
+        return self.row_index is None and self.col_index is None
 
     @property
     def bias_row(self) -> int | None:
         """Array row of the bias, or None."""
-        return self.row_start + self.n_in if self.has_bias else None
+        return int(self.rows[self.n_in]) if self.has_bias else None
+
+    def block(self, array: np.ndarray) -> np.ndarray:
+        """The layer's cells (n_rows, n_cols) of a (rows, cols) array, in block order."""
+        return np.asarray(array)[np.ix_(list(self.rows), list(self.cols))]
 
     def effective_weights(self, g_block: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(W, b) realised by a measured conductance block (n_rows, 2·out) S — the inverse map:
@@ -169,14 +191,14 @@ class LayerMapping:
         v_in = np.atleast_2d(np.asarray(v_inputs, dtype=float))
         if v_in.shape[1] != self.n_in:
             raise MappingError(f"layer expects {self.n_in} inputs, got {v_in.shape[1]}")
-        if self.row_start + self.n_rows > n_rows_array:
+        if max(self.rows) >= n_rows_array:
             raise MappingError(
-                f"layer rows {self.row_start}–{self.row_start + self.n_rows - 1} do not fit an "
+                f"layer rows {min(self.rows)}–{max(self.rows)} do not fit an "
                 f"array of {n_rows_array} rows"
             )
         s = self.input_scale if input_scale is None else float(input_scale)
         out = np.zeros((v_in.shape[0], n_rows_array))
-        out[:, self.row_start : self.row_start + self.n_in] = v_in
+        out[:, list(self.rows[: self.n_in])] = v_in
         if self.has_bias:
             vb = self.v_bias * s / self.input_scale
             limit = max(self.v_bias, V_READ_MAX) if v_read_max is None else float(v_read_max)
@@ -200,8 +222,8 @@ def map_weights(
     *,
     g_min: float,
     g_max: float,
-    rows: slice | range | int = 0,
-    cols: int = 0,
+    rows: slice | range | int | list[int] | tuple[int, ...] = 0,
+    cols: int | list[int] | tuple[int, ...] = 0,
     v_bias: float = 0.2,
     x_max: float = 1.0,
     v_read_max: float = V_READ_MAX,
@@ -213,8 +235,10 @@ def map_weights(
         bias: b, (out,), or None for no bias row.
         g_min, g_max: programmable window, S.
         rows: placement of the layer's rows: a start row, or a range/slice whose length must be
-            in + 1 (in without bias).
-        cols: first column (two per output).
+            in + 1 (in without bias), or a list/tuple of that many array rows in any order
+            (inputs, then the bias row; e.g. chosen around stuck cells).
+        cols: first column (two per output), or a list/tuple of 2·out array columns (G⁺ and G⁻
+            of output 0, then of output 1, …).
         v_bias: voltage of the bias row at the reference input scale, V (0 < v_bias ≤ v_read_max).
         x_max: calibration range of the inputs, max|x| expected; the reference input scale is
             ``s_x = v_read_max / x_max`` V per unit.
@@ -244,9 +268,28 @@ def map_weights(
         raise MappingError(f"x_max must be > 0, got {x_max:g}")
     s_x = v_read_max / x_max
     n_rows = n_in + (1 if b is not None else 0)
-    start = _row_start(rows, n_rows, n_in, b is not None)
-    if cols < 0:
-        raise MappingError(f"column start must be ≥ 0, got {cols}")
+    row_index = col_index = None
+    if isinstance(rows, (list, tuple)):
+        row_index = tuple(int(r) for r in rows)
+        if len(row_index) != n_rows:
+            raise MappingError(
+                f"the layer needs {n_rows} rows; the given rows {rows} hold {len(rows)}"
+            )
+        start = min(row_index)
+    else:
+        start = _row_start(rows, n_rows, n_in, b is not None)
+    if isinstance(cols, (list, tuple)):
+        col_index = tuple(int(c) for c in cols)
+        if len(col_index) != 2 * n_out:
+            raise MappingError(
+                f"the layer needs {2 * n_out} columns (2 per output); the given columns {cols} "
+                f"hold {len(cols)}"
+            )
+        c0 = min(col_index)
+    else:
+        c0 = int(cols)
+    if start < 0 or c0 < 0:
+        raise MappingError(f"rows and columns must be ≥ 0, got row {start}, column {c0}")
 
     # Conductance-equivalent weights: input rows carry W^T, the bias row b·s_x/v_bias.
     weq = w.T
@@ -270,8 +313,10 @@ def map_weights(
         input_scale=float(s_x),
         v_bias=float(v_bias),
         row_start=start,
-        col_start=int(cols),
+        col_start=c0,
         targets=targets,
+        row_index=row_index,
+        col_index=col_index,
     )
 
 
@@ -326,14 +371,14 @@ def currents_to_outputs(
     ``input_scale`` is the s_x the inputs were driven with (default: the mapping's reference).
     """
     i = np.atleast_2d(np.asarray(col_currents, dtype=float))
-    c0 = mapping.col_start
-    if i.shape[1] == mapping.n_cols and c0 + mapping.n_cols > i.shape[1]:
-        c0 = 0
-    if c0 + mapping.n_cols > i.shape[1]:
+    cols = list(mapping.cols)
+    if i.shape[1] == mapping.n_cols and max(cols) >= i.shape[1]:
+        cols = list(range(mapping.n_cols))
+    if max(cols) >= i.shape[1]:
         raise MappingError(
-            f"layer uses columns {c0}–{c0 + mapping.n_cols - 1}; currents have {i.shape[1]}"
+            f"layer uses columns {min(cols)}–{max(cols)}; currents have {i.shape[1]}"
         )
-    block = i[:, c0 : c0 + mapping.n_cols]
+    block = i[:, cols]
     s = mapping.input_scale if input_scale is None else float(input_scale)
     return mapping.k * (block[:, 0::2] - block[:, 1::2]) / s
 
@@ -361,17 +406,28 @@ class NetworkPlacement:
         value = self.g_min if park is None else float(park)
         out = np.full(self.shape, value)
         for m in self.layers:
-            out[m.row_start : m.row_start + m.n_rows, m.col_start : m.col_start + m.n_cols] = (
-                m.targets
-            )
+            out[np.ix_(list(m.rows), list(m.cols))] = m.targets
         return out
 
     def used_mask(self) -> np.ndarray:
         """(rows, cols) bool, True on cells that belong to a layer."""
         mask = np.zeros(self.shape, dtype=bool)
         for m in self.layers:
-            mask[m.row_start : m.row_start + m.n_rows, m.col_start : m.col_start + m.n_cols] = True
+            mask[np.ix_(list(m.rows), list(m.cols))] = True
         return mask
+
+    def layer_mask(self, layer: int) -> np.ndarray:
+        """(rows, cols) bool, True on the cells of ``layer`` (0-based)."""
+        m = self.layers[layer]
+        mask = np.zeros(self.shape, dtype=bool)
+        mask[np.ix_(list(m.rows), list(m.cols))] = True
+        return mask
+
+    def with_layer(self, layer: int, mapping: LayerMapping) -> NetworkPlacement:
+        """A copy with ``layer`` (0-based) replaced by ``mapping`` (checked)."""
+        layers = list(self.layers)
+        layers[layer] = mapping
+        return NetworkPlacement(shape=self.shape, layers=tuple(layers))
 
     def row_voltages(
         self, layer: int, v_inputs: np.ndarray, *, input_scale: float | None = None
@@ -392,6 +448,9 @@ def validate_placement(shape: tuple[int, int], layers: Sequence[LayerMapping]) -
     n_rows, n_cols = shape
     taken = np.full(n_rows, -1)
     for idx, m in enumerate(layers):
+        if not m.contiguous:
+            _validate_indexed(shape, idx, m, taken)
+            continue
         what = f"{m.n_rows} rows ({m.n_in} inputs" + (" + 1 bias)" if m.has_bias else ")")
         start, stop = m.row_start, m.row_start + m.n_rows
         if stop > n_rows or np.any(taken[start:stop] >= 0):
@@ -420,6 +479,27 @@ def validate_placement(shape: tuple[int, int], layers: Sequence[LayerMapping]) -
         taken[start:stop] = idx
 
 
+def _validate_indexed(shape: tuple[int, int], idx: int, m: LayerMapping, taken: np.ndarray) -> None:
+    """The checks of :func:`validate_placement` for a layer on chosen rows and columns."""
+    rows, cols = [int(r) for r in m.rows], [int(c) for c in m.cols]
+    if len(rows) != m.n_rows or len(set(rows)) != len(rows):
+        raise MappingError(f"{_ordinal(idx)} needs {m.n_rows} distinct rows, got {rows}")
+    if len(cols) != m.n_cols or len(set(cols)) != len(cols):
+        raise MappingError(f"{_ordinal(idx)} needs {m.n_cols} distinct columns, got {cols}")
+    if min(rows) < 0 or max(rows) >= shape[0] or min(cols) < 0 or max(cols) >= shape[1]:
+        raise MappingError(
+            f"{_ordinal(idx)} uses rows {rows} and columns {cols}; the array is "
+            f"{shape[0]}x{shape[1]}"
+        )
+    clash = sorted({int(taken[r]) for r in rows if taken[r] >= 0})
+    if clash:
+        raise MappingError(
+            f"{_ordinal(idx)} uses rows {rows}, some of them already used by "
+            + ", ".join(_ordinal(o) for o in clash)
+        )
+    taken[rows] = idx
+
+
 def _range_text(idx: np.ndarray) -> str:
     return f"{idx.min()}–{idx.max()}" if idx.size > 1 else f"{idx.min()}"
 
@@ -435,29 +515,40 @@ def place_network(
     v_bias: float = 0.2,
     x_max: Sequence[float] | float = 1.0,
     v_read_max: float = V_READ_MAX,
+    slots: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None,
+    windows: Sequence[tuple[float, float]] | None = None,
 ) -> NetworkPlacement:
     """Map every (W, b) of a network and place the layers on consecutive row ranges.
 
     Default placement packs the layers from row 0 down (layer 1 first), all from column 0: the
     two-moons 2-5-2 network lands on rows 0–2 × cols 0–9 and rows 3–8 × cols 0–3 of a 10×10
-    array. ``x_max`` is the input calibration range, one per layer or shared. Raises
-    MappingError with an explanation when the network does not fit.
+    array. ``x_max`` is the input calibration range, one per layer or shared. ``slots`` gives
+    each layer's array rows and columns instead (e.g. chosen around stuck cells by
+    :func:`crossbar.fault_placement.choose_slots`); ``windows`` each layer's own (g_min, g_max)
+    S instead of the shared one. Raises MappingError with an explanation when the network does
+    not fit.
     """
     n = len(layers)
     xm = [float(x_max)] * n if np.isscalar(x_max) else [float(v) for v in x_max]  # type: ignore[arg-type]
     if len(xm) != n:
         raise MappingError(f"x_max needs one value per layer ({n}), got {len(xm)}")
+    for name, given in (("slots", slots), ("windows", windows)):
+        if given is not None and len(given) != n:
+            raise MappingError(f"{name} needs one entry per layer ({n}), got {len(given)}")
     maps: list[LayerMapping] = []
     next_row = 0
     for i, (w, b) in enumerate(layers):
         w = np.asarray(w, dtype=float)
-        start = next_row if row_starts is None else int(row_starts[i])
-        c0 = 0 if col_starts is None else int(col_starts[i])
+        start: int | list[int] = next_row if row_starts is None else int(row_starts[i])
+        c0: int | list[int] = 0 if col_starts is None else int(col_starts[i])
+        if slots is not None:
+            start, c0 = [int(r) for r in slots[i][0]], [int(c) for c in slots[i][1]]
+        lo, hi = (g_min, g_max) if windows is None else windows[i]
         m = map_weights(
             w,
             b,
-            g_min=g_min,
-            g_max=g_max,
+            g_min=lo,
+            g_max=hi,
             rows=start,
             cols=c0,
             v_bias=v_bias,
@@ -470,7 +561,7 @@ def place_network(
                 "outputs"
             )
         maps.append(m)
-        next_row = start + m.n_rows
+        next_row = m.row_start + m.n_rows
         # Check as we go so the message names the first layer that does not fit.
         validate_placement((int(shape[0]), int(shape[1])), maps)
     return NetworkPlacement(shape=(int(shape[0]), int(shape[1])), layers=tuple(maps))

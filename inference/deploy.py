@@ -19,6 +19,35 @@ Decisions (documented here, configurable through :class:`DeployOptions`):
 * energy per MVM ``E = Σ_ij V_i² G_ij t_read`` over the layer's block with the verified
   conductances; operations = 2·rows·cols of the block; the GPU reference is the V100 efficiency
   implied by the paper's two figures (27,548 / 270 ≈ 102 GOPS/W, assuming the first is in GOPS/W).
+
+The deployment loop (each step off by default, switched on in :class:`DeployOptions`):
+
+* ``fault_aware`` (needs ``profile``, the array's measured deployment profile): the layers go on
+  rows and columns that avoid the profile's stuck cells, each with the window its cells reach
+  (:func:`crossbar.fault_placement.choose_slots`); ``DeploymentResult.placement`` says where and
+  why. MappingError when the network does not fit around the stuck cells.
+* ``chip_in_loop`` (needs ``y_train``): progressive programming (NeuRRAM; Yao et al. 2020):
+  layer 1 is programmed, its outputs on ``loop_points`` training inputs are measured through the
+  crossbar, the later layers are fine-tuned in software (torch, ``finetune_steps`` of Adam on
+  the cross-entropy) on those measured activations (clipped to the layer's trained input range, as its
+  row voltages will be; ``loop_range="measured"`` re-calibrates the range on them instead) and
+  the next layer is mapped and programmed; and so on. Physics bench, ERM, 200 test points,
+  hardware accuracy without / with chip in the loop ("trained" range; "measured"), bench seeds
+  0–5 of ``typical``: 0.57 / 0.85 (0.80); seeds 0–4 of ``paper``: 0.70 / 0.77 (0.65). After the last layer (``readout_calibration``)
+  its outputs on the same points are measured and a digital gain and offset per class are fitted
+  to the labels (the last layer's own programming errors cannot be fine-tuned away); they are
+  applied to the hardware logits.
+* ``drift_compensation``: right after a layer is programmed, a reference is read through it
+  (:func:`reference_read`: by default each row of its block alone at ``v_read_max``, the sum of
+  ``|I⁺ − I⁻|`` — the realised weights' scale); right before the test MVMs it is read again and
+  the layer's outputs are scaled by the ratio then / now: global drift compensation as aihwkit's
+  ``GlobalDriftCompensation``. (The deployment noise model, :mod:`inference.hardware_model`,
+  uses every row at once and the summed column currents, ``reference="total"`` here; on the
+  ``paper`` preset that total falls after a day while the weights grow — the cells parked at
+  g_min dissolve — so it scales the wrong way.)
+
+``settle`` (s, bench clock) waits between programming and the test MVMs (``Crossbar.wait``):
+relaxation and drift act there.
 """
 
 from __future__ import annotations
@@ -33,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from crossbar.core import Crossbar
+from crossbar.deployment_profile import DeploymentProfile
 from crossbar.mapping import NetworkPlacement, inputs_to_voltages, place_network
 from crossbar.programming import ProgramReport
 from crossbar.progress import ProgressFn, relabelled
@@ -59,6 +89,29 @@ class DeployOptions:
     algorithm: str = "adaptive"
     t_read: float = 1e-6  # read-pulse duration (TIA settling) for the energy estimate
     batch_size: int = 256
+    #: place the layers around the profile's stuck cells, each in the window its cells reach
+    fault_aware: bool = False
+    #: progressive programming with software fine-tuning on measured activations (needs y_train)
+    chip_in_loop: bool = False
+    #: scale each layer's outputs by a reference read (right after programming / at inference)
+    drift_compensation: bool = False
+    #: the array's measured deployment profile (``xbar characterise``); needed by fault_aware
+    profile: DeploymentProfile | None = None
+    #: chip-in-the-loop: training inputs measured through the crossbar, Adam steps, learning rate
+    loop_points: int = 300
+    finetune_steps: int = 300
+    finetune_lr: float = 0.01
+    #: chip-in-the-loop: after the last layer, fit a digital gain and offset per class to the
+    #: measured outputs of the training points (the last layer's own errors are not fine-tuned)
+    readout_calibration: bool = True
+    #: chip-in-the-loop: the next layer's input range: "measured" (max |activation| measured
+    #: through the programmed layers) or "trained" (the software range; measured activations
+    #: beyond it are clipped, as the row voltages will be)
+    loop_range: str = "trained"
+    #: drift compensation: the reference ("differential": Σ|I⁺ − I⁻| of each row alone;
+    #: "total": Σ column currents of every row at once, as the noise model) and its repeats
+    reference: str = "differential"
+    reference_repeats: int = 4
 
 
 @dataclass
@@ -80,7 +133,9 @@ class DeploymentResult:
     efficiency_gops_per_w: float
     vs_v100: float  # efficiency ratio to the V100 reference
     bench_time_s: float  # backend clock time the run took (estimated real-bench time on twins)
-    placement: list[dict[str, int]] = field(default_factory=list)
+    placement: list[dict[str, Any]] = field(default_factory=list)
+    #: the loop steps that ran and what they measured (fine-tuning, drift-compensation ratios)
+    loop: dict[str, Any] = field(default_factory=dict)
 
     @property
     def degradation(self) -> float:
@@ -116,6 +171,7 @@ class DeploymentResult:
             "vs_v100": self.vs_v100,
             "bench_time_s": self.bench_time_s,
             "placement": self.placement,
+            "loop": self.loop,
         }
 
     def per_point(self, n: int = 20) -> list[dict[str, int]]:
@@ -170,8 +226,17 @@ def place_model(
     options: DeployOptions | None = None,
 ) -> NetworkPlacement:
     """Map and place a trained network on a ``shape`` array (MappingError if it does not fit)."""
-    o = options or DeployOptions()
+    return _place(trained, x_train, shape, options or DeployOptions())[0]
+
+
+def _place(
+    trained: TrainedModel, x_train: np.ndarray, shape: tuple[int, int], o: DeployOptions
+) -> tuple[NetworkPlacement, list[Any]]:
+    """The placement and, with ``fault_aware``, the chosen slots (else [])."""
     layers = [(wb[:, :-1], wb[:, -1]) for wb in trained.augmented_weights()]
+    slots: list[Any] = []
+    if o.fault_aware:
+        slots = fault_slots(layers, shape, o)
     return place_network(
         layers,
         shape=shape,
@@ -180,6 +245,37 @@ def place_model(
         v_bias=o.v_bias,
         x_max=layer_ranges(trained, x_train),
         v_read_max=o.v_read_max,
+        slots=[(s.rows, s.cols) for s in slots] if slots else None,
+        windows=[(s.g_min, s.g_max) for s in slots] if slots else None,
+    ), slots
+
+
+def fault_slots(
+    layers: list[tuple[np.ndarray, np.ndarray | None]], shape: tuple[int, int], o: DeployOptions
+) -> list[Any]:
+    """Rows, columns and window of each layer around the profile's stuck cells
+    (:func:`crossbar.fault_placement.choose_slots`); ValueError without a profile, MappingError
+    (one line) when the layers do not fit."""
+    from crossbar.fault_placement import choose_slots
+    from inference.hardware_model import check_profile_shape
+
+    p = o.profile
+    if p is None:
+        raise ValueError(
+            "fault-aware deployment needs the array's deployment profile (xbar characterise)"
+        )
+    check_profile_shape(p, shape, "the crossbar")
+    stuck = np.zeros(tuple(p.shape), dtype=bool)
+    for r, c in p.window.stuck:
+        stuck[r, c] = True
+    dims = [(w.shape[1] + (0 if b is None else 1), 2 * w.shape[0]) for w, b in layers]
+    return choose_slots(
+        dims,
+        stuck,
+        np.asarray(p.window.g_min, dtype=float),
+        np.asarray(p.window.g_max, dtype=float),
+        g_min=o.g_min,
+        g_max=o.g_max,
     )
 
 
@@ -201,28 +297,71 @@ def crossbar_outputs(
     activation: str,
     options: DeployOptions | None = None,
     progress: ProgressFn | None = None,
+    gains: list[float] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Logits (n, classes) with every layer's MVM on the crossbar; activations stay digital.
 
-    Returns the logits and the row-voltage batches applied per layer (for the energy estimate).
+    ``gains``: a factor per layer on its outputs (drift compensation). Returns the logits and
+    the row-voltage batches applied per layer (for the energy estimate).
     """
     o = options or DeployOptions()
     h = np.asarray(x, dtype=float)
     applied = []
     n_layers = len(placement.layers)
-    for i, m in enumerate(placement.layers):
-        v_in, s_x = inputs_to_voltages(h, o.v_read_max, x_max=o.v_read_max / m.input_scale)
-        v_rows = placement.row_voltages(i, v_in, input_scale=s_x)
+    for i in range(n_layers):
+        h, v_rows = layer_outputs(crossbar, placement, i, h, o, progress)
+        if gains is not None:
+            h = h * gains[i]
         applied.append(v_rows)
-
-        stage = f"MVM layer {i + 1}/{n_layers}"
-        currents = crossbar.mvm(
-            v_rows, batch_size=o.batch_size, progress=relabelled(progress, stage)
-        )
-        h = m.outputs(currents, input_scale=s_x)
         if i < n_layers - 1:
             h = _activation(h, activation)
     return h, applied
+
+
+def layer_outputs(
+    crossbar: Crossbar,
+    placement: NetworkPlacement,
+    layer: int,
+    h: np.ndarray,
+    o: DeployOptions,
+    progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One layer's outputs (n, out) of inputs ``h`` (n, in) computed by the crossbar, and the row
+    voltages (n, rows) V applied."""
+    m = placement.layers[layer]
+    v_in, s_x = inputs_to_voltages(h, o.v_read_max, x_max=o.v_read_max / m.input_scale)
+    v_rows = placement.row_voltages(layer, v_in, input_scale=s_x)
+    stage = f"MVM layer {layer + 1}/{len(placement.layers)}"
+    currents = crossbar.mvm(v_rows, batch_size=o.batch_size, progress=relabelled(progress, stage))
+    return m.outputs(currents, input_scale=s_x), v_rows
+
+
+def reference_read(
+    crossbar: Crossbar, placement: NetworkPlacement, layer: int, o: DeployOptions
+) -> float:
+    """Drift compensation's reference of ``layer``, A (mean of ``reference_repeats`` reads).
+
+    ``o.reference = "differential"``: each row of the block alone at ``v_read_max`` (one MVM per
+    row, other rows at 0 V), the sum over rows and outputs of ``|I⁺ − I⁻|`` — the scale of the
+    weights the block realises (Σ|ΔG|·V), insensitive to the ``g_min`` baseline (cells parked at
+    g_min that dissolve or drift change the total current but not the weights); ``"total"``:
+    every row at ``v_read_max`` at once, the sum of the block's column currents (the deployment
+    noise model's reference)."""
+    m = placement.layers[layer]
+    rows, cols = list(m.rows), list(m.cols)
+    reps = max(1, int(o.reference_repeats))
+    if o.reference == "total":
+        v = np.zeros((reps, placement.shape[0]))
+        v[:, rows] = o.v_read_max
+        currents = crossbar.mvm(v, batch_size=o.batch_size)
+        return float(np.mean(currents[:, cols].sum(axis=1)))
+    if o.reference != "differential":
+        raise ValueError(f"reference must be 'differential' or 'total', got {o.reference!r}")
+    v = np.zeros((reps * len(rows), placement.shape[0]))
+    for k, r in enumerate(rows):
+        v[k * reps : (k + 1) * reps, r] = o.v_read_max
+    block = crossbar.mvm(v, batch_size=o.batch_size)[:, cols]
+    return float(np.abs(block[:, 0::2] - block[:, 1::2]).sum() / reps)
 
 
 def energy_per_mvm(
@@ -233,8 +372,8 @@ def energy_per_mvm(
     energies, ops = [], []
     g = np.where(np.isfinite(g_map), g_map, 0.0)
     for m, v in zip(placement.layers, applied, strict=True):
-        block = g[m.row_start : m.row_start + m.n_rows, m.col_start : m.col_start + m.n_cols]
-        v_block = v[:, m.row_start : m.row_start + m.n_rows]
+        block = m.block(g)
+        v_block = v[:, list(m.rows)]
         e = (v_block**2) @ block.sum(axis=1) * t_read  # (n,) J
         energies.append(float(np.mean(e)))
         ops.append(2.0 * m.n_rows * m.n_cols)
@@ -252,16 +391,30 @@ def run_on_crossbar(
     program: bool = True,
     progress: ProgressFn | None = None,
     should_abort: Callable[[], bool] | None = None,
+    y_train: np.ndarray | None = None,
+    settle: float = 0.0,
 ) -> DeploymentResult:
     """Map, program and run a trained classifier on ``crossbar``; compare with software.
 
-    ``x_test``/``x_train`` are transformed features (``dataset.x_test``). ``program=False`` skips
-    programming (the array already holds this network). ``should_abort`` is polled between
-    stages; the crossbar's own abort (``crossbar.abort()``) stops a stage in the middle.
+    ``x_test``/``x_train`` are transformed features (``dataset.x_test``); ``y_train`` the
+    training labels (needed by ``options.chip_in_loop``). ``program=False`` skips programming
+    (the array already holds this network). ``settle`` s of bench time pass between programming
+    and the test MVMs. The loop steps of ``options`` are in the module docstring.
+    ``should_abort`` is polled between stages; the crossbar's own abort (``crossbar.abort()``)
+    stops a stage in the middle.
     """
     o = options or DeployOptions()
+    settle = float(settle)
+    if not (math.isfinite(settle) and settle >= 0):
+        raise ValueError(f"settle must be a time >= 0 s, got {settle}")
+    if o.chip_in_loop and y_train is None:
+        raise ValueError("chip-in-the-loop fine-tuning needs y_train (the training labels)")
+    if o.loop_range not in ("measured", "trained"):
+        raise ValueError(f"loop_range must be 'measured' or 'trained', got {o.loop_range!r}")
+    if o.chip_in_loop and not program:
+        raise ValueError("chip-in-the-loop programs the layers one by one: it needs program=True")
     t0 = crossbar.now()
-    placement = place_model(trained, x_train, crossbar.shape, o)
+    placement, slots = _place(trained, x_train, crossbar.shape, o)
     targets = np.full(crossbar.shape, np.nan)
     used = placement.used_mask()
     targets[used] = placement.full_map()[used]
@@ -274,17 +427,45 @@ def run_on_crossbar(
 
             raise OperationAborted("deployment aborted")
 
+    loop: dict[str, Any] = {}
+    refs0: list[float] = []
     check()
-    if program:
+    if program and o.chip_in_loop:
+        placement, g_map, prog_summary, refs0, loop["chip_in_loop"] = _progressive(
+            crossbar, trained, placement, x_train, y_train, o, progress, check
+        )
+    elif program:
         g_map, prog_summary = _program(crossbar, targets, o, progress)
     else:
         g_map = targets
         prog_summary = {"cells": 0.0, "fraction_converged": math.nan, "stuck": 0.0}
+    if o.drift_compensation and not refs0:  # right after programming (or now)
+        refs0 = [reference_read(crossbar, placement, i, o) for i in range(len(placement.layers))]
     check()
+    if settle > 0:
+        crossbar.wait(settle)
+    gains = None
+    if o.drift_compensation:
+        refs_t = [reference_read(crossbar, placement, i, o) for i in range(len(placement.layers))]
+        gains = [a / b if b > 0 else 1.0 for a, b in zip(refs0, refs_t, strict=True)]
+        loop["drift_compensation"] = {
+            "reference_programmed_a": refs0,
+            "reference_inference_a": refs_t,
+            "gains": gains,
+        }
+    if o.fault_aware:
+        loop["fault_aware"] = {"stuck_in_profile": [list(c) for c in o.profile.window.stuck]}  # type: ignore[union-attr]
+    if settle > 0:
+        loop["settle_s"] = settle
     x_test = np.asarray(x_test, dtype=float)
     y_test = np.asarray(y_test)
     out_sw = software_outputs(trained, x_test)
-    out_hw, applied = crossbar_outputs(crossbar, placement, x_test, trained.activation, o, progress)
+    out_hw, applied = crossbar_outputs(
+        crossbar, placement, x_test, trained.activation, o, progress, gains
+    )
+    readout = loop.get("chip_in_loop", {}).get("readout")
+    if readout is not None:
+        out_hw = out_hw * np.asarray(readout["gain"]) + np.asarray(readout["offset"])
     e, ops = energy_per_mvm(applied, g_map, placement, o.t_read)
     eff = ops / e / 1e9 if e > 0 else math.inf  # GOPS/W = ops per nJ
     pred_sw = out_sw.argmax(axis=1)
@@ -305,23 +486,134 @@ def run_on_crossbar(
         efficiency_gops_per_w=eff,
         vs_v100=eff / V100_GOPS_PER_W,
         bench_time_s=float(crossbar.now() - t0),
-        placement=[
-            {
-                "layer": i + 1,
-                "row_start": m.row_start,
-                "rows": m.n_rows,
-                "col_start": m.col_start,
-                "cols": m.n_cols,
-            }
-            for i, m in enumerate(placement.layers)
-        ],
+        placement=placement_report(placement, slots),
+        loop=loop,
     )
+
+
+def placement_report(placement: NetworkPlacement, slots: list[Any] | None = None) -> list[dict]:
+    """Per layer: where it is (first row and column, counts, every row and column), its window
+    (S), scale ``k`` and input scale (V per unit), and why it is there."""
+    out = []
+    for i, m in enumerate(placement.layers):
+        row: dict[str, Any] = {
+            "layer": i + 1,
+            "row_start": m.row_start,
+            "rows": m.n_rows,
+            "col_start": m.col_start,
+            "cols": m.n_cols,
+            "row_index": [int(r) for r in m.rows],
+            "col_index": [int(c) for c in m.cols],
+            "g_min": m.g_min,
+            "g_max": m.g_max,
+            "k": m.k,
+            "input_scale": m.input_scale,
+        }
+        if slots:
+            row["reason"] = slots[i].reason
+            row["weakest_cell"] = list(slots[i].weakest)
+        else:
+            row["reason"] = "default: layers packed from row 0 down, from column 0"
+        out.append(row)
+    return out
+
+
+def _progressive(
+    crossbar: Crossbar,
+    trained: TrainedModel,
+    placement: NetworkPlacement,
+    x_train: np.ndarray,
+    y_train: Any,
+    o: DeployOptions,
+    progress: ProgressFn | None,
+    check: Callable[[], None],
+) -> tuple[NetworkPlacement, np.ndarray, dict[str, float], list[float], dict[str, Any]]:
+    """Chip-in-the-loop: program layer by layer, fine-tuning the later layers in software on the
+    measured activations of the programmed ones (module docstring). Returns the final placement,
+    the achieved map (S), the programming summary, the drift references and what was done."""
+    from crossbar.mapping import map_weights
+
+    from .finetune import finetune_layers, fit_readout
+
+    x = np.asarray(x_train, dtype=float)
+    y = np.asarray(y_train).astype(int)
+    n = min(int(o.loop_points), len(x))
+    idx = np.sort(np.random.default_rng(0).choice(len(x), n, replace=False))
+    xs, ys = x[idx], y[idx]
+    layers = [(wb[:, :-1].copy(), wb[:, -1].copy()) for wb in trained.augmented_weights()]
+    n_layers = len(placement.layers)
+    g_map = np.full(crossbar.shape, np.nan)
+    reports: list[ProgramReport] = []
+    refs0: list[float] = []
+    info: dict[str, Any] = {"points": n, "steps": int(o.finetune_steps), "layers": []}
+    h = xs
+    for i in range(n_layers):
+        if i > 0:
+            old = placement.layers[i]
+            if o.loop_range == "trained":  # keep the layer's range; fine-tune on what it will see
+                x_max = o.v_read_max / old.input_scale
+                h = np.clip(h, -x_max, x_max)
+            elif o.loop_range == "measured":
+                x_max = float(max(np.max(np.abs(h)), 1e-12))
+            else:
+                raise ValueError(
+                    f"loop_range must be 'measured' or 'trained', got {o.loop_range!r}"
+                )
+            layers[i:], stats = finetune_layers(
+                layers[i:], h, ys, trained.activation, steps=o.finetune_steps, lr=o.finetune_lr
+            )
+            w, b = layers[i]
+            new = map_weights(
+                w,
+                b,
+                g_min=old.g_min,
+                g_max=old.g_max,
+                rows=old.row_start if old.contiguous else list(old.rows),
+                cols=old.col_start if old.contiguous else list(old.cols),
+                v_bias=old.v_bias,
+                x_max=x_max,
+                v_read_max=o.v_read_max,
+            )
+            placement = placement.with_layer(i, new)
+            info["layers"].append({"layer": i + 1, **stats})
+        mask = placement.layer_mask(i)
+        targets = np.full(crossbar.shape, np.nan)
+        targets[mask] = placement.full_map()[mask]
+        achieved, report = _program_report(
+            crossbar, targets, o, relabelled(progress, f"layer {i + 1}")
+        )
+        reports.append(report)
+        g_map[mask] = achieved[mask]
+        if o.drift_compensation:
+            refs0.append(reference_read(crossbar, placement, i, o))
+        check()
+        if i < n_layers - 1 or o.readout_calibration:
+            h, _ = layer_outputs(crossbar, placement, i, h, o, progress)
+        if i < n_layers - 1:
+            h = _activation(h, trained.activation)
+        elif o.readout_calibration:
+            gain, offset, stats = fit_readout(h, ys)
+            info["readout"] = {"gain": gain.tolist(), "offset": offset.tolist(), **stats}
+    merged = ProgramReport(
+        shape=crossbar.shape,
+        targets=placement.full_map(),
+        cells=[c for r in reports for c in r.cells],
+    )
+    return placement, g_map, _summary(merged), refs0, info
 
 
 def _program(
     crossbar: Crossbar, targets: np.ndarray, o: DeployOptions, progress: ProgressFn | None
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Program-and-verify the network's cells: (achieved map S, summary of the run)."""
+    achieved, report = _program_report(crossbar, targets, o, progress)
+    return achieved, _summary(report)
+
+
+def _program_report(
+    crossbar: Crossbar, targets: np.ndarray, o: DeployOptions, progress: ProgressFn | None
+) -> tuple[np.ndarray, ProgramReport]:
+    """Program-and-verify the non-NaN cells of ``targets``: (achieved map S, the report)."""
     report: ProgramReport = crossbar.program_map(
         targets,
         progress=relabelled(progress, "program"),
@@ -329,13 +621,16 @@ def _program(
         max_pulses=o.max_pulses,
         algorithm=o.algorithm,
     )
-    summary = {
+    return report.final_map(), report
+
+
+def _summary(report: ProgramReport) -> dict[str, float]:
+    return {
         "cells": float(len(report.cells)),
         "fraction_converged": float(report.fraction_converged),
         "stuck": float(report.n_stuck),
         "mean_pulses": float(report.mean_pulses),
     }
-    return report.final_map(), summary
 
 
 def result_dict(result: DeploymentResult) -> dict[str, Any]:
@@ -349,6 +644,10 @@ __all__ = [
     "V100_GOPS_PER_W",
     "crossbar_outputs",
     "energy_per_mvm",
+    "fault_slots",
+    "layer_outputs",
+    "placement_report",
+    "reference_read",
     "layer_ranges",
     "place_model",
     "result_dict",

@@ -4,11 +4,17 @@ Examples::
 
     xbar infer --bench sim --model models/moons-bm --test-points 200
     xbar infer --bench sim --model m/erm --model m/bm --profile optimized --profile typical --seeds 5
+    xbar infer --bench sim --model models/moons-bm --deployment-profile device.json \
+        --fault-aware --chip-in-loop --drift-compensation --settle 3600
 
 Each (profile, seed, model) run opens a fresh bench (the same seed gives the same devices, so the
 models meet identical arrays), maps the weights to conductances, programs them with
 program-and-verify, runs every MVM on the bench (activations and argmax stay digital) and
-reports software versus hardware accuracy. Writes ``summary.json``, one PNG per profile (the
+reports software versus hardware accuracy. The deployment loop's steps are switched on one by
+one: ``--fault-aware`` (layers on rows and columns that avoid the stuck cells of the
+``--deployment-profile``, each in the window its cells reach), ``--chip-in-loop`` (program layer
+by layer, fine-tuning the next layer on the measured outputs of the programmed ones) and
+``--drift-compensation`` (a reference read scales each layer's outputs at inference). Writes ``summary.json``, one PNG per profile (the
 paper's figure 7b/7c), one HDF5 data file per run and the per-run JSON/NPZ into ``--out``.
 """
 
@@ -63,6 +69,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=DEPLOY_TOL,
         help=f"program-and-verify tolerance (default {DEPLOY_TOL})",
     )
+    p.add_argument(
+        "--deployment-profile",
+        metavar="FILE",
+        help="the array's deployment profile (xbar characterise); needed by --fault-aware",
+    )
+    p.add_argument(
+        "--fault-aware",
+        action="store_true",
+        help="place the layers on rows/columns that avoid the profile's stuck cells and use "
+        "each cell's measured window for the layer scale",
+    )
+    p.add_argument(
+        "--chip-in-loop",
+        action="store_true",
+        help="program layer by layer; fine-tune the next layer in software on the outputs of "
+        "the programmed ones measured on training inputs (NeuRRAM, Yao et al. 2020)",
+    )
+    p.add_argument(
+        "--drift-compensation",
+        action="store_true",
+        help="read a reference vector through each layer after programming and before the test "
+        "MVMs; scale its outputs by the ratio (global drift compensation)",
+    )
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds of bench time between programming and the test MVMs (drift acts there)",
+    )
     p.add_argument("--out", default="xbar-out/infer", help="output folder")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
@@ -90,11 +126,18 @@ def deploy_all(
     out: Path,
     options: DeployOptions,
     log: Callable[[str], object] = print,
+    settle: float = 0.0,
 ) -> list[dict]:
-    """Run every model on every (profile, seed); returns summary rows (and writes files)."""
+    """Run every model on every (profile, seed); returns summary rows (and writes files).
+
+    ``settle``: s of bench time between programming and the test MVMs. A network that does not
+    fit the array around its stuck cells, or a deployment profile of another array size, is a
+    UserError (one line)."""
+    from crossbar.mapping import MappingError
     from inference.data import load_dataset
     from inference.deploy import run_on_crossbar
     from inference.figures import plot_deployment
+    from inference.hardware_model import ProfileShapeError
 
     if test_points < 1:
         raise UserError(f"--test-points must be >= 1, got {test_points}")
@@ -111,10 +154,20 @@ def deploy_all(
                 if n < test_points:
                     log(f"note: the test split has {len(ds.y_test)} points; using all of them")
                 tag = f"{cfg.simulation.profile}-s{cfg.simulation.seed}-{m.method}"
-                with open_crossbar(cfg, datafile=out / f"{tag}.h5", model=m.method) as xb:
-                    r = run_on_crossbar(
-                        xb, m, ds.x_test[:n], ds.y_test[:n], x_train=ds.x_train, options=options
-                    )
+                try:
+                    with open_crossbar(cfg, datafile=out / f"{tag}.h5", model=m.method) as xb:
+                        r = run_on_crossbar(
+                            xb,
+                            m,
+                            ds.x_test[:n],
+                            ds.y_test[:n],
+                            x_train=ds.x_train,
+                            y_train=ds.y_train,
+                            options=options,
+                            settle=settle,
+                        )
+                except (MappingError, ProfileShapeError) as exc:
+                    raise UserError(f"{m.method} on {tag}: {exc}") from exc
                 r.save(out / tag)
                 if seed == 0:
                     first.append(r)
@@ -174,10 +227,35 @@ def format_table(agg: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
+def _options(args: argparse.Namespace) -> DeployOptions:
+    """DeployOptions of the command line (UserError, one line, for a missing or bad profile)."""
+    from crossbar.deployment_profile import DeploymentProfileError, load_deployment_profile
     from inference.deploy import DeployOptions
 
+    if not (args.settle >= 0 and np.isfinite(args.settle)):
+        raise UserError(f"--settle must be a time >= 0 s, got {args.settle:g}")
+    profile = None
+    if args.deployment_profile:
+        try:
+            profile = load_deployment_profile(args.deployment_profile)
+        except DeploymentProfileError as exc:
+            raise UserError(str(exc)) from exc
+    if args.fault_aware and profile is None:
+        raise UserError(
+            "--fault-aware needs --deployment-profile FILE (the array's, from xbar characterise)"
+        )
+    return DeployOptions(
+        tol=args.tol,
+        profile=profile,
+        fault_aware=args.fault_aware,
+        chip_in_loop=args.chip_in_loop,
+        drift_compensation=args.drift_compensation,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     models = _load(args.model)
+    options = _options(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
@@ -188,8 +266,9 @@ def run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         test_points=args.test_points,
         out=out,
-        options=DeployOptions(tol=args.tol),
+        options=options,
         log=log,
+        settle=args.settle,
     )
     agg = aggregate(rows)
     (out / "summary.json").write_text(json.dumps({"runs": rows, "mean": agg}, indent=1))
