@@ -10,6 +10,7 @@ import pytest
 
 from crossbar.config import load_bench_config
 from crossbar.core import Crossbar
+from crossbar.deployment_profile import load_deployment_profile
 from inference.data import make_moons_dataset
 from inference.deploy import (
     DeployOptions,
@@ -87,14 +88,25 @@ def test_bayesmulti_loses_less_than_erm_on_the_typical_sim_bench(erm, moons) -> 
 
 @pytest.mark.slow
 def test_demo_runs_the_whole_loop(tmp_path, capsys) -> None:
+    """calibrate -> characterise -> train against the measured profile -> deploy without and
+    with the loop -> table (issue 15 item 7)."""
     out = tmp_path / "demo"
     code = main(["demo", "--test-points", "40", "--bo-iters", "2", "--out", str(out)])
     assert code == 0
     text = capsys.readouterr().out
     assert "bayesmulti" in text and "erm" in text
+    assert "fault-aware+chip-in-loop+drift-compensation" in text
     summary = json.loads((out / "demo.json").read_text())
     assert 0.0 <= summary["calibration"]["usability"] <= 1.0
-    assert {r["method"] for r in summary["runs"]} == {"erm", "bayesmulti"}
-    for name in ("calibration.png", "deploy-typical.png", "calibration.h5",
-                 "moons-erm.pt", "moons-bayesmulti.json"):
+    runs = summary["runs"]
+    assert {(r["method"], "+".join(r["loop"]) or "none") for r in runs} == {
+        (m, loop)
+        for m in ("erm", "bayesmulti")
+        for loop in ("none", "fault-aware+chip-in-loop+drift-compensation")
+    }
+    assert all(r["bench_seed"] == 0 and r["train_seed"] == 0 for r in runs)
+    profile = load_deployment_profile(out / "deployment-profile.json")
+    assert tuple(profile.shape) == (10, 10)
+    for name in ("calibration.png", "calibration.h5", "characterise.h5",
+                 "deployment-profile.json", "study.json", "figure7b.png"):  # fmt: skip
         assert (out / name).stat().st_size > 1000, name

@@ -1,13 +1,20 @@
-"""``xbar demo``: the whole loop on the built-in simulated bench, in a few minutes.
+"""``xbar demo``: the closed loop on the built-in simulated bench, in a few minutes.
 
 1. calibrate a simulated device: 10 cyclic I-V sweeps of one cell through the real drivers and
-   their twins, graded by METHODS section 1 (usability U, report PNG, device profile);
-2. train ERM and BayesMulti (BO over p1, p2 at the device's U) on two moons;
-3. deploy both on the bench: map to conductances, program-and-verify, every MVM on the array;
-4. print the software-versus-hardware comparison and write the figures.
+   their twins, graded by METHODS section 1 (usability U, report PNG);
+2. characterise the array for computing (``xbar characterise --quick``): window and stuck map,
+   read noise, pulse response, programming error and drift -> the deployment profile;
+3. train ERM and BayesMulti against that measured profile (BayesMulti's BO objective evaluated
+   under it) on two moons;
+4. deploy both on a fresh bench of the same array, without and with the loop (fault-aware
+   placement, chip-in-the-loop correction, drift compensation): program-and-verify, every MVM
+   on the array;
+5. print the software-versus-hardware table (relative loss beside the paper's figure).
 
 Everything lands in ``--out`` (default ``xbar-out/demo``): the data files (HDF5, written as
-acquired), the calibration report, the models, the deployment figure and ``demo.json``.
+acquired), the calibration report, the deployment profile, ``study.json``/``study.csv`` with
+figures 7b/7c and ``demo.json``. One bench seed and one training seed: for means with confidence
+intervals over seeds run ``xbar study``.
 """
 
 from __future__ import annotations
@@ -22,13 +29,15 @@ from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from ._common import add_bench_option, add_command, bench_config, open_crossbar
-from .infer import aggregate, deploy_all, format_table
 
 if TYPE_CHECKING:
     from crossbar.config import BenchConfig
 
 
-SUMMARY = "calibrate, train ERM + BayesMulti, deploy both on the simulated bench, compare"
+SUMMARY = (
+    "calibrate, characterise, train ERM + BayesMulti against the measured device, deploy "
+    "without and with the loop, compare"
+)
 """``xbar demo``'s line in ``xbar --help``."""
 
 
@@ -50,8 +59,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference.deploy import DeployOptions
-
     t0 = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,41 +66,82 @@ def run(args: argparse.Namespace) -> int:
         r, c = (int(x) for x in args.cell.split(","))
     except ValueError:
         raise UserError(f"--cell {args.cell!r} is not R,C") from None
+    if args.test_points < 1:
+        raise UserError(f"--test-points must be >= 1, got {args.test_points}")
     cfg = bench_config(args.bench, profile=args.profile, seed=args.seed)
 
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
     say(
-        f"1/4 calibrating cell ({r}, {c}) of bench {cfg.name!r} (profile "
+        f"1/5 calibrating cell ({r}, {c}) of bench {cfg.name!r} (profile "
         f"{cfg.simulation.profile}): 10 cycles 0 -> 6 -> 0 -> -6 -> 0 V, 25 uA compliance"
     )
     dev = _calibrate(cfg, (r, c), out, say)
-    say("2/4 training ERM and BayesMulti (2-5-2 MLP on two moons)")
-    models = _train(args, dev.result.usability, out, say)
-    say(f"3/4 deploying both on the bench ({args.test_points} test points each)")
-    rows = deploy_all(
-        models,
-        bench=args.bench,
-        profiles=[args.profile],
-        seeds=1,
-        test_points=args.test_points,
-        out=out,
-        options=DeployOptions(),
-        log=lambda m: say("    " + m),
-    )
-    agg = aggregate(rows)
-    say("4/4 comparison")
-    print(format_table(agg))
-    summary = {"calibration": dev.to_json_dict(), "runs": rows, "mean": agg}
-    summary["wall_time_s"] = time.perf_counter() - t0
+    say("2/5 characterising the array for computing (quick protocol)")
+    profile_path = _characterise(cfg, out, say)
+    say("3/5 + 4/5 training ERM and BayesMulti against the measured profile, deploying each "
+        f"without and with the loop ({args.test_points} test points)")  # fmt: skip
+    result = _loop(args, cfg, profile_path, say)
+    say("5/5 comparison (one bench seed, one training seed; `xbar study` for CIs)")
+    print(result.table())
+    files = result.save(out)
+    summary = {
+        "calibration": dev.to_json_dict(),
+        "deployment_profile": str(profile_path),
+        "runs": [{k: v for k, v in run.items() if k != "output_errors"} for run in result.runs],
+        "summary": result.summary(),
+        "wall_time_s": time.perf_counter() - t0,
+    }
     (out / "demo.json").write_text(json.dumps(summary, indent=1, default=float))
     print(
-        f"\nwrote {out}/: calibration.png, deploy-{cfg.simulation.profile}.png, demo.json, "
-        f"models, data files (*.h5)  [{time.perf_counter() - t0:.0f} s]",
+        f"\nwrote {out}/: calibration.png, {profile_path.name}, "
+        f"{', '.join(f.name for f in files)}, demo.json, data files (*.h5)  "
+        f"[{time.perf_counter() - t0:.0f} s]",
         file=sys.stderr,
     )
     return 0
+
+
+def _characterise(cfg: BenchConfig, out: Path, say: Callable[[str], None]) -> Path:
+    """Step 2: the quick characterisation of the bench's array; its deployment profile JSON."""
+    from crossbar.characterise import CharacterisationPlan, characterise
+
+    with open_crossbar(cfg, datafile=out / "characterise.h5", operation="demo-characterise") as xb:
+        profile = characterise(
+            xb,
+            CharacterisationPlan.quick(),
+            progress=lambda p: say(f"    {p.stage} {p.done}/{p.total}") if p.done == p.total
+            else None,
+        )  # fmt: skip
+    path = profile.save(out / "deployment-profile.json")
+    rn, pr, pu, w = profile.read_noise, profile.programming, profile.pulse_response, profile.window
+    say(
+        f"    σ_read {100 * rn.sigma_rel:.1f} %, σ_prog {100 * pr.sigma_rel:.1f} % "
+        f"({100 * pr.converged_fraction:.0f} % converged), drift ν {pr.drift_nu_mean:.3f}, "
+        f"{pu.levels} levels, {100 * w.stuck_fraction:.0f} % stuck -> {path.name}"
+    )
+    return path
+
+
+def _loop(args: argparse.Namespace, cfg: BenchConfig, profile: Path, say: Callable[[str], None]):
+    """Steps 3-4 through the study's runner: one bench seed, one training seed, the loop off
+    and on."""
+    from ..study import STEPS, StudySpec, run_study
+
+    spec = StudySpec(
+        bench=args.bench,
+        profile=cfg.simulation.profile,
+        methods=("erm", "bayesmulti"),
+        configs=((), tuple(STEPS)),
+        bench_seeds=(cfg.simulation.seed,),
+        train_seeds=(args.seed,),
+        test_points=args.test_points,
+        characterise=str(profile),
+        workers=1,
+        training={"n_iter": args.bo_iters},
+    )
+    return run_study(spec, progress=lambda p: say(f"    {p.stage}: {p.detail}"))
 
 
 def _calibrate(cfg: BenchConfig, cell: tuple[int, int], out: Path, say: Callable[[str], None]):
@@ -111,30 +159,3 @@ def _calibrate(cfg: BenchConfig, cell: tuple[int, int], out: Path, say: Callable
         f"LCIS {res.lcis_length}/{res.l_min} points) -> calibration.png, device.profile.json"
     )
     return dev
-
-
-def _train(args: argparse.Namespace, usability: float, out: Path, say: Callable[[str], None]):
-    """Step 2: ERM and BayesMulti (tuned at the device's usability) on two moons, saved."""
-    from inference.data import make_moons_dataset
-    from inference.models import MOONS_SIZES
-    from inference.storage import save_model
-    from inference.training import train_bayesmulti, train_erm
-
-    ds = make_moons_dataset(seed=args.seed)
-    erm = train_erm(ds, MOONS_SIZES, seed=args.seed)
-    bm = train_bayesmulti(
-        ds,
-        MOONS_SIZES,
-        usability=max(min(usability, 1.0), 0.05),
-        n_init=3,
-        n_iter=args.bo_iters,
-        seed=args.seed,
-        progress=lambda p: say(f"    BO {p.done}/{p.total}: {p.detail}"),
-    )
-    save_model(erm, out / "moons-erm")
-    save_model(bm, out / "moons-bayesmulti")
-    say(
-        f"    ERM test accuracy {erm.accuracies['test']:.3f}; BayesMulti "
-        f"{bm.accuracies['test']:.3f} with p1={bm.p1:.2f}, p2={bm.p2:.2f}"
-    )
-    return [erm, bm]
