@@ -444,11 +444,14 @@ def count_levels(
     reads, S, per cell): each cell's reads as log positions normalised to its own range (0: its
     lowest read, 1: its highest), all cells' positions sorted and split where two neighbours
     are more than ``gap`` apart; a lone read (a cluster of one, e.g. caught mid-jump) is no
-    level. A filament of n levels gives n tight clusters; an analog device fills the window, so
-    a cluster whose 5–95 % range is wider than ``span`` (or more clusters than 1/gap) means
-    analog: 0 levels. Cells whose reads span less than ``min_ratio`` (they did not switch) are
-    left out; none left: 1 level. Returns (levels, the median G of each level's reads, S)."""
-    pos, gs = [], []
+    level, nor a cluster of one cell's reads when there are several cells (a jump of an analog
+    cell that happened to pause). A filament of n levels gives n tight clusters, further apart
+    than they are wide; an analog device fills the window, so a cluster whose 5–95 % range is
+    wider than ``span``, two neighbouring clusters closer than either is wide, or more clusters
+    than 1/gap mean analog: 0 levels. Cells whose reads span less than ``min_ratio`` (they did
+    not switch) are left out; none left: 1 level. Returns (levels, the median G of each
+    level's reads, S)."""
+    pos, gs, who = [], [], []
     for g in trains:
         x = np.log(np.maximum(np.asarray(g, dtype=float), 1e-15))
         rng = float(np.ptp(x)) if x.size else 0.0
@@ -456,15 +459,24 @@ def count_levels(
             continue
         pos.append((x - x.min()) / rng)
         gs.append(np.asarray(g, dtype=float))
+        who.append(np.full(x.size, len(who)))
     if not pos:
         return 1, []
-    u, g_all = np.concatenate(pos), np.concatenate(gs)
+    u, g_all, cell = np.concatenate(pos), np.concatenate(gs), np.concatenate(who)
     order = np.argsort(u)
-    u, g_all = u[order], g_all[order]
+    u, g_all, cell = u[order], g_all[order], cell[order]
     cuts = np.flatnonzero(np.diff(u) > gap) + 1
-    groups = [k for k in np.split(np.arange(u.size), cuts) if k.size >= 2]  # not a lone jump
-    wide = any(np.subtract(*np.percentile(u[k], [95, 5])) > span for k in groups)
-    if len(groups) > 1.0 / gap or wide:
+    need = min(2, len(pos))  # a level is where every filament can rest: seen in two cells
+    groups = [
+        k
+        for k in np.split(np.arange(u.size), cuts)
+        if k.size >= 2 and np.unique(cell[k]).size >= need  # not a lone jump, not chance
+    ]
+    edges = np.array([np.percentile(u[k], [5, 95]) for k in groups]).reshape(-1, 2)
+    width = edges[:, 1] - edges[:, 0]
+    apart = edges[1:, 0] - edges[:-1, 1]  # the empty space between neighbouring levels
+    blurred = np.any(apart <= np.maximum(width[1:], width[:-1]))
+    if len(groups) > 1.0 / gap or np.any(width > span) or blurred:
         return 0, []
     return len(groups), [float(np.median(g_all[k])) for k in groups]
 
