@@ -347,6 +347,140 @@ def _read_noise(run: _Run, cells: Sequence[tuple[int, int]]) -> ReadNoise:
     )
 
 
+# -- 3. pulse response --------------------------------------------------------------------------
+
+
+def _pulse_cells(
+    cells: Sequence[tuple[int, int]], window: Window | None, n: int
+) -> list[tuple[int, int]]:
+    """The first ``n`` chosen cells that are not stuck (the first ``n`` if too few)."""
+    stuck = set(window.stuck) if window is not None else set()
+    free = [rc for rc in cells if rc not in stuck]
+    return (free + [rc for rc in cells if rc in stuck])[: max(0, n)]
+
+
+def _train(run: _Run, r: int, c: int, amplitude: float) -> np.ndarray:
+    """``n_pulses`` identical pulses of ``amplitude`` V (capped by the bench), an averaged read
+    after each, S."""
+    p, xb = run.plan, run.xb
+    amp = math.copysign(min(abs(amplitude), pulse_cap(xb.policy, abs(amplitude))), amplitude)
+    out = []
+    for _ in range(p.n_pulses):
+        xb.pulse(r, c, amp, p.pulse_width, biasing=Biasing.V3, read_after=False)
+        out.append(run.g(r, c, median=True))  # a filament that jumps during the read: one side
+    return np.array(out)
+
+
+def _traversing(
+    run: _Run, r: int, c: int, start: float, sign: float, span: float
+) -> tuple[np.ndarray, float]:
+    """A train of identical pulses that traverses the cell's window, from its HRS (SET,
+    ``sign`` > 0) or its LRS (RESET; a strong SET ramp first): from ``start`` V the amplitude
+    steps up by ``amplitude_step`` (to the bench's cap) until the train's reads span at least
+    ``traverse`` of ``span`` (ln of the cell's window). Returns (reads S, amplitude V)."""
+    p = run.plan
+    amp = abs(start)
+    cap = pulse_cap(run.xb.policy, max(abs(a) for a in (*p.window_set, *p.window_reset)))
+    while True:
+        run.ramp(r, c, p.window_reset if sign > 0 else p.window_set, p.window_width)
+        g = _train(run, r, c, sign * amp)
+        moved = float(np.ptp(np.log(np.maximum(g, 1e-15))))
+        if moved >= p.traverse * span or amp + 1e-9 >= cap:
+            return g, sign * amp
+        amp = min(amp + p.amplitude_step, cap)
+
+
+def _pulse_response(
+    run: _Run, cells: Sequence[tuple[int, int]], noise: ReadNoise, window: Window | None = None
+) -> PulseResponse:
+    p = run.plan
+    trains, amps = [], []
+    for r, c in cells:
+        if window is not None and window.g_min[r][c] > 0 and window.g_max[r][c] > 0:
+            span = math.log(window.g_max[r][c] / window.g_min[r][c])
+        else:
+            span = math.log(p.min_ratio)
+        up, a_up = _traversing(run, r, c, p.amplitude_set, +1.0, span)
+        down, a_down = _traversing(run, r, c, p.amplitude_reset, -1.0, span)
+        trains.append((up, down))
+        amps.append((a_up, a_down))
+        run.tick(
+            "pulse response",
+            f"cell ({r}, {c})",
+            row=r,
+            col=c,
+            **{f"set{i}": g for i, g in enumerate(up)},
+            **{f"reset{i}": g for i, g in enumerate(down)},
+        )
+    levels, level_g = count_levels(
+        [np.concatenate([u, d]) for u, d in trains], gap=p.level_gap, min_ratio=p.min_ratio
+    )
+    g_all = np.concatenate([np.concatenate([u, d]) for u, d in trains]) if trains else np.zeros(0)
+    g_pos = g_all[g_all > 0]
+    g_min = float(g_pos.min()) if g_pos.size else 0.0
+    g_max = float(g_pos.max()) if g_pos.size else 0.0
+    nu_set = float(np.median([nonlinearity(u) for u, _ in trains])) if trains else 0.0
+    nu_reset = float(np.median([nonlinearity(-d) for _, d in trains])) if trains else 0.0
+    return PulseResponse(
+        amplitude_set=float(np.median([a for a, _ in amps])) if amps else p.amplitude_set,
+        amplitude_reset=float(np.median([a for _, a in amps])) if amps else p.amplitude_reset,
+        width=p.pulse_width,
+        n_pulses=p.n_pulses,
+        levels=levels,
+        level_conductances=[min(1.0, g) for g in level_g],
+        dynamic_range=max(1.0, g_max / g_min) if g_min > 0 else 1.0,
+        g_min=min(1.0, g_min),
+        g_max=min(1.0, g_max),
+        nonlinearity_set=nu_set,
+        nonlinearity_reset=nu_reset,
+        asymmetry=abs(nu_set - nu_reset),
+    )
+
+
+def count_levels(
+    trains: Sequence[np.ndarray], gap: float = 0.1, min_ratio: float = 2.0, span: float = 0.3
+) -> tuple[int, list[float]]:
+    """Conductance levels of a device from pulse trains that traverse its window (one array of
+    reads, S, per cell): each cell's reads as log positions normalised to its own range (0: its
+    lowest read, 1: its highest), all cells' positions sorted and split where two neighbours
+    are more than ``gap`` apart; a lone read (a cluster of one, e.g. caught mid-jump) is no
+    level, nor a cluster of one cell's reads when there are several cells (a jump of an analog
+    cell that happened to pause). A filament of n levels gives n tight clusters, further apart
+    than they are wide; an analog device fills the window, so a cluster whose 5–95 % range is
+    wider than ``span``, two neighbouring clusters closer than either is wide, or more clusters
+    than 1/gap mean analog: 0 levels. Cells whose reads span less than ``min_ratio`` (they did
+    not switch) are left out; none left: 1 level. Returns (levels, the median G of each
+    level's reads, S)."""
+    pos, gs, who = [], [], []
+    for g in trains:
+        x = np.log(np.maximum(np.asarray(g, dtype=float), 1e-15))
+        rng = float(np.ptp(x)) if x.size else 0.0
+        if rng < math.log(min_ratio):
+            continue
+        pos.append((x - x.min()) / rng)
+        gs.append(np.asarray(g, dtype=float))
+        who.append(np.full(x.size, len(who)))
+    if not pos:
+        return 1, []
+    u, g_all, cell = np.concatenate(pos), np.concatenate(gs), np.concatenate(who)
+    order = np.argsort(u)
+    u, g_all, cell = u[order], g_all[order], cell[order]
+    cuts = np.flatnonzero(np.diff(u) > gap) + 1
+    need = min(2, len(pos))  # a level is where every filament can rest: seen in two cells
+    groups = [
+        k
+        for k in np.split(np.arange(u.size), cuts)
+        if k.size >= 2 and np.unique(cell[k]).size >= need  # not a lone jump, not chance
+    ]
+    edges = np.array([np.percentile(u[k], [5, 95]) for k in groups]).reshape(-1, 2)
+    width = edges[:, 1] - edges[:, 0]
+    apart = edges[1:, 0] - edges[:-1, 1]  # the empty space between neighbouring levels
+    blurred = np.any(apart <= np.maximum(width[1:], width[:-1]))
+    if len(groups) > 1.0 / gap or np.any(width > span) or blurred:
+        return 0, []
+    return len(groups), [float(np.median(g_all[k])) for k in groups]
+
+
 # -- 4. programming statistics ------------------------------------------------------------------
 
 
@@ -492,128 +626,6 @@ def _programming_figures(
         drift_nu_std=float(np.clip(nu_sd, 0.0, 1.0)),
         dissolved_fraction=float(np.mean((at_once | later)[conv])) if conv.any() else 0.0,
     )
-
-
-# -- 3. pulse response --------------------------------------------------------------------------
-
-
-def _pulse_cells(
-    cells: Sequence[tuple[int, int]], window: Window | None, n: int
-) -> list[tuple[int, int]]:
-    """The first ``n`` chosen cells that are not stuck (the first ``n`` if too few)."""
-    stuck = set(window.stuck) if window is not None else set()
-    free = [rc for rc in cells if rc not in stuck]
-    return (free + [rc for rc in cells if rc in stuck])[: max(0, n)]
-
-
-def _train(run: _Run, r: int, c: int, amplitude: float) -> np.ndarray:
-    """``n_pulses`` identical pulses of ``amplitude`` V (capped by the bench), an averaged read
-    after each, S."""
-    p, xb = run.plan, run.xb
-    amp = math.copysign(min(abs(amplitude), pulse_cap(xb.policy, abs(amplitude))), amplitude)
-    out = []
-    for _ in range(p.n_pulses):
-        xb.pulse(r, c, amp, p.pulse_width, biasing=Biasing.V3, read_after=False)
-        out.append(run.g(r, c, median=True))  # a filament that jumps during the read: one side
-    return np.array(out)
-
-
-def _traversing(
-    run: _Run, r: int, c: int, start: float, sign: float, span: float
-) -> tuple[np.ndarray, float]:
-    """A train of identical pulses that traverses the cell's window, from its HRS (SET,
-    ``sign`` > 0) or its LRS (RESET; a strong SET ramp first): from ``start`` V the amplitude
-    steps up by ``amplitude_step`` (to the bench's cap) until the train's reads span at least
-    ``traverse`` of ``span`` (ln of the cell's window). Returns (reads S, amplitude V)."""
-    p = run.plan
-    amp = abs(start)
-    cap = pulse_cap(run.xb.policy, max(abs(a) for a in (*p.window_set, *p.window_reset)))
-    while True:
-        run.ramp(r, c, p.window_reset if sign > 0 else p.window_set, p.window_width)
-        g = _train(run, r, c, sign * amp)
-        moved = float(np.ptp(np.log(np.maximum(g, 1e-15))))
-        if moved >= p.traverse * span or amp + 1e-9 >= cap:
-            return g, sign * amp
-        amp = min(amp + p.amplitude_step, cap)
-
-
-def _pulse_response(
-    run: _Run, cells: Sequence[tuple[int, int]], noise: ReadNoise, window: Window | None = None
-) -> PulseResponse:
-    p = run.plan
-    trains, amps = [], []
-    for r, c in cells:
-        if window is not None and window.g_min[r][c] > 0 and window.g_max[r][c] > 0:
-            span = math.log(window.g_max[r][c] / window.g_min[r][c])
-        else:
-            span = math.log(p.min_ratio)
-        up, a_up = _traversing(run, r, c, p.amplitude_set, +1.0, span)
-        down, a_down = _traversing(run, r, c, p.amplitude_reset, -1.0, span)
-        trains.append((up, down))
-        amps.append((a_up, a_down))
-        run.tick(
-            "pulse response",
-            f"cell ({r}, {c})",
-            row=r,
-            col=c,
-            **{f"set{i}": g for i, g in enumerate(up)},
-            **{f"reset{i}": g for i, g in enumerate(down)},
-        )
-    levels, level_g = count_levels(
-        [np.concatenate([u, d]) for u, d in trains], gap=p.level_gap, min_ratio=p.min_ratio
-    )
-    g_all = np.concatenate([np.concatenate([u, d]) for u, d in trains]) if trains else np.zeros(0)
-    g_pos = g_all[g_all > 0]
-    g_min = float(g_pos.min()) if g_pos.size else 0.0
-    g_max = float(g_pos.max()) if g_pos.size else 0.0
-    nu_set = float(np.median([nonlinearity(u) for u, _ in trains])) if trains else 0.0
-    nu_reset = float(np.median([nonlinearity(-d) for _, d in trains])) if trains else 0.0
-    return PulseResponse(
-        amplitude_set=float(np.median([a for a, _ in amps])) if amps else p.amplitude_set,
-        amplitude_reset=float(np.median([a for _, a in amps])) if amps else p.amplitude_reset,
-        width=p.pulse_width,
-        n_pulses=p.n_pulses,
-        levels=levels,
-        level_conductances=[min(1.0, g) for g in level_g],
-        dynamic_range=max(1.0, g_max / g_min) if g_min > 0 else 1.0,
-        g_min=min(1.0, g_min),
-        g_max=min(1.0, g_max),
-        nonlinearity_set=nu_set,
-        nonlinearity_reset=nu_reset,
-        asymmetry=abs(nu_set - nu_reset),
-    )
-
-
-def count_levels(
-    trains: Sequence[np.ndarray], gap: float = 0.1, min_ratio: float = 2.0, span: float = 0.3
-) -> tuple[int, list[float]]:
-    """Conductance levels of a device from pulse trains that traverse its window (one array of
-    reads, S, per cell): each cell's reads as log positions normalised to its own range (0: its
-    lowest read, 1: its highest), all cells' positions sorted and split where two neighbours
-    are more than ``gap`` apart; a lone read (a cluster of one, e.g. caught mid-jump) is no
-    level. A filament of n levels gives n tight clusters; an analog device fills the window, so
-    a cluster whose 5–95 % range is wider than ``span`` (or more clusters than 1/gap) means
-    analog: 0 levels. Cells whose reads span less than ``min_ratio`` (they did not switch) are
-    left out; none left: 1 level. Returns (levels, the median G of each level's reads, S)."""
-    pos, gs = [], []
-    for g in trains:
-        x = np.log(np.maximum(np.asarray(g, dtype=float), 1e-15))
-        rng = float(np.ptp(x)) if x.size else 0.0
-        if rng < math.log(min_ratio):
-            continue
-        pos.append((x - x.min()) / rng)
-        gs.append(np.asarray(g, dtype=float))
-    if not pos:
-        return 1, []
-    u, g_all = np.concatenate(pos), np.concatenate(gs)
-    order = np.argsort(u)
-    u, g_all = u[order], g_all[order]
-    cuts = np.flatnonzero(np.diff(u) > gap) + 1
-    groups = [k for k in np.split(np.arange(u.size), cuts) if k.size >= 2]  # not a lone jump
-    wide = any(np.subtract(*np.percentile(u[k], [95, 5])) > span for k in groups)
-    if len(groups) > 1.0 / gap or wide:
-        return 0, []
-    return len(groups), [float(np.median(g_all[k])) for k in groups]
 
 
 def nonlinearity(g: np.ndarray) -> float:

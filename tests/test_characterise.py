@@ -104,6 +104,11 @@ def test_count_levels_calls_a_filled_window_analog() -> None:
     rng = np.random.default_rng(1)
     up = np.geomspace(1e-7, 2e-5, 20) * np.exp(0.05 * rng.standard_normal(20))
     assert count_levels([np.concatenate([up, up[::-1]])]) == (0, [])
+    # an abrupt analog SET (typical): reads pause here and there between a wide HRS and the top
+    lo = np.linspace(0.0, 0.3, 30)
+    a = np.r_[lo, 0.51, 0.62, 0.66, 0.70, 0.90, 0.94, 1.0]
+    b = np.r_[lo[::2], 0.48, 0.54, 0.57, 0.72, 0.74, 1.0, 1.0]
+    assert count_levels([1e-7 * np.exp(u * math.log(1e3)) for u in (a, b)]) == (0, [])
     # a cell that did not switch says nothing; no cell left: one level
     assert count_levels([np.full(10, 1e-6)]) == (1, [])
 
