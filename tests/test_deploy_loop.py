@@ -122,7 +122,11 @@ def test_choose_slots_avoids_stuck_and_narrow_cells_and_narrows_the_window() -> 
     for s in slots:
         assert not stuck[np.ix_(s.rows, s.cols)].any()
     assert 1 not in slots[0].rows  # the weak row is not in the all-columns layer
-    assert slots[0].g_max == pytest.approx(min(20e-6, 0.9 * 25e-6))
+    assert slots[0].g_max == 20e-6  # every cell of layer 1 reaches 25 µS: the window stays
+    assert all(1 not in sl.rows for sl in slots)  # 9 rows needed, 10 there: the weak one left out
+    hi[:] = 18e-6  # every cell tops out at 18 µS: the windows narrow to it
+    slots = choose_slots([(3, 10), (6, 4)], stuck, lo, hi, g_min=1e-6, g_max=20e-6)
+    assert [sl.g_max for sl in slots] == [pytest.approx(18e-6)] * 2
     assert slots[0].g_min == 1e-6
     assert "layer 1" in slots[0].reason and "µS" in slots[0].reason
     rows = [r for s in slots for r in s.rows]
