@@ -257,8 +257,10 @@ class DeploymentModel(HardwareModel):
         if quantise is None:
             return None
         n = int(self.profile.pulse_response.levels) if quantise == "auto" else quantise
-        if quantise == "auto" and (n > AUTO_LEVELS or self.converged_fraction >= AUTO_CONVERGED):
-            return None  # an analog device, or a count the programming statistics contradict
+        if quantise == "auto" and (
+            n == 0 or n > AUTO_LEVELS or self.converged_fraction >= AUTO_CONVERGED
+        ):  # an analog device (0: the characterisation found no discrete levels), or a count
+            return None  # the programming statistics contradict
         if not isinstance(n, (int, np.integer)) or n < 2:
             if quantise == "auto":  # one level: the device does not switch at all
                 return np.array([math.sqrt(self.g_floor * self.g_ceiling)])
