@@ -404,55 +404,23 @@ def run_on_crossbar(
     stops a stage in the middle.
     """
     o = options or DeployOptions()
-    settle = float(settle)
-    if not (math.isfinite(settle) and settle >= 0):
-        raise ValueError(f"settle must be a time >= 0 s, got {settle}")
-    if o.chip_in_loop and y_train is None:
-        raise ValueError("chip-in-the-loop fine-tuning needs y_train (the training labels)")
-    if o.loop_range not in ("measured", "trained"):
-        raise ValueError(f"loop_range must be 'measured' or 'trained', got {o.loop_range!r}")
-    if o.chip_in_loop and not program:
-        raise ValueError("chip-in-the-loop programs the layers one by one: it needs program=True")
+    settle = _checked_run(o, settle, y_train, program)
     t0 = crossbar.now()
     placement, slots = _place(trained, x_train, crossbar.shape, o)
     targets = np.full(crossbar.shape, np.nan)
     used = placement.used_mask()
     targets[used] = placement.full_map()[used]
 
-    def check() -> None:
-        if should_abort is not None and should_abort():
-            crossbar.abort()
-            crossbar.shutdown()
-            from crossbar.backend import OperationAborted
-
-            raise OperationAborted("deployment aborted")
-
+    check = _abort_check(crossbar, should_abort)
     loop: dict[str, Any] = {}
-    refs0: list[float] = []
     check()
-    if program and o.chip_in_loop:
-        placement, g_map, prog_summary, refs0, loop["chip_in_loop"] = _progressive(
-            crossbar, trained, placement, x_train, y_train, o, progress, check
-        )
-    elif program:
-        g_map, prog_summary = _program(crossbar, targets, o, progress)
-    else:
-        g_map = targets
-        prog_summary = {"cells": 0.0, "fraction_converged": math.nan, "stuck": 0.0}
-    if o.drift_compensation and not refs0:  # right after programming (or now)
-        refs0 = [reference_read(crossbar, placement, i, o) for i in range(len(placement.layers))]
+    placement, g_map, prog_summary, refs0 = _program_stage(
+        crossbar, trained, placement, targets, x_train, y_train, o, progress, check, program, loop
+    )
     check()
     if settle > 0:
         crossbar.wait(settle)
-    gains = None
-    if o.drift_compensation:
-        refs_t = [reference_read(crossbar, placement, i, o) for i in range(len(placement.layers))]
-        gains = [a / b if b > 0 else 1.0 for a, b in zip(refs0, refs_t, strict=True)]
-        loop["drift_compensation"] = {
-            "reference_programmed_a": refs0,
-            "reference_inference_a": refs_t,
-            "gains": gains,
-        }
+    gains = _drift_gains(crossbar, placement, o, refs0, loop) if o.drift_compensation else None
     if o.fault_aware:
         loop["fault_aware"] = {"stuck_in_profile": [list(c) for c in o.profile.window.stuck]}  # type: ignore[union-attr]
     if settle > 0:
@@ -468,18 +436,16 @@ def run_on_crossbar(
         out_hw = out_hw * np.asarray(readout["gain"]) + np.asarray(readout["offset"])
     e, ops = energy_per_mvm(applied, g_map, placement, o.t_read)
     eff = ops / e / 1e9 if e > 0 else math.inf  # GOPS/W = ops per nJ
-    pred_sw = out_sw.argmax(axis=1)
-    pred_hw = out_hw.argmax(axis=1)
     return DeploymentResult(
         method=trained.method,
         n_points=int(len(y_test)),
-        software_accuracy=float(np.mean(pred_sw == y_test)),
-        hardware_accuracy=float(np.mean(pred_hw == y_test)),
+        software_accuracy=float(np.mean(out_sw.argmax(axis=1) == y_test)),
+        hardware_accuracy=float(np.mean(out_hw.argmax(axis=1) == y_test)),
         outputs_software=out_sw,
         outputs_hardware=out_hw,
         labels=y_test,
-        predictions_software=pred_sw,
-        predictions_hardware=pred_hw,
+        predictions_software=out_sw.argmax(axis=1),
+        predictions_hardware=out_hw.argmax(axis=1),
         programming=prog_summary,
         energy_per_mvm_j=e,
         ops_per_mvm=ops,
@@ -489,6 +455,86 @@ def run_on_crossbar(
         placement=placement_report(placement, slots),
         loop=loop,
     )
+
+
+def _abort_check(crossbar: Crossbar, should_abort: Callable[[], bool] | None) -> Callable[[], None]:
+    """A check between stages: when ``should_abort()`` says so, abort the crossbar, switch the
+    outputs off and raise OperationAborted."""
+
+    def check() -> None:
+        if should_abort is not None and should_abort():
+            crossbar.abort()
+            crossbar.shutdown()
+            from crossbar.backend import OperationAborted
+
+            raise OperationAborted("deployment aborted")
+
+    return check
+
+
+def _program_stage(
+    crossbar: Crossbar,
+    trained: TrainedModel,
+    placement: NetworkPlacement,
+    targets: np.ndarray,
+    x_train: np.ndarray,
+    y_train: np.ndarray | None,
+    o: DeployOptions,
+    progress: ProgressFn | None,
+    check: Callable[[], None],
+    program: bool,
+    loop: dict[str, Any],
+) -> tuple[NetworkPlacement, np.ndarray, dict[str, float], list[float]]:
+    """Programming (all at once, progressively with chip-in-the-loop, or not at all):
+    (placement, conductance map S, programming summary, drift reference reads right after)."""
+    refs0: list[float] = []
+    if program and o.chip_in_loop:
+        placement, g_map, prog_summary, refs0, loop["chip_in_loop"] = _progressive(
+            crossbar, trained, placement, x_train, y_train, o, progress, check
+        )
+    elif program:
+        g_map, prog_summary = _program(crossbar, targets, o, progress)
+    else:
+        g_map = targets
+        prog_summary = {"cells": 0.0, "fraction_converged": math.nan, "stuck": 0.0}
+    if o.drift_compensation and not refs0:  # right after programming (or now)
+        refs0 = [reference_read(crossbar, placement, i, o) for i in range(len(placement.layers))]
+    return placement, g_map, prog_summary, refs0
+
+
+def _drift_gains(
+    crossbar: Crossbar,
+    placement: NetworkPlacement,
+    o: DeployOptions,
+    refs0: list[float],
+    loop: dict[str, Any],
+) -> list[float]:
+    """Per layer: the reference read right after programming over the one now (recorded in
+    ``loop["drift_compensation"]``), the factor its outputs are scaled by."""
+    refs_t = [reference_read(crossbar, placement, i, o) for i in range(len(placement.layers))]
+    gains = [a / b if b > 0 else 1.0 for a, b in zip(refs0, refs_t, strict=True)]
+    loop["drift_compensation"] = {
+        "reference_programmed_a": refs0,
+        "reference_inference_a": refs_t,
+        "gains": gains,
+    }
+    return gains
+
+
+def _checked_run(
+    o: DeployOptions, settle: float, y_train: np.ndarray | None, program: bool
+) -> float:
+    """``settle`` as a float, once the options of one deployment fit together (ValueError)."""
+    settle = float(settle)
+    if not (math.isfinite(settle) and settle >= 0):
+        raise ValueError(f"settle must be a time >= 0 s, got {settle}")
+    if o.chip_in_loop and y_train is None:
+        raise ValueError("chip-in-the-loop fine-tuning needs y_train (the training labels)")
+    if o.loop_range not in ("measured", "trained"):
+        raise ValueError(f"loop_range must be 'measured' or 'trained', got {o.loop_range!r}")
+    if o.chip_in_loop and not program:
+        raise ValueError("chip-in-the-loop programs the layers one by one: it needs program=True")
+    return settle
 
 
 def placement_report(placement: NetworkPlacement, slots: list[Any] | None = None) -> list[dict]:
