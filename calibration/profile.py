@@ -84,9 +84,13 @@ class DeviceNoiseProfile:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ProfileError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+            raise ProfileError(
+                f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})"
+            ) from exc
         if not isinstance(data, dict) or data.get("format") != PROFILE_FORMAT:
-            raise ProfileError(f"{source}: not a device profile (expected format {PROFILE_FORMAT!r})")
+            raise ProfileError(
+                f"{source}: not a device profile (expected format {PROFILE_FORMAT!r})"
+            )
         data.pop("format")
         names = {f for f in cls.__dataclass_fields__}
         missing = sorted(names - set(data) - {"mean_curve_v", "mean_curve_g"})

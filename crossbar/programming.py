@@ -429,9 +429,7 @@ class _Adaptive:
 
     def __post_init__(self) -> None:
         known = self.prior or {}
-        self.amp = {
-            d: min(self.cap, max(self.start[d], known.get(d, 0.0))) for d in (1, -1)
-        }
+        self.amp = {d: min(self.cap, max(self.start[d], known.get(d, 0.0))) for d in (1, -1)}
         self.wid = {d: self.width for d in (1, -1)}
 
     @property

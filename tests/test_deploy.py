@@ -77,8 +77,9 @@ def test_bayesmulti_loses_less_than_erm_on_the_typical_sim_bench(erm, moons) -> 
     loss = {}
     for name, model in (("erm", erm), ("bm", bm)):
         with Crossbar(_bench("twins", "typical")) as xb:
-            r = run_on_crossbar(xb, model, moons.x_test[:200], moons.y_test[:200],
-                                x_train=moons.x_train)
+            r = run_on_crossbar(
+                xb, model, moons.x_test[:200], moons.y_test[:200], x_train=moons.x_train
+            )
         loss[name] = r.relative_degradation
     assert loss["bm"] < loss["erm"]
     with Crossbar(_bench("twins", "optimized")) as xb:

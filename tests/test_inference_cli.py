@@ -125,8 +125,7 @@ def test_robustness_cli_writes_csv_and_png(tmp_path: Path, capsys) -> None:
 def test_robustness_cli_rejects_bad_arguments(tmp_path: Path, capsys) -> None:
     assert main(["robustness", "--trials", "0", "--out", str(tmp_path)]) == 2
     assert (
-        main(["robustness", "--tune", "once", "--tune-usability", "2", "--out", str(tmp_path)])
-        == 2
+        main(["robustness", "--tune", "once", "--tune-usability", "2", "--out", str(tmp_path)]) == 2
     )
     assert "error" in capsys.readouterr().err
 

@@ -108,7 +108,11 @@ def test_program_map_converges_with_nan_skip_and_stuck() -> None:
     calls: list[tuple[int, int]] = []
     cells = []
     rep = program_map(
-        xb, targets, progress=lambda p: calls.append((p.done, p.total)), on_cell=cells.append, skip={(3, 4)}
+        xb,
+        targets,
+        progress=lambda p: calls.append((p.done, p.total)),
+        on_cell=cells.append,
+        skip={(3, 4)},
     )
     assert len(rep.cells) == 18 and rep.skipped == {(3, 4)}
     assert calls[0] == (0, 18) and calls[-1] == (18, 18)
