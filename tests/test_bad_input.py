@@ -382,6 +382,13 @@ CASES: list[Case] = [
                                       str(d / "rob")], ("--devices", "nope.xlsx")),
     ("robustness-tune-mode", lambda d: ["robustness", "--tune", "single", "--out", str(d / "rob")],
      ("--tune", "'single'")),
+    # the study grid (issue 15): an unknown method or step, a profile of another array
+    ("study-method", lambda d: ["study", "--methods", "erm,sgd", "--out", str(d / "st")],
+     ("--methods", "'sgd'", "bayesmulti")),
+    ("study-step", lambda d: ["study", "--loop", "none", "fault-aware+magic", "--out",
+                              str(d / "st")], ("--loop", "'magic'", "chip-in-loop")),
+    ("study-profile-array", lambda d: ["study", "--characterise", str(d / "dp_good.json"),
+                                       "--out", str(d / "st")], ("dp_good.json", "2x2", "10x10")),
 ]  # fmt: skip
 
 

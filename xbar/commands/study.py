@@ -101,21 +101,27 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"--characterise {args.characterise!r}: quick, full, or an existing profile JSON"
         )
-    if args.characterise not in ("quick", "full"):
-        from crossbar.deployment_profile import DeploymentProfileError, load_deployment_profile
-
-        try:
-            load_deployment_profile(args.characterise)
-        except DeploymentProfileError as exc:
-            raise UserError(str(exc)) from None
     if not args.settle >= 0:
         raise UserError(f"--settle {args.settle}: must be >= 0 s")
     from crossbar.config import BenchConfigError, load_bench_config
 
     try:
-        load_bench_config(args.bench)
+        cfg = load_bench_config(args.bench)
     except (BenchConfigError, OSError) as exc:
         raise UserError(str(exc)) from None
+    if args.characterise not in ("quick", "full"):
+        from crossbar.deployment_profile import DeploymentProfileError, load_deployment_profile
+
+        try:
+            profile = load_deployment_profile(args.characterise)
+        except DeploymentProfileError as exc:
+            raise UserError(str(exc)) from None
+        if tuple(profile.shape) != tuple(cfg.shape):
+            raise UserError(
+                f"--characterise {args.characterise}: the deployment profile is for a "
+                f"{profile.shape[0]}x{profile.shape[1]} array but bench {args.bench!r} has "
+                f"{cfg.shape[0]}x{cfg.shape[1]}; characterise this array"
+            )
     out = make_dir(Path(args.out), "--out {path}: cannot create it ({err})")
     from xbar.study import StudySpec, run_study
 
