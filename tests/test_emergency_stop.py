@@ -234,3 +234,22 @@ def test_an_emergency_stop_holds_for_a_study(when, monkeypatch, tmp_path) -> Non
         assert not bench.smu_on
         assert bench.awg == [0.0, 0.0]
         assert bench.routing() == (["FLOAT"] * 10, ["FLOAT"] * 10)
+
+
+def test_ctrl_c_in_a_one_process_study_stops_it_at_once(monkeypatch) -> None:
+    """Ctrl-C (KeyboardInterrupt) in a task of a study run in this process ends the study there:
+    the remaining bench seeds are not characterised (it used to be kept in the task's future
+    while every other task still ran)."""
+    import xbar.study as study
+
+    calls: list[int] = []
+
+    def interrupted(spec, seed, stop=None):
+        calls.append(seed)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "_profile", interrupted)
+    spec = study.StudySpec(methods=("erm",), bench_seeds=(0, 1, 2), train_seeds=(0,), workers=1)
+    with pytest.raises(KeyboardInterrupt):
+        study.run_study(spec)
+    assert calls == [0]

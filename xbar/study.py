@@ -451,7 +451,7 @@ class _InProcess:
         fut: Future = Future()
         try:
             fut.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - delivered through the future
+        except Exception as exc:  # noqa: BLE001 - delivered through the future (Ctrl-C is not)
             fut.set_exception(exc)
         return fut
 
