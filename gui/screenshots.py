@@ -44,12 +44,11 @@ SHOTS = (
     ("calibration", "calibration_panel", 0),
     ("calibration_fabrication", "calibration_panel", 1),
     ("inference", "inference_panel", None),
-    ("characterisation_window", "characterisation_panel", 0),
-    ("characterisation_read_noise", "characterisation_panel", 1),
-    ("characterisation_programming", "characterisation_panel", 2),
-    ("characterisation_retention", "characterisation_panel", 3),
-    ("characterisation_pulse_response", "characterisation_panel", 4),
-    ("characterisation_profile", "characterisation_panel", 5),
+    # one per characterisation module, in the panel's tab order (MODULES)
+    *(
+        (f"characterisation_{key}", "characterisation_panel", i)
+        for i, (key, *_) in enumerate(MODULES)
+    ),
     ("study", "study_panel", None),
 )
 

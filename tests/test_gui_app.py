@@ -109,3 +109,17 @@ def test_screenshots_refused_on_a_real_instrument_bench(capsys) -> None:
     assert main(["gui", "--bench", str(example), "--screenshots", "x"]) == 2
     err = capsys.readouterr().err
     assert "refused on the real-instrument bench" in err
+
+
+def test_each_screenshot_shows_the_tab_it_is_named_after(offline_window) -> None:
+    """The screenshot names follow the panels' tab order (the characterisation modules were
+    reordered once and the PNGs showed one module under another's name)."""
+    from gui.screenshots import SHOTS
+
+    for stem, attr, subtab in SHOTS:
+        panel = getattr(offline_window, attr)
+        assert offline_window.tabs.indexOf(panel) >= 0, stem
+        if subtab is not None:
+            title = panel.tabs.tabText(subtab).split(" (")[0].lower().replace(" ", "_")
+            expected = "calibration" if title == "devices" else title
+            assert stem.endswith(expected), (stem, title)
