@@ -46,7 +46,7 @@ minimises sneak currents and the energy of the MVMs; any other parking value can
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -57,8 +57,10 @@ __all__ = [
     "currents_to_outputs",
     "full_map",
     "inputs_to_voltages",
+    "level_pairs",
     "map_weights",
     "place_network",
+    "snap_to_levels",
 ]
 
 #: Default largest read voltage (V) an input or the bias row is driven at.
@@ -318,6 +320,37 @@ def map_weights(
         row_index=row_index,
         col_index=col_index,
     )
+
+
+def level_pairs(levels: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Every (G⁺, G⁻) pair of a device's discrete levels (S) that realises a distinct difference
+    ``G⁺ − G⁻``, the pair of the smallest ``G⁺ + G⁻`` for each (least current; the lowest level
+    for zero): ``(pairs (m, 2) S, differences (m,) S)``, ordered by difference."""
+    lv = np.sort(np.asarray(levels, dtype=float).ravel())
+    if lv.size < 2 or not np.all(np.isfinite(lv)) or lv[0] < 0 or np.any(np.diff(lv) <= 0):
+        raise MappingError(f"need at least 2 distinct levels >= 0 S, got {list(lv)}")
+    gp, gm = (a.ravel() for a in np.meshgrid(lv, lv, indexing="ij"))
+    order = np.lexsort((gp + gm, np.round((gp - gm) / lv[-1], 12)))
+    diffs = np.round((gp - gm) / lv[-1], 12)[order]
+    first = np.r_[True, diffs[1:] != diffs[:-1]]
+    pairs = np.stack([gp[order][first], gm[order][first]], axis=1)
+    return pairs, pairs[:, 0] - pairs[:, 1]
+
+
+def snap_to_levels(mapping: LayerMapping, levels: Sequence[float]) -> LayerMapping:
+    """``mapping`` with every weight's (G⁺, G⁻) the pair of ``levels`` (S) whose difference is
+    nearest ``w/k`` (:func:`level_pairs`): targets a device of discrete levels can hold. The
+    mapping should have been made with ``g_min, g_max`` = the lowest and highest level, so
+    that ``k`` spans them; the weights and ``k`` are kept (the realised weights are
+    ``k·(G⁺ − G⁻)``)."""
+    pairs, diffs = level_pairs(levels)
+    t = mapping.targets
+    dg = t[:, 0::2] - t[:, 1::2]  # (rows, outputs) = w_eq / k
+    pick = np.abs(dg[..., None] - diffs).argmin(axis=-1)
+    targets = np.empty_like(t)
+    targets[:, 0::2], targets[:, 1::2] = pairs[pick, 0], pairs[pick, 1]
+    lo, hi = float(pairs.min()), float(pairs.max())
+    return replace(mapping, targets=targets, g_min=lo, g_max=hi)
 
 
 def _row_start(rows: slice | range | int, n_rows: int, n_in: int, has_bias: bool) -> int:

@@ -63,7 +63,7 @@ import numpy as np
 
 from crossbar.core import Crossbar
 from crossbar.deployment_profile import DeploymentProfile
-from crossbar.mapping import NetworkPlacement, inputs_to_voltages, place_network
+from crossbar.mapping import NetworkPlacement, inputs_to_voltages, place_network, snap_to_levels
 from crossbar.programming import ProgramReport
 from crossbar.progress import ProgressFn, relabelled
 from inference.names import DEPLOY_TOL
@@ -112,6 +112,22 @@ class DeployOptions:
     #: "total": Σ column currents of every row at once, as the noise model) and its repeats
     reference: str = "differential"
     reference_repeats: int = 4
+    #: level-aware mapping (module docstring): bias and a per-output scale in the digital
+    #: periphery; on a device of discrete levels (the profile's measured level conductances)
+    #: every cell's target is a pair of levels, and the network is first fine-tuned in software
+    #: to that grid (quantisation-aware, ``level_steps`` of Adam; needs y_train)
+    levels: bool = False
+    level_steps: int = 1000
+    #: program-and-verify tolerance of cells on a discrete level (its spread is the device's)
+    level_tol: float = 0.25
+    #: settle-and-refresh: ``refresh_rounds`` times, wait ``refresh_wait`` s, verify every
+    #: programmed cell at ``refresh_tol`` and reprogram those a dissolving filament or
+    #: relaxation has moved away
+    refresh: bool = False
+    refresh_rounds: int = 3
+    refresh_wait: float = 10.0
+    refresh_tol: float = 0.3
+    refresh_v_read: float = 0.2  # V, the verify reads' voltage (unselected lines grounded)
 
 
 @dataclass
@@ -204,15 +220,8 @@ class DeploymentResult:
 
 def layer_ranges(trained: TrainedModel, x_train: np.ndarray) -> list[float]:
     """Input calibration range (max |input|) of every layer over the (transformed) train set."""
-    ranges = []
-    h = np.asarray(x_train, dtype=float)
-    layers = trained.augmented_weights()
-    for i, wb in enumerate(layers):
-        ranges.append(float(max(np.max(np.abs(h)), 1e-12)))
-        h = h @ wb[:, :-1].T + wb[:, -1]
-        if i < len(layers) - 1:
-            h = _activation(h, trained.activation)
-    return ranges
+    layers = [(wb[:, :-1], wb[:, -1]) for wb in trained.augmented_weights()]
+    return network_ranges(layers, trained.activation, x_train)
 
 
 def _activation(h: np.ndarray, name: str) -> np.ndarray:
@@ -229,25 +238,89 @@ def place_model(
     return _place(trained, x_train, shape, options or DeployOptions())[0]
 
 
+#: One layer's digital periphery (``levels``): outputs = gain · crossbar outputs + bias, (out,).
+Periphery = tuple[np.ndarray, np.ndarray]
+
+
 def _place(
-    trained: TrainedModel, x_train: np.ndarray, shape: tuple[int, int], o: DeployOptions
-) -> tuple[NetworkPlacement, list[Any]]:
-    """The placement and, with ``fault_aware``, the chosen slots (else [])."""
-    layers = [(wb[:, :-1], wb[:, -1]) for wb in trained.augmented_weights()]
-    slots: list[Any] = []
-    if o.fault_aware:
-        slots = fault_slots(layers, shape, o)
-    return place_network(
-        layers,
+    trained: TrainedModel,
+    x_train: np.ndarray,
+    shape: tuple[int, int],
+    o: DeployOptions,
+    layers: list[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[NetworkPlacement, list[Any], list[Periphery] | None]:
+    """The placement, with ``fault_aware`` the chosen slots (else []), and with ``levels`` the
+    digital periphery of every layer (else None). ``layers``: (W, b) to place instead of the
+    trained ones."""
+    if layers is None:
+        layers = [(wb[:, :-1], wb[:, -1]) for wb in trained.augmented_weights()]
+    ranges = network_ranges(layers, trained.activation, x_train)
+    periphery = None
+    on_array: list[tuple[np.ndarray, np.ndarray | None]] = list(layers)
+    if o.levels:
+        on_array, periphery = [], []
+        for w, b in layers:
+            wn, gain = normalise_outputs(w)
+            on_array.append((wn, None))
+            periphery.append((gain, np.asarray(b, dtype=float).copy()))
+    slots: list[Any] = fault_slots(on_array, shape, o) if o.fault_aware else []
+    windows = [(s.g_min, s.g_max) for s in slots] if slots else None
+    lv = device_levels(o)
+    if lv is not None:
+        windows = [(lv[0], lv[-1])] * len(on_array)
+    placement = place_network(
+        on_array,
         shape=shape,
         g_min=o.g_min,
         g_max=o.g_max,
         v_bias=o.v_bias,
-        x_max=layer_ranges(trained, x_train),
+        x_max=ranges,
         v_read_max=o.v_read_max,
         slots=[(s.rows, s.cols) for s in slots] if slots else None,
-        windows=[(s.g_min, s.g_max) for s in slots] if slots else None,
-    ), slots
+        windows=windows,
+    )
+    if lv is not None:
+        placement = NetworkPlacement(
+            shape=placement.shape, layers=tuple(snap_to_levels(m, lv) for m in placement.layers)
+        )
+    return placement, slots, periphery
+
+
+def network_ranges(
+    layers: list[tuple[np.ndarray, np.ndarray]], activation: str, x_train: np.ndarray
+) -> list[float]:
+    """Input calibration range (max |input|) of every layer ``(W, b)`` over the train set."""
+    ranges = []
+    h = np.asarray(x_train, dtype=float)
+    for i, (w, b) in enumerate(layers):
+        ranges.append(float(max(np.max(np.abs(h)), 1e-12)))
+        h = h @ np.asarray(w).T + np.asarray(b)
+        if i < len(layers) - 1:
+            h = _activation(h, activation)
+    return ranges
+
+
+def normalise_outputs(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(W with every output's row scaled to max |w| = 1, the scales (out,)): the crossbar holds
+    the first, the digital periphery multiplies its outputs by the second."""
+    w = np.asarray(w, dtype=float)
+    gain = np.max(np.abs(w), axis=1)
+    gain = np.where(gain > 0, gain, 1.0)
+    return w / gain[:, None], gain
+
+
+def device_levels(o: DeployOptions) -> tuple[float, ...] | None:
+    """The device's discrete levels (S, ascending) that ``levels`` maps onto: the profile's
+    measured level conductances; None when ``levels`` is off or the device is analog."""
+    if not o.levels:
+        return None
+    if o.profile is None:
+        raise ValueError(
+            "level-aware mapping needs the array's deployment profile (xbar characterise)"
+        )
+    pr = o.profile.pulse_response
+    lv = sorted(float(g) for g in pr.level_conductances)
+    return tuple(lv) if pr.levels >= 2 and len(lv) >= 2 else None
 
 
 def fault_slots(
@@ -298,11 +371,13 @@ def crossbar_outputs(
     options: DeployOptions | None = None,
     progress: ProgressFn | None = None,
     gains: list[float] | None = None,
+    periphery: list[Periphery] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Logits (n, classes) with every layer's MVM on the crossbar; activations stay digital.
 
-    ``gains``: a factor per layer on its outputs (drift compensation). Returns the logits and
-    the row-voltage batches applied per layer (for the energy estimate).
+    ``gains``: a factor per layer on its outputs (drift compensation); ``periphery``: per layer
+    the digital gain and bias (``levels``). Returns the logits and the row-voltage batches
+    applied per layer (for the energy estimate).
     """
     o = options or DeployOptions()
     h = np.asarray(x, dtype=float)
@@ -312,6 +387,8 @@ def crossbar_outputs(
         h, v_rows = layer_outputs(crossbar, placement, i, h, o, progress)
         if gains is not None:
             h = h * gains[i]
+        if periphery is not None:
+            h = h * periphery[i][0] + periphery[i][1]
         applied.append(v_rows)
         if i < n_layers - 1:
             h = _activation(h, activation)
@@ -406,17 +483,23 @@ def run_on_crossbar(
     o = options or DeployOptions()
     settle = _checked_run(o, settle, y_train, program)
     t0 = crossbar.now()
-    placement, slots = _place(trained, x_train, crossbar.shape, o)
+    loop: dict[str, Any] = {}
+    layers = _level_finetune(trained, x_train, y_train, o, loop) if o.levels else None
+    placement, slots, periphery = _place(trained, x_train, crossbar.shape, o, layers)
     targets = np.full(crossbar.shape, np.nan)
     used = placement.used_mask()
     targets[used] = placement.full_map()[used]
 
     check = _abort_check(crossbar, should_abort)
-    loop: dict[str, Any] = {}
     check()
     placement, g_map, prog_summary, refs0 = _program_stage(
-        crossbar, trained, placement, targets, x_train, y_train, o, progress, check, program, loop
-    )
+        crossbar, trained, placement, targets, x_train, y_train, o, progress, check, program, loop,
+        periphery,
+    )  # fmt: skip
+    if periphery is not None:
+        loop.setdefault("levels", {})["periphery"] = [
+            {"gain": g.tolist(), "bias": b.tolist()} for g, b in periphery
+        ]
     check()
     if settle > 0:
         crossbar.wait(settle)
@@ -429,7 +512,7 @@ def run_on_crossbar(
     y_test = np.asarray(y_test)
     out_sw = software_outputs(trained, x_test)
     out_hw, applied = crossbar_outputs(
-        crossbar, placement, x_test, trained.activation, o, progress, gains
+        crossbar, placement, x_test, trained.activation, o, progress, gains, periphery
     )
     readout = loop.get("chip_in_loop", {}).get("readout")
     if readout is not None:
@@ -455,6 +538,34 @@ def run_on_crossbar(
         placement=placement_report(placement, slots),
         loop=loop,
     )
+
+
+def _level_finetune(
+    trained: TrainedModel,
+    x_train: np.ndarray,
+    y_train: np.ndarray | None,
+    o: DeployOptions,
+    loop: dict[str, Any],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``levels``: the network's layers fine-tuned in software to the device's level grid
+    (quantisation-aware; unchanged on an analog device); what was done goes to ``loop``."""
+    from .finetune import LevelGrid, finetune_layers
+
+    layers = [(wb[:, :-1].copy(), wb[:, -1].copy()) for wb in trained.augmented_weights()]
+    lv = device_levels(o)
+    info: dict[str, Any] = {"levels_s": None if lv is None else list(lv)}
+    if lv is not None:
+        layers, info["finetune"] = finetune_layers(
+            layers,
+            np.asarray(x_train, dtype=float),
+            np.asarray(y_train).astype(int),
+            trained.activation,
+            steps=o.level_steps,
+            lr=o.finetune_lr,
+            grids=[LevelGrid(lv)] * len(layers),
+        )
+    loop["levels"] = info
+    return layers
 
 
 def _abort_check(crossbar: Crossbar, should_abort: Callable[[], bool] | None) -> Callable[[], None]:
@@ -484,13 +595,14 @@ def _program_stage(
     check: Callable[[], None],
     program: bool,
     loop: dict[str, Any],
+    periphery: list[Periphery] | None = None,
 ) -> tuple[NetworkPlacement, np.ndarray, dict[str, float], list[float]]:
     """Programming (all at once, progressively with chip-in-the-loop, or not at all):
     (placement, conductance map S, programming summary, drift reference reads right after)."""
     refs0: list[float] = []
     if program and o.chip_in_loop:
         placement, g_map, prog_summary, refs0, loop["chip_in_loop"] = _progressive(
-            crossbar, trained, placement, x_train, y_train, o, progress, check
+            crossbar, trained, placement, x_train, y_train, o, progress, check, periphery
         )
     elif program:
         g_map, prog_summary = _program(crossbar, targets, o, progress)
@@ -530,6 +642,13 @@ def _checked_run(
         raise ValueError(f"settle must be a time >= 0 s, got {settle}")
     if o.chip_in_loop and y_train is None:
         raise ValueError("chip-in-the-loop fine-tuning needs y_train (the training labels)")
+    if o.levels and y_train is None:
+        raise ValueError("level-aware mapping fine-tunes the network: it needs y_train")
+    if o.refresh and not (o.refresh_rounds >= 1 and o.refresh_wait >= 0 and o.refresh_tol > 0):
+        raise ValueError(
+            "refresh needs refresh_rounds >= 1, refresh_wait >= 0 s and refresh_tol > 0, got "
+            f"{o.refresh_rounds}, {o.refresh_wait} s, {o.refresh_tol}"
+        )
     if o.loop_range not in ("measured", "trained"):
         raise ValueError(f"loop_range must be 'measured' or 'trained', got {o.loop_range!r}")
     if o.chip_in_loop and not program:
@@ -573,13 +692,13 @@ def _progressive(
     o: DeployOptions,
     progress: ProgressFn | None,
     check: Callable[[], None],
+    periphery: list[Periphery] | None = None,
 ) -> tuple[NetworkPlacement, np.ndarray, dict[str, float], list[float], dict[str, Any]]:
     """Chip-in-the-loop: program layer by layer, fine-tuning the later layers in software on the
     measured activations of the programmed ones (module docstring). Returns the final placement,
-    the achieved map (S), the programming summary, the drift references and what was done."""
-    from crossbar.mapping import map_weights
-
-    from .finetune import finetune_layers, fit_readout
+    the achieved map (S), the programming summary, the drift references and what was done.
+    ``periphery`` (``levels``) is updated in place for the fine-tuned layers."""
+    from .finetune import fit_readout
 
     x = np.asarray(x_train, dtype=float)
     y = np.asarray(y_train).astype(int)
@@ -587,6 +706,11 @@ def _progressive(
     idx = np.sort(np.random.default_rng(0).choice(len(x), n, replace=False))
     xs, ys = x[idx], y[idx]
     layers = [(wb[:, :-1].copy(), wb[:, -1].copy()) for wb in trained.augmented_weights()]
+    if periphery is not None:  # the layers as placed (after the level fine-tuning)
+        layers = [
+            (m.weights * g[:, None], bias)
+            for m, (g, bias) in zip(placement.layers, periphery, strict=True)
+        ]
     n_layers = len(placement.layers)
     g_map = np.full(crossbar.shape, np.nan)
     reports: list[ProgramReport] = []
@@ -595,32 +719,7 @@ def _progressive(
     h = xs
     for i in range(n_layers):
         if i > 0:
-            old = placement.layers[i]
-            if o.loop_range == "trained":  # keep the layer's range; fine-tune on what it will see
-                x_max = o.v_read_max / old.input_scale
-                h = np.clip(h, -x_max, x_max)
-            elif o.loop_range == "measured":
-                x_max = float(max(np.max(np.abs(h)), 1e-12))
-            else:
-                raise ValueError(
-                    f"loop_range must be 'measured' or 'trained', got {o.loop_range!r}"
-                )
-            layers[i:], stats = finetune_layers(
-                layers[i:], h, ys, trained.activation, steps=o.finetune_steps, lr=o.finetune_lr
-            )
-            w, b = layers[i]
-            new = map_weights(
-                w,
-                b,
-                g_min=old.g_min,
-                g_max=old.g_max,
-                rows=old.row_start if old.contiguous else list(old.rows),
-                cols=old.col_start if old.contiguous else list(old.cols),
-                v_bias=old.v_bias,
-                x_max=x_max,
-                v_read_max=o.v_read_max,
-            )
-            placement = placement.with_layer(i, new)
+            placement, h, stats = _finetune_next(placement, layers, i, h, ys, trained, o, periphery)
             info["layers"].append({"layer": i + 1, **stats})
         mask = placement.layer_mask(i)
         targets = np.full(crossbar.shape, np.nan)
@@ -635,6 +734,8 @@ def _progressive(
         check()
         if i < n_layers - 1 or o.readout_calibration:
             h, _ = layer_outputs(crossbar, placement, i, h, o, progress)
+            if periphery is not None:
+                h = h * periphery[i][0] + periphery[i][1]
         if i < n_layers - 1:
             h = _activation(h, trained.activation)
         elif o.readout_calibration:
@@ -648,6 +749,57 @@ def _progressive(
     return placement, g_map, _summary(merged), refs0, info
 
 
+def _finetune_next(
+    placement: NetworkPlacement,
+    layers: list[tuple[np.ndarray, np.ndarray]],
+    i: int,
+    h: np.ndarray,
+    ys: np.ndarray,
+    trained: TrainedModel,
+    o: DeployOptions,
+    periphery: list[Periphery] | None,
+) -> tuple[NetworkPlacement, np.ndarray, dict[str, Any]]:
+    """Chip-in-the-loop, before layer ``i`` is programmed: fine-tune layers ``i…`` (in place in
+    ``layers``) on the measured activations ``h`` and map layer ``i`` anew: (placement, the
+    activations as its rows will see them, fine-tuning figures)."""
+    from crossbar.mapping import map_weights
+
+    from .finetune import LevelGrid, finetune_layers
+
+    old = placement.layers[i]
+    if o.loop_range == "trained":  # keep the layer's range; fine-tune on what it will see
+        x_max = o.v_read_max / old.input_scale
+        h = np.clip(h, -x_max, x_max)
+    elif o.loop_range == "measured":
+        x_max = float(max(np.max(np.abs(h)), 1e-12))
+    else:
+        raise ValueError(f"loop_range must be 'measured' or 'trained', got {o.loop_range!r}")
+    lv = device_levels(o)
+    grids = [LevelGrid(lv)] * (len(layers) - i) if lv is not None else None
+    layers[i:], stats = finetune_layers(
+        layers[i:], h, ys, trained.activation, steps=o.finetune_steps, lr=o.finetune_lr, grids=grids
+    )
+    w, b = layers[i]
+    bias: np.ndarray | None = b
+    if periphery is not None:
+        w, gain = normalise_outputs(w)
+        periphery[i], bias = (gain, np.asarray(b, dtype=float).copy()), None
+    new = map_weights(
+        w,
+        bias,
+        g_min=old.g_min,
+        g_max=old.g_max,
+        rows=old.row_start if old.contiguous else list(old.rows),
+        cols=old.col_start if old.contiguous else list(old.cols),
+        v_bias=old.v_bias,
+        x_max=x_max,
+        v_read_max=o.v_read_max,
+    )
+    if lv is not None:
+        new = snap_to_levels(new, lv)
+    return placement.with_layer(i, new), h, stats
+
+
 def _program(
     crossbar: Crossbar, targets: np.ndarray, o: DeployOptions, progress: ProgressFn | None
 ) -> tuple[np.ndarray, dict[str, float]]:
@@ -659,14 +811,35 @@ def _program(
 def _program_report(
     crossbar: Crossbar, targets: np.ndarray, o: DeployOptions, progress: ProgressFn | None
 ) -> tuple[np.ndarray, ProgramReport]:
-    """Program-and-verify the non-NaN cells of ``targets``: (achieved map S, the report)."""
+    """Program-and-verify the non-NaN cells of ``targets``, then (``refresh``) settle and
+    reprogram what moved: (achieved map S, the report; a cell's pulses summed over rounds)."""
+    lv = device_levels(o)
+    tol = max(o.tol, o.level_tol) if lv is not None else o.tol
     report: ProgramReport = crossbar.program_map(
         targets,
         progress=relabelled(progress, "program"),
-        tol=o.tol,
+        tol=tol,
         max_pulses=o.max_pulses,
         algorithm=o.algorithm,
     )
+    for r in range(o.refresh_rounds if o.refresh else 0):
+        crossbar.wait(o.refresh_wait)
+        g = crossbar.read_map(v_read=o.refresh_v_read, biasing="ground")
+        moved = np.isfinite(targets) & ~(np.abs(g / targets - 1.0) <= o.refresh_tol)
+        if not moved.any():
+            break
+        again = crossbar.program_map(
+            np.where(moved, targets, np.nan),
+            progress=relabelled(progress, f"refresh {r + 1}/{o.refresh_rounds}"),
+            tol=tol,
+            max_pulses=o.max_pulses,
+            algorithm=o.algorithm,
+        )
+        cells = {(c.row, c.col): c for c in report.cells}
+        for c in again.cells:
+            c.pulses += cells[(c.row, c.col)].pulses
+            cells[(c.row, c.col)] = c
+        report = ProgramReport(shape=report.shape, targets=targets, cells=list(cells.values()))
     return report.final_map(), report
 
 

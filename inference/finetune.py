@@ -9,16 +9,39 @@ found where the measurements say nothing). Deterministic (no sampling), float64,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from calibration.grid_bo import torch_threads
+from crossbar.mapping import level_pairs
 
-__all__ = ["finetune_layers", "fit_readout"]
+__all__ = ["LevelGrid", "finetune_layers", "fit_readout"]
 
 Layer = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class LevelGrid:
+    """The weights one layer can realise on a device of discrete ``levels`` (S) when its bias
+    and a per-output scale are digital (``DeployOptions.levels``): every output's row of W,
+    scaled to max |w| = 1, is held as ``(G⁺ − G⁻) / (top − bottom level)`` with (G⁺, G⁻) a pair
+    of levels (:func:`crossbar.mapping.level_pairs`, as
+    :func:`~crossbar.mapping.snap_to_levels` maps it)."""
+
+    levels: tuple[float, ...]
+
+    def realise(self, w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W, b) as the levels realise them; the gradient passes straight through (STE)."""
+        _, diffs = level_pairs(self.levels)
+        d = torch.as_tensor(diffs / (max(self.levels) - min(self.levels)), dtype=w.dtype)
+        scale = w.abs().amax(dim=1, keepdim=True).detach().clamp(min=1e-30)
+        u = w / scale
+        q = d[(u[..., None] - d).abs().argmin(dim=-1)]
+        return (u + (q - u).detach()) * scale, b
 
 
 def finetune_layers(
@@ -30,9 +53,12 @@ def finetune_layers(
     steps: int = 300,
     lr: float = 0.01,
     anchor: float = 1e-3,
+    grids: Sequence[LevelGrid | None] | None = None,
 ) -> tuple[list[Layer], dict[str, Any]]:
     """Fine-tune ``layers`` ((W (out, in), b (out,)) each, network order) on inputs ``h`` (n, in)
     with labels ``y`` (n,); the activation (``relu``/``tanh``) follows every layer but the last.
+    ``grids``: per layer, the :class:`LevelGrid` its weights are realised on (quantisation-aware:
+    the forward pass uses the realised weights, the gradient passes straight through), or None.
 
     Returns the new layers and what happened: cross-entropy and accuracy on ``(h, y)`` before and
     after, and the number of steps.
@@ -46,10 +72,17 @@ def finetune_layers(
         b0 = [torch.as_tensor(np.asarray(b, dtype=np.float64)) for _, b in layers]
         params = [p.clone().requires_grad_(True) for pair in zip(w0, b0) for p in pair]
 
+        grid = list(grids) if grids is not None else [None] * len(layers)
+        if len(grid) != len(layers):
+            raise ValueError(f"need one grid per layer ({len(layers)}), got {len(grid)}")
+
         def forward() -> torch.Tensor:
             z = x
             for k in range(len(layers)):
-                z = z @ params[2 * k].T + params[2 * k + 1]
+                w, b = params[2 * k], params[2 * k + 1]
+                if grid[k] is not None:
+                    w, b = grid[k].realise(w, b)
+                z = z @ w.T + b
                 if k < len(layers) - 1:
                     z = torch.relu(z) if activation == "relu" else torch.tanh(z)
             return z

@@ -50,6 +50,8 @@ STEPS = {
     "fault-aware": "fault_aware",
     "chip-in-loop": "chip_in_loop",
     "drift-compensation": "drift_compensation",
+    "levels": "levels",
+    "refresh": "refresh",
 }
 
 #: The paper's hardware result on its real 10×10 array: relative accuracy loss per method.
@@ -367,7 +369,7 @@ def _task(
                     data.y_test[:n],
                     x_train=data.x_train,
                     options=_deploy_options(profile, loop),
-                    **({"y_train": data.y_train} if "chip-in-loop" in loop else {}),
+                    y_train=data.y_train,
                     **({"settle": spec.settle} if spec.settle else {}),
                 )
             runs.append(
