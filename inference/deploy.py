@@ -152,6 +152,8 @@ class DeploymentResult:
     placement: list[dict[str, Any]] = field(default_factory=list)
     #: the loop steps that ran and what they measured (fine-tuning, drift-compensation ratios)
     loop: dict[str, Any] = field(default_factory=dict)
+    #: (rows, cols) S, the conductances programmed (as last mapped), NaN on unused cells
+    target_map: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def degradation(self) -> float:
@@ -537,6 +539,7 @@ def run_on_crossbar(
         bench_time_s=float(crossbar.now() - t0),
         placement=placement_report(placement, slots),
         loop=loop,
+        target_map=np.where(placement.used_mask(), placement.full_map(), np.nan),
     )
 
 

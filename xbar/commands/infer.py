@@ -5,7 +5,7 @@ Examples::
     xbar infer --bench sim --model models/moons-bm --test-points 200
     xbar infer --bench sim --model m/erm --model m/bm --profile optimized --profile typical --seeds 5
     xbar infer --bench sim --model models/moons-bm --deployment-profile device.json \
-        --fault-aware --chip-in-loop --drift-compensation --settle 3600
+        --fault-aware --chip-in-loop --drift-compensation --levels --refresh --settle 3600
 
 Each (profile, seed, model) run opens a fresh bench (the same seed gives the same devices, so the
 models meet identical arrays), maps the weights to conductances, programs them with
@@ -14,7 +14,10 @@ reports software versus hardware accuracy. The deployment loop's steps are switc
 one: ``--fault-aware`` (layers on rows and columns that avoid the stuck cells of the
 ``--deployment-profile``, each in the window its cells reach), ``--chip-in-loop`` (program layer
 by layer, fine-tuning the next layer on the measured outputs of the programmed ones) and
-``--drift-compensation`` (a reference read scales each layer's outputs at inference). Writes ``summary.json``, one PNG per profile (the
+``--drift-compensation`` (a reference read scales each layer's outputs at inference), ``--levels``
+(bias and per-output scale digital; on a device of discrete levels every cell on a pair of its
+measured levels, the network fine-tuned to them) and ``--refresh`` (settle, re-read, reprogram
+the cells that moved). Writes ``summary.json``, one PNG per profile (the
 paper's figure 7b/7c), one HDF5 data file per run and the per-run JSON/NPZ into ``--out``.
 """
 
@@ -91,6 +94,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="read a reference vector through each layer after programming and before the test "
         "MVMs; scale its outputs by the ratio (global drift compensation)",
+    )
+    p.add_argument(
+        "--levels",
+        action="store_true",
+        help="bias and a per-output scale in the digital periphery; on a device of discrete "
+        "levels (the profile's) every cell on a pair of levels, the network fine-tuned to them",
+    )
+    p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="after programming, settle 10 s, read every cell and reprogram those that moved "
+        "beyond 30 %% (a dissolved filament); 3 rounds",
     )
     p.add_argument(
         "--settle",
@@ -240,16 +255,19 @@ def _options(args: argparse.Namespace) -> DeployOptions:
             profile = load_deployment_profile(args.deployment_profile)
         except DeploymentProfileError as exc:
             raise UserError(str(exc)) from exc
-    if args.fault_aware and profile is None:
-        raise UserError(
-            "--fault-aware needs --deployment-profile FILE (the array's, from xbar characterise)"
-        )
+    for flag, on in (("--fault-aware", args.fault_aware), ("--levels", args.levels)):
+        if on and profile is None:
+            raise UserError(
+                f"{flag} needs --deployment-profile FILE (the array's, from xbar characterise)"
+            )
     return DeployOptions(
         tol=args.tol,
         profile=profile,
         fault_aware=args.fault_aware,
         chip_in_loop=args.chip_in_loop,
         drift_compensation=args.drift_compensation,
+        levels=args.levels,
+        refresh=args.refresh,
     )
 
 

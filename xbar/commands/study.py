@@ -25,11 +25,12 @@ from pathlib import Path
 from inference.names import DATA_NAMES, METHODS
 
 from ..errors import UserError
+from ..study import STEPS
 from ._common import add_bench_option, add_command, int_at_least, make_dir
 
 __all__ = ["register", "run"]
 
-LOOP_STEPS = ("fault-aware", "chip-in-loop", "drift-compensation")  # inference.study.STEPS
+LOOP_STEPS = tuple(STEPS)
 
 
 SUMMARY = "methods x loop steps x seeds on a bench: hardware loss with 95 %% CIs"
