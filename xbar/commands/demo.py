@@ -7,8 +7,8 @@
 3. train ERM and BayesMulti against that measured profile (BayesMulti's BO objective evaluated
    under it) on two moons;
 4. deploy both on a fresh bench of the same array, without and with the loop (fault-aware
-   placement, chip-in-the-loop correction, drift compensation): program-and-verify, every MVM
-   on the array;
+   placement, chip-in-the-loop correction, drift compensation, level-aware mapping,
+   settle-and-refresh): program-and-verify, every MVM on the array;
 5. print the software-versus-hardware table (relative loss beside the paper's figure).
 
 Everything lands in ``--out`` (default ``xbar-out/demo``): the data files (HDF5, written as
