@@ -108,7 +108,10 @@ def test_empty_history_shows_no_invented_ticks(window) -> None:
 def stand_in_deploy(monkeypatch, cell=(0, 9), target=12e-6):
     """A fast inference.deploy whose run programs one cell (recorded in the data file)."""
 
-    def run_on_crossbar(crossbar, trained, x_test, y_test, *, x_train, progress, should_abort):
+    from inference.deploy import DeployOptions
+
+    def run_on_crossbar(crossbar, trained, x_test, y_test, *, x_train, progress, should_abort,
+                        options, y_train, settle):  # fmt: skip
         t = np.full(crossbar.shape, np.nan)
         t[cell] = target
         crossbar.program_map(t)
@@ -124,6 +127,7 @@ def stand_in_deploy(monkeypatch, cell=(0, 9), target=12e-6):
 
     fake = types.ModuleType("inference.deploy")
     fake.run_on_crossbar = run_on_crossbar
+    fake.DeployOptions = DeployOptions
     monkeypatch.setitem(sys.modules, "inference.deploy", fake)
 
 
