@@ -173,11 +173,10 @@ def test_browse_remembers_the_profile_folder(window, monkeypatch, tmp_path) -> N
     assert seen[1][0] == str(folder)  # the next dialog opens there
 
 
-@pytest.mark.slow  # fine-tunes to the levels, programs 40 cells and refreshes them (~30 s)
 def test_levels_and_refresh_deploy_on_the_simulated_bench(window, tmp_path) -> None:
-    """A profile of three discrete levels (1, 6, 18 µS), level-aware mapping and refresh on:
-    the real deployment on the simulated bench puts every programmed cell's target on a level,
-    the bias row goes digital (40 cells, not 54) and the label lists both steps."""
+    """(About 10 s.) A profile of three discrete levels (1, 6, 18 µS), level-aware mapping and
+    refresh on: the real deployment on the simulated bench puts every programmed cell's target
+    on a level, the bias row goes digital (40 cells, not 54) and the label lists both steps."""
     inf = window.inference_panel
     entry = train(window, "erm")
     levels = [1e-6, 6e-6, 18e-6]
