@@ -140,10 +140,12 @@ def test_the_switches_reach_deploy_options_and_the_label(window, monkeypatch, tm
 def test_the_profile_measured_in_characterisation_is_the_default(window, monkeypatch) -> None:
     calls = stand_in(monkeypatch)
     inf = window.inference_panel
-    assert "measure one in Characterisation" in inf.profile_path.placeholderText()
+    assert inf.profile_path.placeholderText() == "none: browse, or characterise the array"
     measured = make_profile()
     window.characterisation_panel.set_profile(measured)
-    assert "measured in this session (bench 'test'" in inf.profile_path.placeholderText()
+    assert inf.profile_path.placeholderText() == (
+        f"from Characterisation (bench 'test', {measured.created})"
+    )
     train(window, "erm", epochs=30)
     check(inf, "levels")
     assert inf.deploy()

@@ -447,7 +447,8 @@ class InferencePanel(Panel):
             cb.setChecked(False)
             self.loop_checks[key] = cb
             grid.addWidget(cb, i // 2, i % 2)
-        f.addRow("Loop steps", grid)
+        f.addRow(QLabel("Deployment loop (each step off by default):"))
+        f.addRow(grid)  # the whole width: the controls column stays as narrow as before
         self.settle = double_spin(0.0, 1e7, 0.0, 10.0, 1)
         self.settle.setToolTip(
             "Seconds of bench time between programming and the test MVMs (relaxation and drift "
@@ -461,9 +462,9 @@ class InferencePanel(Panel):
         the profile field is empty."""
         self.session_profile = profile
         self.profile_path.setPlaceholderText(
-            "none: browse, or measure one in Characterisation"
+            "none: browse, or characterise the array"
             if profile is None
-            else f"measured in this session (bench '{profile.bench}', {profile.created})"
+            else f"from Characterisation (bench '{profile.bench}', {profile.created})"
         )
 
     def _browse_profile(self) -> None:
