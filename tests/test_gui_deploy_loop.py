@@ -4,11 +4,9 @@ that ran in the result label."""
 
 from __future__ import annotations
 
-import sys
-import types
-
 import numpy as np
 import pytest
+from test_gui_details import stand_in_deploy
 from test_gui_inference import train
 from test_inference_hardware_model import make_profile
 
@@ -20,27 +18,7 @@ STEPS = ("fault_aware", "levels", "chip_in_loop", "drift_compensation", "refresh
 
 def stand_in(monkeypatch) -> list[dict]:
     """A fast inference.deploy recording every call's loop arguments (nothing programmed)."""
-    calls: list[dict] = []
-
-    def run_on_crossbar(crossbar, trained, x_test, y_test, *, x_train, progress, should_abort,
-                        options, y_train, settle):  # fmt: skip
-        calls.append({"options": options, "y_train": y_train, "settle": settle})
-        out = np.eye(2)[np.asarray(y_test)]
-        loop = {"fault_aware": {"stuck_in_profile": [[1, 2]]}} if options.fault_aware else {}
-        return types.SimpleNamespace(
-            software_accuracy=1.0,
-            hardware_accuracy=1.0,
-            outputs_software=out,
-            outputs_hardware=out,
-            labels=np.asarray(y_test),
-            loop=loop,
-        )
-
-    fake = types.ModuleType("inference.deploy")
-    fake.run_on_crossbar = run_on_crossbar
-    fake.DeployOptions = DeployOptions
-    monkeypatch.setitem(sys.modules, "inference.deploy", fake)
-    return calls
+    return stand_in_deploy(monkeypatch, cell=None)
 
 
 def check(inf, *steps: str) -> None:
