@@ -178,4 +178,5 @@ def test_levels_and_refresh_deploy_on_the_simulated_bench(window, tmp_path) -> N
     assert d.steps == ("level-aware mapping (3 levels)", "refresh")
     text = inf.acc_label.text()
     assert "deployment loop: level-aware mapping (3 levels), refresh" in text
+    assert window.log_lines()[-1].endswith("; loop: level-aware mapping (3 levels), refresh")
     assert f"hardware accuracy {r.hardware_accuracy:.3f}" in text

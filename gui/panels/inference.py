@@ -1054,7 +1054,8 @@ class InferencePanel(Panel):
             self._reveal.start()  # show the result once the label's new size is laid out
             self.app.log(
                 f"{e.name} on the bench ({view.labels.size} points): software "
-                f"{view.software_accuracy:.3f}, hardware {view.hardware_accuracy:.3f}",
+                f"{view.software_accuracy:.3f}, hardware {view.hardware_accuracy:.3f}"
+                + (f"; loop: {', '.join(view.steps)}" if view.steps else ""),
                 "ok",
             )
 
