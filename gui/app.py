@@ -201,7 +201,8 @@ class MainWindow(QMainWindow):
 
     def _build_panels(self) -> None:
         """One tab per panel; the crossbar map's focused cell goes to the I-V panel, whose
-        measured sweeps go to the calibration panel."""
+        measured sweeps go to the calibration panel; the characterisation's deployment profile
+        goes to the inference panel (its deployment loop's default profile)."""
         from gui.panels.calibration import CalibrationPanel
         from gui.panels.characterisation import CharacterisationPanel
         from gui.panels.crossbar_map import CrossbarPanel
@@ -229,6 +230,9 @@ class MainWindow(QMainWindow):
         self.iv_panel.sweep_measured.connect(self.calibration_panel.add_measured_sweep)
         self.calibration_panel.devices_changed.connect(self.inference_panel.set_devices)
         self.inference_panel.array_programmed.connect(self.crossbar_panel.refresh_from_data_file)
+        self.characterisation_panel.profile_changed.connect(
+            self.inference_panel.set_session_profile
+        )
 
     def _build_status_bar(self) -> None:
         """The running operation, its elapsed time and progress, and the Abort button."""

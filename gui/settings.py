@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "dirs/targets": "",
     "dirs/bench": "",
     "dirs/export": "",
+    "dirs/profiles": "",  # deployment profiles (JSON) for the deployment loop
     "bench/profile": "",  # simulated device profile ("" = as in the bench file)
     "plot/iv_log": False,
     "plot/map_quantity": "R",
@@ -103,7 +104,7 @@ class Settings:
 
     def last_dir(self, what: str, fallback: str | Path | None = None) -> str:
         """Last folder used for ``what`` ("calibration", "models", "targets", "bench",
-        "export"); ``fallback`` (default: the home folder) when none was used yet."""
+        "export", "profiles"); ``fallback`` (default: the home folder) when none was used yet."""
         d = str(self.get(f"dirs/{what}", "") or "")
         if d and Path(d).is_dir():
             return d

@@ -105,13 +105,22 @@ def test_empty_history_shows_no_invented_ticks(window) -> None:
     assert hp.getAxis("left").style["showValues"] is True and not xb.hist_hint.isVisible()
 
 
-def stand_in_deploy(monkeypatch, cell=(0, 9), target=12e-6):
-    """A fast inference.deploy whose run programs one cell (recorded in the data file)."""
+def stand_in_deploy(monkeypatch, cell=(0, 9), target=12e-6) -> list[dict]:
+    """A fast inference.deploy whose run programs one cell (recorded in the data file; none
+    when ``cell`` is None) and, fault-aware, reports one stuck cell avoided; returns the list
+    each call's loop arguments (options, y_train, settle) go to."""
 
-    def run_on_crossbar(crossbar, trained, x_test, y_test, *, x_train, progress, should_abort):
-        t = np.full(crossbar.shape, np.nan)
-        t[cell] = target
-        crossbar.program_map(t)
+    from inference.deploy import DeployOptions
+
+    calls: list[dict] = []
+
+    def run_on_crossbar(crossbar, trained, x_test, y_test, *, x_train, progress, should_abort,
+                        options, y_train, settle):  # fmt: skip
+        calls.append({"options": options, "y_train": y_train, "settle": settle})
+        if cell is not None:
+            t = np.full(crossbar.shape, np.nan)
+            t[cell] = target
+            crossbar.program_map(t)
         out = np.eye(2)[np.asarray(y_test)] * 1.0
         progress(Progress(1, 1, "MVM"))
         return types.SimpleNamespace(
@@ -120,11 +129,14 @@ def stand_in_deploy(monkeypatch, cell=(0, 9), target=12e-6):
             outputs_software=out,
             outputs_hardware=out,
             labels=np.asarray(y_test),
+            loop={"fault_aware": {"stuck_in_profile": [[1, 2]]}} if options.fault_aware else {},
         )
 
     fake = types.ModuleType("inference.deploy")
     fake.run_on_crossbar = run_on_crossbar
+    fake.DeployOptions = DeployOptions
     monkeypatch.setitem(sys.modules, "inference.deploy", fake)
+    return calls
 
 
 def test_deploy_warns_before_reprogramming_and_refreshes_the_map(window, monkeypatch) -> None:

@@ -85,11 +85,14 @@ def test_deploy_wiring_with_a_stand_in_run_on_crossbar(window, monkeypatch) -> N
     import torch
 
     from crossbar.progress import Progress
+    from inference.deploy import DeployOptions
 
-    calls = []
+    calls, loop_calls = [], []
 
-    def run_on_crossbar(crossbar, trained, x_test, y_test, *, x_train, progress, should_abort):
+    def run_on_crossbar(crossbar, trained, x_test, y_test, *, x_train, progress, should_abort,
+                        options, y_train, settle):  # fmt: skip
         calls.append((crossbar, trained, x_test, y_test, x_train))
+        loop_calls.append((options, y_train, settle))
         currents = crossbar.mvm(np.full(crossbar.shape[0], 0.1))  # touches the bench
         assert currents.shape == (crossbar.shape[1],) and not should_abort()
         x, y = x_test, y_test
@@ -109,6 +112,7 @@ def test_deploy_wiring_with_a_stand_in_run_on_crossbar(window, monkeypatch) -> N
 
     fake = types.ModuleType("inference.deploy")
     fake.run_on_crossbar = run_on_crossbar
+    fake.DeployOptions = DeployOptions
     monkeypatch.setitem(sys.modules, "inference.deploy", fake)
     inf = window.inference_panel
     entry = train(window, "erm")
@@ -120,11 +124,16 @@ def test_deploy_wiring_with_a_stand_in_run_on_crossbar(window, monkeypatch) -> N
     assert crossbar is window.session.crossbar and model is entry.model
     np.testing.assert_array_equal(x_test, entry.dataset.x_test[:30])
     np.testing.assert_array_equal(x_train, entry.dataset.x_train)
+    # the loop off (the defaults), the training labels passed all the same, no settling
+    options, y_train, settle = loop_calls[0]
+    assert options == DeployOptions() and settle == 0.0
+    np.testing.assert_array_equal(y_train, entry.dataset.y_train)
     d = entry.last
     y = entry.dataset.y_test[:30]
     np.testing.assert_array_equal(d.labels, y)
     np.testing.assert_array_equal(d.pred_hw, d.outputs_hw.argmax(1))
     assert f"hardware accuracy {d.hardware_accuracy:.3f}" in inf.acc_label.text()
+    assert d.steps == () and "deployment loop: off" in inf.acc_label.text()
     # the test-set column keeps the whole test set; the deployment's columns say on what
     assert inf.table.item(0, 3).text() == f"{entry.model.accuracies['test']:.3f}"
     assert inf.table.item(0, 4).text() == "30 pts"

@@ -171,12 +171,16 @@ def test_emergency_stop_during_a_deployments_programming_shows_no_result(
 
     from test_gui_inference import train
 
-    def run_on_crossbar(crossbar, trained, x_test, y_test, *, x_train, progress, should_abort):
+    from inference.deploy import DeployOptions
+
+    def run_on_crossbar(crossbar, trained, x_test, y_test, *, x_train, progress, should_abort,
+                        options, y_train, settle):  # fmt: skip
         crossbar.program_map(np.full(crossbar.shape, 20e-6), progress=progress)
         raise AssertionError("the emergency stop should have ended the programming")
 
     fake = types.ModuleType("inference.deploy")
     fake.run_on_crossbar = run_on_crossbar
+    fake.DeployOptions = DeployOptions
     monkeypatch.setitem(sys.modules, "inference.deploy", fake)
     inf = window.inference_panel
     entry = train(window, "erm", epochs=30)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -79,6 +79,7 @@ class CharacterisationPanel(Panel):
     """The characterisation modules (see the module docstring)."""
 
     title = "Characterisation"
+    profile_changed = pyqtSignal(object)  # the DeploymentProfile shown (measured or loaded)
 
     def __init__(self, app: AppServices, parent: QWidget | None = None) -> None:
         super().__init__(app, parent)
@@ -678,6 +679,7 @@ class CharacterisationPanel(Panel):
             f"{pr.nonlinearity_set:.2f} / RESET {pr.nonlinearity_reset:.2f}"
         )
         self._update_enabled()
+        self.profile_changed.emit(profile)
 
     def save_profile(self, path: str | Path) -> Path | None:
         """Write the profile as JSON (:meth:`DeploymentProfile.save`)."""

@@ -10,6 +10,12 @@
   should_abort)``: software versus hardware accuracy, the decision boundary with the test points
   (× = misclassified on hardware), and the histogram of hardware − software output errors for
   every deployed model (the paper's ERM versus BayesMulti comparison).
+* The deployment loop (issue 15; :class:`inference.deploy.DeployOptions`): one switch per step
+  (fault-aware placement, level-aware mapping, chip in the loop, drift compensation, refresh),
+  all off by default, the settle time, and the array's deployment profile (a JSON file, or the
+  one measured in the Characterisation panel this session). A step that needs the profile
+  without one, or an unusable profile file, is one logged line and nothing starts. The result
+  label lists the steps that ran.
 """
 
 from __future__ import annotations
@@ -25,11 +31,15 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
+    QCheckBox,
     QComboBox,
+    QFormLayout,
     QFrame,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QScrollArea,
     QSplitter,
@@ -44,7 +54,54 @@ from gui.panels.base import AppServices, Panel
 from gui.widgets import button, choice, double_spin, form_group, hbox, int_spin, set_panes, table
 from gui.workers import TaskAborted, TaskContext
 
-__all__ = ["DeployView", "InferencePanel", "ModelEntry", "decision_grid"]
+__all__ = [
+    "LOOP_STEPS",
+    "DeployView",
+    "InferencePanel",
+    "ModelEntry",
+    "call_run_on_crossbar",
+    "decision_grid",
+    "loop_steps",
+]
+
+#: The deployment loop's steps: (:class:`inference.deploy.DeployOptions` field, label, tooltip).
+LOOP_STEPS: tuple[tuple[str, str, str], ...] = (
+    (
+        "fault_aware",
+        "Fault-aware placement",
+        "Put the layers on rows and columns that avoid the profile's stuck cells, each layer "
+        "scaled to the window (S) its cells reach. Needs the deployment profile.",
+    ),
+    (
+        "levels",
+        "Level-aware mapping",
+        "Bias and a per-output scale in the digital periphery; on a device of discrete levels "
+        "every cell's target is a pair of the profile's measured levels (S), and the network is "
+        "first fine-tuned to them in software. Needs the deployment profile.",
+    ),
+    (
+        "chip_in_loop",
+        "Chip in the loop",
+        "Program layer by layer: the programmed layers' outputs on training inputs are measured "
+        "through the array and the next layer is fine-tuned on them; a digital gain and offset "
+        "per class are fitted to the last layer's measured outputs.",
+    ),
+    (
+        "drift_compensation",
+        "Drift compensation",
+        "Read a reference current (A) through each layer right after programming and again "
+        "before the test MVMs; the layer's outputs are scaled by the ratio.",
+    ),
+    (
+        "refresh",
+        "Refresh",
+        "After programming: a few rounds of waiting (s of bench time), reading every programmed "
+        "cell and reprogramming those that moved off their target (dissolved filaments).",
+    ),
+)
+
+#: The steps that need the array's deployment profile.
+NEEDS_PROFILE = ("fault_aware", "levels")
 
 
 def call_run_on_crossbar(
@@ -54,10 +111,15 @@ def call_run_on_crossbar(
     dataset: Any,
     n_test_points: int,
     ctx: TaskContext,
+    *,
+    options: Any = None,
+    settle: float = 0.0,
 ) -> Any:
     """Call ``run_on_crossbar(crossbar, model, x_test, y_test, *, x_train, progress,
-    should_abort)`` (:func:`inference.deploy.run_on_crossbar`) on the first ``n_test_points``
-    test points, reporting its progress to the task."""
+    should_abort, options, y_train, settle)`` (:func:`inference.deploy.run_on_crossbar`) on the
+    first ``n_test_points`` test points with the training labels (the loop's fine-tuning steps
+    use them) and ``settle`` s of bench time before the MVMs, reporting its progress to the
+    task."""
 
     def progress(p: Progress) -> None:
         ctx.message(f"Deploying: {p.stage} {p.done}/{p.total}")
@@ -72,7 +134,36 @@ def call_run_on_crossbar(
         x_train=dataset.x_train,
         progress=progress,
         should_abort=ctx.should_abort,
+        options=options,
+        y_train=dataset.y_train,
+        settle=float(settle),
     )
+
+
+def loop_steps(result: Any, options: Any) -> tuple[str, ...]:
+    """The loop steps a deployment ran (switched on in ``options`` or recorded in
+    ``result.loop``), as short texts with what they measured."""
+    loop = _first(result, ("loop",))
+    loop = loop if isinstance(loop, dict) else {}
+    out = []
+    for key, label, _tip in LOOP_STEPS:
+        if key in loop or getattr(options, key, False):
+            out.append(label.lower() + _step_detail(key, loop.get(key)))
+    return tuple(out)
+
+
+def _step_detail(key: str, info: Any) -> str:
+    """What one loop step measured, in brackets ("" when the result does not say)."""
+    if not isinstance(info, dict):
+        return ""
+    if key == "fault_aware" and "stuck_in_profile" in info:
+        return f" ({len(info['stuck_in_profile'])} stuck cells avoided)"
+    if key == "levels" and "levels_s" in info:
+        lv = info["levels_s"]
+        return " (analog device)" if lv is None else f" ({len(lv)} levels)"
+    if key == "drift_compensation" and info.get("gains"):
+        return " (gains " + ", ".join(f"×{float(g):.3g}" for g in info["gains"]) + ")"
+    return ""
 
 
 def decision_grid(
@@ -110,6 +201,8 @@ class DeployView:
     labels: np.ndarray  # (n,)
     pred_hw: np.ndarray  # (n,)
     raw: Any = None
+    steps: tuple[str, ...] = ()  # the loop steps that ran (:func:`loop_steps`)
+    settle: float = 0.0  # s of bench time between programming and the test MVMs
 
     @property
     def errors(self) -> np.ndarray:
@@ -321,6 +414,7 @@ class InferencePanel(Panel):
         self.n_test.setToolTip("Test points run on the bench (default: the whole test set)")
         self.n_test_label = QLabel("")
         f.addRow("Test points", hbox(self.n_test, self.n_test_label))
+        self._loop_rows(f)
         self.deploy_btn = button("Run on bench…", self._deploy_clicked)
         self.deploy_btn.setToolTip(
             "Programs the network's cells of the array (the cells' present states are lost), "
@@ -333,6 +427,92 @@ class InferencePanel(Panel):
         self.acc_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         f.addRow(self.acc_label)
         return g
+
+    def _loop_rows(self, f: QFormLayout) -> None:
+        """The deployment loop: the profile, one switch per step (all off), the settle time."""
+        self.session_profile: Any = None  # DeploymentProfile measured in Characterisation
+        self.profile_path = QLineEdit()
+        self.profile_path.setToolTip(
+            "The array's deployment profile (JSON: Characterisation → Save profile JSON, or "
+            "xbar characterise); empty: the profile measured in this session, if any. Needed by "
+            "fault-aware placement and level-aware mapping"
+        )
+        self.profile_browse = button("Browse…", self._browse_profile, "Choose a profile JSON")
+        f.addRow("Deployment profile", hbox((self.profile_path, 1), self.profile_browse))
+        self.loop_checks: dict[str, QCheckBox] = {}
+        grid = QGridLayout()
+        for i, (key, label, tip) in enumerate(LOOP_STEPS):
+            cb = QCheckBox(label)
+            cb.setToolTip(tip)
+            cb.setChecked(False)
+            self.loop_checks[key] = cb
+            grid.addWidget(cb, i // 2, i % 2)
+        f.addRow(QLabel("Deployment loop (each step off by default):"))
+        f.addRow(grid)  # the whole width: the controls column stays as narrow as before
+        self.settle = double_spin(0.0, 1e7, 0.0, 10.0, 1)
+        self.settle.setToolTip(
+            "Seconds of bench time between programming and the test MVMs (relaxation and drift "
+            "act there)"
+        )
+        f.addRow("Settle (s)", self.settle)
+        self.set_session_profile(None)
+
+    def set_session_profile(self, profile: Any) -> None:
+        """The deployment profile measured (or loaded) in the Characterisation panel: used when
+        the profile field is empty."""
+        self.session_profile = profile
+        self.profile_path.setPlaceholderText(
+            "none: browse, or characterise the array"
+            if profile is None
+            else f"from Characterisation (bench '{profile.bench}', {profile.created})"
+        )
+
+    def _browse_profile(self) -> None:
+        path = self.ask_open_file(
+            "Deployment profile", "profiles", "Deployment profiles (*.json);;All files (*)"
+        )
+        if path:
+            self.profile_path.setText(path)
+            self.app.settings.set_last_dir("profiles", path)
+
+    def loop_options(self, shape: tuple[int, int]) -> dict[str, Any] | None:
+        """The loop switches as :class:`inference.deploy.DeployOptions` fields (the profile
+        only when a step needs it); None, with one line logged, when a step needs a profile
+        that is missing, unreadable or for another array size than ``shape``."""
+        steps = {key: cb.isChecked() for key, cb in self.loop_checks.items()}
+        need = [label for key, label, _ in LOOP_STEPS if key in NEEDS_PROFILE and steps[key]]
+        if not need:
+            return {**steps, "profile": None}
+        what = " and ".join([need[0], *(label.lower() for label in need[1:])])
+        verb = "needs" if len(need) == 1 else "need"
+        path = self.profile_path.text().strip()
+        profile = self.session_profile
+        if path:
+            from crossbar.deployment_profile import DeploymentProfileError, load_deployment_profile
+
+            try:
+                profile = load_deployment_profile(path)
+            except (DeploymentProfileError, OSError) as exc:
+                why = " ".join(str(exc).split())
+                self.app.log(
+                    f"{what}: unusable deployment profile: {why}; nothing deployed", "error"
+                )
+                return None
+        if profile is None:
+            self.app.log(
+                f"{what} {verb} the array's deployment profile: choose a profile JSON (or measure "
+                "one in Characterisation); nothing deployed",
+                "error",
+            )
+            return None
+        if tuple(profile.shape) != tuple(shape):
+            self.app.log(
+                f"{what}: the deployment profile is for a {profile.shape[0]}×{profile.shape[1]} "
+                f"array but the bench's is {shape[0]}×{shape[1]}; nothing deployed",
+                "error",
+            )
+            return None
+        return {**steps, "profile": profile}
 
     def _build_bo_plot(self) -> None:
         """(p1, p2) of every BO candidate coloured by its objective; the best one starred."""
@@ -831,7 +1011,9 @@ class InferencePanel(Panel):
             f"<b>{e.name}</b> on {d.labels.size} test points<br>"
             f"<b>software accuracy {d.software_accuracy:.3f}</b><br>"
             f"<b>hardware accuracy {d.hardware_accuracy:.3f}</b> "
-            f"(Δ = {d.hardware_accuracy - d.software_accuracy:+.3f})" + _extras(d.raw)
+            f"(Δ = {d.hardware_accuracy - d.software_accuracy:+.3f})"
+            + _extras(d.raw)
+            + _loop_line(d)
         )
 
     # -- deploy ----------------------------------------------------------------------------------
@@ -844,12 +1026,22 @@ class InferencePanel(Panel):
             return False
         n = self.n_test.value()
         crossbar = s.crossbar
+        loop = self.loop_options(tuple(crossbar.shape))
+        if loop is None:
+            return False
+        settle = self.settle.value()
 
         def run(ctx: TaskContext):
-            from inference.deploy import run_on_crossbar
+            from inference.deploy import DeployOptions, run_on_crossbar
 
-            result = call_run_on_crossbar(run_on_crossbar, crossbar, e.model, e.dataset, n, ctx)
-            return view_of(result, e.dataset, n)
+            options = DeployOptions(**loop)
+            result = call_run_on_crossbar(
+                run_on_crossbar, crossbar, e.model, e.dataset, n, ctx, options=options,
+                settle=settle,
+            )  # fmt: skip
+            view = view_of(result, e.dataset, n)
+            view.steps, view.settle = loop_steps(result, options), settle
+            return view
 
         def done(view: DeployView) -> None:
             e.deploys.append(view)
@@ -862,7 +1054,8 @@ class InferencePanel(Panel):
             self._reveal.start()  # show the result once the label's new size is laid out
             self.app.log(
                 f"{e.name} on the bench ({view.labels.size} points): software "
-                f"{view.software_accuracy:.3f}, hardware {view.hardware_accuracy:.3f}",
+                f"{view.software_accuracy:.3f}, hardware {view.hardware_accuracy:.3f}"
+                + (f"; loop: {', '.join(view.steps)}" if view.steps else ""),
                 "ok",
             )
 
@@ -969,6 +1162,14 @@ class InferencePanel(Panel):
         )
         if path:
             self.save_model(path)
+
+
+def _loop_line(d: DeployView) -> str:
+    """The deployment loop's steps that ran and the settle time (an HTML line)."""
+    text = ", ".join(d.steps) if d.steps else "off"
+    if d.settle > 0:
+        text += f"; settled {d.settle:g} s before the MVMs"
+    return f"<br>deployment loop: {text}"
 
 
 def _extras(result: Any) -> str:
