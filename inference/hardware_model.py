@@ -88,6 +88,7 @@ from .noise import Draws, HardwareModel, UsabilityModel
 __all__ = [
     "AUTO_LEVELS",
     "FAILED_MODES",
+    "P_UPPER",
     "READ_NOISE_MODES",
     "STUCK_MODES",
     "DeploymentModel",
@@ -106,6 +107,11 @@ __all__ = [
 #: an analog device's pulse trains can be as low as 4 on the simulated ``typical`` array).
 AUTO_LEVELS = 4
 AUTO_CONVERGED = 0.5
+#: A discrete device's cell whose target lies between two of its measured levels (further from
+#: the nearer one than the verify's tolerance or that level's spread) cannot converge: it ends on
+#: the upper of the two with this probability, else on the lower (modelling decision, see the
+#: module docstring: the profile does not measure it).
+P_UPPER = 0.8
 #: Where the stuck cells are: random positions, the profile's own map, or none.
 STUCK_MODES = ("random", "profile", "none")
 #: Where a cell whose verify failed ends (see the module docstring).
@@ -174,6 +180,7 @@ class DeploymentModel(HardwareModel):
         failed: str = "below",
         mvm: MvmFn | None = None,
         source: str | None = None,
+        p_upper: float = P_UPPER,
     ) -> None:
         self.profile = profile
         self.options = options or DeployOptions()
@@ -190,11 +197,15 @@ class DeploymentModel(HardwareModel):
         if failed not in FAILED_MODES:
             raise ValueError(f"failed must be one of {FAILED_MODES}, got {failed!r}")
         self.failed = failed
+        if not 0.0 <= p_upper <= 1.0:
+            raise ValueError(f"p_upper must be a probability in [0, 1], got {p_upper}")
+        self.p_upper = float(p_upper)
         self.mvm = mvm
         self.source = source
         self._init_device(profile)
         self._init_stuck(stuck)
         self.levels = self._levels(quantise)
+        self.discrete = quantise == "auto" and self.levels is not None and self._measured_levels()
 
     # -- what the model takes from the profile -------------------------------------------------
     def _init_device(self, p: DeploymentProfile) -> None:
@@ -218,7 +229,13 @@ class DeploymentModel(HardwareModel):
         self.g_ceiling = float(max(pr.g_max, self.g_floor * (1 + 1e-9)))
         self.window_min = np.maximum(np.asarray(p.window.g_min, dtype=float), 1e-15)
         self.window_max = np.maximum(np.asarray(p.window.g_max, dtype=float), self.window_min)
+        self.dissolved_by_settle = [float(f) for f in prog.dissolved_by_settle]
         stuck_cells = [tuple(c) for c in p.window.stuck]
+        free = np.ones(self.shape, dtype=bool)
+        free[tuple(np.asarray(stuck_cells, dtype=int).reshape(-1, 2).T)] = False
+        # the spread of a level from cell to cell (ln G): the HRS's from the window's floors,
+        # the filament's levels from its tops (every free cell after a strong SET)
+        self.level_sigma = (_ln_spread(self.window_min[free]), _ln_spread(self.window_max[free]))
         self.stuck_values_profile = np.array(
             [math.sqrt(self.window_min[r, c] * self.window_max[r, c]) for r, c in stuck_cells]
         )
@@ -253,9 +270,15 @@ class DeploymentModel(HardwareModel):
         self.stuck_value_map = np.sqrt(self.window_min * self.window_max)
         self.stuck_fraction = float(self.profile.window.stuck_fraction)
 
+    def _measured_levels(self) -> bool:
+        pr = self.profile.pulse_response
+        return pr.levels >= 2 and len(pr.level_conductances) == pr.levels
+
     def _levels(self, quantise: str | int | None) -> np.ndarray | None:
         if quantise is None:
             return None
+        if quantise == "auto" and self._measured_levels():  # a filament of measured levels
+            return np.sort(np.maximum(self.profile.pulse_response.level_conductances, 1e-15))
         n = int(self.profile.pulse_response.levels) if quantise == "auto" else quantise
         if quantise == "auto" and (
             n == 0 or n > AUTO_LEVELS or self.converged_fraction >= AUTO_CONVERGED
@@ -292,6 +315,7 @@ class DeploymentModel(HardwareModel):
             lo = torch.full_like(t, self.g_floor)
             hi = torch.full_like(t, self.g_ceiling)
             aim = t
+        aim0 = aim
         if self.levels is not None:
             aim = self._quantised(aim)
         if self.programming:
@@ -304,6 +328,9 @@ class DeploymentModel(HardwareModel):
                 a = torch.zeros_like(t)
             else:
                 a = torch.where(conv, torch.zeros_like(t), missed)
+            if self.discrete:  # between two levels: the verify cannot converge
+                off, landed = self._landed(aim0, draws)
+                m, a = torch.where(off, landed / t, m), torch.where(off, torch.zeros_like(a), a)
         else:
             m, a = aim / t, torch.zeros_like(t)
         fixed, value = self._stuck(shape, draws, cells, dt)
@@ -322,6 +349,23 @@ class DeploymentModel(HardwareModel):
         floor = torch.log(lo)
         top = torch.log(hi) if self.failed == "window" else torch.log(aim)
         return torch.exp(floor + u * (top - floor))
+
+    def _landed(self, g: torch.Tensor, draws: Draws) -> tuple[torch.Tensor, torch.Tensor]:
+        """(off, G) of a discrete device's cells aiming at ``g`` S (T, R, C): ``off`` where no
+        level is within the verify's reach (tolerance or the level's spread, in ln G) — those
+        end on the upper neighbouring level with probability ``p_upper``, else on the lower,
+        at a log-normal draw around its median (the level's measured spread)."""
+        lv = torch.from_numpy(self.levels).to(g.dtype)
+        sig = torch.full_like(lv, self.level_sigma[1])
+        sig[0] = self.level_sigma[0]
+        dist = (torch.log(g)[..., None] - torch.log(lv)).abs()
+        near = torch.argmin(dist, dim=-1)
+        reach = torch.clamp(sig[near], min=math.log1p(self.options.tol))
+        off = torch.gather(dist, -1, near[..., None])[..., 0] > reach
+        upper = torch.clamp(torch.searchsorted(lv, g.contiguous()), max=lv.numel() - 1)
+        lower = torch.clamp(upper - 1, min=0)
+        pick = torch.where(draws.rand(g.shape[1:]) < self.p_upper, upper, lower)
+        return off, lv[pick] * torch.exp(sig[pick] * draws.randn(g.shape[1:]))
 
     def _quantised(self, g: torch.Tensor) -> torch.Tensor:
         lv = torch.from_numpy(self.levels).to(g.dtype)
@@ -371,12 +415,24 @@ class DeploymentModel(HardwareModel):
             factor = torch.full(shape, relax, dtype=m.dtype)
         factor = torch.where(fixed, torch.ones_like(factor), factor)
         m, a = m * factor, a * factor
-        p = self.dissolved * min(1.0, t / self.t_last) if self.t_last > 0 else 0.0
+        p = self.dissolution(t)
         if p > 0:
             gone = (draws.rand(shape[1:]) < p) & ~fixed
             m = torch.where(gone, torch.zeros_like(m), m)
             a = torch.where(gone, torch.full_like(a, self.g_floor), a)
         return m, a
+
+    def dissolution(self, t: float) -> float:
+        """Share of the programmed cells dissolved ``t`` s after programming: the profile's
+        share by each settle time, interpolated in ln t (a linear rise before the first; older
+        profiles without it: ``dissolved_fraction``, linear up to the last settle time)."""
+        by = self.dissolved_by_settle
+        times = self.profile.programming.settle_times
+        if not by or len(by) != len(times):
+            return self.dissolved * min(1.0, t / self.t_last) if self.t_last > 0 else 0.0
+        if t <= times[0]:
+            return by[0] * t / times[0]
+        return float(np.interp(math.log(t), np.log(times), by))
 
     # -- one block's MVMs -----------------------------------------------------------------------
     def _currents(
@@ -542,6 +598,7 @@ class DeploymentModel(HardwareModel):
             "drift_compensation": self.drift_compensation,
             "read_noise": self.read_noise,
             "failed": self.failed,
+            "p_upper": self.p_upper if self.discrete else None,
             "sigma_failed": self.sigma_failed,
             "window": [self.options.g_min, self.options.g_max],
             "line_resistance_mvm": self.mvm is not None,
@@ -575,6 +632,13 @@ def failed_spread(sigma: float, sigma_c: float, p_c: float, cap: float) -> float
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if rel_var(mid) < var_f else (lo, mid)
     return 0.5 * (lo + hi)
+
+
+def _ln_spread(g: np.ndarray) -> float:
+    """Standard deviation of ln G over cells (0 for fewer than two)."""
+    g = np.asarray(g, dtype=float)
+    g = g[g > 0]
+    return float(np.std(np.log(g), ddof=1)) if g.size > 1 else 0.0
 
 
 def _row_voltages(
