@@ -29,6 +29,23 @@ run_on_crossbar` realises it, for many independent trials at once:
    and +1.7 ± 4.2 / +7.3 ± 5.0, although its failed cells now scatter around their target.
    The profile does not measure where failed verifies end, so this is the model's least
    certain part; the fewer cells fail, the less it matters.
+
+   **A discrete device** (the profile's pulse response found ``levels`` ≥ 2 and measured their
+   ``level_conductances``; ``quantise="auto"``): the targets are rounded to those measured
+   levels, whatever the programming statistics say (the characterisation aims at the levels,
+   so most of its verifies converge; a deployment aims between them). A target within the
+   verify's reach of its nearest level (ln-distance ≤ max(ln(1 + tol), the level's spread))
+   converges as above; one further away cannot converge: the cell ends on the upper of the
+   two neighbouring levels with probability ``p_upper`` (:data:`P_UPPER`), else on the lower
+   (the top or bottom level outside them), at ``L·e^{σ_L z}`` — L the measured level, σ_L its
+   spread over the cells in ln G (the window's floors for the lowest level, its tops for the
+   others). Evidence (``paper``, bench seeds 0–2, 54 cells each, adaptive write-verify): the
+   verify ends on either neighbour about evenly, and the later cells' pulses push the
+   stranded ones up a level, so at the MVMs 72 % of the targets between the two lower levels
+   and 76 % (+10 % dissolved) of those between the upper two sit on the upper one; the
+   levels' spread there is 0.2–0.24 in ln G (the window's tops give 0.1). ``p_upper`` is a
+   decision about the write-verify, not a measured figure: the profile does not target
+   between levels.
 3. **Stuck cells** — at random positions with the profile's ``stuck_fraction`` (each trial its
    own positions, values drawn from the measured stuck cells), at the profile's own stuck map
    (``stuck="profile"``: the array that was characterised), or at a given map
@@ -37,8 +54,11 @@ run_on_crossbar` realises it, for many independent trials at once:
 4. **Relaxation and drift** at ``t_inference`` s after programming: ``G(t) = G·(1 +
    relaxation_rel·min(1, t/t₁))·(max(t, t₀)/t₀)^−ν``, ν ~ N(ν_mean, ν_std²) per cell and trial,
    t₁ = t₀ = the profile's first settle time; a cell dissolves to the floor (the pulse
-   response's G_min) with probability ``dissolved_fraction·min(1, t/t_last)`` (t_last: the last
-   settle time). Stuck cells do not move.
+   response's G_min) with the probability :meth:`DeploymentModel.dissolution` gives: the
+   profile's ``dissolved_by_settle`` (the share dissolved by each settle time) interpolated in
+   ln t, rising linearly from 0 before the first settle time (older profiles without it:
+   ``dissolved_fraction·min(1, t/t_last)``, t_last the last settle time). Stuck cells do not
+   move.
 5. **Every MVM** — row voltages ``V = [clip(x, ±x_max)·s_x, v_bias]`` (as
    :func:`crossbar.mapping.inputs_to_voltages` and the bias row), column currents ``I = V·G``
    (ideal, or an injected ``mvm`` function, e.g. a circuit solve with line resistance; inference
@@ -64,8 +84,10 @@ through estimate for quantisation and clipping).
 Limits: the profile's figures come from a few cells (the quick protocol: 10), so σ_prog and the
 converged fraction carry the sampling error of such a count; relaxation is modelled by its mean
 (the profile does not give its spread); the ``levels`` count of the pulse response is unreliable
-on analog devices, hence ``quantise="auto"`` only rounds when it is ≤ :data:`AUTO_LEVELS` and the
-programming statistics agree (:data:`AUTO_CONVERGED`).
+on analog devices, hence ``quantise="auto"`` only rounds when the levels were measured
+(``level_conductances``) or when the count is ≤ :data:`AUTO_LEVELS` and the programming
+statistics agree (:data:`AUTO_CONVERGED`); where a discrete device's stranded verifies end
+(``p_upper``) is a decision from the physics bench, not a measurement.
 """
 
 from __future__ import annotations
@@ -155,8 +177,8 @@ class DeploymentModel(HardwareModel):
         drift_compensation: scale each layer's outputs by a reference read's ratio.
         stuck: ``"random"``, ``"profile"``, ``"none"``, or the stuck cells themselves (a bool
             mask of the array's shape or a list of (row, col)).
-        quantise: ``"auto"`` (the profile's levels if ≤ AUTO_LEVELS), an int ≥ 2 (levels), or
-            None (analog).
+        quantise: ``"auto"`` (the profile's measured levels; else its level count if ≤
+            AUTO_LEVELS), an int ≥ 2 (levels, log-spaced), or None (analog).
         read_noise: ``"column"``, ``"cell"`` or ``"none"``.
         programming: False leaves out programming error (targets reached exactly).
         failed: where a cell whose verify failed ends: ``"below"`` (log-uniform between its
@@ -164,6 +186,8 @@ class DeploymentModel(HardwareModel):
             the profile's σ_prog) or ``"window"`` (log-uniform over its window).
         mvm: injected array product (see :data:`MvmFn`), e.g. with line resistance.
         source: where the profile came from (shown by :meth:`describe`).
+        p_upper: a discrete device's cell aiming between two levels ends on the upper one
+            with this probability (module docstring).
     """
 
     def __init__(
@@ -362,8 +386,9 @@ class DeploymentModel(HardwareModel):
         near = torch.argmin(dist, dim=-1)
         reach = torch.clamp(sig[near], min=math.log1p(self.options.tol))
         off = torch.gather(dist, -1, near[..., None])[..., 0] > reach
-        upper = torch.clamp(torch.searchsorted(lv, g.contiguous()), max=lv.numel() - 1)
-        lower = torch.clamp(upper - 1, min=0)
+        idx = torch.searchsorted(lv, g.contiguous())  # the levels below g: idx - 1 and down
+        upper = torch.clamp(idx, max=lv.numel() - 1)
+        lower = torch.clamp(idx - 1, min=0, max=lv.numel() - 1)
         pick = torch.where(draws.rand(g.shape[1:]) < self.p_upper, upper, lower)
         return off, lv[pick] * torch.exp(sig[pick] * draws.randn(g.shape[1:]))
 
