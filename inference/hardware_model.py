@@ -15,10 +15,10 @@ run_on_crossbar` realises it, for many independent trials at once:
    ``converged_fraction``): ``G = T·(1 + ε)``, ε ~ N(0, σ_c²), σ_c = min(√(tol²/3 + σ_read²),
    median of ``sigma_rel_by_target``) — the verify accepts a read within ±tol, and that read
    carries the read noise — or it does not (``failed``), and then (decision, default
-   ``"below"``) G is log-uniform between the cell's floor and its target: the cell is left
-   somewhere below where it was meant to be. ``"spread"`` puts it log-normally around its
-   target instead, with the σ_f that makes the mixture's spread equal the profile's σ_prog
-   (:func:`failed_spread`); ``"window"`` anywhere in its window. Evidence (moons 2-5-2, physics
+   ``"spread"``) G is log-normal around its target, with the σ_f that makes the mixture's
+   spread equal the profile's σ_prog (:func:`failed_spread`); ``"below"`` puts it
+   log-uniformly between the cell's floor and its target (left somewhere below where it was
+   meant to be), ``"window"`` anywhere in its window. Evidence (moons 2-5-2, physics
    backend ``typical``, the array's own profile, 200 test points; model − bench, mean ± 95 %
    CI over bench seeds, or the mean alone): with the amplitude-ladder write-verify, 10 seeds,
    ``"below"`` gave ERM −1.5 ± 6.9 / BayesMulti +0.2 ± 6.7 (full characterisation) and +3.9 /
@@ -27,6 +27,10 @@ run_on_crossbar` realises it, for many independent trials at once:
    write-verify (30 seeds) ``"below"`` gave ERM −1.8 ± 5.0 / BayesMulti −0.1 ± 3.6 (full
    characterisation) and −4.9 ± 4.7 / +3.8 ± 4.9 (quick), ``"spread"`` +3.2 ± 5.0 / +2.5 ± 3.3
    and +1.7 ± 4.2 / +7.3 ± 5.0, although its failed cells now scatter around their target.
+   Once dissolution was modelled at the inference time (step 4, ``dissolved_by_settle``:
+   the cells ``"below"`` had stood in for now dissolve on their own), adaptive write-verify,
+   full characterisation, 20 seeds: ``"spread"`` ERM +0.2 ± 7.6 / BayesMulti +1.3 ± 4.0,
+   ``"below"`` −5.2 ± 8.1 / −2.8 ± 4.4 — hence the default ``"spread"``.
    The profile does not measure where failed verifies end, so this is the model's least
    certain part; the fewer cells fail, the less it matters.
 
@@ -181,9 +185,9 @@ class DeploymentModel(HardwareModel):
             AUTO_LEVELS), an int ≥ 2 (levels, log-spaced), or None (analog).
         read_noise: ``"column"``, ``"cell"`` or ``"none"``.
         programming: False leaves out programming error (targets reached exactly).
-        failed: where a cell whose verify failed ends: ``"below"`` (log-uniform between its
-            floor and its target), ``"spread"`` (log-normal around its target, σ_f matched to
-            the profile's σ_prog) or ``"window"`` (log-uniform over its window).
+        failed: where a cell whose verify failed ends: ``"spread"`` (log-normal around its
+            target, σ_f matched to the profile's σ_prog), ``"below"`` (log-uniform between its
+            floor and its target) or ``"window"`` (log-uniform over its window).
         mvm: injected array product (see :data:`MvmFn`), e.g. with line resistance.
         source: where the profile came from (shown by :meth:`describe`).
         p_upper: a discrete device's cell aiming between two levels ends on the upper one
@@ -201,7 +205,7 @@ class DeploymentModel(HardwareModel):
         quantise: str | int | None = "auto",
         read_noise: str = "column",
         programming: bool = True,
-        failed: str = "below",
+        failed: str = "spread",
         mvm: MvmFn | None = None,
         source: str | None = None,
         p_upper: float = P_UPPER,

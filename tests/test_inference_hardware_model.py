@@ -167,6 +167,7 @@ def test_programming_mixes_converged_and_failed_cells() -> None:
             read_noise={"sigma_rel": 0.02},
             programming={"converged_fraction": 0.7, "sigma_rel_by_target": [0.5, 0.5]},
         ),
+        failed="below",
     )
     assert model.failed == "below"
     target = 1e-5
@@ -204,7 +205,7 @@ def test_failed_cells_spread_around_their_target() -> None:
         read_noise={"sigma_rel": 0.02},
         programming={"converged_fraction": 0.8, "sigma_rel": 0.4, "sigma_rel_by_target": [0.05]},
     )
-    assert DeploymentModel(profile).failed == "below"  # the default
+    assert DeploymentModel(profile).failed == "spread"  # the default
     model = DeploymentModel(profile, failed="spread")
     s_f = failed_spread(0.4, model.sigma_converged, 0.8, math.log(1000.0))
     assert model.sigma_failed == pytest.approx(s_f) and 0.3 < s_f < 1.5
@@ -288,7 +289,7 @@ def test_a_discrete_device_quantises_to_its_measured_levels() -> None:
 
 
 def test_unreachable_targets_end_on_a_neighbouring_level() -> None:
-    model = DeploymentModel(_three_levels(), stuck="none", p_upper=0.7)
+    model = DeploymentModel(_three_levels(), stuck="none", p_upper=0.7, failed="below")
     n = 4000
     sig = model.level_sigma[1]
     for target, lower, upper in ((6e-6, 1.4e-6, 2e-5), (1e-6, 1e-7, 1.4e-6)):
