@@ -584,7 +584,7 @@ def _programming_figures(
     removed); the drift ν is fitted
     per cell over the settle reads of those cells that did not dissolve while settling (mean
     and spread over the cells); ``dissolved_fraction`` is the share of the converged cells that
-    fell to the HRS by the last settle read."""
+    fell to the HRS by the last settle read (``dissolved_by_settle``: by each settle read)."""
     read_var = noise.sigma_rel**2 / p.prog_reads  # the averaged read's own relative variance
     n_cols = 1 + len(p.settle_times)
     a = np.array(achieved, dtype=float).reshape(-1, n_cols)
@@ -592,9 +592,9 @@ def _programming_figures(
     conv = np.array(converged, dtype=bool)
     err = a[:, 0] / tg - 1 if a.size else np.zeros(0)
     at_once = np.array(lowest, dtype=float) < DISSOLVED * tg
-    later = np.array(
-        [a.shape[1] > 1 and bool(np.min(row[1:]) < DISSOLVED * row[0]) for row in a], dtype=bool
-    )
+    fell = a[:, 1:] < DISSOLVED * a[:, :1]  # (cells, settle reads): below half of right after
+    by_settle = np.logical_or.accumulate(fell, axis=1) | at_once[:, None]
+    later = fell.any(axis=1)
     use = conv & ~at_once
 
     def spread(e: np.ndarray) -> float:
@@ -625,6 +625,9 @@ def _programming_figures(
         drift_nu_mean=float(np.clip(np.mean(nu), -1.0, 1.0)),
         drift_nu_std=float(np.clip(nu_sd, 0.0, 1.0)),
         dissolved_fraction=float(np.mean((at_once | later)[conv])) if conv.any() else 0.0,
+        dissolved_by_settle=[
+            float(np.mean(col[conv])) if conv.any() else 0.0 for col in by_settle.T
+        ],
     )
 
 

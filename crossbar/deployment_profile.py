@@ -72,6 +72,9 @@ class Programming(_Strict):
     drift_nu_mean: Annotated[float, Field(ge=-1.0, le=1.0)]  # g ∝ t^−ν
     drift_nu_std: Annotated[float, Field(ge=0.0, le=1.0)]
     dissolved_fraction: Fraction  # programmed cells that fell to the HRS while settling
+    #: the same share by each settle time (cumulative, one per ``settle_times``; [] in older
+    #: profiles): when the filaments dissolve, not only how many
+    dissolved_by_settle: list[Fraction] = []
 
 
 class PulseResponse(_Strict):

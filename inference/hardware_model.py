@@ -15,10 +15,10 @@ run_on_crossbar` realises it, for many independent trials at once:
    ``converged_fraction``): ``G = T·(1 + ε)``, ε ~ N(0, σ_c²), σ_c = min(√(tol²/3 + σ_read²),
    median of ``sigma_rel_by_target``) — the verify accepts a read within ±tol, and that read
    carries the read noise — or it does not (``failed``), and then (decision, default
-   ``"below"``) G is log-uniform between the cell's floor and its target: the cell is left
-   somewhere below where it was meant to be. ``"spread"`` puts it log-normally around its
-   target instead, with the σ_f that makes the mixture's spread equal the profile's σ_prog
-   (:func:`failed_spread`); ``"window"`` anywhere in its window. Evidence (moons 2-5-2, physics
+   ``"spread"``) G is log-normal around its target, with the σ_f that makes the mixture's
+   spread equal the profile's σ_prog (:func:`failed_spread`); ``"below"`` puts it
+   log-uniformly between the cell's floor and its target (left somewhere below where it was
+   meant to be), ``"window"`` anywhere in its window. Evidence (moons 2-5-2, physics
    backend ``typical``, the array's own profile, 200 test points; model − bench, mean ± 95 %
    CI over bench seeds, or the mean alone): with the amplitude-ladder write-verify, 10 seeds,
    ``"below"`` gave ERM −1.5 ± 6.9 / BayesMulti +0.2 ± 6.7 (full characterisation) and +3.9 /
@@ -27,8 +27,29 @@ run_on_crossbar` realises it, for many independent trials at once:
    write-verify (30 seeds) ``"below"`` gave ERM −1.8 ± 5.0 / BayesMulti −0.1 ± 3.6 (full
    characterisation) and −4.9 ± 4.7 / +3.8 ± 4.9 (quick), ``"spread"`` +3.2 ± 5.0 / +2.5 ± 3.3
    and +1.7 ± 4.2 / +7.3 ± 5.0, although its failed cells now scatter around their target.
+   Once dissolution was modelled at the inference time (step 4, ``dissolved_by_settle``:
+   the cells ``"below"`` had stood in for now dissolve on their own), adaptive write-verify,
+   full characterisation, 20 seeds: ``"spread"`` ERM +0.2 ± 7.6 / BayesMulti +1.3 ± 4.0,
+   ``"below"`` −5.2 ± 8.1 / −2.8 ± 4.4 — hence the default ``"spread"``.
    The profile does not measure where failed verifies end, so this is the model's least
    certain part; the fewer cells fail, the less it matters.
+
+   **A discrete device** (the profile's pulse response found ``levels`` ≥ 2 and measured their
+   ``level_conductances``; ``quantise="auto"``): the targets are rounded to those measured
+   levels, whatever the programming statistics say (the characterisation aims at the levels,
+   so most of its verifies converge; a deployment aims between them). A target within the
+   verify's reach of its nearest level (ln-distance ≤ max(ln(1 + tol), the level's spread))
+   converges as above; one further away cannot converge: the cell ends on the upper of the
+   two neighbouring levels with probability ``p_upper`` (:data:`P_UPPER`), else on the lower
+   (the top or bottom level outside them), at ``L·e^{σ_L z}`` — L the measured level, σ_L its
+   spread over the cells in ln G (the window's floors for the lowest level, its tops for the
+   others). Evidence (``paper``, bench seeds 0–2, 54 cells each, adaptive write-verify): the
+   verify ends on either neighbour about evenly, and the later cells' pulses push the
+   stranded ones up a level, so at the MVMs 72 % of the targets between the two lower levels
+   and 76 % (+10 % dissolved) of those between the upper two sit on the upper one; the
+   levels' spread there is 0.2–0.24 in ln G (the window's tops give 0.1). ``p_upper`` is a
+   decision about the write-verify, not a measured figure: the profile does not target
+   between levels.
 3. **Stuck cells** — at random positions with the profile's ``stuck_fraction`` (each trial its
    own positions, values drawn from the measured stuck cells), at the profile's own stuck map
    (``stuck="profile"``: the array that was characterised), or at a given map
@@ -37,8 +58,11 @@ run_on_crossbar` realises it, for many independent trials at once:
 4. **Relaxation and drift** at ``t_inference`` s after programming: ``G(t) = G·(1 +
    relaxation_rel·min(1, t/t₁))·(max(t, t₀)/t₀)^−ν``, ν ~ N(ν_mean, ν_std²) per cell and trial,
    t₁ = t₀ = the profile's first settle time; a cell dissolves to the floor (the pulse
-   response's G_min) with probability ``dissolved_fraction·min(1, t/t_last)`` (t_last: the last
-   settle time). Stuck cells do not move.
+   response's G_min) with the probability :meth:`DeploymentModel.dissolution` gives: the
+   profile's ``dissolved_by_settle`` (the share dissolved by each settle time) interpolated in
+   ln t, rising linearly from 0 before the first settle time (older profiles without it:
+   ``dissolved_fraction·min(1, t/t_last)``, t_last the last settle time). Stuck cells do not
+   move.
 5. **Every MVM** — row voltages ``V = [clip(x, ±x_max)·s_x, v_bias]`` (as
    :func:`crossbar.mapping.inputs_to_voltages` and the bias row), column currents ``I = V·G``
    (ideal, or an injected ``mvm`` function, e.g. a circuit solve with line resistance; inference
@@ -64,8 +88,10 @@ through estimate for quantisation and clipping).
 Limits: the profile's figures come from a few cells (the quick protocol: 10), so σ_prog and the
 converged fraction carry the sampling error of such a count; relaxation is modelled by its mean
 (the profile does not give its spread); the ``levels`` count of the pulse response is unreliable
-on analog devices, hence ``quantise="auto"`` only rounds when it is ≤ :data:`AUTO_LEVELS` and the
-programming statistics agree (:data:`AUTO_CONVERGED`).
+on analog devices, hence ``quantise="auto"`` only rounds when the levels were measured
+(``level_conductances``) or when the count is ≤ :data:`AUTO_LEVELS` and the programming
+statistics agree (:data:`AUTO_CONVERGED`); where a discrete device's stranded verifies end
+(``p_upper``) is a decision from the physics bench, not a measurement.
 """
 
 from __future__ import annotations
@@ -88,6 +114,7 @@ from .noise import Draws, HardwareModel, UsabilityModel
 __all__ = [
     "AUTO_LEVELS",
     "FAILED_MODES",
+    "P_UPPER",
     "READ_NOISE_MODES",
     "STUCK_MODES",
     "DeploymentModel",
@@ -106,6 +133,11 @@ __all__ = [
 #: an analog device's pulse trains can be as low as 4 on the simulated ``typical`` array).
 AUTO_LEVELS = 4
 AUTO_CONVERGED = 0.5
+#: A discrete device's cell whose target lies between two of its measured levels (further from
+#: the nearer one than the verify's tolerance or that level's spread) cannot converge: it ends on
+#: the upper of the two with this probability, else on the lower (modelling decision, see the
+#: module docstring: the profile does not measure it).
+P_UPPER = 0.8
 #: Where the stuck cells are: random positions, the profile's own map, or none.
 STUCK_MODES = ("random", "profile", "none")
 #: Where a cell whose verify failed ends (see the module docstring).
@@ -149,15 +181,17 @@ class DeploymentModel(HardwareModel):
         drift_compensation: scale each layer's outputs by a reference read's ratio.
         stuck: ``"random"``, ``"profile"``, ``"none"``, or the stuck cells themselves (a bool
             mask of the array's shape or a list of (row, col)).
-        quantise: ``"auto"`` (the profile's levels if ≤ AUTO_LEVELS), an int ≥ 2 (levels), or
-            None (analog).
+        quantise: ``"auto"`` (the profile's measured levels; else its level count if ≤
+            AUTO_LEVELS), an int ≥ 2 (levels, log-spaced), or None (analog).
         read_noise: ``"column"``, ``"cell"`` or ``"none"``.
         programming: False leaves out programming error (targets reached exactly).
-        failed: where a cell whose verify failed ends: ``"below"`` (log-uniform between its
-            floor and its target), ``"spread"`` (log-normal around its target, σ_f matched to
-            the profile's σ_prog) or ``"window"`` (log-uniform over its window).
+        failed: where a cell whose verify failed ends: ``"spread"`` (log-normal around its
+            target, σ_f matched to the profile's σ_prog), ``"below"`` (log-uniform between its
+            floor and its target) or ``"window"`` (log-uniform over its window).
         mvm: injected array product (see :data:`MvmFn`), e.g. with line resistance.
         source: where the profile came from (shown by :meth:`describe`).
+        p_upper: a discrete device's cell aiming between two levels ends on the upper one
+            with this probability (module docstring).
     """
 
     def __init__(
@@ -171,9 +205,10 @@ class DeploymentModel(HardwareModel):
         quantise: str | int | None = "auto",
         read_noise: str = "column",
         programming: bool = True,
-        failed: str = "below",
+        failed: str = "spread",
         mvm: MvmFn | None = None,
         source: str | None = None,
+        p_upper: float = P_UPPER,
     ) -> None:
         self.profile = profile
         self.options = options or DeployOptions()
@@ -190,11 +225,15 @@ class DeploymentModel(HardwareModel):
         if failed not in FAILED_MODES:
             raise ValueError(f"failed must be one of {FAILED_MODES}, got {failed!r}")
         self.failed = failed
+        if not 0.0 <= p_upper <= 1.0:
+            raise ValueError(f"p_upper must be a probability in [0, 1], got {p_upper}")
+        self.p_upper = float(p_upper)
         self.mvm = mvm
         self.source = source
         self._init_device(profile)
         self._init_stuck(stuck)
         self.levels = self._levels(quantise)
+        self.discrete = quantise == "auto" and self.levels is not None and self._measured_levels()
 
     # -- what the model takes from the profile -------------------------------------------------
     def _init_device(self, p: DeploymentProfile) -> None:
@@ -218,7 +257,13 @@ class DeploymentModel(HardwareModel):
         self.g_ceiling = float(max(pr.g_max, self.g_floor * (1 + 1e-9)))
         self.window_min = np.maximum(np.asarray(p.window.g_min, dtype=float), 1e-15)
         self.window_max = np.maximum(np.asarray(p.window.g_max, dtype=float), self.window_min)
+        self.dissolved_by_settle = [float(f) for f in prog.dissolved_by_settle]
         stuck_cells = [tuple(c) for c in p.window.stuck]
+        free = np.ones(self.shape, dtype=bool)
+        free[tuple(np.asarray(stuck_cells, dtype=int).reshape(-1, 2).T)] = False
+        # the spread of a level from cell to cell (ln G): the HRS's from the window's floors,
+        # the filament's levels from its tops (every free cell after a strong SET)
+        self.level_sigma = (_ln_spread(self.window_min[free]), _ln_spread(self.window_max[free]))
         self.stuck_values_profile = np.array(
             [math.sqrt(self.window_min[r, c] * self.window_max[r, c]) for r, c in stuck_cells]
         )
@@ -253,9 +298,15 @@ class DeploymentModel(HardwareModel):
         self.stuck_value_map = np.sqrt(self.window_min * self.window_max)
         self.stuck_fraction = float(self.profile.window.stuck_fraction)
 
+    def _measured_levels(self) -> bool:
+        pr = self.profile.pulse_response
+        return pr.levels >= 2 and len(pr.level_conductances) == pr.levels
+
     def _levels(self, quantise: str | int | None) -> np.ndarray | None:
         if quantise is None:
             return None
+        if quantise == "auto" and self._measured_levels():  # a filament of measured levels
+            return np.sort(np.maximum(self.profile.pulse_response.level_conductances, 1e-15))
         n = int(self.profile.pulse_response.levels) if quantise == "auto" else quantise
         if quantise == "auto" and (
             n == 0 or n > AUTO_LEVELS or self.converged_fraction >= AUTO_CONVERGED
@@ -292,6 +343,7 @@ class DeploymentModel(HardwareModel):
             lo = torch.full_like(t, self.g_floor)
             hi = torch.full_like(t, self.g_ceiling)
             aim = t
+        aim0 = aim
         if self.levels is not None:
             aim = self._quantised(aim)
         if self.programming:
@@ -304,6 +356,9 @@ class DeploymentModel(HardwareModel):
                 a = torch.zeros_like(t)
             else:
                 a = torch.where(conv, torch.zeros_like(t), missed)
+            if self.discrete:  # between two levels: the verify cannot converge
+                off, landed = self._landed(aim0, draws)
+                m, a = torch.where(off, landed / t, m), torch.where(off, torch.zeros_like(a), a)
         else:
             m, a = aim / t, torch.zeros_like(t)
         fixed, value = self._stuck(shape, draws, cells, dt)
@@ -322,6 +377,24 @@ class DeploymentModel(HardwareModel):
         floor = torch.log(lo)
         top = torch.log(hi) if self.failed == "window" else torch.log(aim)
         return torch.exp(floor + u * (top - floor))
+
+    def _landed(self, g: torch.Tensor, draws: Draws) -> tuple[torch.Tensor, torch.Tensor]:
+        """(off, G) of a discrete device's cells aiming at ``g`` S (T, R, C): ``off`` where no
+        level is within the verify's reach (tolerance or the level's spread, in ln G) — those
+        end on the upper neighbouring level with probability ``p_upper``, else on the lower,
+        at a log-normal draw around its median (the level's measured spread)."""
+        lv = torch.from_numpy(self.levels).to(g.dtype)
+        sig = torch.full_like(lv, self.level_sigma[1])
+        sig[0] = self.level_sigma[0]
+        dist = (torch.log(g)[..., None] - torch.log(lv)).abs()
+        near = torch.argmin(dist, dim=-1)
+        reach = torch.clamp(sig[near], min=math.log1p(self.options.tol))
+        off = torch.gather(dist, -1, near[..., None])[..., 0] > reach
+        idx = torch.searchsorted(lv, g.contiguous())  # the levels below g: idx - 1 and down
+        upper = torch.clamp(idx, max=lv.numel() - 1)
+        lower = torch.clamp(idx - 1, min=0, max=lv.numel() - 1)
+        pick = torch.where(draws.rand(g.shape[1:]) < self.p_upper, upper, lower)
+        return off, lv[pick] * torch.exp(sig[pick] * draws.randn(g.shape[1:]))
 
     def _quantised(self, g: torch.Tensor) -> torch.Tensor:
         lv = torch.from_numpy(self.levels).to(g.dtype)
@@ -371,12 +444,24 @@ class DeploymentModel(HardwareModel):
             factor = torch.full(shape, relax, dtype=m.dtype)
         factor = torch.where(fixed, torch.ones_like(factor), factor)
         m, a = m * factor, a * factor
-        p = self.dissolved * min(1.0, t / self.t_last) if self.t_last > 0 else 0.0
+        p = self.dissolution(t)
         if p > 0:
             gone = (draws.rand(shape[1:]) < p) & ~fixed
             m = torch.where(gone, torch.zeros_like(m), m)
             a = torch.where(gone, torch.full_like(a, self.g_floor), a)
         return m, a
+
+    def dissolution(self, t: float) -> float:
+        """Share of the programmed cells dissolved ``t`` s after programming: the profile's
+        share by each settle time, interpolated in ln t (a linear rise before the first; older
+        profiles without it: ``dissolved_fraction``, linear up to the last settle time)."""
+        by = self.dissolved_by_settle
+        times = self.profile.programming.settle_times
+        if not by or len(by) != len(times):
+            return self.dissolved * min(1.0, t / self.t_last) if self.t_last > 0 else 0.0
+        if t <= times[0]:
+            return by[0] * t / times[0]
+        return float(np.interp(math.log(t), np.log(times), by))
 
     # -- one block's MVMs -----------------------------------------------------------------------
     def _currents(
@@ -542,6 +627,7 @@ class DeploymentModel(HardwareModel):
             "drift_compensation": self.drift_compensation,
             "read_noise": self.read_noise,
             "failed": self.failed,
+            "p_upper": self.p_upper if self.discrete else None,
             "sigma_failed": self.sigma_failed,
             "window": [self.options.g_min, self.options.g_max],
             "line_resistance_mvm": self.mvm is not None,
@@ -575,6 +661,13 @@ def failed_spread(sigma: float, sigma_c: float, p_c: float, cap: float) -> float
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if rel_var(mid) < var_f else (lo, mid)
     return 0.5 * (lo + hi)
+
+
+def _ln_spread(g: np.ndarray) -> float:
+    """Standard deviation of ln G over cells (0 for fewer than two)."""
+    g = np.asarray(g, dtype=float)
+    g = g[g > 0]
+    return float(np.std(np.log(g), ddof=1)) if g.size > 1 else 0.0
 
 
 def _row_voltages(

@@ -151,6 +151,8 @@ def test_programming_figures_leave_out_dissolved_cells_and_fit_the_drift() -> No
     assert prog.drift_nu_mean == pytest.approx(np.mean(nu[keep]), abs=1e-9)
     assert prog.drift_nu_std == pytest.approx(np.std(nu[keep], ddof=1), abs=1e-9)
     assert prog.dissolved_fraction == pytest.approx(2 / 39)
+    # by each settle read (1, 10, 100, 1000 s): cell 0 at once, cell 1 by the third
+    assert prog.dissolved_by_settle == pytest.approx([1 / 39, 1 / 39, 2 / 39, 2 / 39])
     assert prog.converged_fraction == pytest.approx(39 / 40)
     # the averaged read's own noise is removed in quadrature
     noisy = _programming_figures(

@@ -167,6 +167,7 @@ def test_programming_mixes_converged_and_failed_cells() -> None:
             read_noise={"sigma_rel": 0.02},
             programming={"converged_fraction": 0.7, "sigma_rel_by_target": [0.5, 0.5]},
         ),
+        failed="below",
     )
     assert model.failed == "below"
     target = 1e-5
@@ -204,7 +205,7 @@ def test_failed_cells_spread_around_their_target() -> None:
         read_noise={"sigma_rel": 0.02},
         programming={"converged_fraction": 0.8, "sigma_rel": 0.4, "sigma_rel_by_target": [0.05]},
     )
-    assert DeploymentModel(profile).failed == "below"  # the default
+    assert DeploymentModel(profile).failed == "spread"  # the default
     model = DeploymentModel(profile, failed="spread")
     s_f = failed_spread(0.4, model.sigma_converged, 0.8, math.log(1000.0))
     assert model.sigma_failed == pytest.approx(s_f) and 0.3 < s_f < 1.5
@@ -254,6 +255,76 @@ def test_few_levels_round_the_targets() -> None:
     assert DeploymentModel(make_profile(pulse_response={"levels": 12})).levels is None
     assert DeploymentModel(make_profile(), quantise=8).levels.size == 8
     assert DeploymentModel(few, quantise=None).levels is None
+
+
+def _three_levels(**programming: float) -> DeploymentProfile:
+    """The ``paper`` kind of device: a filament of three measured levels (0.1, 1.4, 20 µS), the
+    HRS spread 0.1 and the levels' 0.2 in ln G over the cells, every verify converging on them
+    (the characterisation aims at the levels)."""
+    rows = np.exp(np.linspace(-1.0, 1.0, 10))  # a log spread over the 10 columns
+    return make_profile(
+        pulse_response={"levels": 3, "level_conductances": [1e-7, 1.4e-6, 2e-5]},
+        programming={"converged_fraction": 0.95, **programming},
+        window={
+            "g_min": [list(1e-7 * rows**0.1)] * 10,
+            "g_max": [list(2e-5 * rows**0.2)] * 10,
+        },
+    )
+
+
+def test_a_discrete_device_quantises_to_its_measured_levels() -> None:
+    model = DeploymentModel(_three_levels())
+    assert model.discrete
+    assert np.allclose(model.levels, [1e-7, 1.4e-6, 2e-5])  # although 95 % converged
+    spread = np.std(np.tile(np.linspace(-1.0, 1.0, 10), 10), ddof=1)
+    assert model.level_sigma == pytest.approx((0.1 * spread, 0.2 * spread))
+    assert model.describe()["p_upper"] == 0.8
+    # an explicit count keeps the log-spaced levels; analog profiles do not quantise
+    assert not DeploymentModel(_three_levels(), quantise=3).discrete
+    assert DeploymentModel(_three_levels(), quantise=3).levels[1] == pytest.approx(
+        math.sqrt(1e-7 * 1e-4)
+    )
+    with pytest.raises(ValueError, match="p_upper"):
+        DeploymentModel(_three_levels(), p_upper=1.5)
+
+
+def test_unreachable_targets_end_on_a_neighbouring_level() -> None:
+    model = DeploymentModel(_three_levels(), stuck="none", p_upper=0.7, failed="below")
+    n = 4000
+    sig = model.level_sigma[1]
+    for target, lower, upper in ((6e-6, 1.4e-6, 2e-5), (1e-6, 1e-7, 1.4e-6)):
+        m, a, _ = model.program(_blocks(n, target, (1, 1)), _draws(n, 3))
+        g = (target * m + a).numpy().ravel()
+        up = np.abs(np.log(g / upper)) < 5 * sig
+        down = np.abs(np.log(g / lower)) < 5 * max(sig, model.level_sigma[0])
+        assert (up | down).all() and not (up & down).any()
+        assert up.mean() == pytest.approx(0.7, abs=0.03)
+        assert np.std(np.log(g[up] / upper)) == pytest.approx(sig, rel=0.1)
+    # a target within the level's spread of one converges on it (σ_c = tol/√3 here)
+    m, a, _ = model.program(_blocks(n, 1.5e-6, (1, 1)), _draws(n, 3))
+    g = (1.5e-6 * m + a).numpy().ravel()
+    conv = np.abs(g / 1.4e-6 - 1) < 0.1
+    assert conv.mean() == pytest.approx(0.95, abs=0.02)
+    # past the top level: the top level
+    m, a, _ = model.program(_blocks(n, 1e-4, (1, 1)), _draws(n, 3))
+    assert np.median((1e-4 * m + a).numpy()) == pytest.approx(2e-5, rel=0.05)
+
+
+def test_dissolution_follows_the_measured_share_by_settle_time() -> None:
+    by = [0.1, 0.15, 0.2]  # at the settle times 1, 10, 100 s
+    model = DeploymentModel(_three_levels(dissolved_fraction=0.2, dissolved_by_settle=by))
+    assert model.dissolution(0.5) == pytest.approx(0.05)
+    assert model.dissolution(1.0) == pytest.approx(0.1)
+    assert model.dissolution(math.sqrt(10.0)) == pytest.approx(0.125)
+    assert model.dissolution(1e4) == pytest.approx(0.2)
+    m, a, fixed = model.program(_blocks(5000, 2e-5, (1, 1)), _draws(5000))
+    mt, at = model.age(m, a, fixed, _draws(5000, 1))  # at t_inference = 1 s
+    gone = ((mt == 0) & (at == 1e-7)).numpy()  # dissolved to the floor
+    assert gone.mean() == pytest.approx(0.1, abs=0.015)
+    assert ((mt == 0) & ~torch.from_numpy(gone)).double().mean().item() < 0.06  # failed verifies
+    # an older profile (no share by settle time): linear up to the last settle time
+    old = DeploymentModel(_three_levels(dissolved_fraction=0.2))
+    assert old.dissolution(10.0) == pytest.approx(0.02)
 
 
 # -- time after programming, drift compensation -------------------------------------------------
