@@ -15,6 +15,12 @@ The algorithm (METHODS section 5; ArC's *converge-to-state*, NeuRRAM's increment
    ``capabilities.max_pulse_voltage``), checked before every pulse.
 5. Pulse, read, repeat — at most ``max_pulses`` pulses.
 
+This is the ``"ladder"`` algorithm (the paper's, METHODS section 5). The default,
+``"adaptive"`` (:class:`_Adaptive`), pulses at the cap and takes the pulse width from the
+response it measures on the cell: a switching event redraws the cell's thresholds and level,
+so near threshold the same pulse moves a cell tenfold more or not at all from one event to the
+next, while at full amplitude the rate varies least and the width sets the move.
+
 **Stuck cells.** A cell is declared stuck (and given up early) when the amplitude has been at
 its cap for ``stuck_patience`` consecutive pulses in one direction and G moved toward the target
 by less than ``stuck_rtol`` (relative) over them — a device that is stuck, or sits at the edge of
