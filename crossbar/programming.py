@@ -15,6 +15,12 @@ The algorithm (METHODS section 5; ArC's *converge-to-state*, NeuRRAM's increment
    ``capabilities.max_pulse_voltage``), checked before every pulse.
 5. Pulse, read, repeat — at most ``max_pulses`` pulses.
 
+This is the ``"ladder"`` algorithm (the paper's, METHODS section 5). The default,
+``"adaptive"`` (:class:`_Adaptive`), pulses at the cap and takes the pulse width from the
+response it measures on the cell: a switching event redraws the cell's thresholds and level,
+so near threshold the same pulse moves a cell tenfold more or not at all from one event to the
+next, while at full amplitude the rate varies least and the width sets the move.
+
 **Stuck cells.** A cell is declared stuck (and given up early) when the amplitude has been at
 its cap for ``stuck_patience`` consecutive pulses in one direction and G moved toward the target
 by less than ``stuck_rtol`` (relative) over them — a device that is stuck, or sits at the edge of
@@ -78,6 +84,24 @@ ALGORITHMS = ("adaptive", "ladder")
 
 #: adaptive: the fraction of the remaining gap (in ln G) the next pulse aims to close
 AIM = 0.8
+
+#: adaptive: the largest move (in ln G) one pulse aims at: a larger drive redraws the cell's
+#: thresholds and level, so the response it measured no longer holds
+MAX_MOVE = 1.0
+
+#: adaptive: within this gap (ln G) each event's level spread outweighs its drift, so the pulse
+#: is sized by the spread it causes (:data:`SPREAD_AIM` · gap), measured per cell
+FINE = 0.2
+
+#: adaptive: the spread (ln G, as a fraction of the gap) a fine pulse aims at
+SPREAD_AIM = 0.7
+
+#: adaptive: the first pulse of a polarity, as a fraction of ``width`` (at full amplitude)
+FIRST_WIDTH = 0.1
+
+#: adaptive: pulses at full drive without a response before a kick (and after the second kick,
+#: before the cell is given up as stuck)
+KICK_PATIENCE = 2
 
 
 @dataclass
@@ -235,11 +259,11 @@ def program_cell(
     read has been passed to ``on_pulse`` — pulsing on blind could damage the cell or its
     neighbours; the operator decides (a resumed map skips the cells already converged).
 
-    ``algorithm``: ``"adaptive"`` (default: the drive follows the cell's measured response) or
-    ``"ladder"`` (fixed width, amplitude ladder). ``prior`` (adaptive): the SET (+1) and RESET
-    (−1) amplitudes that last made cells respond, V; the run starts at them instead of at
-    ``v_set_start``/``v_reset_start`` (never below those) and writes its own back (:func:`program_map` passes
-    one from cell to cell: neighbouring devices switch alike).
+    ``algorithm``: ``"adaptive"`` (default: pulses at the cap, the width follows the cell's
+    measured response) or ``"ladder"`` (fixed width, amplitude ladder). ``prior`` (adaptive):
+    the SET (+1) and RESET (−1) rates (ln G per s of pulse) last measured; the run sizes its
+    first pulses from them and writes its own back (:func:`program_map` passes one from cell to
+    cell: neighbouring devices switch alike).
     """
     policy = CrossbarPolicy.of(array)
     target = float(target)
@@ -400,19 +424,22 @@ class _Ladder:
 
 @dataclass
 class _Adaptive:
-    """The ``"adaptive"`` algorithm: each polarity's drive (amplitude, width) follows the cell's
+    """The ``"adaptive"`` algorithm: full amplitude, and the pulse width follows the cell's
     measured response.
 
-    Below its switching threshold a filament does not move at all, above it it moves in
-    proportion to the time spent there. So a pulse that does not move the cell raises the
-    amplitude (by ``2·step``: no time is wasted below threshold), and once the cell responds the
-    amplitude stays and the width becomes the fine control: the observed step in ln G sets the
-    next width so that one pulse closes :data:`AIM` of the remaining gap (between ``width/256`` and
-    ``width·8``, the amplitude moving one ``step`` when the width runs out of range). After an
-    overshoot the other polarity starts from its own last working drive. A cell that does not
-    move at the strongest drive for ``patience`` pulses gets one full-strength pulse the other
-    way (a switching event redraws its thresholds, so a cell is not stranded) and is given up
-    as stuck only if that happens twice."""
+    Every pulse is at ``cap``: there the switching rate depends least on the cell's threshold,
+    which each switching event redraws (near threshold a 10 % shift changes the rate tenfold).
+    The first pulse of a polarity lasts ``FIRST_WIDTH·width``; each pulse that moved the cell
+    toward the target by at least a quarter of its aim measures the polarity's rate (ln G per s,
+    a running geometric mean), and the next width moves ln G by :data:`AIM` of the remaining
+    gap at that rate (at most :data:`MAX_MOVE`; between ``width/1000`` and ``width·8``). A pulse
+    that did less halves the rate (the next one is longer). Within :data:`FINE` of the target a
+    pulse's own level spread outweighs its drift, so the width is sized for a spread of
+    :data:`SPREAD_AIM` of the gap from the spread measured on the cell (ln G² per s).
+    ``prior`` (from :func:`program_map`) passes the rates from cell to cell: neighbouring devices
+    switch alike. A cell that does not move at the longest pulse for :data:`KICK_PATIENCE`
+    pulses gets one full pulse the other way (a switching event redraws its thresholds, so a
+    cell is not stranded) and is given up as stuck only if that happens twice."""
 
     start: dict[int, float]
     step: float
@@ -420,17 +447,20 @@ class _Adaptive:
     width: float
     rtol: float
     patience: int
-    prior: dict[int, float] | None = None  # learned responding amplitudes, updated in place
-    amp: dict[int, float] = field(default_factory=dict)
-    wid: dict[int, float] = field(default_factory=dict)
+    prior: dict[int, float] | None = None  # learned rates (ln G per s), updated in place
+    rate: dict[int, float] = field(default_factory=dict)  # ln G per s of pulse (0: not known)
+    spread: dict[int, float] = field(default_factory=dict)  # ln G² per s (0: not known)
+    aimed: float = 0.0  # ln G the last pulse aimed to move (0: a kick)
+    fine: int = 0  # polarity of the last pulse if it was sized by its spread, else 0
+    last_width: float = 0.0
     flat: int = 0  # consecutive pulses at full drive that did not move the cell
     kicks: int = 0
     kick_pending: bool = False
 
     def __post_init__(self) -> None:
         known = self.prior or {}
-        self.amp = {d: min(self.cap, max(self.start[d], known.get(d, 0.0))) for d in (1, -1)}
-        self.wid = {d: self.width for d in (1, -1)}
+        self.rate = {d: float(known.get(d, 0.0)) for d in (1, -1)}
+        self.spread = {1: 0.0, -1: 0.0}
 
     @property
     def _w_max(self) -> float:
@@ -438,49 +468,61 @@ class _Adaptive:
 
     @property
     def _w_min(self) -> float:
-        return max(self.width / 256, 1e-6)
+        return max(self.width / 1000, 1e-7)
+
+    def _clamp(self, width: float) -> float:
+        return min(self._w_max, max(self._w_min, width))
 
     def next(self, d: int, g: float, target: float) -> tuple[float, float]:
+        """(signed amplitude V, width s) of the next pulse in direction ``d``."""
+        # Safety: never ask for more than the bench allows (the policy checks again).
+        if not (0 < self.cap < math.inf):
+            raise SafetyLimitError(f"no pulse allowed: the cap is {self.cap:g} V")
+        self.fine, self.aimed = 0, 0.0
         if self.kick_pending:  # one full-strength pulse the other way, then back to the target
             self.kick_pending = False
+            self.last_width = self._w_max
             return -d * self.cap, self._w_max
-        if self.amp[d] > self.cap * (1 + 1e-12):
-            raise SafetyLimitError(f"pulse {d * self.amp[d]:g} V beyond the cap {self.cap:g} V")
-        return d * self.amp[d], self.wid[d]
+        gap = abs(math.log(target / g)) if g > 0 else 1.0
+        self.aimed = min(AIM * gap, MAX_MOVE)
+        width = self.width * FIRST_WIDTH
+        if self.rate[d] > 0:
+            width = self.aimed / self.rate[d]
+        if gap <= FINE and self.rate[d] > 0:  # sized by the drift, then by the spread measured
+            self.fine, sigma = d, SPREAD_AIM * gap
+            if self.spread[d] > 0:  # spread² ≈ k·width (ln G² per s); no longer than the drift's
+                width = min(width, sigma * sigma / self.spread[d])
+        self.last_width = self._clamp(width)
+        return d * self.cap, self.last_width
 
     def observe(self, d: int, g: float, g_new: float, target: float) -> None:
-        gap = abs(math.log(target / g)) if g > 0 else 1.0
-        moved = d * math.log(g_new / g) if g > 0 and g_new > 0 else 0.0  # > 0: toward target
-        if moved > max(0.1 * gap, self.rtol):  # it responded: size the next pulse on it
-            self.flat = 0
-            if self.prior is not None:
-                self.prior[d] = self.amp[d]
-            if (g_new < target) != (g < target):  # overshot: this drive was too strong
-                self._set_width(d, self.wid[d] * 0.35)
-                return
-            remaining = abs(math.log(target / g_new)) if g_new > 0 else gap
-            self._set_width(d, self.wid[d] * min(4.0, max(1 / 32, AIM * remaining / moved)))
+        """Learn from the pulse just applied in direction ``d`` (G before and after, S)."""
+        if self.aimed <= 0:  # a kick: nothing to learn
             return
-        if self.amp[d] >= self.cap and self.wid[d] >= self._w_max:
-            self.flat += 1
-            if self.flat >= self.patience and self.kicks < 2:
-                self.kick_pending, self.flat, self.kicks = True, 0, self.kicks + 1
-        elif self.amp[d] < self.cap:  # below threshold: more voltage, same width
-            self.amp[d] = min(self.cap, self.amp[d] + 2 * self.step)
-        else:
-            self.wid[d] = min(self._w_max, self.wid[d] * 2)
-
-    def _set_width(self, d: int, w: float) -> None:
-        if w > self._w_max:
-            w = self._w_max
-            self.amp[d] = min(self.cap, self.amp[d] + self.step)
-        elif w < self._w_min:
-            w = self._w_min
-            self.amp[d] = max(0.5 * self.start[d], self.amp[d] - self.step)
-        self.wid[d] = w
+        moved = d * math.log(g_new / g) if g > 0 and g_new > 0 else 0.0  # > 0: toward target
+        if self.fine:
+            m = min(abs(moved), 3 * SPREAD_AIM * abs(math.log(target / g)))
+            k = max(m, 0.02) ** 2 / self.last_width
+            self.spread[d] = k if self.spread[d] <= 0 else math.sqrt(self.spread[d] * k)
+            return
+        if d > 0 and moved < -1.0:  # the fresh filament dissolved: retry, learn nothing
+            return
+        if moved > max(0.25 * self.aimed, self.rtol):  # it responded: measure the rate
+            self.flat = 0
+            r = moved / self.last_width
+            self.rate[d] = r if self.rate[d] <= 0 else math.sqrt(self.rate[d] * r)
+            if self.prior is not None:
+                self.prior[d] = self.rate[d]
+            return
+        if self.last_width < self._w_max:  # it did less than aimed: the next pulse is longer
+            self.rate[d] = self.aimed / (2 * self.last_width)
+            return
+        self.flat += 1
+        if self.flat >= KICK_PATIENCE and self.kicks < 2:
+            self.kick_pending, self.flat, self.kicks = True, 0, self.kicks + 1
 
     def gave_up(self, g: float) -> bool:
-        return self.kicks >= 2 and self.flat >= self.patience
+        return self.kicks >= 2 and self.flat >= KICK_PATIENCE
 
 
 def _stuck_at_cap(at_cap: list[float], g: float, d: int, patience: int, rtol: float) -> bool:
@@ -523,7 +565,7 @@ def program_map(
     report = ProgramReport(shape=policy.shape, targets=t.copy(), skipped=set(skip))
     total = len(cells)
     notify(progress, 0, total, "program")
-    prior: dict[int, float] = {}  # adaptive: responding amplitudes, from cell to cell
+    prior: dict[int, float] = {}  # adaptive: the measured rates, from cell to cell
     for done, (r, c) in enumerate(cells, start=1):
         if should_abort is not None and should_abort():
             report.aborted = True

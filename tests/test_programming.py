@@ -183,16 +183,26 @@ def test_adaptive_converges_up_and_down_in_fewer_pulses_than_the_ladder() -> Non
     assert pulses["adaptive"] < pulses["ladder"], pulses
 
 
-def test_adaptive_raises_the_voltage_below_threshold_then_tunes_the_width() -> None:
-    xb = IdealCrossbar(shape=(1, 1))  # SET threshold 2.9 V: 2.8 V moves nothing
+def test_adaptive_pulses_at_the_cap_and_sizes_the_width_from_the_response() -> None:
+    xb = IdealCrossbar(shape=(1, 2))  # SET threshold 2.9 V
     rep = program_cell(xb, 0, 0, 40e-6, tol=0.02, algorithm="adaptive")
     assert rep.converged
     amps = [a for a, _, _ in rep.history]
     widths = [w for _, w, _ in rep.history]
-    assert amps[:2] == pytest.approx([2.8, 3.0])  # no response at 2.8 V: +2 steps, same width
-    assert widths[0] == widths[1] == pytest.approx(1e-3)
-    assert len(set(widths)) > 1  # then the width follows the response
+    assert amps == pytest.approx([4.0] * len(amps))  # every pulse at the cap (v_max)
+    assert widths[0] == pytest.approx(1e-4)  # a tenth of the nominal width first
+    assert len(set(widths)) > 1  # then the width follows the measured rate
     assert all(1e-6 <= w <= 8e-3 for w in widths)
+    low = program_cell(xb, 0, 1, 40e-6, tol=0.02, v_max=3.5, algorithm="adaptive")
+    assert low.converged and {a for a, _, _ in low.history} == {3.5}  # the cap follows v_max
+
+
+def test_adaptive_lengthens_the_pulse_until_the_cell_responds() -> None:
+    xb = IdealCrossbar(shape=(1, 1), rate=0.02)  # a slow cell: 0.1 ms at 4 V barely moves it
+    rep = program_cell(xb, 0, 0, 40e-6, tol=0.02, algorithm="adaptive")
+    assert rep.converged and not rep.stuck
+    widths = [w for _, w, _ in rep.history]
+    assert widths[:4] == pytest.approx([1e-4, 2e-4, 4e-4, 8e-4])  # doubled while it lags
 
 
 def test_adaptive_gives_up_a_stuck_cell_after_two_kicks() -> None:
@@ -205,12 +215,12 @@ def test_adaptive_gives_up_a_stuck_cell_after_two_kicks() -> None:
     assert rep.pulses < 40 and max(abs(a) for a in amps) == pytest.approx(4.0)
 
 
-def test_program_map_passes_the_responding_amplitude_from_cell_to_cell() -> None:
+def test_program_map_passes_the_measured_rate_from_cell_to_cell() -> None:
     xb = IdealCrossbar(shape=(1, 4))
     targets = np.array([[40e-6, 40e-6, 40e-6, 40e-6]])
     rep = program_map(xb, targets, tol=0.02)
-    first = [a for a, _, _ in rep.cells[0].history]
-    later = [a for a, _, _ in rep.cells[3].history]
-    assert first[0] == pytest.approx(2.8) and later[0] > 2.8  # starts near what worked
+    first = [w for _, w, _ in rep.cells[0].history]
+    later = [w for _, w, _ in rep.cells[3].history]
+    assert first[0] == pytest.approx(1e-4) and later[0] > 1e-4  # sized from what was measured
     assert rep.cells[3].pulses < rep.cells[0].pulses
     assert all(c.converged for c in rep.cells)
