@@ -27,7 +27,9 @@ def _ci(values: list[float]) -> tuple[float, float]:
 def test_the_shipped_example_is_a_real_study_run() -> None:
     data = load_study(EXAMPLE_STUDY)
     assert data["spec"]["profile"] == "paper"
-    assert len(data["runs"]) == len(data["spec"]["methods"]) * 2 * 2
+    spec = data["spec"]
+    grid = [spec[k] for k in ("methods", "configs", "bench_seeds", "train_seeds")]
+    assert len(data["runs"]) == int(np.prod([len(g) for g in grid])) == 60  # 2 × 2 × 5 × 3
     for row in data["summary"]:
         runs = [
             r for r in data["runs"] if r["method"] == row["method"] and r["loop"] == row["loop"]
@@ -56,9 +58,11 @@ def test_study_view_shows_the_table_with_cis(offline_window, tmp_path: Path) -> 
         assert shown[2] == str(len(runs))
         assert shown[4] == f"{100 * hw[0]:.1f} ± {100 * hw[1]:.1f}"
         assert shown[5] == f"{100 * loss[0]:.1f} ± {100 * loss[1]:.1f}"
-        assert shown[6] == f"{100 * row['paper_loss']:.0f}"
+        paper = row["paper_loss"]  # the paper's row stands beside the loop-off runs only
+        assert shown[6] == ("" if paper is None else f"{100 * paper:.0f}")
+        assert (paper is None) == bool(row["loop"])
     assert str(EXAMPLE_STUDY) in panel.source.text()
-    assert "2 bench × 2 training seeds" in panel.source.text()
+    assert "5 bench × 3 training seeds" in panel.source.text()
     # per-run plot: one point per run, one error bar per summary row
     items = panel.runs_plot.getPlotItem().items
     scatter = [i for i in items if type(i).__name__ == "ScatterPlotItem"]
