@@ -22,6 +22,7 @@ from inference.models import MOONS_SIZES
 from inference.training import train_bayesmulti, train_erm
 from lab import open_backend
 from xbar.cli import main
+from xbar.study import STEPS
 
 
 @pytest.fixture(scope="module")
@@ -96,14 +97,14 @@ def test_demo_runs_the_whole_loop(tmp_path, capsys) -> None:
     assert code == 0
     text = capsys.readouterr().out
     assert "bayesmulti" in text and "erm" in text
-    assert "fault-aware+chip-in-loop+drift-compensation" in text
+    full = "+".join(STEPS)  # the whole loop: every step of the study's table
+    assert full == "fault-aware+chip-in-loop+drift-compensation+levels+refresh"
+    assert full in text
     summary = json.loads((out / "demo.json").read_text())
     assert 0.0 <= summary["calibration"]["usability"] <= 1.0
     runs = summary["runs"]
     assert {(r["method"], "+".join(r["loop"]) or "none") for r in runs} == {
-        (m, loop)
-        for m in ("erm", "bayesmulti")
-        for loop in ("none", "fault-aware+chip-in-loop+drift-compensation")
+        (m, loop) for m in ("erm", "bayesmulti") for loop in ("none", full)
     }
     assert all(r["bench_seed"] == 0 and r["train_seed"] == 0 for r in runs)
     profile = load_deployment_profile(out / "deployment-profile.json")

@@ -215,7 +215,14 @@ def test_xbar_infer_help_lists_the_loop_switches(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["infer", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--fault-aware", "--chip-in-loop", "--drift-compensation", "--settle"):
+    for flag in (
+        "--fault-aware",
+        "--chip-in-loop",
+        "--drift-compensation",
+        "--levels",
+        "--refresh",
+        "--settle",
+    ):
         assert flag in out
     assert "--deployment-profile" in out
 
