@@ -83,7 +83,7 @@ DEFAULTS = dict(
 ALGORITHMS = ("adaptive", "ladder")
 
 #: adaptive: the fraction of the remaining gap (in ln G) the next pulse aims to close
-AIM = 0.8
+AIM = 0.5
 
 #: adaptive: the largest move (in ln G) one pulse aims at: a larger drive redraws the cell's
 #: thresholds and level, so the response it measured no longer holds
@@ -91,13 +91,13 @@ MAX_MOVE = 1.0
 
 #: adaptive: within this gap (ln G) each event's level spread outweighs its drift, so the pulse
 #: is sized by the spread it causes (:data:`SPREAD_AIM` · gap), measured per cell
-FINE = 0.2
+FINE = 0.3
 
 #: adaptive: the spread (ln G, as a fraction of the gap) a fine pulse aims at
 SPREAD_AIM = 0.7
 
 #: adaptive: the first pulse of a polarity, as a fraction of ``width`` (at full amplitude)
-FIRST_WIDTH = 0.1
+FIRST_WIDTH = 0.2
 
 #: adaptive: pulses at full drive without a response before a kick (and after the second kick,
 #: before the cell is given up as stuck)
