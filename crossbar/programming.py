@@ -83,7 +83,15 @@ DEFAULTS = dict(
 ALGORITHMS = ("adaptive", "ladder")
 
 #: adaptive: the fraction of the remaining gap (in ln G) the next pulse aims to close
-AIM = 0.8
+AIM = 0.5
+
+#: adaptive: the fraction aimed at when the last pulse moved the cell as measured (within
+#: :data:`SURE` of its aim): a reliable rate is not held back (:data:`AIM` otherwise: on a
+#: cell whose every event redraws its level, a shorter aim overshoots less)
+AIM_SURE = 0.8
+
+#: adaptive: the band (ratio of the move to the aim) in which a measured rate counts as reliable
+SURE = (0.5, 2.0)
 
 #: adaptive: the largest move (in ln G) one pulse aims at: a larger drive redraws the cell's
 #: thresholds and level, so the response it measured no longer holds
@@ -91,13 +99,13 @@ MAX_MOVE = 1.0
 
 #: adaptive: within this gap (ln G) each event's level spread outweighs its drift, so the pulse
 #: is sized by the spread it causes (:data:`SPREAD_AIM` · gap), measured per cell
-FINE = 0.2
+FINE = 0.3
 
 #: adaptive: the spread (ln G, as a fraction of the gap) a fine pulse aims at
 SPREAD_AIM = 0.7
 
 #: adaptive: the first pulse of a polarity, as a fraction of ``width`` (at full amplitude)
-FIRST_WIDTH = 0.1
+FIRST_WIDTH = 0.2
 
 #: adaptive: pulses at full drive without a response before a kick (and after the second kick,
 #: before the cell is given up as stuck)
@@ -432,8 +440,8 @@ class _Adaptive:
     The first pulse of a polarity lasts ``FIRST_WIDTH·width``; each pulse that moved the cell
     toward the target by at least a quarter of its aim measures the polarity's rate (ln G per s,
     a running geometric mean), and the next width moves ln G by :data:`AIM` of the remaining
-    gap at that rate (at most :data:`MAX_MOVE`; between ``width/1000`` and ``width·8``). A pulse
-    that did less halves the rate (the next one is longer). Within :data:`FINE` of the target a
+    gap at that rate (:data:`AIM_SURE` after a pulse that moved as aimed; at most
+    :data:`MAX_MOVE`; between ``width/1000`` and ``width·8``). A pulse that did less halves the rate (the next one is longer). Within :data:`FINE` of the target a
     pulse's own level spread outweighs its drift, so the width is sized for a spread of
     :data:`SPREAD_AIM` of the gap from the spread measured on the cell (ln G² per s).
     ``prior`` (from :func:`program_map`) passes the rates from cell to cell: neighbouring devices
@@ -456,6 +464,7 @@ class _Adaptive:
     flat: int = 0  # consecutive pulses at full drive that did not move the cell
     kicks: int = 0
     kick_pending: bool = False
+    sure: bool = False  # the last pulse moved the cell as aimed (a reliable rate)
 
     def __post_init__(self) -> None:
         known = self.prior or {}
@@ -484,7 +493,7 @@ class _Adaptive:
             self.last_width = self._w_max
             return -d * self.cap, self._w_max
         gap = abs(math.log(target / g)) if g > 0 else 1.0
-        self.aimed = min(AIM * gap, MAX_MOVE)
+        self.aimed = min((AIM_SURE if self.sure else AIM) * gap, MAX_MOVE)
         width = self.width * FIRST_WIDTH
         if self.rate[d] > 0:
             width = self.aimed / self.rate[d]
@@ -497,7 +506,8 @@ class _Adaptive:
 
     def observe(self, d: int, g: float, g_new: float, target: float) -> None:
         """Learn from the pulse just applied in direction ``d`` (G before and after, S)."""
-        if self.aimed <= 0:  # a kick: nothing to learn
+        aimed, self.sure = self.aimed, False
+        if aimed <= 0:  # a kick: nothing to learn
             return
         moved = d * math.log(g_new / g) if g > 0 and g_new > 0 else 0.0  # > 0: toward target
         if self.fine:
@@ -508,7 +518,7 @@ class _Adaptive:
         if d > 0 and moved < -1.0:  # the fresh filament dissolved: retry, learn nothing
             return
         if moved > max(0.25 * self.aimed, self.rtol):  # it responded: measure the rate
-            self.flat = 0
+            self.flat, self.sure = 0, SURE[0] <= moved / aimed <= SURE[1]
             r = moved / self.last_width
             self.rate[d] = r if self.rate[d] <= 0 else math.sqrt(self.rate[d] * r)
             if self.prior is not None:

@@ -18,11 +18,11 @@ def test_adaptive_converges_most_cells_in_far_fewer_pulses_than_the_ladder_on_ty
     # the `xbar bench crossbar` run: converged in % of the non-stuck cells, flagged and stuck
     # in % of the cells, bench time on the twins' virtual clock
     ours, ladder = _program_run("typical", "adaptive", 1), _program_run("typical", "ladder", 1)
-    # measured (seed 1): adaptive 99 % converged, 3 % flagged (3 % truly stuck), 16.7 pulses
-    # per cell; ladder 64 %, 26 %, 32.0 pulses
-    assert ours["converged"] >= 97.0, ours
+    # measured (seed 1): adaptive 99 % converged, 3 % flagged (3 % truly stuck), 14.7 pulses
+    # per cell; ladder 64 %, 26 %, 32.0 pulses. The acceptance (issue 15):
+    assert ours["converged"] >= 98.0, ours
     assert ours["flagged"] <= ours["stuck"] + 1.0, ours
-    assert ours["pulses"] <= 0.6 * ladder["pulses"], (ours, ladder)
+    assert ours["pulses"] <= 0.5 * ladder["pulses"], (ours, ladder)
     assert ours["converged"] > ladder["converged"] + 20.0, (ours, ladder)
     assert ours["bench"] < ladder["bench"], (ours, ladder)  # virtual bench time, s
 
