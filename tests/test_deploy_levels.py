@@ -5,8 +5,6 @@ reprogrammed."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import test_deploy
@@ -15,28 +13,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from bench.hardware_model import physics_bench
 from crossbar.characterise import CharacterisationPlan, characterise
-from crossbar.config import load_bench_config
 from crossbar.core import Crossbar
 from crossbar.mapping import MappingError, level_pairs, map_weights, snap_to_levels
 from inference.deploy import DeployOptions, normalise_outputs, run_on_crossbar
 from inference.finetune import LevelGrid
-from lab import open_backend
 from xbar.cli import main
 from xbar.commands.study import parse_loops
 
 moons, erm = test_deploy.moons, test_deploy.erm  # fixtures: the two moons and their ERM network
 
 
-def _physics(preset: str, seed: int):
-    cfg = load_bench_config("sim")
-    return open_backend(
-        dataclasses.replace(
-            cfg,
-            bench=dataclasses.replace(cfg.bench, backend="physics"),
-            simulation=dataclasses.replace(cfg.simulation, profile=preset, seed=seed),
-        )
-    )
+_physics = physics_bench  # the physics backend of the built-in bench, a preset and a seed
 
 
 @pytest.fixture(scope="module")
