@@ -33,7 +33,9 @@ The deployment loop (each step off by default, switched on in :class:`DeployOpti
   row voltages will be; ``loop_range="measured"`` re-calibrates the range on them instead) and
   the next layer is mapped and programmed; and so on. Physics bench, ERM, 200 test points,
   hardware accuracy without / with chip in the loop ("trained" range; "measured"), bench seeds
-  0–5 of ``typical``: 0.57 / 0.85 (0.80); seeds 0–4 of ``paper``: 0.70 / 0.77 (0.65). After the last layer (``readout_calibration``)
+  0–5 of ``typical``: 0.57 / 0.85 (0.80); seeds 0–4 of ``paper``: 0.70 / 0.77 (0.65). (With
+  the width-controlled write-verify, chip in the loop alone loses on two typical seeds — cells
+  move after layer 1 is measured; with ``refresh`` in both arms it adds +16 points on average.) After the last layer (``readout_calibration``)
   its outputs on the same points are measured and a digital gain and offset per class are fitted
   to the labels (the last layer's own programming errors cannot be fine-tuned away); they are
   applied to the hardware logits.
