@@ -282,6 +282,24 @@ def test_chip_in_loop_programs_layer_by_layer_and_fine_tunes(erm, moons) -> None
         run_on_crossbar(xb, erm, x, y, x_train=moons.x_train, y_train=moons.y_train, options=bad)
 
 
+def _chip_in_loop_gains(erm, moons, **options) -> list[float]:
+    """Hardware accuracy with minus without chip in the loop on typical seeds 0–5 (physics,
+    ERM, 200 test points), the other ``options`` the same in both arms."""
+    x, y = moons.x_test[:200], moons.y_test[:200]
+    gain = []
+    for seed in range(6):
+        acc = {}
+        for loop in (False, True):
+            with Crossbar(_bench("typical", seed)) as xb:
+                o = DeployOptions(chip_in_loop=loop, **options)
+                r = run_on_crossbar(
+                    xb, erm, x, y, x_train=moons.x_train, y_train=moons.y_train, options=o
+                )
+            acc[loop] = r.hardware_accuracy
+        gain.append(acc[True] - acc[False])
+    return gain
+
+
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
@@ -294,16 +312,7 @@ def test_chip_in_loop_raises_the_hardware_accuracy_on_typical(erm, moons) -> Non
     """Over bench seeds 0–5 of the typical array (physics, ERM, 200 test points), progressive
     programming with fine-tuning and the read-out calibration beats one-shot programming,
     paired by seed."""
-    x, y = moons.x_test[:200], moons.y_test[:200]
-    gain = []
-    for seed in range(6):
-        acc = {}
-        for loop in (False, True):
-            with Crossbar(_bench("typical", seed)) as xb:
-                r = run_on_crossbar(xb, erm, x, y, x_train=moons.x_train, y_train=moons.y_train,
-                                    options=DeployOptions(chip_in_loop=loop))  # fmt: skip
-            acc[loop] = r.hardware_accuracy
-        gain.append(acc[True] - acc[False])
+    gain = _chip_in_loop_gains(erm, moons)
     # measured: +36, +31, +26, +28, +41.5, +8 points
     assert np.mean(gain) > 0.15, gain
     assert min(gain) > 0.0, gain
@@ -314,18 +323,7 @@ def test_chip_in_loop_with_refresh_raises_the_hardware_accuracy_on_typical(erm, 
     """The same six typical arrays with settle-and-refresh on in both arms: chip in the loop
     adds more than 15 points on average and no seed loses more than 1.5 points (measured:
     +34.5, −0.5, +20, +42.5, +1.5, −1)."""
-    x, y = moons.x_test[:200], moons.y_test[:200]
-    gain = []
-    for seed in range(6):
-        acc = {}
-        for loop in (False, True):
-            with Crossbar(_bench("typical", seed)) as xb:
-                o = DeployOptions(chip_in_loop=loop, refresh=True)
-                r = run_on_crossbar(
-                    xb, erm, x, y, x_train=moons.x_train, y_train=moons.y_train, options=o
-                )
-            acc[loop] = r.hardware_accuracy
-        gain.append(acc[True] - acc[False])
+    gain = _chip_in_loop_gains(erm, moons, refresh=True)
     assert np.mean(gain) > 0.15, gain
     assert min(gain) >= -0.015, gain
 
