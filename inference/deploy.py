@@ -33,9 +33,10 @@ The deployment loop (each step off by default, switched on in :class:`DeployOpti
   row voltages will be; ``loop_range="measured"`` re-calibrates the range on them instead) and
   the next layer is mapped and programmed; and so on. Physics bench, ERM, 200 test points,
   hardware accuracy without / with chip in the loop ("trained" range; "measured"), bench seeds
-  0–5 of ``typical``: 0.57 / 0.85 (0.80); seeds 0–4 of ``paper``: 0.70 / 0.77 (0.65). (With
-  the width-controlled write-verify, chip in the loop alone loses on two typical seeds — cells
-  move after layer 1 is measured; with ``refresh`` in both arms it adds +16 points on average.) After the last layer (``readout_calibration``)
+  0–5 of ``typical``: 0.57 / 0.85 (0.80); seeds 0–4 of ``paper``: 0.70 / 0.77 (0.65). Each
+  layer is measured ``loop_settle`` s after its programming (freshly verified cells relax and
+  some filaments dissolve; measured at once, chip in the loop lost 32 points on a typical seed
+  whose cells moved after the measurement). After the last layer (``readout_calibration``)
   its outputs on the same points are measured and a digital gain and offset per class are fitted
   to the labels (the last layer's own programming errors cannot be fine-tuned away); they are
   applied to the hardware logits.
@@ -110,6 +111,9 @@ class DeployOptions:
     #: through the programmed layers) or "trained" (the software range; measured activations
     #: beyond it are clipped, as the row voltages will be)
     loop_range: str = "trained"
+    #: chip-in-the-loop: s (bench clock) to wait after a layer is programmed before its outputs
+    #: are measured, so the fine-tuning sees the layer as relaxed, not as verified (0: at once)
+    loop_settle: float = 30.0
     #: drift compensation: the reference ("differential": Σ|I⁺ − I⁻| of each row alone;
     #: "total": Σ column currents of every row at once, as the noise model) and its repeats
     reference: str = "differential"
@@ -656,6 +660,8 @@ def _checked_run(
         )
     if o.loop_range not in ("measured", "trained"):
         raise ValueError(f"loop_range must be 'measured' or 'trained', got {o.loop_range!r}")
+    if o.chip_in_loop and not (math.isfinite(o.loop_settle) and o.loop_settle >= 0):
+        raise ValueError(f"loop_settle must be a time >= 0 s, got {o.loop_settle}")
     if o.chip_in_loop and not program:
         raise ValueError("chip-in-the-loop programs the layers one by one: it needs program=True")
     return settle
@@ -738,6 +744,7 @@ def _progressive(
             refs0.append(reference_read(crossbar, placement, i, o))
         check()
         if i < n_layers - 1 or o.readout_calibration:
+            crossbar.wait(o.loop_settle)  # measure the layer as it relaxed, not as verified
             h, _ = layer_outputs(crossbar, placement, i, h, o, progress)
             if periphery is not None:
                 h = h * periphery[i][0] + periphery[i][1]
