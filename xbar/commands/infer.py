@@ -87,7 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--chip-in-loop",
         action="store_true",
         help="program layer by layer; fine-tune the next layer in software on the outputs of "
-        "the programmed ones measured on training inputs (NeuRRAM, Yao et al. 2020)",
+        "the programmed ones measured on training inputs 30 s after their programming "
+        "(NeuRRAM, Yao et al. 2020)",
     )
     p.add_argument(
         "--drift-compensation",
