@@ -34,6 +34,7 @@ __all__ = [
     "populate_characterisation",
     "populate_inference",
     "save_panel_pngs",
+    "show_shot",
     "take_screenshots",
 ]
 
@@ -44,6 +45,7 @@ SHOTS = (
     ("calibration", "calibration_panel", 0),
     ("calibration_fabrication", "calibration_panel", 1),
     ("inference", "inference_panel", None),
+    ("inference_deploy", "inference_panel", None),  # its controls scrolled to the deploy group
     # one per characterisation module, in the panel's tab order (MODULES)
     *(
         (f"characterisation_{key}", "characterisation_panel", i)
@@ -185,16 +187,32 @@ def populate_characterisation(window) -> None:
     ch.assemble_profile()
 
 
+#: shots whose panel's controls column is scrolled to show a widget (the attribute's name)
+SCROLL_TO = {"inference_deploy": "deploy_btn"}
+
+
+def show_shot(window, stem: str, attr: str, subtab: int | None) -> None:
+    """Bring the panel of shot ``stem`` to the front as it is photographed."""
+    panel = getattr(window, attr)
+    window.tabs.setCurrentWidget(panel)
+    if subtab is not None:
+        panel.tabs.setCurrentIndex(subtab)
+    scroll = getattr(panel, "controls_scroll", None)
+    if scroll is not None:
+        process_events_for(0.05)  # lay the column out before scrolling it
+        if stem in SCROLL_TO:
+            scroll.ensureWidgetVisible(getattr(panel, SCROLL_TO[stem]), 0, 0)
+        else:
+            scroll.verticalScrollBar().setValue(0)
+
+
 def save_panel_pngs(window, out_dir: str | Path) -> list[Path]:
     """Show each panel (and the calibration sub-tabs) and save the window as ``<name>.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for stem, attr, subtab in SHOTS:
-        panel = getattr(window, attr)
-        window.tabs.setCurrentWidget(panel)
-        if subtab is not None:
-            panel.tabs.setCurrentIndex(subtab)
+        show_shot(window, stem, attr, subtab)
         process_events_for(0.3)
         path = out / f"{stem}.png"
         if not window.grab().save(str(path)):

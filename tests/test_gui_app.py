@@ -11,6 +11,7 @@ from conftest import REPO
 from PyQt6.QtGui import QImage
 
 from gui.testing import open_main_window
+from gui.workers import process_events_for
 from xbar.cli import main
 
 
@@ -109,6 +110,27 @@ def test_screenshots_refused_on_a_real_instrument_bench(capsys) -> None:
     assert main(["gui", "--bench", str(example), "--screenshots", "x"]) == 2
     err = capsys.readouterr().err
     assert "refused on the real-instrument bench" in err
+
+
+def test_the_deploy_screenshot_shows_the_loop_switches(offline_window, qtbot) -> None:
+    """At 1024×700 the Inference panel's deploy group is below the fold: its shot scrolls the
+    controls column so the loop switches and the Run button are in view; the panel's own shot
+    shows the top of the column (the data set)."""
+    from gui.screenshots import show_shot
+
+    w = offline_window
+    w.resize(1024, 700)
+    w.show()
+    qtbot.waitExposed(w)
+    inf = w.inference_panel
+    show_shot(w, "inference_deploy", "inference_panel", None)
+    process_events_for(0.1)
+    for widget in (inf.deploy_btn, *inf.loop_checks.values()):
+        assert not widget.visibleRegion().isEmpty(), widget.text()
+    show_shot(w, "inference", "inference_panel", None)
+    process_events_for(0.1)
+    assert inf.controls_scroll.verticalScrollBar().value() == 0
+    assert inf.deploy_btn.visibleRegion().isEmpty()
 
 
 def test_each_screenshot_shows_the_tab_it_is_named_after(offline_window) -> None:
