@@ -430,3 +430,24 @@ def test_study_switches_the_loop_steps_on(tmp_path: Path) -> None:
     assert none["software"] == full["software"]
     assert full["hardware"] >= none["hardware"]
     assert full["programming"]["cells"] == none["programming"]["cells"] == 54
+
+
+def test_study_table_columns_line_up_for_the_full_loop() -> None:
+    """The full loop's name (five steps, 56 characters) is longer than the loop column's
+    default width: the column widens so every row's numbers stay under their heading."""
+    from xbar.study import STEPS, StudyResult, StudySpec
+
+    spec = StudySpec(bench="sim", methods=("erm",), configs=((), tuple(STEPS)))
+    runs = [
+        {"method": "erm", "loop": list(cfg), "bench_seed": b, "train_seed": 0,
+         "software": 0.98, "hardware": hw, "loss": 1 - hw / 0.98}
+        for cfg, hws in (((), (0.57, 0.6)), (tuple(STEPS), (0.95, 0.96)))
+        for b, hw in enumerate(hws)
+    ]  # fmt: skip
+    lines = StudyResult(spec, runs).table().splitlines()
+    head, rows = lines[0], lines[2:4]
+    assert rows[1].split()[1] == "+".join(STEPS)
+    # the run counts under "n", the hardware accuracies end under "hardware %"
+    assert rows[0].index(" 2  ") == rows[1].index(" 2  ") == head.index(" n ")
+    end = head.index("hardware %") + len("hardware %")
+    assert [ln[end - 11 : end] for ln in rows] == ["58.5 ± 19.1", "95.5 ±  6.4"]

@@ -192,14 +192,16 @@ class StudyResult:
                 return "-"
             return f"{100 * m:5.1f}" + (f" ± {100 * h:4.1f}" if math.isfinite(h) else "")
 
-        head = f"{'method':<15} {'loop':<42} {'n':>3}  {'software %':>12}  {'hardware %':>12}"
+        rows = self.summary()
+        loops = ["+".join(r["loop"]) or "none" for r in rows]
+        w = max([42, *map(len, loops)])  # the loop column fits its longest name
+        head = f"{'method':<15} {'loop':<{w}} {'n':>3}  {'software %':>12}  {'hardware %':>12}"
         head += f"  {'rel. loss %':>12}  paper"
         lines = [head, "-" * len(head)]
-        for r in self.summary():
-            loop = "+".join(r["loop"]) or "none"
+        for r, loop in zip(rows, loops, strict=True):
             paper = f"{100 * r['paper_loss']:.0f}" if r["paper_loss"] is not None else ""
             lines.append(
-                f"{r['method']:<15} {loop:<42} {r['runs']:>3}  "
+                f"{r['method']:<15} {loop:<{w}} {r['runs']:>3}  "
                 f"{pct(r['software'], r['software_ci95']):>12}  "
                 f"{pct(r['hardware'], r['hardware_ci95']):>12}  "
                 f"{pct(r['loss'], r['loss_ci95']):>12}  {paper}"
