@@ -28,7 +28,9 @@ data file as it is acquired, progress is reported, and an abort or emergency sto
    (read < ½ target), the averaged read's own noise removed in quadrature; the relaxation
    between the first two reads; the drift exponent ν of g(t) = g(t₀)(t/t₀)^−ν fitted per cell
    over the settle reads of the cells that did not dissolve while settling (mean, spread); the
-   fraction of converged cells that fell back to the HRS.
+   fraction of converged cells that fell back to the HRS; the mean bench time of one cell's
+   program-and-verify (a deployment's cells are programmed one after another: their ages at
+   the MVMs).
 
 ``CharacterisationPlan.quick()`` is the short protocol (fewer cells, reads, targets and settle
 times) that still recovers the figures on the simulated bench in a few minutes of wall time
@@ -519,8 +521,9 @@ def _programming(
         (r, c, targets[i % len(targets)]) for i, (r, c) in enumerate(cells) if (r, c) not in stuck
     ]
     achieved: list[list[float]] = []
-    programmed_at, pulses, converged, lowest = [], [], [], []
+    programmed_at, pulses, converged, lowest, took = [], [], [], [], []
     for r, c, target in todo:
+        started = xb.now()
         rep = xb.program_cell(
             r,
             c,
@@ -531,6 +534,7 @@ def _programming(
             read_biasing=p.read_biasing,
         )
         programmed_at.append(xb.now())
+        took.append(programmed_at[-1] - started)
         pulses.append(rep.pulses)
         converged.append(rep.converged)
         first = run.reads(r, c, p.prog_reads)
@@ -558,7 +562,9 @@ def _programming(
             t=ts,
             **{f"r{r}c{c}": achieved[k][-1] for k, (r, c, _) in enumerate(todo)},
         )
-    return _programming_figures(p, todo, targets, achieved, times, pulses, converged, lowest, noise)
+    prog = _programming_figures(p, todo, targets, achieved, times, pulses, converged, lowest, noise)
+    seconds = float(np.mean(took)) if took else 0.0
+    return prog.model_copy(update={"seconds_per_cell": max(0.0, seconds)})
 
 
 #: a programmed cell one of whose reads right after program-and-verify falls below this

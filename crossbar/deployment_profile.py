@@ -75,6 +75,10 @@ class Programming(_Strict):
     #: the same share by each settle time (cumulative, one per ``settle_times``; [] in older
     #: profiles): when the filaments dissolve, not only how many
     dissolved_by_settle: list[Fraction] = []
+    #: mean bench time of one cell's program-and-verify, s (the pulses and verify reads of
+    #: :meth:`Crossbar.program_cell`; 0 in older profiles: unknown). A deployment programs its
+    #: cells one after another, so a cell's age at the MVMs is the time the later cells take.
+    seconds_per_cell: Annotated[float, Field(ge=0.0)] = 0.0
 
 
 class PulseResponse(_Strict):

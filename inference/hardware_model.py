@@ -215,6 +215,11 @@ class DeploymentModel(HardwareModel):
         self.shape = (int(profile.shape[0]), int(profile.shape[1]))
         prog = profile.programming
         self.t_inference = float(prog.settle_times[0] if t_inference is None else t_inference)
+        #: None (the default t_inference) and a profile that timed its program-and-verify: each
+        #: cell's age at the MVMs is the time the cells programmed after it take (module
+        #: docstring, step 4); else every cell is t_inference s old
+        self.seconds_per_cell = float(getattr(prog, "seconds_per_cell", 0.0) or 0.0)
+        self.ages_by_order = t_inference is None and self.seconds_per_cell > 0
         if not (math.isfinite(self.t_inference) and self.t_inference >= 0):
             raise ValueError(f"t_inference must be a time >= 0 s, got {t_inference}")
         self.drift_compensation = bool(drift_compensation)
@@ -429,27 +434,52 @@ class DeploymentModel(HardwareModel):
         a: torch.Tensor,
         fixed: torch.Tensor,
         draws: Draws,
-        t: float | None = None,
+        t: float | torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(m, a)`` of the cells ``t`` s after programming (default ``t_inference``):
-        relaxation, power-law drift and dissolution (module docstring); stuck cells stay."""
-        t = self.t_inference if t is None else float(t)
+        """``(m, a)`` of the cells ``t`` s after programming (default ``t_inference``; a
+        tensor of the block's shape: each cell's own age): relaxation, power-law drift and
+        dissolution (module docstring); stuck cells stay."""
         shape = m.shape
-        relax = 1.0 + self.relaxation * min(1.0, t / self.t0) if self.t0 > 0 else 1.0
-        ratio = max(t, self.t0) / self.t0 if self.t0 > 0 else 1.0
+        tt = torch.as_tensor(self.t_inference if t is None else t, dtype=m.dtype)
+        tt = torch.clamp(tt, min=0.0).expand(shape[1:])
+        if self.t0 > 0:
+            relax = 1.0 + self.relaxation * torch.clamp(tt / self.t0, max=1.0)
+            log_ratio = torch.log(torch.clamp(tt, min=self.t0) / self.t0)
+        else:
+            relax, log_ratio = torch.ones_like(tt), torch.zeros_like(tt)
         if self.nu_std > 0 or self.nu_mean != 0:
             nu = self.nu_mean + self.nu_std * draws.randn(shape[1:])
-            factor = relax * torch.exp(-nu * math.log(ratio))
+            factor = relax * torch.exp(-nu * log_ratio)
         else:
-            factor = torch.full(shape, relax, dtype=m.dtype)
-        factor = torch.where(fixed, torch.ones_like(factor), factor)
+            factor = relax.expand(shape)
+        factor = torch.where(fixed, torch.ones_like(m), factor)
         m, a = m * factor, a * factor
-        p = self.dissolution(t)
-        if p > 0:
+        p = self._dissolution(tt)
+        if bool((p > 0).any()):
             gone = (draws.rand(shape[1:]) < p) & ~fixed
             m = torch.where(gone, torch.zeros_like(m), m)
             a = torch.where(gone, torch.full_like(a, self.g_floor), a)
         return m, a
+
+    def _dissolution(self, t: torch.Tensor) -> torch.Tensor:
+        """:meth:`dissolution` of every cell's age ``t`` (s, a tensor)."""
+        flat = t.reshape(-1).tolist()
+        uniq = {v: self.dissolution(v) for v in set(flat)}
+        return torch.tensor([uniq[v] for v in flat], dtype=t.dtype).reshape(t.shape)
+
+    def cell_ages(self, placement: NetworkPlacement) -> np.ndarray:
+        """Each cell's age (rows, cols) s at the MVMs of a deployment of ``placement``: the
+        network's cells are programmed one after another in row-major order (as
+        :meth:`Crossbar.program_map`), each taking the profile's measured
+        ``seconds_per_cell``, and the MVMs follow the last one; unused cells 0. Without that
+        figure (older profiles) or with an explicit ``t_inference``: ``t_inference`` everywhere."""
+        if not self.ages_by_order:
+            return np.full(self.shape, self.t_inference)
+        used = np.asarray(placement.used_mask(), dtype=bool).ravel()
+        ages = np.zeros(used.size)
+        n = int(used.sum())
+        ages[used] = (n - 1 - np.arange(n)) * self.seconds_per_cell
+        return ages.reshape(self.shape)
 
     def dissolution(self, t: float) -> float:
         """Share of the programmed cells dissolved ``t`` s after programming: the profile's
@@ -536,10 +566,12 @@ class DeploymentModel(HardwareModel):
         targets: torch.Tensor,
         draws: Draws,
         cells: tuple[np.ndarray, np.ndarray] | None,
+        ages: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G right after programming, G at t_inference) of target blocks (T, R, C)."""
+        """(G right after programming, G at the MVMs) of target blocks (T, R, C); ``ages``
+        (R, C) s: each cell's age then (default: t_inference)."""
         m, a, fixed = self.program(targets, draws, cells)
-        mt, at = self.age(m, a, fixed, draws)
+        mt, at = self.age(m, a, fixed, draws, ages)
         return targets * m + a, targets * mt + at
 
     # -- a whole network ------------------------------------------------------------------------
@@ -577,13 +609,15 @@ class DeploymentModel(HardwareModel):
         n = int(n_trials)
         gen = torch.Generator().manual_seed(int(seed))
         draws = Draws(gen, n, torch.float64)
+        ages = self.cell_ages(placement)
         with torch_threads(1), torch.no_grad():
             h = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))[None]
             last = len(placement.layers) - 1
             for i, lm in enumerate(placement.layers):
                 cells = (np.asarray(lm.rows), np.asarray(lm.cols))
                 targets = torch.from_numpy(lm.targets).expand(n, *lm.targets.shape)
-                g0, gt = self._realise(targets, draws, cells)
+                block_ages = torch.from_numpy(ages[np.ix_(cells[0], cells[1])])
+                g0, gt = self._realise(targets, draws, cells, block_ages)
                 x_max = self.options.v_read_max / lm.input_scale
                 v = _row_voltages(h, x_max, lm.input_scale, lm.v_bias if lm.has_bias else None)
                 h = self.block_outputs(g0, gt, v, lm.k, lm.input_scale, draws, cells)
@@ -624,6 +658,8 @@ class DeploymentModel(HardwareModel):
             "levels": None if self.levels is None else int(self.levels.size),
             "drift_nu_mean": self.nu_mean,
             "t_inference": self.t_inference,
+            "ages": "programming order" if self.ages_by_order else "t_inference",
+            "seconds_per_cell": self.seconds_per_cell,
             "drift_compensation": self.drift_compensation,
             "read_noise": self.read_noise,
             "failed": self.failed,
