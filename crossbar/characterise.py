@@ -30,7 +30,8 @@ data file as it is acquired, progress is reported, and an abort or emergency sto
    over the settle reads of the cells that did not dissolve while settling (mean, spread); the
    fraction of converged cells that fell back to the HRS; the mean bench time of one cell's
    program-and-verify (a deployment's cells are programmed one after another: their ages at
-   the MVMs).
+   the MVMs) and how long the reads right after it take (the share of the converged cells
+   dissolved by then: the dissolution's first point in time).
 
 ``CharacterisationPlan.quick()`` is the short protocol (fewer cells, reads, targets and settle
 times) that still recovers the figures on the simulated bench in a few minutes of wall time
@@ -521,7 +522,7 @@ def _programming(
         (r, c, targets[i % len(targets)]) for i, (r, c) in enumerate(cells) if (r, c) not in stuck
     ]
     achieved: list[list[float]] = []
-    programmed_at, pulses, converged, lowest, took = [], [], [], [], []
+    programmed_at, pulses, converged, lowest, took, reading = [], [], [], [], [], []
     for r, c, target in todo:
         started = xb.now()
         rep = xb.program_cell(
@@ -538,6 +539,7 @@ def _programming(
         pulses.append(rep.pulses)
         converged.append(rep.converged)
         first = run.reads(r, c, p.prog_reads)
+        reading.append(xb.now() - programmed_at[-1])
         achieved.append([float(np.mean(first))])
         lowest.append(float(np.min(first)))
         run.tick(
@@ -564,7 +566,10 @@ def _programming(
         )
     prog = _programming_figures(p, todo, targets, achieved, times, pulses, converged, lowest, noise)
     seconds = float(np.mean(took)) if took else 0.0
-    return prog.model_copy(update={"seconds_per_cell": max(0.0, seconds)})
+    after = float(np.mean(reading)) if reading else 0.0
+    return prog.model_copy(
+        update={"seconds_per_cell": max(0.0, seconds), "seconds_right_after": max(0.0, after)}
+    )
 
 
 #: a programmed cell one of whose reads right after program-and-verify falls below this
@@ -634,6 +639,7 @@ def _programming_figures(
         dissolved_by_settle=[
             float(np.mean(col[conv])) if conv.any() else 0.0 for col in by_settle.T
         ],
+        dissolved_right_after=float(np.mean(at_once[conv])) if conv.any() else 0.0,
     )
 
 

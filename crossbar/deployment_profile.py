@@ -79,6 +79,11 @@ class Programming(_Strict):
     #: :meth:`Crossbar.program_cell`; 0 in older profiles: unknown). A deployment programs its
     #: cells one after another, so a cell's age at the MVMs is the time the later cells take.
     seconds_per_cell: Annotated[float, Field(ge=0.0)] = 0.0
+    #: the share of the converged cells already dissolved during the reads right after
+    #: program-and-verify (one read below half the target), and how long those reads took, s
+    #: (0 in older profiles: unknown): the dissolution before the first settle time
+    dissolved_right_after: Fraction = 0.0
+    seconds_right_after: Annotated[float, Field(ge=0.0)] = 0.0
 
 
 class PulseResponse(_Strict):

@@ -483,12 +483,22 @@ class DeploymentModel(HardwareModel):
 
     def dissolution(self, t: float) -> float:
         """Share of the programmed cells dissolved ``t`` s after programming: the profile's
-        share by each settle time, interpolated in ln t (a linear rise before the first; older
-        profiles without it: ``dissolved_fraction``, linear up to the last settle time)."""
+        share by each settle time, interpolated in ln t, from its share right after programming
+        (``dissolved_right_after`` at ``seconds_right_after``; a linear rise before the first
+        of these times; older profiles without the per-settle shares: ``dissolved_fraction``,
+        linear up to the last settle time)."""
         by = self.dissolved_by_settle
-        times = self.profile.programming.settle_times
+        prog = self.profile.programming
+        times = prog.settle_times
         if not by or len(by) != len(times):
             return self.dissolved * min(1.0, t / self.t_last) if self.t_last > 0 else 0.0
+        t_early = float(getattr(prog, "seconds_right_after", 0.0) or 0.0)
+        if 0 < t_early < times[0]:  # measured right after programming: ln t from there
+            early = min(float(getattr(prog, "dissolved_right_after", 0.0) or 0.0), by[0])
+            if t <= t_early:
+                return early * t / t_early
+            if t <= times[0]:
+                return float(np.interp(math.log(t), np.log([t_early, times[0]]), [early, by[0]]))
         if t <= times[0]:
             return by[0] * t / times[0]
         return float(np.interp(math.log(t), np.log(times), by))
