@@ -26,7 +26,7 @@ data file as it is acquired, progress is reported, and an abort or emergency sto
    then ``prog_reads`` reads averaged right after and ``avg_reads`` at ``settle_times`` s.
    σ_prog: the spread of achieved / target − 1 right after, over the cells whose verify converged and that have not dissolved
    (read < ½ target), the averaged read's own noise removed in quadrature; the relaxation
-   between the first two reads; the drift exponent ν of g(t) = g(t₀)(t/t₀)^−ν fitted per cell
+   between the first two reads (mean and spread over the cells); the drift exponent ν of g(t) = g(t₀)(t/t₀)^−ν fitted per cell
    over the settle reads of the cells that did not dissolve while settling (mean, spread); the
    fraction of converged cells that fell back to the HRS; the mean bench time of one cell's
    program-and-verify (a deployment's cells are programmed one after another: their ages at
@@ -621,7 +621,11 @@ def _programming_figures(
         if good.sum() >= 3:
             nus.append(-float(np.polyfit(np.log(t[good]), np.log(g[good]), 1)[0]))
     fine = use & ~later
-    relax = float(np.mean(a[fine, 1] / a[fine, 0] - 1)) if fine.any() and a.shape[1] > 1 else 0.0
+    rel = a[fine, 1] / a[fine, 0] - 1 if a.shape[1] > 1 else np.zeros(0)
+    relax = float(np.mean(rel)) if rel.size else 0.0
+    # the two reads' own relative variances (avg_reads, prog_reads reads averaged)
+    reads_var = noise.sigma_rel**2 * (1.0 / p.avg_reads + 1.0 / p.prog_reads)
+    relax_var = float(np.var(rel, ddof=1)) - reads_var if rel.size > 1 else 0.0
     nu = np.array(nus) if nus else np.zeros(1)
     nu_sd = float(np.std(nu, ddof=1)) if nu.size > 1 else 0.0
     return Programming(
@@ -633,6 +637,7 @@ def _programming_figures(
         converged_fraction=float(np.mean(conv)) if conv.size else 0.0,
         settle_times=list(p.settle_times),
         relaxation_rel=float(np.clip(relax, -1.0, 10.0)),
+        relaxation_std=float(min(10.0, math.sqrt(max(0.0, relax_var)))),
         drift_nu_mean=float(np.clip(np.mean(nu), -1.0, 1.0)),
         drift_nu_std=float(np.clip(nu_sd, 0.0, 1.0)),
         dissolved_fraction=float(np.mean((at_once | later)[conv])) if conv.any() else 0.0,

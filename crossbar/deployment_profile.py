@@ -79,6 +79,9 @@ class Programming(_Strict):
     #: :meth:`Crossbar.program_cell`; 0 in older profiles: unknown). A deployment programs its
     #: cells one after another, so a cell's age at the MVMs is the time the later cells take.
     seconds_per_cell: Annotated[float, Field(ge=0.0)] = 0.0
+    #: the spread of G(t1)/G(0) − 1 over the cells (the reads' own noise removed; 0 in older
+    #: profiles: every cell relaxes by the mean)
+    relaxation_std: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
     #: the share of the converged cells already dissolved during the reads right after
     #: program-and-verify (one read below half the target), and how long those reads took, s
     #: (0 in older profiles: unknown): the dissolution before the first settle time

@@ -55,14 +55,27 @@ run_on_crossbar` realises it, for many independent trials at once:
    (``stuck="profile"``: the array that was characterised), or at a given map
    (``stuck=<bool mask or cell list>``, e.g. to model fault-aware placement); a stuck cell holds
    its value whatever the target.
-4. **Relaxation and drift** at ``t_inference`` s after programming: ``G(t) = G·(1 +
-   relaxation_rel·min(1, t/t₁))·(max(t, t₀)/t₀)^−ν``, ν ~ N(ν_mean, ν_std²) per cell and trial,
-   t₁ = t₀ = the profile's first settle time; a cell dissolves to the floor (the pulse
-   response's G_min) with the probability :meth:`DeploymentModel.dissolution` gives: the
-   profile's ``dissolved_by_settle`` (the share dissolved by each settle time) interpolated in
-   ln t, rising linearly from 0 before the first settle time (older profiles without it:
-   ``dissolved_fraction·min(1, t/t_last)``, t_last the last settle time). Stuck cells do not
-   move.
+4. **Relaxation and drift** at each cell's age t at the MVMs: ``G(t) = G·(1 +
+   r·min(1, t/t₁))·(max(t, t₀)/t₀)^−ν``, r ~ N(relaxation_rel, relaxation_std²) and ν ~
+   N(ν_mean, ν_std²) per cell and trial (relaxation_std: the measured spread of the cells'
+   relaxation; 0 in older profiles), t₁ = t₀ = the profile's first settle time; a cell
+   dissolves to the floor (the pulse response's G_min) with the probability
+   :meth:`DeploymentModel.dissolution` gives: the profile's ``dissolved_by_settle`` (the share
+   dissolved by each settle time) interpolated in ln t, from the share already dissolved
+   during the reads right after program-and-verify (``dissolved_right_after`` at
+   ``seconds_right_after``), rising linearly from 0 before that (older profiles without the
+   shares by settle time: ``dissolved_fraction·min(1, t/t_last)``, t_last the last settle
+   time). Stuck cells do not move. The age (:meth:`DeploymentModel.cell_ages`): a deployment
+   programs its cells one after another in row-major order and then runs the MVMs, so a cell
+   is as old as the program-and-verify of the cells after it takes (the profile's measured
+   ``seconds_per_cell`` each; the MVMs' own duration is left out); with an explicit
+   ``t_inference``, or a profile without that figure, every cell is ``t_inference`` s old.
+   Evidence (``typical``, bench seeds 0–4, 265 programmed cells, the bench's true conductances
+   at the first MVM against the model's realisations): the 54 cells take 1.9 s to program, so
+   the last ones are a fraction of a second old at the MVMs and their filaments (dissolution
+   time ≈ 0.3 s) have not all dissolved yet; the converged cells that had not dissolved moved
+   by 0.086 (σ of ln G) between their verify and the MVMs, against the verify's 0.03 — the
+   spread of their relaxation.
 5. **Every MVM** — row voltages ``V = [clip(x, ±x_max)·s_x, v_bias]`` (as
    :func:`crossbar.mapping.inputs_to_voltages` and the bias row), column currents ``I = V·G``
    (ideal, or an injected ``mvm`` function, e.g. a circuit solve with line resistance; inference
@@ -86,8 +99,9 @@ through estimate for quantisation and clipping).
 (:class:`HardwareModel`): ``accuracy``, ``train_layer``, ``describe``.
 
 Limits: the profile's figures come from a few cells (the quick protocol: 10), so σ_prog and the
-converged fraction carry the sampling error of such a count; relaxation is modelled by its mean
-(the profile does not give its spread); the ``levels`` count of the pulse response is unreliable
+converged fraction carry the sampling error of such a count (the share of dissolving filaments
+too: on ``typical`` 0.06–0.24 over bench seeds from 17–20 cells, the largest single term of
+the model − bench difference of one seed); the ``levels`` count of the pulse response is unreliable
 on analog devices, hence ``quantise="auto"`` only rounds when the levels were measured
 (``level_conductances``) or when the count is ≤ :data:`AUTO_LEVELS` and the programming
 statistics agree (:data:`AUTO_CONVERGED`); where a discrete device's stranded verifies end
@@ -254,6 +268,7 @@ class DeploymentModel(HardwareModel):
             math.log(max(float(pr.dynamic_range), 1.0 + 1e-9)),
         )  # fmt: skip
         self.relaxation = float(prog.relaxation_rel)
+        self.relaxation_std = float(getattr(prog, "relaxation_std", 0.0) or 0.0)
         self.t0 = float(prog.settle_times[0])
         self.t_last = float(prog.settle_times[-1])
         self.nu_mean, self.nu_std = float(prog.drift_nu_mean), float(prog.drift_nu_std)
@@ -443,15 +458,18 @@ class DeploymentModel(HardwareModel):
         tt = torch.as_tensor(self.t_inference if t is None else t, dtype=m.dtype)
         tt = torch.clamp(tt, min=0.0).expand(shape[1:])
         if self.t0 > 0:
-            relax = 1.0 + self.relaxation * torch.clamp(tt / self.t0, max=1.0)
+            rel = torch.full(shape, self.relaxation, dtype=m.dtype)
+            if self.relaxation_std > 0:  # each cell its own (the measured spread)
+                rel = rel + self.relaxation_std * draws.randn(shape[1:])
+            relax = torch.clamp(1.0 + rel * torch.clamp(tt / self.t0, max=1.0), min=0.0)
             log_ratio = torch.log(torch.clamp(tt, min=self.t0) / self.t0)
         else:
-            relax, log_ratio = torch.ones_like(tt), torch.zeros_like(tt)
+            relax, log_ratio = torch.ones(shape, dtype=m.dtype), torch.zeros_like(tt)
         if self.nu_std > 0 or self.nu_mean != 0:
             nu = self.nu_mean + self.nu_std * draws.randn(shape[1:])
             factor = relax * torch.exp(-nu * log_ratio)
         else:
-            factor = relax.expand(shape)
+            factor = relax
         factor = torch.where(fixed, torch.ones_like(m), factor)
         m, a = m * factor, a * factor
         p = self._dissolution(tt)
