@@ -42,11 +42,11 @@ def test_quick_characterisation_recovers_the_true_device(device: str) -> None:
     # the figures behind the comparison are real measurements, not defaults
     assert t.true["n_prog"] >= 3  # σ_prog over at least three converged cells
     assert t.profile.protocol["n_cells"] == 10
-    # the bench time of a cell's program-and-verify and of the reads right after it (the
-    # bench reads in 1 ms steps: at least one pulse and one verify read, then prog_reads reads)
+    # the bench time of a cell's program-and-verify and of the reads right after it (on the
+    # bench clock: measured, and the reads end before the first settle read)
     prog = t.profile.programming
-    assert prog.seconds_per_cell >= 2e-3
-    assert prog.seconds_right_after == pytest.approx(2e-3 * 24, rel=0.5)
+    assert prog.seconds_per_cell > 0
+    assert 0 < prog.seconds_right_after < prog.settle_times[0]
     levels = DEVICES[device][1].get("levels", 0) if device == "inline" else None
     if levels:
         assert len(t.profile.pulse_response.level_conductances) == levels
