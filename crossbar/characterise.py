@@ -26,9 +26,12 @@ data file as it is acquired, progress is reported, and an abort or emergency sto
    then ``prog_reads`` reads averaged right after and ``avg_reads`` at ``settle_times`` s.
    σ_prog: the spread of achieved / target − 1 right after, over the cells whose verify converged and that have not dissolved
    (read < ½ target), the averaged read's own noise removed in quadrature; the relaxation
-   between the first two reads; the drift exponent ν of g(t) = g(t₀)(t/t₀)^−ν fitted per cell
+   between the first two reads (mean and spread over the cells); the drift exponent ν of g(t) = g(t₀)(t/t₀)^−ν fitted per cell
    over the settle reads of the cells that did not dissolve while settling (mean, spread); the
-   fraction of converged cells that fell back to the HRS.
+   fraction of converged cells that fell back to the HRS; the mean bench time of one cell's
+   program-and-verify (a deployment's cells are programmed one after another: their ages at
+   the MVMs) and how long the reads right after it take (the share of the converged cells
+   dissolved by then: the dissolution's first point in time).
 
 ``CharacterisationPlan.quick()`` is the short protocol (fewer cells, reads, targets and settle
 times) that still recovers the figures on the simulated bench in a few minutes of wall time
@@ -519,8 +522,9 @@ def _programming(
         (r, c, targets[i % len(targets)]) for i, (r, c) in enumerate(cells) if (r, c) not in stuck
     ]
     achieved: list[list[float]] = []
-    programmed_at, pulses, converged, lowest = [], [], [], []
+    programmed_at, pulses, converged, lowest, took, reading = [], [], [], [], [], []
     for r, c, target in todo:
+        started = xb.now()
         rep = xb.program_cell(
             r,
             c,
@@ -531,9 +535,11 @@ def _programming(
             read_biasing=p.read_biasing,
         )
         programmed_at.append(xb.now())
+        took.append(programmed_at[-1] - started)
         pulses.append(rep.pulses)
         converged.append(rep.converged)
         first = run.reads(r, c, p.prog_reads)
+        reading.append(xb.now() - programmed_at[-1])
         achieved.append([float(np.mean(first))])
         lowest.append(float(np.min(first)))
         run.tick(
@@ -558,7 +564,12 @@ def _programming(
             t=ts,
             **{f"r{r}c{c}": achieved[k][-1] for k, (r, c, _) in enumerate(todo)},
         )
-    return _programming_figures(p, todo, targets, achieved, times, pulses, converged, lowest, noise)
+    prog = _programming_figures(p, todo, targets, achieved, times, pulses, converged, lowest, noise)
+    seconds = float(np.mean(took)) if took else 0.0
+    after = float(np.mean(reading)) if reading else 0.0
+    return prog.model_copy(
+        update={"seconds_per_cell": max(0.0, seconds), "seconds_right_after": max(0.0, after)}
+    )
 
 
 #: a programmed cell one of whose reads right after program-and-verify falls below this
@@ -610,7 +621,11 @@ def _programming_figures(
         if good.sum() >= 3:
             nus.append(-float(np.polyfit(np.log(t[good]), np.log(g[good]), 1)[0]))
     fine = use & ~later
-    relax = float(np.mean(a[fine, 1] / a[fine, 0] - 1)) if fine.any() and a.shape[1] > 1 else 0.0
+    rel = a[fine, 1] / a[fine, 0] - 1 if a.shape[1] > 1 else np.zeros(0)
+    relax = float(np.mean(rel)) if rel.size else 0.0
+    # the two reads' own relative variances (avg_reads, prog_reads reads averaged)
+    reads_var = noise.sigma_rel**2 * (1.0 / p.avg_reads + 1.0 / p.prog_reads)
+    relax_var = float(np.var(rel, ddof=1)) - reads_var if rel.size > 1 else 0.0
     nu = np.array(nus) if nus else np.zeros(1)
     nu_sd = float(np.std(nu, ddof=1)) if nu.size > 1 else 0.0
     return Programming(
@@ -622,12 +637,14 @@ def _programming_figures(
         converged_fraction=float(np.mean(conv)) if conv.size else 0.0,
         settle_times=list(p.settle_times),
         relaxation_rel=float(np.clip(relax, -1.0, 10.0)),
+        relaxation_std=float(min(10.0, math.sqrt(max(0.0, relax_var)))),
         drift_nu_mean=float(np.clip(np.mean(nu), -1.0, 1.0)),
         drift_nu_std=float(np.clip(nu_sd, 0.0, 1.0)),
         dissolved_fraction=float(np.mean((at_once | later)[conv])) if conv.any() else 0.0,
         dissolved_by_settle=[
             float(np.mean(col[conv])) if conv.any() else 0.0 for col in by_settle.T
         ],
+        dissolved_right_after=float(np.mean(at_once[conv])) if conv.any() else 0.0,
     )
 
 

@@ -75,6 +75,18 @@ class Programming(_Strict):
     #: the same share by each settle time (cumulative, one per ``settle_times``; [] in older
     #: profiles): when the filaments dissolve, not only how many
     dissolved_by_settle: list[Fraction] = []
+    #: mean bench time of one cell's program-and-verify, s (the pulses and verify reads of
+    #: :meth:`Crossbar.program_cell`; 0 in older profiles: unknown). A deployment programs its
+    #: cells one after another, so a cell's age at the MVMs is the time the later cells take.
+    seconds_per_cell: Annotated[float, Field(ge=0.0)] = 0.0
+    #: the spread of G(t1)/G(0) − 1 over the cells (the reads' own noise removed; 0 in older
+    #: profiles: every cell relaxes by the mean)
+    relaxation_std: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
+    #: the share of the converged cells already dissolved during the reads right after
+    #: program-and-verify (one read below half the target), and how long those reads took, s
+    #: (0 in older profiles: unknown): the dissolution before the first settle time
+    dissolved_right_after: Fraction = 0.0
+    seconds_right_after: Annotated[float, Field(ge=0.0)] = 0.0
 
 
 class PulseResponse(_Strict):

@@ -55,14 +55,27 @@ run_on_crossbar` realises it, for many independent trials at once:
    (``stuck="profile"``: the array that was characterised), or at a given map
    (``stuck=<bool mask or cell list>``, e.g. to model fault-aware placement); a stuck cell holds
    its value whatever the target.
-4. **Relaxation and drift** at ``t_inference`` s after programming: ``G(t) = G·(1 +
-   relaxation_rel·min(1, t/t₁))·(max(t, t₀)/t₀)^−ν``, ν ~ N(ν_mean, ν_std²) per cell and trial,
-   t₁ = t₀ = the profile's first settle time; a cell dissolves to the floor (the pulse
-   response's G_min) with the probability :meth:`DeploymentModel.dissolution` gives: the
-   profile's ``dissolved_by_settle`` (the share dissolved by each settle time) interpolated in
-   ln t, rising linearly from 0 before the first settle time (older profiles without it:
-   ``dissolved_fraction·min(1, t/t_last)``, t_last the last settle time). Stuck cells do not
-   move.
+4. **Relaxation and drift** at each cell's age t at the MVMs: ``G(t) = G·(1 +
+   r·min(1, t/t₁))·(max(t, t₀)/t₀)^−ν``, r ~ N(relaxation_rel, relaxation_std²) and ν ~
+   N(ν_mean, ν_std²) per cell and trial (relaxation_std: the measured spread of the cells'
+   relaxation; 0 in older profiles), t₁ = t₀ = the profile's first settle time; a cell
+   dissolves to the floor (the pulse response's G_min) with the probability
+   :meth:`DeploymentModel.dissolution` gives: the profile's ``dissolved_by_settle`` (the share
+   dissolved by each settle time) interpolated in ln t, from the share already dissolved
+   during the reads right after program-and-verify (``dissolved_right_after`` at
+   ``seconds_right_after``), rising linearly from 0 before that (older profiles without the
+   shares by settle time: ``dissolved_fraction·min(1, t/t_last)``, t_last the last settle
+   time). Stuck cells do not move. The age (:meth:`DeploymentModel.cell_ages`): a deployment
+   programs its cells one after another in row-major order and then runs the MVMs, so a cell
+   is as old as the program-and-verify of the cells after it takes (the profile's measured
+   ``seconds_per_cell`` each; the MVMs' own duration is left out); with an explicit
+   ``t_inference``, or a profile without that figure, every cell is ``t_inference`` s old.
+   Evidence (``typical``, bench seeds 0–4, 265 programmed cells, the bench's true conductances
+   at the first MVM against the model's realisations): the 54 cells take 1.9 s to program, so
+   the last ones are a fraction of a second old at the MVMs and their filaments (dissolution
+   time ≈ 0.3 s) have not all dissolved yet; the converged cells that had not dissolved moved
+   by 0.086 (σ of ln G) between their verify and the MVMs, against the verify's 0.03 — the
+   spread of their relaxation.
 5. **Every MVM** — row voltages ``V = [clip(x, ±x_max)·s_x, v_bias]`` (as
    :func:`crossbar.mapping.inputs_to_voltages` and the bias row), column currents ``I = V·G``
    (ideal, or an injected ``mvm`` function, e.g. a circuit solve with line resistance; inference
@@ -86,8 +99,9 @@ through estimate for quantisation and clipping).
 (:class:`HardwareModel`): ``accuracy``, ``train_layer``, ``describe``.
 
 Limits: the profile's figures come from a few cells (the quick protocol: 10), so σ_prog and the
-converged fraction carry the sampling error of such a count; relaxation is modelled by its mean
-(the profile does not give its spread); the ``levels`` count of the pulse response is unreliable
+converged fraction carry the sampling error of such a count (the share of dissolving filaments
+too: on ``typical`` 0.06–0.24 over bench seeds from 17–20 cells, the largest single term of
+the model − bench difference of one seed); the ``levels`` count of the pulse response is unreliable
 on analog devices, hence ``quantise="auto"`` only rounds when the levels were measured
 (``level_conductances``) or when the count is ≤ :data:`AUTO_LEVELS` and the programming
 statistics agree (:data:`AUTO_CONVERGED`); where a discrete device's stranded verifies end
@@ -215,6 +229,11 @@ class DeploymentModel(HardwareModel):
         self.shape = (int(profile.shape[0]), int(profile.shape[1]))
         prog = profile.programming
         self.t_inference = float(prog.settle_times[0] if t_inference is None else t_inference)
+        #: None (the default t_inference) and a profile that timed its program-and-verify: each
+        #: cell's age at the MVMs is the time the cells programmed after it take (module
+        #: docstring, step 4); else every cell is t_inference s old
+        self.seconds_per_cell = float(getattr(prog, "seconds_per_cell", 0.0) or 0.0)
+        self.ages_by_order = t_inference is None and self.seconds_per_cell > 0
         if not (math.isfinite(self.t_inference) and self.t_inference >= 0):
             raise ValueError(f"t_inference must be a time >= 0 s, got {t_inference}")
         self.drift_compensation = bool(drift_compensation)
@@ -249,6 +268,7 @@ class DeploymentModel(HardwareModel):
             math.log(max(float(pr.dynamic_range), 1.0 + 1e-9)),
         )  # fmt: skip
         self.relaxation = float(prog.relaxation_rel)
+        self.relaxation_std = float(getattr(prog, "relaxation_std", 0.0) or 0.0)
         self.t0 = float(prog.settle_times[0])
         self.t_last = float(prog.settle_times[-1])
         self.nu_mean, self.nu_std = float(prog.drift_nu_mean), float(prog.drift_nu_std)
@@ -429,36 +449,74 @@ class DeploymentModel(HardwareModel):
         a: torch.Tensor,
         fixed: torch.Tensor,
         draws: Draws,
-        t: float | None = None,
+        t: float | torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(m, a)`` of the cells ``t`` s after programming (default ``t_inference``):
-        relaxation, power-law drift and dissolution (module docstring); stuck cells stay."""
-        t = self.t_inference if t is None else float(t)
+        """``(m, a)`` of the cells ``t`` s after programming (default ``t_inference``; a
+        tensor of the block's shape: each cell's own age): relaxation, power-law drift and
+        dissolution (module docstring); stuck cells stay."""
         shape = m.shape
-        relax = 1.0 + self.relaxation * min(1.0, t / self.t0) if self.t0 > 0 else 1.0
-        ratio = max(t, self.t0) / self.t0 if self.t0 > 0 else 1.0
+        tt = torch.as_tensor(self.t_inference if t is None else t, dtype=m.dtype)
+        tt = torch.clamp(tt, min=0.0).expand(shape[1:])
+        if self.t0 > 0:
+            rel = torch.full(shape, self.relaxation, dtype=m.dtype)
+            if self.relaxation_std > 0:  # each cell its own (the measured spread)
+                rel = rel + self.relaxation_std * draws.randn(shape[1:])
+            relax = torch.clamp(1.0 + rel * torch.clamp(tt / self.t0, max=1.0), min=0.0)
+            log_ratio = torch.log(torch.clamp(tt, min=self.t0) / self.t0)
+        else:
+            relax, log_ratio = torch.ones(shape, dtype=m.dtype), torch.zeros_like(tt)
         if self.nu_std > 0 or self.nu_mean != 0:
             nu = self.nu_mean + self.nu_std * draws.randn(shape[1:])
-            factor = relax * torch.exp(-nu * math.log(ratio))
+            factor = relax * torch.exp(-nu * log_ratio)
         else:
-            factor = torch.full(shape, relax, dtype=m.dtype)
-        factor = torch.where(fixed, torch.ones_like(factor), factor)
+            factor = relax
+        factor = torch.where(fixed, torch.ones_like(m), factor)
         m, a = m * factor, a * factor
-        p = self.dissolution(t)
-        if p > 0:
+        p = self._dissolution(tt)
+        if bool((p > 0).any()):
             gone = (draws.rand(shape[1:]) < p) & ~fixed
             m = torch.where(gone, torch.zeros_like(m), m)
             a = torch.where(gone, torch.full_like(a, self.g_floor), a)
         return m, a
 
+    def _dissolution(self, t: torch.Tensor) -> torch.Tensor:
+        """:meth:`dissolution` of every cell's age ``t`` (s, a tensor)."""
+        flat = t.reshape(-1).tolist()
+        uniq = {v: self.dissolution(v) for v in set(flat)}
+        return torch.tensor([uniq[v] for v in flat], dtype=t.dtype).reshape(t.shape)
+
+    def cell_ages(self, placement: NetworkPlacement) -> np.ndarray:
+        """Each cell's age (rows, cols) s at the MVMs of a deployment of ``placement``: the
+        network's cells are programmed one after another in row-major order (as
+        :meth:`Crossbar.program_map`), each taking the profile's measured
+        ``seconds_per_cell``, and the MVMs follow the last one; unused cells 0. Without that
+        figure (older profiles) or with an explicit ``t_inference``: ``t_inference`` everywhere."""
+        if not self.ages_by_order:
+            return np.full(self.shape, self.t_inference)
+        used = np.asarray(placement.used_mask(), dtype=bool).ravel()
+        ages = np.zeros(used.size)
+        n = int(used.sum())
+        ages[used] = (n - 1 - np.arange(n)) * self.seconds_per_cell
+        return ages.reshape(self.shape)
+
     def dissolution(self, t: float) -> float:
         """Share of the programmed cells dissolved ``t`` s after programming: the profile's
-        share by each settle time, interpolated in ln t (a linear rise before the first; older
-        profiles without it: ``dissolved_fraction``, linear up to the last settle time)."""
+        share by each settle time, interpolated in ln t, from its share right after programming
+        (``dissolved_right_after`` at ``seconds_right_after``; a linear rise before the first
+        of these times; older profiles without the per-settle shares: ``dissolved_fraction``,
+        linear up to the last settle time)."""
         by = self.dissolved_by_settle
-        times = self.profile.programming.settle_times
+        prog = self.profile.programming
+        times = prog.settle_times
         if not by or len(by) != len(times):
             return self.dissolved * min(1.0, t / self.t_last) if self.t_last > 0 else 0.0
+        t_early = float(getattr(prog, "seconds_right_after", 0.0) or 0.0)
+        if 0 < t_early < times[0]:  # measured right after programming: ln t from there
+            early = min(float(getattr(prog, "dissolved_right_after", 0.0) or 0.0), by[0])
+            if t <= t_early:
+                return early * t / t_early
+            if t <= times[0]:
+                return float(np.interp(math.log(t), np.log([t_early, times[0]]), [early, by[0]]))
         if t <= times[0]:
             return by[0] * t / times[0]
         return float(np.interp(math.log(t), np.log(times), by))
@@ -536,10 +594,12 @@ class DeploymentModel(HardwareModel):
         targets: torch.Tensor,
         draws: Draws,
         cells: tuple[np.ndarray, np.ndarray] | None,
+        ages: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G right after programming, G at t_inference) of target blocks (T, R, C)."""
+        """(G right after programming, G at the MVMs) of target blocks (T, R, C); ``ages``
+        (R, C) s: each cell's age then (default: t_inference)."""
         m, a, fixed = self.program(targets, draws, cells)
-        mt, at = self.age(m, a, fixed, draws)
+        mt, at = self.age(m, a, fixed, draws, ages)
         return targets * m + a, targets * mt + at
 
     # -- a whole network ------------------------------------------------------------------------
@@ -577,13 +637,15 @@ class DeploymentModel(HardwareModel):
         n = int(n_trials)
         gen = torch.Generator().manual_seed(int(seed))
         draws = Draws(gen, n, torch.float64)
+        ages = self.cell_ages(placement)
         with torch_threads(1), torch.no_grad():
             h = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))[None]
             last = len(placement.layers) - 1
             for i, lm in enumerate(placement.layers):
                 cells = (np.asarray(lm.rows), np.asarray(lm.cols))
                 targets = torch.from_numpy(lm.targets).expand(n, *lm.targets.shape)
-                g0, gt = self._realise(targets, draws, cells)
+                block_ages = torch.from_numpy(ages[np.ix_(cells[0], cells[1])])
+                g0, gt = self._realise(targets, draws, cells, block_ages)
                 x_max = self.options.v_read_max / lm.input_scale
                 v = _row_voltages(h, x_max, lm.input_scale, lm.v_bias if lm.has_bias else None)
                 h = self.block_outputs(g0, gt, v, lm.k, lm.input_scale, draws, cells)
@@ -624,6 +686,8 @@ class DeploymentModel(HardwareModel):
             "levels": None if self.levels is None else int(self.levels.size),
             "drift_nu_mean": self.nu_mean,
             "t_inference": self.t_inference,
+            "ages": "programming order" if self.ages_by_order else "t_inference",
+            "seconds_per_cell": self.seconds_per_cell,
             "drift_compensation": self.drift_compensation,
             "read_noise": self.read_noise,
             "failed": self.failed,

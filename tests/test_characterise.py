@@ -42,6 +42,11 @@ def test_quick_characterisation_recovers_the_true_device(device: str) -> None:
     # the figures behind the comparison are real measurements, not defaults
     assert t.true["n_prog"] >= 3  # σ_prog over at least three converged cells
     assert t.profile.protocol["n_cells"] == 10
+    # the bench time of a cell's program-and-verify and of the reads right after it (on the
+    # bench clock: measured, and the reads end before the first settle read)
+    prog = t.profile.programming
+    assert prog.seconds_per_cell > 0
+    assert 0 < prog.seconds_right_after < prog.settle_times[0]
     levels = DEVICES[device][1].get("levels", 0) if device == "inline" else None
     if levels:
         assert len(t.profile.pulse_response.level_conductances) == levels
@@ -154,11 +159,31 @@ def test_programming_figures_leave_out_dissolved_cells_and_fit_the_drift() -> No
     # by each settle read (1, 10, 100, 1000 s): cell 0 at once, cell 1 by the third
     assert prog.dissolved_by_settle == pytest.approx([1 / 39, 1 / 39, 2 / 39, 2 / 39])
     assert prog.converged_fraction == pytest.approx(39 / 40)
+    assert prog.dissolved_right_after == pytest.approx(1 / 39)  # cell 0, during the reads
     # the averaged read's own noise is removed in quadrature
     noisy = _programming_figures(
         plan, todo, [target], achieved, times, [10] * n, converged, lowest, _noise(0.04)
     )
     assert noisy.sigma_rel == pytest.approx(math.sqrt(prog.sigma_rel**2 - 0.04**2 / 4))
+
+
+def test_programming_figures_measure_the_spread_of_the_relaxation() -> None:
+    plan = CharacterisationPlan.quick(prog_reads=4, avg_reads=4, settle_times=(1.0, 10.0))
+    rng = np.random.default_rng(5)
+    n, target = 30, 1e-5
+    r = -0.05 + 0.1 * rng.standard_normal(n)  # each cell's G(1 s)/G(0) − 1
+    achieved = [[target, target * (1 + x), target * (1 + x)] for x in r]
+    todo = [(0, k, target) for k in range(n)]
+    times = [[0.01, 1.0, 10.0] for _ in range(n)]
+    args = (plan, todo, [target], achieved, times, [5] * n, [True] * n, [target] * n)
+    prog = _programming_figures(*args, _noise(0.0))
+    assert prog.relaxation_rel == pytest.approx(np.mean(r), abs=1e-12)
+    assert prog.relaxation_std == pytest.approx(np.std(r, ddof=1), rel=1e-9)
+    # the two averaged reads' own noise (σ²/4 each) is removed in quadrature
+    noisy = _programming_figures(*args, _noise(0.1))
+    assert noisy.relaxation_std == pytest.approx(
+        math.sqrt(np.var(r, ddof=1) - 0.1**2 / 2), rel=1e-9
+    )
 
 
 # -- bad input: the new fields of the profile ---------------------------------------------------
@@ -203,6 +228,11 @@ def test_an_analog_profile_says_so_and_an_old_one_still_loads() -> None:
     assert prof.pulse_response.level_conductances == []
     doc["pulse_response"]["levels"] = 0
     assert DeploymentProfile.from_dict(doc).pulse_response.levels_text == "0 levels (analog)"
+    # before the programming step timed itself: unknown (0), the model ages every cell alike
+    assert "seconds_per_cell" not in doc["programming"]
+    assert prof.programming.seconds_per_cell == 0.0
+    assert prof.programming.dissolved_right_after == 0.0
+    assert prof.programming.seconds_right_after == 0.0
 
 
 @pytest.mark.slow

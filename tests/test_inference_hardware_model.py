@@ -327,6 +327,52 @@ def test_dissolution_follows_the_measured_share_by_settle_time() -> None:
     assert old.dissolution(10.0) == pytest.approx(0.02)
 
 
+def test_dissolution_before_the_first_settle_time_follows_the_share_right_after() -> None:
+    by = [0.1, 0.15, 0.2]  # at the settle times 1, 10, 100 s
+    early = {"dissolved_right_after": 0.04, "seconds_right_after": 0.01}
+    model = DeploymentModel(_three_levels(dissolved_by_settle=by, **early))
+    assert model.dissolution(0.005) == pytest.approx(0.02)  # linear up to the reads' end
+    assert model.dissolution(0.01) == pytest.approx(0.04)
+    assert model.dissolution(0.1) == pytest.approx(0.07)  # then in ln t up to 1 s
+    assert model.dissolution(1.0) == pytest.approx(0.1)
+    assert model.dissolution(10.0) == pytest.approx(0.15)
+
+
+def test_each_cell_relaxes_by_its_own_amount_with_the_measured_spread() -> None:
+    relax = {"relaxation_rel": -0.05, "relaxation_std": 0.1}
+    model = DeploymentModel(make_profile(programming=relax), programming=False, stuck="none")
+    m, a, fixed = model.program(_blocks(20000, 1e-5, (1, 1)), _draws(20000))
+    mt, _ = model.age(m, a, fixed, _draws(20000, 1))  # at t_inference = t₁: the whole of it
+    assert mt.mean().item() == pytest.approx(0.95, abs=0.003)
+    assert mt.std().item() == pytest.approx(0.1, rel=0.03)
+    half, _ = model.age(m, a, fixed, _draws(20000, 1), 0.5)  # half-way to t₁: half of it
+    assert half.std().item() == pytest.approx(0.05, rel=0.03)
+
+
+def test_cells_age_in_the_order_the_deployment_programs_them(moons_erm) -> None:
+    moons, erm = moons_erm
+    by = {"seconds_per_cell": 0.05, "dissolved_by_settle": [0.3, 0.3, 0.3]}
+    profile = make_profile(programming=by)
+    model = DeploymentModel(profile, stuck="none")
+    placement = model.placement(erm, moons.x_train)
+    ages = model.cell_ages(placement)
+    used = placement.used_mask()
+    # row-major: the first programmed cell waits for all the others, the last for none
+    order = ages[used]
+    n = int(used.sum())
+    assert order == pytest.approx(0.05 * np.arange(n - 1, -1, -1))
+    assert (ages[~used] == 0).all()
+    # younger cells have had less time to dissolve: p = 0.3·t/1 s below the first settle time
+    assert model.describe()["ages"] == "programming order"
+    m, a, fixed = model.program(_blocks(4000, 1e-5, (1, 2)), _draws(4000))
+    mt, _ = model.age(m, a, fixed, _draws(4000, 1), torch.tensor([[0.1, 1.0]]))
+    gone = (mt == 0).double().mean(dim=0).numpy().ravel()
+    assert gone == pytest.approx([0.03, 0.3], abs=0.025)
+    # an explicit t_inference (or an older profile without the time per cell): every cell alike
+    assert (DeploymentModel(profile, t_inference=2.0).cell_ages(placement) == 2.0).all()
+    assert DeploymentModel(make_profile()).describe()["ages"] == "t_inference"
+
+
 # -- time after programming, drift compensation -------------------------------------------------
 
 
