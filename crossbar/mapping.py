@@ -391,7 +391,10 @@ def inputs_to_voltages(
     elif not x_max > 0:
         raise MappingError(f"x_max must be > 0, got {x_max:g}")
     s_x = v_read_max / x_max
-    return np.clip(xa, -x_max, x_max) * s_x, float(s_x)
+    # clipped again after scaling: x_max·s_x can round to v_read_max + 1 ulp (x_max =
+    # v_read_max / input_scale), which the bench's read limit refuses
+    v = np.clip(np.clip(xa, -x_max, x_max) * s_x, -v_read_max, v_read_max)
+    return v, float(s_x)
 
 
 def currents_to_outputs(
