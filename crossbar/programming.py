@@ -441,9 +441,10 @@ class _Adaptive:
     toward the target by at least a quarter of its aim measures the polarity's rate (ln G per s,
     a running geometric mean), and the next width moves ln G by :data:`AIM` of the remaining
     gap at that rate (:data:`AIM_SURE` after a pulse that moved as aimed; at most
-    :data:`MAX_MOVE`; between ``width/1000`` and ``width·8``). A pulse that did less halves the rate (the next one is longer). Within :data:`FINE` of the target a
-    pulse's own level spread outweighs its drift, so the width is sized for a spread of
-    :data:`SPREAD_AIM` of the gap from the spread measured on the cell (ln G² per s).
+    :data:`MAX_MOVE`; between ``width/1000`` and ``width·8``). A pulse that did less halves the
+    rate (the next one is longer). Within :data:`FINE` of the target a pulse's own level spread
+    outweighs its drift, so the width is sized for a spread of :data:`SPREAD_AIM` of the gap
+    from the spread measured on the cell (ln G² per s).
     ``prior`` (from :func:`program_map`) passes the rates from cell to cell: neighbouring devices
     switch alike. A cell that does not move at the longest pulse for :data:`KICK_PATIENCE`
     pulses gets one full pulse the other way (a switching event redraws its thresholds, so a
