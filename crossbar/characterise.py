@@ -24,11 +24,12 @@ data file as it is acquired, progress is reported, and an abort or emergency sto
    a discrete device's measured levels above its lowest, an analog device's ``n_targets``
    spread log-uniformly across the window the cells share (target k on cell i: k = i mod K) —
    then ``prog_reads`` reads averaged right after and ``avg_reads`` at ``settle_times`` s.
-   σ_prog: the spread of achieved / target − 1 right after, over the cells whose verify converged and that have not dissolved
-   (read < ½ target), the averaged read's own noise removed in quadrature; the relaxation
-   between the first two reads (mean and spread over the cells); the drift exponent ν of
-   g(t) = g(t₀)(t/t₀)^−ν fitted per cell over the settle reads of the cells that did not dissolve while settling (mean, spread); the
-   fraction of converged cells that fell back to the HRS; the mean bench time of one cell's
+   σ_prog: the spread of achieved / target − 1 right after, over the cells whose verify
+   converged and that have not dissolved (read < ½ target), the averaged read's own noise
+   removed in quadrature; the relaxation between the first two reads (mean and spread over the
+   cells); the drift exponent ν of g(t) = g(t₀)(t/t₀)^−ν fitted per cell over the settle reads
+   of the cells that did not dissolve while settling (mean, spread); the fraction of converged
+   cells that fell back to the HRS; the mean bench time of one cell's
    program-and-verify (a deployment's cells are programmed one after another: their ages at
    the MVMs) and how long the reads right after it take (the share of the converged cells
    dissolved by then: the dissolution's first point in time).
