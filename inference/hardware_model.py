@@ -232,7 +232,7 @@ class DeploymentModel(HardwareModel):
         #: None (the default t_inference) and a profile that timed its program-and-verify: each
         #: cell's age at the MVMs is the time the cells programmed after it take (module
         #: docstring, step 4); else every cell is t_inference s old
-        self.seconds_per_cell = float(getattr(prog, "seconds_per_cell", 0.0) or 0.0)
+        self.seconds_per_cell = float(prog.seconds_per_cell)
         self.ages_by_order = t_inference is None and self.seconds_per_cell > 0
         if not (math.isfinite(self.t_inference) and self.t_inference >= 0):
             raise ValueError(f"t_inference must be a time >= 0 s, got {t_inference}")
@@ -268,7 +268,7 @@ class DeploymentModel(HardwareModel):
             math.log(max(float(pr.dynamic_range), 1.0 + 1e-9)),
         )  # fmt: skip
         self.relaxation = float(prog.relaxation_rel)
-        self.relaxation_std = float(getattr(prog, "relaxation_std", 0.0) or 0.0)
+        self.relaxation_std = float(prog.relaxation_std)
         self.t0 = float(prog.settle_times[0])
         self.t_last = float(prog.settle_times[-1])
         self.nu_mean, self.nu_std = float(prog.drift_nu_mean), float(prog.drift_nu_std)
@@ -510,9 +510,9 @@ class DeploymentModel(HardwareModel):
         times = prog.settle_times
         if not by or len(by) != len(times):
             return self.dissolved * min(1.0, t / self.t_last) if self.t_last > 0 else 0.0
-        t_early = float(getattr(prog, "seconds_right_after", 0.0) or 0.0)
+        t_early = float(prog.seconds_right_after)
         if 0 < t_early < times[0]:  # measured right after programming: ln t from there
-            early = min(float(getattr(prog, "dissolved_right_after", 0.0) or 0.0), by[0])
+            early = min(float(prog.dissolved_right_after), by[0])
             if t <= t_early:
                 return early * t / t_early
             if t <= times[0]:
