@@ -301,17 +301,39 @@ def _chip_in_loop_gains(erm, moons, seeds=range(6), **options) -> list[float]:
     return gain
 
 
+@pytest.fixture(scope="module")
+def typical_gains(erm, moons) -> np.ndarray:
+    """Chip-in-the-loop gains on typical bench seeds 0–13 (measured once for both tests)."""
+    return np.asarray(_chip_in_loop_gains(erm, moons, seeds=range(14)))
+
+
 @pytest.mark.slow
-def test_chip_in_loop_raises_the_hardware_accuracy_on_typical(erm, moons) -> None:
-    """Over bench seeds 0–13 of the typical array (physics, ERM, 200 test points), progressive
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 15: chip-in-the-loop alone loses 2.5 points on typical seed 1, whose one-shot "
+    "deployment already reaches 95 % (gains on seeds 0-5 with loop_settle = 30 s: +31.5, -2.5, "
+    "+10.5, +40.5, +17, +5.5); over 14 seeds it gains +27.4 on average (next test)",
+)
+def test_chip_in_loop_raises_the_hardware_accuracy_on_typical(typical_gains) -> None:
+    """Over bench seeds 0–5 of the typical array (physics, ERM, 200 test points), progressive
     programming with fine-tuning and the read-out calibration beats one-shot programming,
-    paired by seed: the mean gain is above 15 points with its 95 % CI above 0, and no seed
-    loses more than 3 points (a seed whose one-shot deployment is already within 3 points of
-    software can only lose to read noise). Measured with ``loop_settle`` = 30 s: +31.5, −2.5,
-    +10.5, +40.5, +17, +5.5, +37.5, +47, +23, +16.5, +53.5, +34, +28, +41 (mean +27.4); with
-    the layer outputs measured at once after their verify (``loop_settle=0``) cells relax and
-    dissolve after they are measured: +35.5, −32, +6.5, +37, +19, −10.5, … (mean +18.7)."""
-    gain = np.asarray(_chip_in_loop_gains(erm, moons, seeds=range(14)))
+    paired by seed."""
+    gain = typical_gains[:6]
+    # measured at first: +36, +31, +26, +28, +41.5, +8 points
+    assert np.mean(gain) > 0.15, gain
+    assert min(gain) > 0.0, gain
+
+
+@pytest.mark.slow
+def test_chip_in_loop_gains_on_average_over_14_typical_arrays(typical_gains) -> None:
+    """Over bench seeds 0–13 of the typical array the mean gain is above 15 points with its
+    95 % CI above 0, and no seed loses more than 3 points. Measured with ``loop_settle`` =
+    30 s: +31.5, −2.5, +10.5, +40.5, +17, +5.5, +37.5, +47, +23, +16.5, +53.5, +34, +28, +41
+    (mean +27.4); with the layer outputs measured at once after their verify
+    (``loop_settle=0``) cells relax and dissolve after they are measured: +35.5, −32, +6.5,
+    +37, +19, −10.5, … (mean +18.7)."""
+    gain = typical_gains
     half = stats.t.ppf(0.975, gain.size - 1) * gain.std(ddof=1) / np.sqrt(gain.size)
     assert gain.mean() > 0.15, gain
     assert gain.mean() - half > 0.0, gain
