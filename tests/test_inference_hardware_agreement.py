@@ -1,14 +1,20 @@
 """The deployment noise model predicts what the physics backend's deployment gives.
 
-For each bench seed: open the physics bench, characterise it (the deployment profile of that
-very array), deploy each network with :func:`inference.deploy.run_on_crossbar` (program-and-
-verify, MVMs on the simulated array) and evaluate the same network with
-``DeploymentModel(profile, stuck="profile")`` (200 test points, 200 trials). The claim: the mean
-hardware accuracy over the seeds agrees within 3 points. The table (mean with 95 % CI over
-seeds, and of the paired difference) is printed (``pytest -s``).
+For each bench seed and network: open the physics bench, characterise it (the deployment
+profile of that very array), deploy the network with :func:`inference.deploy.run_on_crossbar`
+(program-and-verify, MVMs on the simulated array) ``repeats`` times in a row, and evaluate the
+same network with ``DeploymentModel(profile, stuck="profile")`` (200 test points, 200 trials).
+The seed's bench accuracy is the mean of its deployments: one deployment is one draw of the
+programming (on ``paper`` a single deployment's accuracy spreads by ±13 points on one array),
+and the model predicts their mean. Each network gets its own freshly characterised array, so no
+deployment starts from another network's conductances (on a device of few levels where the
+stranded verifies end depends on what the cells held before; see the notes below). The claim:
+the mean hardware accuracy over the seeds agrees within 3 points. The table (mean with 95 % CI
+over seeds, and of the paired difference) is printed (``pytest -s``).
 
-The quick suite runs a small grid (``optimized``, 1 seed, ERM); the full check (``typical`` —
-and ``paper`` when the simulation has that preset —, 10 seeds, ERM and BayesMulti) is slow.
+The quick suite runs a small grid (``optimized``, 1 seed, ERM, one deployment); the full check
+(``typical`` — and ``paper`` when the simulation has that preset —, 20 seeds × 4 deployments,
+ERM and BayesMulti) is slow.
 """
 
 from __future__ import annotations
@@ -32,19 +38,25 @@ make_profile = hardware_tests.make_profile
 moons_erm = hardware_tests.moons_erm  # the two-moons data and its ERM network (a fixture)
 
 
-def agreement(preset: str, seeds, nets: dict, plan: CharacterisationPlan, moons) -> dict:
-    """Per network: (bench accuracies, model accuracies) over the seeds."""
+def agreement(
+    preset: str, seeds, nets: dict, plan: CharacterisationPlan, moons, repeats: int = 1
+) -> dict:
+    """Per network: (bench accuracies, model accuracies) over the seeds; a seed's bench accuracy
+    is the mean of ``repeats`` deployments in a row on the array just characterised."""
     x, y = moons.x_test[:N_POINTS], moons.y_test[:N_POINTS]
     out = {name: ([], []) for name in nets}
     for seed in seeds:
-        with Crossbar(physics_bench(preset, seed)) as xb:
-            profile = characterise(xb, plan)
-            for name, net in nets.items():
-                r = run_on_crossbar(xb, net, x, y, x_train=moons.x_train)
-                model = DeploymentModel(profile, stuck="profile")
-                acc = model.accuracy(net, x, y, x_calib=moons.x_train, n_trials=200, seed=seed)
-                out[name][0].append(r.hardware_accuracy)
-                out[name][1].append(float(acc.mean()))
+        for name, net in nets.items():
+            with Crossbar(physics_bench(preset, seed)) as xb:
+                profile = characterise(xb, plan)
+                bench = [
+                    run_on_crossbar(xb, net, x, y, x_train=moons.x_train).hardware_accuracy
+                    for _ in range(repeats)
+                ]
+            model = DeploymentModel(profile, stuck="profile")
+            acc = model.accuracy(net, x, y, x_calib=moons.x_train, n_trials=200, seed=seed)
+            out[name][0].append(float(np.mean(bench)))
+            out[name][1].append(float(acc.mean()))
     return out
 
 
@@ -75,53 +87,39 @@ def test_model_agrees_with_the_optimized_physics_bench(moons_erm) -> None:
     assert abs(model[0] - bench[0]) <= 0.02
 
 
-#: Issue 15's acceptance (agreement within 3 points) holds on ``paper`` but not yet on
-#: ``typical``. Measured over these 10 bench seeds (model − bench, mean ± 95 % CI, points) with
-#: the model quantising to the measured levels, stranded verifies ending on a neighbouring
-#: level, each cell aged as the deployment's programming order and the measured time per
-#: program-and-verify make it, dissolution from the share measured right after programming,
-#: the measured spread of the relaxation, and the width-controlled write-verify:
-#: paper ERM +1.1 ± 9.1, BayesMulti +0.1 ± 10.8; typical ERM −4.1 ± 8.3, BayesMulti −0.8 ± 5.6.
-#: (Every cell at t_inference = 1 s, dissolution rising linearly to 1 s, the mean relaxation:
-#: paper +0.3 / +0.2, typical −3.5 / −1.4; the write-verify of the session before that: paper
-#: +30.9 / +18.4, typical −0.7 / +4.0.) What is left on ``typical`` (seeds 0–9, the bench's
-#: true conductances at the first MVM put in place of the model's draws, ERM): the cells the
-#: bench dissolved instead of the model's dissolution +3.5, the converged cells +1.0, the
-#: stranded verifies −0.6, stuck cells 0, the MVMs themselves (read noise, line resistance)
-#: −0.2. The model dissolves 12.4 % of the cells, the bench 12.6 %, but the bench's dissolve
-#: mostly where the network parks cells at g_min (15 % of those, 8.5–13.6 % of the cells
-#: programmed higher, 5 % above 15 µS), where a lost filament hardly moves a weight: the
-#: profile does not measure dissolution by target. (Tried on branch ``wt-diss``, not merged:
-#: a log-odds slope per ln G fitted by the characterisation came out positive on ``typical``
-#: — seeds 0–4: +0.34, +0.16, +0.79, −0.53, +0.88; 11 % of the cells programmed to 0.2–2.9 µS
-#: dissolve, 17–22 % of those at 3–10 µS — and weighting each cell by it missed by more: ERM
-#: −9.4 ± 10.8, BayesMulti −8.2 ± 12.9. What decides is the direction of the write-verify's
-#: last pulse: of the characterised cells, 13 of 51 whose last pulse was a SET dissolved, 0 of
-#: 40 whose last pulse was a RESET; the model would have to predict which of a deployment's
-#: cells end on a SET, which depends on each cell's state before programming.)
-#: Strict: the test fails as soon as the model agrees on ``typical``, so the marker cannot
-#: outlive the fix.
-MODEL_DISAGREES = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 15 open: on typical the deployment model misses ERM by 4.1 points",
-)
+#: Issue 15's acceptance: the mean hardware accuracy within 3 points. Measured with this
+#: protocol (model − bench, mean ± 95 % CI over 20 seeds, 4 deployments each, points):
+#: typical ERM −0.7 ± 2.9, BayesMulti +0.8 ± 2.7; paper ERM −0.4 ± 3.1, BayesMulti −0.2 ± 4.5.
+#: One deployment per seed (the protocol before, 10 seeds, ERM then BayesMulti on the same
+#: array) gave typical ERM −4.1 ± 8.3 — within its own noise of 0, and seeds 10–29 gave −3.5;
+#: averaged over 4 deployments the same seeds 0–9 give −1.4 ± 3.6: the single deployment's
+#: draw, not a bias of the model (20 seeds, one deployment each: −2.3 ± 4.8). Checked before
+#: that: the bench dissolves as many converged cells as the model (12.2 % against 13.1 % at
+#: the MVMs, typical seeds 0–19) and at every target alike (a filament dissolves after the
+#: SET that grew it; the verify ends on a SET for 45–65 % of the cells in every band of
+#: targets, and 26–45 % of those leave an unstable filament; the earlier impression that
+#: high targets dissolve less came from 38 cells).
+#: Limit found on ``paper`` (few levels; BayesMulti parks 47–49 of its 54 cells between two
+#: levels, where the verify cannot converge and ends on a neighbour): where such a verify
+#: ends depends on what the cells held before, which the profile does not know. Seeds 0–9,
+#: BayesMulti, model 72.7: the bench gives 73.0 deployed right after the characterisation,
+#: 77.3 (4 deployments) deployed after ERM's deployments on the same array, 79.9 on the
+#: as-made array (never characterised). Hence each network here gets its own freshly
+#: characterised array. (Tried: one RESET pulse at the cap before each verify, to start every
+#: deployment from the HRS: typical lost 5.2 (ERM) and 3.7 (BayesMulti) points of hardware
+#: accuracy and the model then missed ERM by +4.5 ± 2.4; not kept.)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "preset",
-    [
-        pytest.param(p, marks=[MODEL_DISAGREES] if p == "typical" else [])
-        for p in ("typical", "paper")
-        if p in PROFILES
-    ],
+    [p for p in ("typical", "paper") if p in PROFILES],
 )
 def test_model_agrees_with_the_physics_bench_over_seeds(moons_erm, preset: str) -> None:
     moons, erm = moons_erm
     bm = train_bayesmulti(moons, MOONS_SIZES, usability=0.5, n_init=3, n_iter=5, seed=0)
     nets = {"ERM": erm, "BayesMulti": bm}
-    out = agreement(preset, range(10), nets, CharacterisationPlan(), moons)
+    out = agreement(preset, range(20), nets, CharacterisationPlan(), moons, repeats=4)
     print(report(preset, out))
     for name, (bench, model) in out.items():
         assert abs(np.mean(model) - np.mean(bench)) <= 0.03, (name, report(preset, out))
