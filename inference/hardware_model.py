@@ -105,7 +105,11 @@ the model − bench difference of one seed); the ``levels`` count of the pulse r
 on analog devices, hence ``quantise="auto"`` only rounds when the levels were measured
 (``level_conductances``) or when the count is ≤ :data:`AUTO_LEVELS` and the programming
 statistics agree (:data:`AUTO_CONVERGED`); where a discrete device's stranded verifies end
-(``p_upper``) is a decision from the physics bench, not a measurement.
+(``p_upper``) is a decision from the physics bench, not a measurement, and it depends on what
+the cells held before programming, which the profile does not know: the model predicts a
+deployment on the array as its characterisation left it (``paper``, BayesMulti, seeds 0–9:
+model 72.7 %, bench 73.0 % right after the characterisation, 77.3 % after another network's
+deployments, 79.9 % on the as-made array; docs/deployment-loop.md has the agreement table).
 """
 
 from __future__ import annotations
