@@ -85,6 +85,9 @@ class Truth:
     wall: float = 0.0
     bench_time: float = 0.0
     profile: Any = None
+    #: bench-clock seconds seen from outside the characterisation: each program-and-verify
+    #: (``per_cell``) and the averaged reads right after it (``right_after``)
+    timing: dict[str, list[float]] = field(default_factory=dict)
 
     def errors(self) -> dict[str, str]:
         """The figures outside the acceptance bounds, with their values."""
@@ -118,15 +121,18 @@ def characterise_with_truth(
         plan = ch.CharacterisationPlan.quick() if quick else ch.CharacterisationPlan()
     v_read = plan.v_read
     after: dict[tuple[int, int], list[float]] = {}  # cell -> [target, converged, G_true]
-    state: dict[str, Any] = {"cell": None, "reads": []}
+    state: dict[str, Any] = {"cell": None, "reads": [], "t_end": 0.0}
+    timing: dict[str, list[float]] = {"per_cell": [], "right_after": []}
 
     with Crossbar(backend) as xb:
         orig_prog, orig_read = xb.program_cell, xb.read_cell
 
         def program_cell(r: int, c: int, target: float, **kw: Any) -> Any:
+            t0 = xb.now()
             rep = orig_prog(r, c, target, **kw)
+            timing["per_cell"].append(xb.now() - t0)
             after[(r, c)] = [target, float(rep.converged)]
-            state["cell"], state["reads"] = (r, c), []
+            state["cell"], state["reads"], state["t_end"] = (r, c), [], xb.now()
             return rep
 
         def read_cell(r: int, c: int, **kw: Any) -> Any:
@@ -135,6 +141,7 @@ def characterise_with_truth(
                 state["reads"].append(float(arr.true_conductance(v_read)[r, c]))
                 if len(state["reads"]) == plan.prog_reads:  # the true G over that read
                     after[(r, c)] += [float(np.mean(state["reads"])), min(state["reads"])]
+                    timing["right_after"].append(xb.now() - state["t_end"])
                     state["cell"] = None
             return out
 
@@ -153,7 +160,7 @@ def characterise_with_truth(
             if g_end[r, c] >= 0.5 * g_true:  # nor dissolved while settling
                 nus.append(devs.drift_nu[r, c])
     t = Truth(device, seed, plan.n_cells < 20)
-    t.wall, t.bench_time, t.profile = wall, result.bench_time, result
+    t.wall, t.bench_time, t.profile, t.timing = wall, result.bench_time, result, timing
     t.true = {
         "read_sigma": prof.read_sigma,
         "prog_sigma": float(np.std(errs, ddof=1)) if len(errs) > 1 else math.nan,

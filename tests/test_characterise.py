@@ -43,10 +43,14 @@ def test_quick_characterisation_recovers_the_true_device(device: str) -> None:
     assert t.true["n_prog"] >= 3  # σ_prog over at least three converged cells
     assert t.profile.protocol["n_cells"] == 10
     # the bench time of a cell's program-and-verify and of the reads right after it (on the
-    # bench clock: measured, and the reads end before the first settle read)
+    # bench clock: measured, and the reads end before the first settle read): the means of
+    # what the bench clock showed around each program-and-verify and its reads
     prog = t.profile.programming
     assert prog.seconds_per_cell > 0
     assert 0 < prog.seconds_right_after < prog.settle_times[0]
+    assert len(t.timing["per_cell"]) == len(t.timing["right_after"]) >= 3
+    assert prog.seconds_per_cell == pytest.approx(np.mean(t.timing["per_cell"]), rel=1e-9)
+    assert prog.seconds_right_after == pytest.approx(np.mean(t.timing["right_after"]), rel=1e-9)
     levels = DEVICES[device][1].get("levels", 0) if device == "inline" else None
     if levels:
         assert len(t.profile.pulse_response.level_conductances) == levels

@@ -473,3 +473,19 @@ def test_study_table_columns_line_up_for_the_full_loop() -> None:
     assert rows[0].index(" 2  ") == rows[1].index(" 2  ") == head.index(" n ")
     end = head.index("hardware %") + len("hardware %")
     assert [ln[end - 11 : end] for ln in rows] == ["58.5 ± 19.1", "95.5 ±  6.4"]
+
+
+def test_infer_help_states_the_loop_defaults(capsys) -> None:
+    """``xbar infer --help`` names the loop's timings without importing the deployment (torch);
+    its figures are DeployOptions' defaults, so they cannot drift apart."""
+    with pytest.raises(SystemExit) as e:
+        main(["infer", "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    o = DeployOptions()
+    assert f"training inputs {o.loop_settle:g} s after their programming" in text
+    assert f"settle {o.refresh_wait:g} s, read every cell" in text
+    assert (
+        f"moved beyond {100 * o.refresh_tol:g} % (a dissolved filament); {o.refresh_rounds} rounds"
+        in text
+    )
